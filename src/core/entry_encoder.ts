@@ -1,0 +1,204 @@
+import type { ChangeEvent, Op, RowFragments, SourcePosition } from "./change_event.ts";
+import { qualifiedName, type TableSchema } from "./table_schema.ts";
+
+export type MessageFormat = "compact" | "extended" | "fields";
+export type Connector = "postgresql" | "mysql";
+
+export interface EntryOptions {
+  format: MessageFormat;
+  includeSchema: boolean;
+  tombstones: boolean;
+  connector: Connector;
+  replicationId: string;
+  version: string;
+}
+
+/** Schema of the position fields each connector adds to `source` (SPEC §4). */
+const POSITION_FIELDS: Record<Connector, [string, string][]> = {
+  postgresql: [["lsn", "int64"], ["txId", "int64"], ["sequence", "int64"]],
+  mysql: [["server_id", "int64"], ["gtid", "string"], ["file", "string"], ["pos", "int64"], [
+    "row",
+    "int32",
+  ]],
+};
+
+/** Value of a tombstone entry (SPEC §4). */
+export const TOMBSTONE_VALUE = "default";
+
+/**
+ * Turns change events of one table into Redis stream field/value lists. Everything that
+ * does not depend on the row (schemas, JSON key prefixes, source header) is built once
+ * per table, so encoding a row is string concatenation only.
+ */
+export class TableEntryEncoder {
+  readonly #format: MessageFormat;
+  readonly #tombstones: boolean;
+  readonly #columnPrefixes: string[];
+  readonly #keyPrefixes: string[];
+  readonly #keyColumns: number[];
+  readonly #keySchemaOpen: string;
+  readonly #valueSchemaOpen: string;
+  readonly #sourceOpen: string;
+  readonly #sourceTableSnapshot: string;
+  readonly #sourceTableStreaming: string;
+  readonly #tableName: string;
+
+  constructor(readonly table: TableSchema, options: EntryOptions) {
+    this.#format = options.format;
+    this.#tombstones = options.tombstones;
+    const cols = table.columns;
+    this.#columnPrefixes = cols.map((c, i) => (i === 0 ? "{" : ",") + JSON.stringify(c.name) + ":");
+    this.#keyColumns = table.keyColumns;
+    this.#keyPrefixes = table.keyColumns.map((ci, i) =>
+      (i === 0 ? "{" : ",") + JSON.stringify(cols[ci].name) + ":"
+    );
+    this.#tableName = qualifiedName(table.id);
+    const ns = [options.replicationId, table.id.catalog, table.id.schema, table.id.table]
+      .filter((p) => p !== null).join(".");
+    const fieldSchema = (ci: number, forceRequired = false) => ({
+      type: cols[ci].connectType,
+      optional: forceRequired ? false : cols[ci].nullable,
+      field: cols[ci].name,
+    });
+    const rowStruct = (field: string) => ({
+      type: "struct",
+      fields: cols.map((_, i) => fieldSchema(i)),
+      optional: true,
+      name: `${ns}.Value`,
+      field,
+    });
+    const sourceFields = [
+      ["version", "string"],
+      ["connector", "string"],
+      ["name", "string"],
+      ["ts_ms", "int64"],
+      ["snapshot", "string"],
+      ["db", "string"],
+      ["schema", "string"],
+      ["table", "string"],
+      ...POSITION_FIELDS[options.connector],
+    ].map(([field, type]) => ({ type, optional: true, field }));
+    const keySchema = {
+      type: "struct",
+      fields: table.keyColumns.map((ci) => fieldSchema(ci, true)),
+      optional: false,
+      name: `${ns}.Key`,
+    };
+    const valueSchema = {
+      type: "struct",
+      fields: [
+        rowStruct("before"),
+        rowStruct("after"),
+        {
+          type: "struct",
+          fields: sourceFields,
+          optional: false,
+          name: `io.replicant.connector.${options.connector}.Source`,
+          field: "source",
+        },
+        { type: "string", optional: false, field: "op" },
+        { type: "int64", optional: true, field: "ts_ms" },
+      ],
+      optional: false,
+      name: `${ns}.Envelope`,
+    };
+    const withSchema = options.includeSchema && options.format !== "fields";
+    this.#keySchemaOpen = withSchema ? `{"schema":${JSON.stringify(keySchema)},"payload":` : "";
+    this.#valueSchemaOpen = withSchema ? `{"schema":${JSON.stringify(valueSchema)},"payload":` : "";
+    this.#sourceOpen = `{"version":${
+      JSON.stringify(options.version)
+    },"connector":"${options.connector}","name":${JSON.stringify(options.replicationId)},"ts_ms":`;
+    const tableFields = `"db":${JSON.stringify(table.id.catalog)},"schema":${
+      JSON.stringify(table.id.schema)
+    },"table":${JSON.stringify(table.id.table)}`;
+    this.#sourceTableSnapshot = `,"snapshot":"true",${tableFields}`;
+    this.#sourceTableStreaming = `,"snapshot":"false",${tableFields}`;
+  }
+
+  /** Field/value list of the entry for one event, plus a tombstone after deletes. */
+  encode(event: ChangeEvent, nowMs: number): string[][] {
+    const row = event.after ?? event.before;
+    const key = this.keyPayload(row);
+    const entry = this.#encodeOne(event.op, key, event.before, event.after, event.position, nowMs);
+    if (event.op === "d" && this.#tombstones) return [entry, this.tombstone(key)];
+    return [entry];
+  }
+
+  /** A snapshot read (`op: r`) of one row. */
+  encodeRead(row: RowFragments, position: SourcePosition, nowMs: number): string[] {
+    return this.#encodeOne("r", this.keyPayload(row), null, row, position, nowMs);
+  }
+
+  tombstone(keyPayload: string): string[] {
+    const key = this.#key(keyPayload);
+    switch (this.#format) {
+      case "compact":
+        return [key, TOMBSTONE_VALUE];
+      case "extended":
+        return ["key", key, "value", TOMBSTONE_VALUE];
+      case "fields":
+        return ["op", "tombstone", "table", this.#tableName, "key", keyPayload];
+    }
+  }
+
+  /** JSON of the key columns of a row; the literal `default` when the table has no columns. */
+  keyPayload(row: RowFragments | null): string {
+    const kc = this.#keyColumns;
+    if (kc.length === 0 || row === null) return TOMBSTONE_VALUE;
+    let s = "";
+    for (let i = 0; i < kc.length; i++) s += this.#keyPrefixes[i] + row[kc[i]];
+    return s + "}";
+  }
+
+  /** The key with its schema half; the literal `default` stays bare. */
+  #key(keyPayload: string): string {
+    if (this.#keySchemaOpen === "" || keyPayload === TOMBSTONE_VALUE) return keyPayload;
+    return this.#keySchemaOpen + keyPayload + "}";
+  }
+
+  #row(row: RowFragments | null): string {
+    if (row === null) return "null";
+    const p = this.#columnPrefixes;
+    if (p.length === 0) return "{}";
+    let s = "";
+    for (let i = 0; i < p.length; i++) s += p[i] + row[i];
+    return s + "}";
+  }
+
+  #encodeOne(
+    op: Op,
+    keyPayload: string,
+    before: RowFragments | null,
+    after: RowFragments | null,
+    position: SourcePosition,
+    nowMs: number,
+  ): string[] {
+    const source = this.#sourceOpen + position.tsMs +
+      (op === "r" ? this.#sourceTableSnapshot : this.#sourceTableStreaming) +
+      (position.fields === "" ? "}" : "," + position.fields + "}");
+    const b = this.#row(before);
+    const a = this.#row(after);
+    if (this.#format === "fields") {
+      return [
+        "op",
+        op,
+        "table",
+        this.#tableName,
+        "key",
+        keyPayload,
+        "before",
+        b,
+        "after",
+        a,
+        "source",
+        source,
+        "ts_ms",
+        String(nowMs),
+      ];
+    }
+    const payload = `{"before":${b},"after":${a},"source":${source},"op":"${op}","ts_ms":${nowMs}}`;
+    const value = this.#valueSchemaOpen === "" ? payload : this.#valueSchemaOpen + payload + "}";
+    const key = this.#key(keyPayload);
+    return this.#format === "compact" ? [key, value] : ["key", key, "value", value];
+  }
+}

@@ -1,0 +1,252 @@
+import type { Redis } from "ioredis";
+import { decodeEntry } from "../core/entry_decoder.ts";
+import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
+import { ExistingStreamsError, ReplicantError, SinkError } from "../core/errors.ts";
+import type { StreamNaming } from "../core/stream_naming.ts";
+import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import type { ReplicationLog } from "../observe/replication_log.ts";
+import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
+import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
+import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
+import type { KeyValue, SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
+
+/** What snapshot does with target streams that already exist (SPEC §1). */
+export type WriteMode = "fail" | "replace" | "truncate" | "append";
+
+export interface SnapshotSettings {
+  threads: number;
+  /** Rows per source read (extractor `fetch-size-rows`). */
+  fetchRows: number;
+  /** Entries per pipelined XADD batch (applier `batch-size-rows`). */
+  batchRows: number;
+  writeMode: WriteMode;
+  /** Continue an interrupted snapshot: skip finished tables, resume others after their tail. */
+  resume: boolean;
+  retry: RetrySettings;
+  skipTablesOnFailures: boolean;
+  logRowLevelErrors: boolean;
+  entry: EntryOptions;
+}
+
+export interface TableOutcome {
+  table: string;
+  stream: string;
+  rows: number;
+  status: "done" | "skipped" | "failed" | "interrupted";
+  error?: string;
+}
+
+export interface SnapshotOutcome {
+  tables: TableOutcome[];
+  interrupted: boolean;
+}
+
+/** Field of the checkpoint hash that marks a table's snapshot as complete. */
+export const snapshotDoneField = (stream: string) => `snapshot:done:${stream}`;
+
+class TableFailure extends ReplicantError {}
+
+/**
+ * Copies every selected table into its stream: `threads` tables at a time, each read in key
+ * order and written in pipelined batches, two chunks in flight so reading, encoding and
+ * Redis round trips overlap while memory stays bounded.
+ */
+export class SnapshotPipeline {
+  constructor(
+    private readonly source: SnapshotSource,
+    private readonly sink: RedisStreamSink,
+    private readonly naming: StreamNaming,
+    private readonly checkpoints: CheckpointStore,
+    private readonly settings: SnapshotSettings,
+    private readonly log: ReplicationLog,
+    private readonly progress: SnapshotProgress,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  async run(): Promise<SnapshotOutcome> {
+    const tables = await this.source.tables();
+    const state = this.settings.resume ? await this.checkpoints.read() : {};
+    const pending = tables.filter((t) => state[snapshotDoneField(this.#stream(t.schema))] !== "1");
+    if (!this.settings.resume) await this.#prepareStreams(tables);
+    this.log.info(
+      `snapshot of ${tables.length} table(s), ${tables.length - pending.length} already done`,
+    );
+    for (const t of pending) this.progress.add(qualifiedName(t.schema.id), t.estimatedRows);
+    this.progress.start();
+    const outcomes: TableOutcome[] = [];
+    const queue = [...pending].sort((a, b) => b.estimatedRows - a.estimatedRows);
+    const workers = Math.max(1, Math.min(this.settings.threads, queue.length));
+    try {
+      await Promise.all(Array.from({ length: workers }, async () => {
+        const reader = await this.source.reader();
+        const client = this.sink.lease();
+        try {
+          while (queue.length > 0 && !this.signal.aborted) {
+            outcomes.push(await this.#copyTable(queue.shift()!, reader, client));
+          }
+        } finally {
+          await reader.close();
+        }
+      }));
+    } finally {
+      this.progress.stop();
+    }
+    for (const t of queue) {
+      outcomes.push({
+        table: qualifiedName(t.schema.id),
+        stream: this.#stream(t.schema),
+        rows: 0,
+        status: "interrupted",
+      });
+    }
+    return { tables: outcomes, interrupted: this.signal.aborted };
+  }
+
+  #stream(table: TableSchema): string {
+    return this.naming.snapshotStream(table.id);
+  }
+
+  async #prepareStreams(tables: SnapshotTable[]): Promise<void> {
+    const existing = await this.sink.existing(tables.map((t) => this.#stream(t.schema)));
+    if (existing.length === 0) return;
+    switch (this.settings.writeMode) {
+      case "fail":
+        throw new ExistingStreamsError(existing);
+      case "replace":
+        await this.sink.deleteKeys(existing);
+        this.log.info(`replaced ${existing.length} existing stream(s): ${existing.join(", ")}`);
+        break;
+      case "truncate":
+        await this.sink.truncateStreams(existing);
+        this.log.info(`truncated ${existing.length} existing stream(s): ${existing.join(", ")}`);
+        break;
+      case "append":
+        this.log.info(`appending to ${existing.length} existing stream(s)`);
+    }
+  }
+
+  async #copyTable(
+    table: SnapshotTable,
+    reader: TableReader,
+    client: Redis,
+  ): Promise<TableOutcome> {
+    const name = qualifiedName(table.schema.id);
+    const stream = this.#stream(table.schema);
+    const encoder = new TableEntryEncoder(table.schema, this.settings.entry);
+    const position = { tsMs: this.source.snapshotTsMs, fields: "" };
+    let after: KeyValue[] | null = null;
+    let already = 0;
+    if (this.settings.resume) {
+      ({ after, already } = await this.#resumePoint(table.schema, stream));
+    }
+    this.progress.tableStarted(name, already);
+    let rows = already;
+    let inflight: Promise<void> = Promise.resolve();
+    try {
+      for await (const chunk of reader.read(table.schema, after, this.settings.fetchRows)) {
+        const now = Date.now();
+        const entries = chunk.map((row) => encoder.encodeRead(row, position, now));
+        const batches: Promise<void>[] = [];
+        for (let i = 0; i < entries.length; i += this.settings.batchRows) {
+          const batch = entries.slice(i, i + this.settings.batchRows);
+          batches.push(
+            this.#writeBatch(client, name, stream, batch).then(() => {
+              rows += batch.length;
+              this.progress.rowsWritten(name, batch.length);
+            }),
+          );
+        }
+        await inflight;
+        inflight = Promise.all(batches).then(() => {});
+        // Swallow here; the error is rethrown by the next `await inflight`.
+        inflight.catch(() => {});
+        if (this.signal.aborted) break;
+      }
+      await inflight;
+    } catch (err) {
+      await inflight.catch(() => {});
+      const message = (err as Error).message;
+      const skip = this.settings.skipTablesOnFailures && err instanceof TableFailure;
+      this.log.fail(
+        `snapshot of ${name} into ${stream} ${skip ? "skipped" : "failed"}: ${message}`,
+      );
+      this.progress.tableFinished(name, skip ? "skipped" : "failed", message);
+      if (!skip) throw err;
+      return { table: name, stream, rows, status: "skipped", error: message };
+    }
+    if (this.signal.aborted) {
+      this.progress.tableFinished(name, "failed", "interrupted");
+      return { table: name, stream, rows, status: "interrupted" };
+    }
+    await this.checkpoints.write({ [snapshotDoneField(stream)]: "1" });
+    this.progress.tableFinished(name, "done");
+    this.log.info(`snapshot of ${name} done: ${rows} rows into ${stream}`);
+    return { table: name, stream, rows, status: "done" };
+  }
+
+  /** The key after which to continue, from the tail of the table's stream (DESIGN §Exactly once). */
+  async #resumePoint(table: TableSchema, stream: string) {
+    const client = this.sink.client;
+    const length = await client.xlen(stream);
+    if (length === 0) return { after: null, already: 0 };
+    if (!table.hasKey) {
+      // Without a key there is no order to continue from: start the table over.
+      await client.del(stream);
+      return { after: null, already: 0 };
+    }
+    const tail = await client.xrevrange(stream, "+", "-", "COUNT", 1);
+    const key = decodeEntry(tail[0][1], this.settings.entry.format).key;
+    if (!key) return { after: null, already: 0 };
+    const after = table.keyColumns.map((ci) => key[table.columns[ci].name] as KeyValue);
+    return { after, already: length };
+  }
+
+  /** Writes a batch; on partial failure retries only the entries that failed (SPEC §5). */
+  async #writeBatch(client: Redis, table: string, stream: string, entries: string[][]) {
+    let pending = entries;
+    for (let attempt = 0;; attempt++) {
+      let errors: (Error | null)[];
+      try {
+        errors = (await this.sink.append(client, stream, pending)).errors;
+      } catch (err) {
+        errors = pending.map(() => err as Error);
+      }
+      const failed = pending.filter((_, i) => errors[i] !== null);
+      if (failed.length === 0) return;
+      const firstError = errors.find((e) => e !== null)!;
+      const kind = classifyRedisError(firstError);
+      if (this.settings.logRowLevelErrors) {
+        pending.forEach((fields, i) => {
+          if (errors[i]) {
+            this.log.warn(
+              `row of ${table} failed (${errors[i]!.message}): key ${fields[0].slice(0, 500)}`,
+            );
+          }
+        });
+      }
+      if (
+        kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
+      ) {
+        throw new TableFailure(
+          `${failed.length} of ${pending.length} entries not accepted by stream "${stream}" after ${
+            attempt + 1
+          } tries: ${firstError.message}`,
+        );
+      }
+      // OOM is backpressure: wait for memory to free instead of counting it as a failure.
+      await sleep(
+        backoffMs(
+          kind === "oom" ? Math.min(attempt + 1, 4) : attempt + 1,
+          this.settings.retry.waitMs,
+        ),
+        this.signal,
+      );
+      if (this.signal.aborted) {
+        throw new SinkError(`interrupted while retrying writes to "${stream}"`, stream);
+      }
+      pending = failed;
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import type { RowFragments } from "../core/change_event.ts";
+import type { Connector } from "../core/entry_encoder.ts";
+import type { TableId, TableSchema } from "../core/table_schema.ts";
+
+/** A key value as read back from a stream's tail entry (JSON), to resume a table after it. */
+export type KeyValue = string | number | boolean | null;
+
+export interface SnapshotTable {
+  schema: TableSchema;
+  /** Planner's estimate, for progress and ETA only. */
+  estimatedRows: number;
+}
+
+/** Which tables and columns the user selected (the filter file). */
+export interface TableSelection {
+  table(id: TableId): boolean;
+  /** Allowed column names, or null for all. */
+  columns(id: TableId): string[] | null;
+}
+
+/**
+ * Snapshot side of a source (Debezium's "snapshot source"): every reader it hands out sees
+ * the same consistent snapshot, so rows written meanwhile appear neither twice nor torn.
+ */
+export interface SnapshotSource {
+  readonly connector: Connector;
+  /** Source time of the snapshot, in ms; goes into each entry's `source.ts_ms`. */
+  readonly snapshotTsMs: number;
+  tables(): Promise<SnapshotTable[]>;
+  /** A reader on its own connection, inside the shared snapshot. */
+  reader(): Promise<TableReader>;
+  close(): Promise<void>;
+}
+
+export interface TableReader {
+  /**
+   * Rows of a table in key order, in chunks of at most `chunkRows`, after `after` (the key
+   * of the last row already written) when given. Never holds more than one chunk ahead.
+   */
+  read(
+    table: TableSchema,
+    after: KeyValue[] | null,
+    chunkRows: number,
+  ): AsyncIterable<RowFragments[]>;
+  close(): Promise<void>;
+}

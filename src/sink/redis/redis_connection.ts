@@ -1,0 +1,49 @@
+import { Redis, type RedisOptions } from "ioredis";
+import { SinkError } from "../../core/errors.ts";
+
+export interface RedisTarget {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** Connections in the pool; each table writer uses one at a time. */
+  poolSize: number;
+  tls?: RedisOptions["tls"];
+  /** Name shown in errors, usually the connection file. */
+  origin: string;
+}
+
+/** Opens one client and fails with a message naming the target instead of retrying forever. */
+export async function openRedis(target: RedisTarget, name = "replicant"): Promise<Redis> {
+  const client = new Redis({
+    host: target.host,
+    port: target.port,
+    username: target.username || undefined,
+    password: target.password || undefined,
+    tls: target.tls,
+    connectionName: name,
+    lazyConnect: true,
+    // Commands fail fast on a lost connection; the pipeline decides about retries.
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    connectTimeout: 5000,
+  });
+  client.on("error", () => {/* reported through the failing command */});
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    client.disconnect();
+    const reason = (err as Error).message;
+    const hint = /WRONGPASS|NOAUTH|invalid username-password/i.test(reason)
+      ? " (check username/password)"
+      : "";
+    throw new SinkError(
+      `Cannot connect to Redis at ${target.host}:${target.port} (${target.origin}): ${reason}${hint}`,
+      undefined,
+      { cause: err },
+    );
+  }
+  return client;
+}

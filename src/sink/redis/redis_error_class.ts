@@ -1,0 +1,29 @@
+/**
+ * Classifies Redis errors once (DESIGN §Errors): retriable ones are retried with backoff,
+ * permanent ones go straight to the skip / in-doubt rules.
+ */
+export type RedisErrorClass = "retriable" | "oom" | "permanent";
+
+const RETRIABLE_PREFIXES = ["LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY"];
+const CONNECTION_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+]);
+
+export function classifyRedisError(err: unknown): RedisErrorClass {
+  const e = err as { message?: string; code?: string; name?: string };
+  const message = String(e?.message ?? err);
+  if (message.startsWith("OOM")) return "oom";
+  if (RETRIABLE_PREFIXES.some((p) => message.startsWith(p))) return "retriable";
+  if (e?.code && CONNECTION_CODES.has(e.code)) return "retriable";
+  if (
+    /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Command timed out|MaxRetriesPerRequestError|Reached the max retries/i
+      .test(message)
+  ) return "retriable";
+  return "permanent";
+}

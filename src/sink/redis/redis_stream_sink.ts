@@ -1,0 +1,107 @@
+import type { Redis } from "ioredis";
+import { openRedis, type RedisTarget } from "./redis_connection.ts";
+
+/** Outcome of one pipelined batch: per entry either the id Redis gave it or the error. */
+export interface BatchResult {
+  ids: (string | null)[];
+  errors: (Error | null)[];
+  failed: number;
+}
+
+export interface AppendOptions {
+  /** Approximate MAXLEN (`MAXLEN ~ n`); 0 = unlimited. */
+  maxStreamLength: number;
+}
+
+/**
+ * Writes entries to Redis Streams through a pool of connections with pipelined XADD.
+ * Knows nothing of SQL: it receives stream names and field/value lists.
+ */
+export class RedisStreamSink {
+  readonly #pool: Redis[];
+  #next = 0;
+
+  private constructor(pool: Redis[], readonly options: AppendOptions) {
+    this.#pool = pool;
+  }
+
+  static async open(target: RedisTarget, options: AppendOptions): Promise<RedisStreamSink> {
+    const pool = await Promise.all(
+      Array.from(
+        { length: Math.max(1, target.poolSize) },
+        (_, i) => openRedis(target, `replicant-${i}`),
+      ),
+    );
+    return new RedisStreamSink(pool, options);
+  }
+
+  /** A connection for one writer; writers keep theirs so a stream's batches stay ordered. */
+  lease(): Redis {
+    const c = this.#pool[this.#next % this.#pool.length];
+    this.#next++;
+    return c;
+  }
+
+  get client(): Redis {
+    return this.#pool[0];
+  }
+
+  /** XADD every entry in one pipeline and checks every reply on its own. */
+  async append(client: Redis, stream: string, entries: string[][]): Promise<BatchResult> {
+    const pipe = client.pipeline();
+    const max = this.options.maxStreamLength;
+    for (const fields of entries) {
+      if (max > 0) pipe.xadd(stream, "MAXLEN", "~", max, "*", ...fields);
+      else pipe.xadd(stream, "*", ...fields);
+    }
+    const replies = (await pipe.exec()) as [Error | null, unknown][] | null;
+    const ids: (string | null)[] = new Array(entries.length).fill(null);
+    const errors: (Error | null)[] = new Array(entries.length).fill(null);
+    let failed = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const reply = replies?.[i];
+      if (!reply) {
+        errors[i] = new Error("no reply from Redis");
+        failed++;
+      } else if (reply[0]) {
+        errors[i] = reply[0];
+        failed++;
+      } else ids[i] = reply[1] as string;
+    }
+    return { ids, errors, failed };
+  }
+
+  /** Streams (or other keys) among `names` that exist now. */
+  async existing(names: string[]): Promise<string[]> {
+    const found: string[] = [];
+    const client = this.client;
+    for (let i = 0; i < names.length; i += 500) {
+      const part = names.slice(i, i + 500);
+      const pipe = client.pipeline();
+      for (const n of part) pipe.exists(n);
+      const replies = (await pipe.exec()) as [Error | null, number][];
+      replies.forEach(([err, n], j) => {
+        if (err) throw err;
+        if (n > 0) found.push(part[j]);
+      });
+    }
+    return found;
+  }
+
+  async deleteKeys(names: string[]): Promise<void> {
+    if (names.length > 0) await this.client.del(...names);
+  }
+
+  /** Empties streams but keeps them (and their consumer groups). */
+  async truncateStreams(names: string[]): Promise<void> {
+    for (const n of names) await this.client.xtrim(n, "MAXLEN", 0);
+  }
+
+  async streamLength(name: string): Promise<number> {
+    return await this.client.xlen(name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#pool.map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}

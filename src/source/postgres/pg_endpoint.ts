@@ -1,0 +1,66 @@
+import pg from "pg";
+import { SourceError } from "../../core/errors.ts";
+
+export interface PgEndpoint {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password?: string;
+  ssl?: pg.ClientConfig["ssl"];
+  /** Shown in errors, usually the connection file. */
+  origin: string;
+}
+
+/** Every value arrives as PostgreSQL's text; our decoders make it lossless JSON. */
+export const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
+
+/** Session settings that make the text forms unambiguous (UTC, ISO dates and intervals). */
+const SESSION_SETUP = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; " +
+  "SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET bytea_output = 'hex'";
+
+export async function openPg(
+  endpoint: PgEndpoint,
+  applicationName = "replicant",
+): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: endpoint.host,
+    port: endpoint.port,
+    database: endpoint.database,
+    user: endpoint.user,
+    password: endpoint.password,
+    ssl: endpoint.ssl,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+    types: TEXT_TYPES,
+  });
+  client.on("error", () => {/* surfaced by the query that fails */});
+  try {
+    await client.connect();
+    await client.query(SESSION_SETUP);
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw new SourceError(describePgConnectError(endpoint, err), undefined, { cause: err });
+  }
+  return client;
+}
+
+function describePgConnectError(endpoint: PgEndpoint, err: unknown): string {
+  const e = err as { message?: string; code?: string };
+  const where = `PostgreSQL at ${endpoint.host}:${endpoint.port} database "${endpoint.database}"` +
+    ` (${endpoint.origin})`;
+  const hints: Record<string, string> = {
+    "28P01": "wrong password for user " + JSON.stringify(endpoint.user) + ": check `password`",
+    "28000": "user " + JSON.stringify(endpoint.user) +
+      " may not connect: check `username` and pg_hba.conf",
+    "3D000": `database "${endpoint.database}" does not exist: check \`database\``,
+    ECONNREFUSED: "connection refused: is the server running, and are `host` and `port` right?",
+    ENOTFOUND: "unknown host: check `host`",
+  };
+  const hint = (e?.code && hints[e.code]) || e?.message || String(err);
+  return `Cannot connect to ${where}: ${hint}`;
+}
+
+export function quoteIdent(name: string): string {
+  return '"' + name.replaceAll('"', '""') + '"';
+}
