@@ -15,6 +15,12 @@ export interface SourcePosition {
   tsMs: number;
   /** Extra `source` fields already JSON-encoded, e.g. `"lsn":123,"txId":7,"sequence":0`. */
   fields: string;
+  /**
+   * Realtime only: the change's place in its source as a string that sorts like the
+   * position (fixed-width fields), so the tail of a stream can be compared with incoming
+   * changes without knowing the source. Built by the connector's `positionSortKey`.
+   */
+  sortKey?: string;
 }
 
 export interface ChangeEvent {
