@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { decodeEntry } from "../../src/core/entry_decoder.ts";
+import { type EntryOptions, TableEntryEncoder } from "../../src/core/entry_encoder.ts";
+import type { TableSchema } from "../../src/core/table_schema.ts";
+
+const table: TableSchema = {
+  id: { catalog: "shop", schema: "public", table: "orders" },
+  columns: [
+    {
+      name: "id",
+      sourceType: "int8",
+      connectType: "int64",
+      nullable: false,
+      keyPosition: 1,
+      defaultValue: null,
+    },
+    {
+      name: "note",
+      sourceType: "text",
+      connectType: "string",
+      nullable: true,
+      keyPosition: null,
+      defaultValue: null,
+    },
+    {
+      name: "doc",
+      sourceType: "jsonb",
+      connectType: "string",
+      nullable: true,
+      keyPosition: null,
+      defaultValue: null,
+    },
+  ],
+  keyColumns: [0],
+  hasKey: true,
+};
+
+const options = (over: Partial<EntryOptions> = {}): EntryOptions => ({
+  format: "compact",
+  includeSchema: true,
+  tombstones: true,
+  connector: "postgresql",
+  replicationId: "r1",
+  version: "9.9.9",
+  ...over,
+});
+
+const position = { tsMs: 1700000000000, fields: '"lsn":123,"txId":7,"sequence":0' };
+
+Deno.test("compact entry: key and value JSON with schema and lossless payload", () => {
+  const enc = new TableEntryEncoder(table, options());
+  const [entry] = enc.encode({
+    table,
+    op: "c",
+    before: null,
+    after: ["9007199254740993", '"a \\"b\\""', '{"n":12345678901234567890}'],
+    position,
+  }, 42);
+  assert.equal(entry.length, 2);
+  const key = JSON.parse(entry[0]);
+  assert.deepEqual(key.payload, { id: 9007199254740993 });
+  assert.equal(key.schema.fields[0].field, "id");
+  // The raw fragment keeps digits a double would round.
+  assert.ok(
+    entry[1].includes(
+      '"after":{"id":9007199254740993,"note":"a \\"b\\"","doc":{"n":12345678901234567890}}',
+    ),
+  );
+  const value = JSON.parse(entry[1]);
+  assert.equal(value.payload.op, "c");
+  assert.equal(value.payload.ts_ms, 42);
+  assert.equal(value.payload.before, null);
+  assert.deepEqual(value.payload.source, {
+    version: "9.9.9",
+    connector: "postgresql",
+    name: "r1",
+    ts_ms: 1700000000000,
+    snapshot: "false",
+    db: "shop",
+    schema: "public",
+    table: "orders",
+    lsn: 123,
+    txId: 7,
+    sequence: 0,
+  });
+  assert.deepEqual(value.schema.fields.map((f: { field: string }) => f.field), [
+    "before",
+    "after",
+    "source",
+    "op",
+    "ts_ms",
+  ]);
+});
+
+Deno.test("delete is followed by a tombstone unless tombstones are off", () => {
+  const before = ["5", "null", "null"];
+  const ev = { table, op: "d" as const, before, after: null, position };
+  const withT = new TableEntryEncoder(table, options({ includeSchema: false })).encode(ev, 1);
+  assert.equal(withT.length, 2);
+  assert.deepEqual(withT[1], ['{"id":5}', "default"]);
+  assert.equal(JSON.parse(withT[0][1]).after, null);
+  const without = new TableEntryEncoder(table, options({ tombstones: false })).encode(ev, 1);
+  assert.equal(without.length, 1);
+});
+
+Deno.test("include-schema false writes bare payloads", () => {
+  const enc = new TableEntryEncoder(table, options({ includeSchema: false }));
+  const entry = enc.encodeRead(["1", '"x"', "null"], { tsMs: 5, fields: "" }, 6);
+  assert.equal(entry[0], '{"id":1}');
+  const value = JSON.parse(entry[1]);
+  assert.equal(value.op, "r");
+  assert.equal(value.source.snapshot, "true");
+  assert.deepEqual(value.after, { id: 1, note: "x", doc: null });
+});
+
+Deno.test("extended and fields formats", () => {
+  const row = ["1", '"x"', "null"];
+  const ext = new TableEntryEncoder(table, options({ format: "extended" })).encodeRead(
+    row,
+    position,
+    1,
+  );
+  assert.deepEqual([ext[0], ext[2]], ["key", "value"]);
+  assert.equal(JSON.parse(ext[1]).payload.id, 1);
+  const flds = new TableEntryEncoder(table, options({ format: "fields" })).encodeRead(
+    row,
+    position,
+    1,
+  );
+  const map = Object.fromEntries(
+    Array.from({ length: flds.length / 2 }, (_, i) => [flds[2 * i], flds[2 * i + 1]]),
+  );
+  assert.equal(map.op, "r");
+  assert.equal(map.table, "shop.public.orders");
+  assert.deepEqual(JSON.parse(map.key), { id: 1 });
+  assert.equal(map.before, "null");
+  assert.deepEqual(JSON.parse(map.after), { id: 1, note: "x", doc: null });
+  assert.equal(JSON.parse(map.source).lsn, 123);
+});
+
+Deno.test("decodeEntry reads back key and source in every format", () => {
+  for (const format of ["compact", "extended", "fields"] as const) {
+    for (const includeSchema of [true, false]) {
+      const enc = new TableEntryEncoder(table, options({ format, includeSchema }));
+      const [entry] = enc.encode({
+        table,
+        op: "u",
+        before: null,
+        after: ["77", '"n"', "null"],
+        position,
+      }, 1);
+      const d = decodeEntry(entry, format);
+      assert.deepEqual(d.key, { id: 77 }, `${format} ${includeSchema}`);
+      assert.equal((d.source as { lsn: number }).lsn, 123);
+      assert.equal(d.op, "u");
+    }
+  }
+});
+
+Deno.test("a table without columns has the literal key default", () => {
+  const empty: TableSchema = { ...table, columns: [], keyColumns: [], hasKey: false };
+  const enc = new TableEntryEncoder(empty, options());
+  const entry = enc.encodeRead([], position, 1);
+  assert.equal(entry[0], "default");
+  assert.equal(JSON.parse(entry[1]).payload.after && "{}", "{}");
+});
