@@ -12,5 +12,7 @@ export const VERSION: string = meta.version;
 
 export function versionText(): string {
   const b = BUILD_INFO;
-  return `replicant ${b.version} (commit ${b.commit}${b.date ? `, built ${b.date}` : ""}, ${b.compiler})`;
+  return `replicant ${b.version} (commit ${b.commit}${
+    b.date ? `, built ${b.date}` : ""
+  }, ${b.compiler})`;
 }

@@ -56,7 +56,8 @@ export async function readPgTables(
     rowMode: "array",
   });
   const keys = await client.query({
-    text: `SELECT i.indrelid::int8::text, i.indisprimary::text, array_to_string(i.indkey::int2[], ',')
+    text:
+      `SELECT i.indrelid::int8::text, i.indisprimary::text, array_to_string(i.indkey::int2[], ',')
              FROM pg_index i
             WHERE i.indrelid = ANY($1::oid[]) AND (i.indisprimary OR i.indisunique)
               AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid

@@ -131,7 +131,7 @@ class PgTableReader implements TableReader {
         text: key ? next : first,
         values: key ?? [],
         rowMode: "array",
-      }).catch((err) => {
+      }).catch((err: unknown) => {
         throw new SourceError(`Cannot read ${what}: ${(err as Error).message}`, what, {
           cause: err,
         });

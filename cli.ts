@@ -1,0 +1,151 @@
+#!/usr/bin/env -S deno run -A
+/**
+ * Command line of Replicant: parses arguments and calls mod.ts. Nothing else lives here.
+ */
+import process from "node:process";
+import { Command, CommanderError, Option } from "commander";
+import {
+  cleanupIndoubt,
+  type CommonOptions,
+  describeError,
+  fetchSchemas,
+  replicate,
+  testConnection,
+  versionText,
+} from "./mod.ts";
+
+const program = new Command("replicant")
+  .description(
+    "Replicate MySQL/MariaDB and PostgreSQL tables into Redis Streams: a consistent snapshot,\n" +
+      "then realtime changes in commit order, nothing lost and nothing duplicated.",
+  )
+  .version(versionText(), "-V, --version", "print version, commit, build date and compiler")
+  .option("--verbose", "print stack traces of internal errors")
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(text) })
+  .addHelpText(
+    "after",
+    `
+Connection files follow Arcion Replicant's layout: conf/conn/postgresql.yaml,
+conf/conn/mysql.yaml (source) and conf/conn/redis_stream.yaml (target).
+
+Examples:
+  replicant snapshot conf/conn/postgresql.yaml conf/conn/redis_stream.yaml \\
+      --extractor conf/src/postgresql.yaml --applier conf/dst/redis_stream.yaml \\
+      --filter conf/filter/postgresql_filter.yaml --id orders
+  replicant full conf/conn/postgresql.yaml conf/conn/redis_stream.yaml --id orders
+  replicant realtime conf/conn/redis_stream.yaml --id orders --resume
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
+3 finished with skipped tables, 4 stopped with in-doubt entries.`,
+  );
+
+function replicationCommand(name: "snapshot" | "realtime" | "full", summary: string): Command {
+  return program.command(name)
+    .description(summary)
+    .argument("<conn...>", "SRC_CONN DST_CONN, or only DST_CONN with --source or a saved --id")
+    .option("--source <file>", "source connection file, when only DST_CONN is given")
+    .option("--extractor <file>", "extractor settings (conf/src/*.yaml)")
+    .option("--applier <file>", "applier settings (conf/dst/redis_stream.yaml)")
+    .option("--filter <file>", "which tables and columns to replicate (conf/filter/*.yaml)")
+    .option("--id <id>", "replication id: names state, logs and internal streams", "default")
+    .option(
+      "--replication-group <name>",
+      "replication group, part of internal stream names",
+      "default",
+    )
+    .option("--overwrite", "forget earlier state of this id and start over")
+    .option("--resume", "continue this id from its last checkpoint")
+    .addOption(
+      new Option("--replace-existing", "delete existing target streams before the snapshot")
+        .conflicts(["truncateExisting", "appendExisting"]),
+    )
+    .addOption(new Option("--replace").hideHelp())
+    .addOption(
+      new Option("--truncate-existing", "empty existing target streams (keeps consumer groups)")
+        .conflicts(["appendExisting"]),
+    )
+    .option("--append-existing", "add snapshot entries after existing ones")
+    .option(
+      "--home <dir>",
+      "where data/<id>/ lives (default $REPLICANT_HOME or the current folder)",
+    )
+    .option("--progress-interval <ms>", "ms between progress lines when not on a terminal");
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const run = (fn: () => Promise<number>) => async () => {
+    exitCode = await fn();
+  };
+  const common = (cmd: Command): CommonOptions => ({ ...program.opts(), ...cmd.opts() });
+
+  const modes = {
+    snapshot: "copy every selected row into Redis Streams, then stop",
+    realtime: "stream changes from now (or from the checkpoint with --resume)",
+    full: "snapshot, then realtime from the snapshot's exact point",
+  } as const;
+  for (const [mode, summary] of Object.entries(modes)) {
+    const cmd = replicationCommand(mode as keyof typeof modes, summary);
+    if (mode === "full") {
+      cmd.option(
+        "--terminate-post-snapshot",
+        "stop after the snapshot; --resume later continues with realtime",
+      );
+    }
+    cmd.action((conns: string[], _opts, self: Command) =>
+      run(() => replicate(mode as keyof typeof modes, conns, common(self)))()
+    );
+  }
+
+  program.command("fetch-schemas")
+    .description("write schemas.yaml with the newest schema of each replicated table")
+    .argument("[conn]", "DST_CONN (or a source connection file); default: the id's manifest")
+    .option("--id <id>", "replication id", "default")
+    .option("--replication-group <name>", "replication group", "default")
+    .option("--output-file <file>", "where to write", "schemas.yaml")
+    .option("--filter <file>", "only tables this filter selects")
+    .option("--home <dir>", "where data/<id>/ lives")
+    .action((conn: string | undefined, _o, self: Command) =>
+      run(() => fetchSchemas(conn, common(self)))()
+    );
+
+  program.command("cleanup-indoubt")
+    .description("delete entries listed in the in-doubt file of an id (after exit code 4)")
+    .argument("[conn]", "DST_CONN; default: the id's manifest")
+    .option("--id <id>", "replication id", "default")
+    .option("--replication-group <name>", "replication group", "default")
+    .option("--dry-run", "only list what would be deleted")
+    .option("--home <dir>", "where data/<id>/ lives")
+    .action((conn: string | undefined, _o, self: Command) =>
+      run(() => cleanupIndoubt(conn, common(self)))()
+    );
+
+  program.command("test-connection")
+    .description("connect, check credentials, privileges and CDC settings, and report")
+    .argument("<conn...>", "connection files")
+    .option("--id <id>", "replication id (where the report is written)", "default")
+    .option("--home <dir>", "where data/<id>/ lives")
+    .action((conns: string[], _o, self: Command) =>
+      run(() => testConnection(conns, common(self)))()
+    );
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
+      if (err.code === "commander.help") return 0;
+      return 2;
+    }
+    const verbose = argv.includes("--verbose");
+    const { message, code } = describeError(err, verbose);
+    process.stderr.write(message + "\n");
+    return code;
+  }
+  return exitCode;
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// Open handles (pools, timers) must not keep a finished run alive.
+process.exit();

@@ -1,0 +1,20 @@
+/**
+ * Replicant's API: what the CLI calls, usable from other programs too.
+ * @module
+ */
+export { EXIT, replicate, type ReplicationMode } from "./src/commands/replicate_command.ts";
+export { type CommonOptions } from "./src/commands/common_options.ts";
+export { describeError } from "./src/commands/describe_error.ts";
+export { cleanupIndoubt } from "./src/commands/cleanup_indoubt_command.ts";
+export { fetchSchemas } from "./src/commands/fetch_schemas_command.ts";
+export { testConnection } from "./src/commands/test_connection_command.ts";
+export { VERSION, versionText } from "./src/version.ts";
+export {
+  type EntryOptions,
+  type MessageFormat,
+  TableEntryEncoder,
+} from "./src/core/entry_encoder.ts";
+export { decodeEntry } from "./src/core/entry_decoder.ts";
+export { StreamNaming } from "./src/core/stream_naming.ts";
+export * from "./src/core/errors.ts";
+export { ConfigError } from "./src/config/mod.ts";

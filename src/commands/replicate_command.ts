@@ -1,0 +1,189 @@
+import process from "node:process";
+import { ReplicantError, StateError } from "../core/errors.ts";
+import { ReplicationLog } from "../observe/replication_log.ts";
+import { SnapshotProgress } from "../observe/snapshot_progress.ts";
+import {
+  SnapshotPipeline,
+  type SnapshotSettings,
+  type WriteMode,
+} from "../pipeline/snapshot_pipeline.ts";
+import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
+import type { CommonOptions } from "./common_options.ts";
+import { idDir, writeManifest } from "./manifest.ts";
+import {
+  entryOptionsOf,
+  namingOf,
+  pgEndpointOf,
+  redisTargetOf,
+  type ReplicationSetup,
+  resolveReplication,
+  tableSelectionOf,
+} from "./replication_setup.ts";
+
+export type ReplicationMode = "snapshot" | "realtime" | "full";
+
+/** Exit codes of SPEC §1. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, skipped: 3, indoubt: 4 } as const;
+
+export function writeModeOf(opts: CommonOptions): WriteMode {
+  if (opts.replaceExisting || opts.replace) return "replace";
+  if (opts.truncateExisting) return "truncate";
+  if (opts.appendExisting) return "append";
+  return "fail";
+}
+
+/** `replicant snapshot|realtime|full`: resolves configuration, then runs the mode. */
+export async function replicate(
+  mode: ReplicationMode,
+  conns: string[],
+  opts: CommonOptions,
+): Promise<number> {
+  if (opts.resume && opts.overwrite) {
+    throw new StateError("--resume and --overwrite exclude each other: choose one");
+  }
+  const setup = resolveReplication(conns, opts);
+  if (setup.source.type !== "POSTGRESQL") {
+    throw new ReplicantError(
+      `${setup.files.source}: type ${setup.source.type}: the MySQL/MariaDB source is not available in this build yet`,
+    );
+  }
+  if (mode !== "snapshot") {
+    throw new ReplicantError(`replicant ${mode} is not available in this build yet; use snapshot`);
+  }
+  const log = new ReplicationLog(idDir(setup.home, setup.id));
+  const controller = new AbortController();
+  const stop = (signal: string) => {
+    if (controller.signal.aborted) return;
+    process.stderr.write(`\nreplicant: ${signal}: finishing the batch in flight, then stopping…\n`);
+    log.info(`${signal} received: stopping`);
+    controller.abort();
+  };
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  const sink = await RedisStreamSink.open(redisTargetOf(setup.target), {
+    maxStreamLength: setup.applier.streams.maxStreamLength ?? 0,
+  });
+  try {
+    const naming = namingOf(setup);
+    const checkpoints = new CheckpointStore(sink.client, naming.checkpointKey());
+    const resume = await decideState(setup, checkpoints, opts);
+    writeManifest(setup.home, {
+      id: setup.id,
+      group: setup.group,
+      mode,
+      source: setup.files.source,
+      target: setup.files.target,
+      extractor: setup.files.extractor,
+      applier: setup.files.applier,
+      filter: setup.files.filter,
+      updatedAt: new Date().toISOString(),
+    });
+    // The state exists from the first moment, so a crash at any point leaves something to resume.
+    if (!resume) {
+      await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
+    }
+    log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
+    return await runSnapshot(setup, sink, checkpoints, resume, opts, log, controller.signal);
+  } finally {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+    await sink.close();
+  }
+}
+
+/** Applies --resume / --overwrite to the id's state; neither with existing state is an error. */
+async function decideState(
+  setup: ReplicationSetup,
+  checkpoints: CheckpointStore,
+  opts: CommonOptions,
+): Promise<boolean> {
+  const exists = await checkpoints.exists();
+  if (opts.overwrite) {
+    if (exists) await checkpoints.clear();
+    return false;
+  }
+  if (opts.resume) return exists;
+  if (exists) {
+    throw new StateError(
+      `Replication id ${JSON.stringify(setup.id)} (group ${
+        JSON.stringify(setup.group)
+      }) has state ` +
+        `from an earlier run (key ${checkpoints.key} in Redis at ${setup.target.host}:${setup.target.port}).\n` +
+        `Continue it with --resume, or forget it and start over with --overwrite.`,
+    );
+  }
+  return false;
+}
+
+async function runSnapshot(
+  setup: ReplicationSetup,
+  sink: RedisStreamSink,
+  checkpoints: CheckpointStore,
+  resume: boolean,
+  opts: CommonOptions,
+  log: ReplicationLog,
+  signal: AbortSignal,
+): Promise<number> {
+  const state = resume ? await checkpoints.read() : {};
+  if (state["snapshot:complete"] === "1") {
+    process.stdout.write(
+      `Snapshot of id ${
+        JSON.stringify(setup.id)
+      } is already complete. Use --overwrite to take it again.\n`,
+    );
+    return EXIT.ok;
+  }
+  const applier = setup.applier.snapshot;
+  const settings: SnapshotSettings = {
+    threads: Math.max(1, setup.extractor.snapshot.threads),
+    fetchRows: setup.extractor.snapshot.fetchSizeRows,
+    batchRows: applier.batchSizeRows,
+    writeMode: writeModeOf(opts),
+    resume,
+    retry: { maxRetries: applier.maxRetries, waitMs: applier.retryWaitDurationMs },
+    skipTablesOnFailures: applier.skipTablesOnFailures,
+    logRowLevelErrors: applier.logRowLevelErrors,
+    entry: entryOptionsOf(setup),
+  };
+  const source = await PgSnapshotSource.open(
+    pgEndpointOf(setup.source as never),
+    tableSelectionOf(setup.filter),
+  );
+  const interval = opts.progressInterval ? Number(opts.progressInterval) : undefined;
+  const progress = new SnapshotProgress(process.stderr, interval);
+  try {
+    const outcome = await new SnapshotPipeline(
+      source,
+      sink,
+      namingOf(setup),
+      checkpoints,
+      settings,
+      log,
+      progress,
+      signal,
+    ).run();
+    process.stdout.write(progress.summary() + "\n");
+    const skipped = outcome.tables.filter((t) => t.status === "skipped");
+    if (outcome.interrupted) {
+      process.stdout.write(`Stopped. Continue with --resume --id ${setup.id}.\n`);
+      return EXIT.ok;
+    }
+    await checkpoints.write({ "snapshot:complete": "1" });
+    log.info(`snapshot complete: ${outcome.tables.length} table(s), ${skipped.length} skipped`);
+    if (skipped.length > 0) {
+      process.stdout.write(
+        `${skipped.length} table(s) skipped: ${
+          skipped.map((t) => t.table).join(", ")
+        } (see ${log.error})\n`,
+      );
+      return EXIT.skipped;
+    }
+    return EXIT.ok;
+  } finally {
+    await source.close();
+  }
+}
