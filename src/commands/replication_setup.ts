@@ -8,6 +8,7 @@ import {
   defaultExtractor,
   type ExtractorConfig,
   type FilterConfig,
+  formatProblem,
   loadApplier,
   loadConnection,
   loadExtractor,
@@ -121,7 +122,7 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
   if (problems.length > 0) throw new ConfigError(problems);
   for (const loaded of [source, target, extractor, applier, filter]) {
     for (const w of loaded?.warnings ?? []) {
-      process.stderr.write(`replicant: warning: ${w.file}: ${w.key}: ${w.message}\n`);
+      process.stderr.write(`replicant: warning: ${formatProblem(w)}\n`);
     }
   }
   return {

@@ -1,0 +1,102 @@
+import type { FilterConfig, FilterEntry, TableRule } from "./load_filter.ts";
+
+/** A source table: MySQL/MariaDB have a catalog (database) and no schema. */
+export interface TableRef {
+  catalog?: string | null;
+  schema?: string | null;
+  table: string;
+}
+
+type Filter = Pick<FilterConfig, "entries"> | null | undefined;
+
+// How well a filter name matches a source name. Arcion's samples spell names upper-case
+// (CUSTOMERS) for tables PostgreSQL folds to lower-case, so case is ignored, but when two rules
+// fit, the exact spelling wins over the case-folded one, which wins over a pattern.
+const EXACT = 3;
+const FOLDED = 2;
+const PATTERN = 1;
+const NONE = 0;
+
+function matchRank(pattern: string, name: string | null | undefined): number {
+  if (name === null || name === undefined) return NONE;
+  if (pattern === name) return EXACT;
+  if (/[*?]/.test(pattern)) return globRegExp(pattern).test(name) ? PATTERN : NONE;
+  return pattern.toLowerCase() === name.toLowerCase() ? FOLDED : NONE;
+}
+
+const globCache = new Map<string, RegExp>();
+
+function globRegExp(pattern: string): RegExp {
+  let re = globCache.get(pattern);
+  if (!re) {
+    const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll(
+      "?",
+      ".",
+    );
+    re = new RegExp(`^${body}$`, "i");
+    globCache.set(pattern, re);
+  }
+  return re;
+}
+
+function entryCovers(entry: FilterEntry, ref: TableRef): boolean {
+  if (!entry.types.includes("TABLE")) return false;
+  if (entry.catalog !== undefined && matchRank(entry.catalog, ref.catalog) === NONE) return false;
+  if (entry.schema !== undefined && matchRank(entry.schema, ref.schema) === NONE) return false;
+  return true;
+}
+
+/** The rules of an entry that best match the table: none when the entry lists it not. */
+function bestRules(entry: FilterEntry, table: string): TableRule[] | "all" {
+  if (entry.tables === undefined) return "all";
+  let best = NONE;
+  let rules: TableRule[] = [];
+  for (const rule of entry.tables) {
+    const rank = matchRank(rule.name, table);
+    if (rank === NONE || rank < best) continue;
+    if (rank > best) {
+      best = rank;
+      rules = [];
+    }
+    rules.push(rule);
+  }
+  return rules;
+}
+
+/** Whether the filter selects the table; no filter selects every table. */
+export function tableSelected(filter: Filter, ref: TableRef): boolean {
+  if (!filter) return true;
+  return filter.entries.some((entry) => {
+    if (!entryCovers(entry, ref)) return false;
+    const rules = bestRules(entry, ref.table);
+    return rules === "all" || rules.length > 0;
+  });
+}
+
+/**
+ * The columns the filter selects in a table, as written in the filter, or null for all of
+ * them (also when there is no filter). An unselected table has none: [].
+ */
+export function selectedColumns(filter: Filter, ref: TableRef): string[] | null {
+  if (!filter) return null;
+  const columns: string[] = [];
+  let selected = false;
+  for (const entry of filter.entries) {
+    if (!entryCovers(entry, ref)) continue;
+    const rules = bestRules(entry, ref.table);
+    if (rules === "all") return null;
+    for (const rule of rules) {
+      if (rule.columns === undefined) return null;
+      selected = true;
+      for (const column of rule.columns) if (!columns.includes(column)) columns.push(column);
+    }
+  }
+  return selected ? columns : [];
+}
+
+/** Whether a column of a table is replicated; column names compare ignoring case. */
+export function columnSelected(filter: Filter, ref: TableRef, column: string): boolean {
+  const columns = selectedColumns(filter, ref);
+  if (columns === null) return true;
+  return columns.some((c) => c === column || c.toLowerCase() === column.toLowerCase());
+}
