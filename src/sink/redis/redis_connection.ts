@@ -27,15 +27,22 @@ export async function openRedis(target: RedisTarget, name = "replicant"): Promis
     maxRetriesPerRequest: 1,
     enableOfflineQueue: true,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    // Authentication errors are final: do not reconnect on them.
+    reconnectOnError: () => false,
     connectTimeout: 5000,
   });
-  client.on("error", () => {/* reported through the failing command */});
+  // The failing command often only says "Connection is closed"; the event has the reason.
+  let lastError: Error | null = null;
+  client.on("error", (err: Error) => (lastError = err));
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
     client.disconnect();
-    const reason = (err as Error).message;
+    const seen = lastError as Error | null;
+    const reason = seen && /closed/i.test((err as Error).message)
+      ? seen.message
+      : (err as Error).message;
     const hint = /WRONGPASS|NOAUTH|invalid username-password/i.test(reason)
       ? " (check username/password)"
       : "";

@@ -1,0 +1,560 @@
+/**
+ * A minimal RESP2 connection for the snapshot's hot path: a whole batch of XADD commands is
+ * encoded into one buffer and written with one `socket.write`, and a streaming reply parser
+ * hands the replies back per entry. Several batches may be in flight on one connection; their
+ * replies arrive in order and are matched to them through a FIFO.
+ *
+ * Compared with an ioredis pipeline this allocates no Command, Promise or argument array per
+ * entry: one promise and one reply array per batch. Everything else (retries, reconnecting,
+ * choosing what to do with a failed entry) is the caller's business; after a lost connection
+ * every call fails with a connection error (`code` ECONNRESET or the socket's code) and the
+ * caller opens a new `RespPipeline` (or calls `reconnect()`).
+ */
+import { Buffer } from "node:buffer";
+import net from "node:net";
+import tls from "node:tls";
+
+export interface RespPipelineOptions {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** TLS options; when given the connection uses TLS. */
+  tls?: tls.ConnectionOptions;
+  /** Give up connecting (TCP, TLS and AUTH) after this long; default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Name shown in errors, usually the connection file. */
+  origin: string;
+  /** CLIENT SETNAME value; default `replicant-writer`. */
+  name?: string;
+}
+
+/** An error reply of Redis (`-WRONGTYPE …`); the message is Redis's text unchanged. */
+export class RedisReplyError extends Error {
+  override name = "ReplyError";
+}
+
+/** The connection was lost or closed; `code` is the socket's code or ECONNRESET. */
+export class RedisConnectionError extends Error {
+  override name = "RedisConnectionError";
+  constructor(message: string, readonly code: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** One request waiting for replies: a batch (`count` replies) or a single command. */
+interface Pending {
+  batch: boolean;
+  count: number;
+  got: number;
+  replies: (string | Error)[] | null;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/** An array reply being filled in, for replies spread over several TCP chunks. */
+interface Frame {
+  items: unknown[];
+  idx: number;
+}
+
+const INCOMPLETE = Symbol("incomplete");
+const CR = 13;
+const LF = 10;
+/** `typeof Bun`: Bun's Buffer.utf8Write is much faster than one big string + encodeInto there. */
+const IS_BUN = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+const textEncoder = new TextEncoder();
+const SCRATCH_INITIAL = 256 * 1024;
+
+function digitCount(n: number): number {
+  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : String(n).length;
+}
+
+/** Writes `$n\r\n` at `pos`; returns the position after it. */
+function writeBulkHeader(buf: Uint8Array, pos: number, n: number, digits: number): number {
+  buf[pos] = 36; // $
+  let p = pos + digits;
+  let x = n;
+  do {
+    buf[p--] = 48 + (x % 10);
+    x = Math.floor(x / 10);
+  } while (x > 0);
+  p = pos + 1 + digits;
+  buf[p] = CR;
+  buf[p + 1] = LF;
+  return p + 2;
+}
+
+function bulk(s: string): string {
+  return "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
+}
+
+/** RESP encoding of one command (generic path, not hot). */
+function encodeCommand(args: string[]): string {
+  let out = "*" + args.length + "\r\n";
+  for (const a of args) out += bulk(a);
+  return out;
+}
+
+export class RespPipeline {
+  readonly #opts: RespPipelineOptions;
+  readonly #where: string;
+  #socket: net.Socket;
+  /** Set once the connection is unusable; every call then fails with a copy of it. */
+  #dead: RedisConnectionError | null = null;
+  #socketError: (Error & { code?: string }) | null = null;
+  #closing = false;
+  #closed: Promise<void>;
+
+  // FIFO of requests waiting for replies (array + head index; compacted now and then).
+  #queue: Pending[] = [];
+  #head = 0;
+
+  // Reply parser state.
+  #buf: Buffer | null = null;
+  #pos = 0;
+  /** Bytes a large incomplete reply needs before parsing is worth retrying. */
+  #need = 0;
+  #chunks: Buffer[] = [];
+  #chunkBytes = 0;
+  #stack: Frame[] = [];
+
+  // Encoder scratch buffer, reused while no earlier write still holds it.
+  #scratch: Buffer = Buffer.allocUnsafe(SCRATCH_INITIAL);
+  #scratchBusy = false;
+  #prefixes = new Map<string, Buffer | string>();
+
+  private constructor(opts: RespPipelineOptions) {
+    this.#opts = opts;
+    this.#where = `${opts.host}:${opts.port} (${opts.origin})`;
+    const socket = opts.tls
+      ? tls.connect({ servername: net.isIP(opts.host) ? undefined : opts.host, ...opts.tls, host: opts.host, port: opts.port })
+      : net.connect({ host: opts.host, port: opts.port });
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("error", (err: Error) => {
+      this.#socketError ??= err;
+    });
+    this.#closed = new Promise((resolve) => {
+      socket.once("close", () => {
+        this.#fail(null);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Connects, authenticates (AUTH [username] password) and names the connection; fails with
+   * an Error naming host:port on refusal, timeout or a rejected AUTH.
+   */
+  static async open(opts: RespPipelineOptions): Promise<RespPipeline> {
+    const conn = new RespPipeline(opts);
+    const timeoutMs = opts.connectTimeoutMs ?? 5000;
+    const timer = setTimeout(() => {
+      const err = Object.assign(
+        new Error(`connect ETIMEDOUT ${opts.host}:${opts.port} (no answer within ${timeoutMs} ms)`),
+        { code: "ETIMEDOUT" },
+      );
+      conn.#socket.destroy(err);
+    }, timeoutMs);
+    const steps: Promise<unknown>[] = [];
+    if (opts.password) {
+      steps.push(
+        opts.username
+          ? conn.command("AUTH", opts.username, opts.password)
+          : conn.command("AUTH", opts.password),
+      );
+    }
+    steps.push(conn.command("CLIENT", "SETNAME", opts.name ?? "replicant-writer"));
+    // allSettled: a failed AUTH also fails SETNAME (NOAUTH); neither rejection goes unhandled.
+    const results = await Promise.allSettled(steps);
+    clearTimeout(timer);
+    const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+    if (!failed) return conn;
+    conn.#socket.destroy();
+    const cause = conn.#socketError ?? (failed.reason as Error);
+    const reason = cause.message;
+    const hint = /WRONGPASS|NOAUTH|invalid username-password|AUTH failed/i.test(reason)
+      ? " (check username/password)"
+      : "";
+    const err = new Error(`Cannot connect to Redis at ${conn.#where}: ${reason}${hint}`, { cause });
+    const code = (cause as { code?: string }).code;
+    if (code) Object.assign(err, { code });
+    throw err;
+  }
+
+  /** Opens a fresh connection with the same options (this one is closed if still open). */
+  async reconnect(): Promise<RespPipeline> {
+    if (!this.#dead) this.#socket.destroy();
+    return await RespPipeline.open(this.#opts);
+  }
+
+  /** True until the connection is lost or closed. */
+  get connected(): boolean {
+    return this.#dead === null && !this.#closing;
+  }
+
+  /** Requests waiting for replies (batches and commands). */
+  get inFlight(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /**
+   * XADDs every entry (`XADD stream [MAXLEN ~ maxLen] * f1 v1 …`) with one write; resolves
+   * with one reply per entry in order: the id, or an Error carrying Redis's message.
+   * Rejects (whole batch) only when the connection is lost.
+   */
+  xaddBatch(stream: string, entries: string[][], maxLen = 0): Promise<(string | Error)[]> {
+    if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
+    if (entries.length === 0) return Promise.resolve([]);
+    const data = IS_BUN
+      ? this.#encodeBytes(stream, entries, maxLen)
+      : this.#encodeString(stream, entries, maxLen);
+    return new Promise<(string | Error)[]>((resolve, reject) => {
+      this.#queue.push({
+        batch: true,
+        count: entries.length,
+        got: 0,
+        replies: new Array(entries.length),
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+      this.#write(data, true);
+    });
+  }
+
+  /** Any command; resolves with the reply as JS values, rejects with Redis's error. */
+  command(...args: string[]): Promise<unknown> {
+    if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
+    const data = Buffer.from(encodeCommand(args));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ batch: false, count: 1, got: 0, replies: null, resolve, reject });
+      this.#write(data, false);
+    });
+  }
+
+  /** Sends QUIT after the requests in flight and resolves once the socket is closed. */
+  async close(): Promise<void> {
+    if (this.#dead || this.#closing) {
+      if (!this.#dead) await this.#closed;
+      return;
+    }
+    const quit = this.command("QUIT").catch(() => {/* closed anyway */});
+    this.#closing = true;
+    const timer = setTimeout(() => this.#socket.destroy(), 2000);
+    await quit;
+    this.#socket.end();
+    await this.#closed;
+    clearTimeout(timer);
+  }
+
+  // ---------------------------------------------------------------- encoding
+
+  /** Per-entry prefix `*N\r\n$4\r\nXADD\r\n$len\r\nstream\r\n[MAXLEN ~ n]$1\r\n*\r\n`. */
+  #prefixString(stream: string, maxLen: number, fieldCount: number): string {
+    const key = `${fieldCount}|${maxLen}|${stream}`;
+    let p = this.#prefixes.get(key) as string | undefined;
+    if (p === undefined) {
+      const args = ["XADD", stream];
+      if (maxLen > 0) args.push("MAXLEN", "~", String(maxLen));
+      args.push("*");
+      p = "*" + (args.length + fieldCount) + "\r\n" + args.map(bulk).join("");
+      if (this.#prefixes.size > 64) this.#prefixes.clear();
+      this.#prefixes.set(key, p);
+    }
+    return p;
+  }
+
+  #prefixBytes(stream: string, maxLen: number, fieldCount: number): Buffer {
+    const key = `b${fieldCount}|${maxLen}|${stream}`;
+    let p = this.#prefixes.get(key) as Buffer | undefined;
+    if (p === undefined) {
+      p = Buffer.from(this.#prefixString(stream, maxLen, fieldCount));
+      this.#prefixes.set(key, p);
+    }
+    return p;
+  }
+
+  /** A scratch buffer of at least `size` bytes that no pending write holds. */
+  #takeScratch(size: number): Buffer {
+    if (this.#scratchBusy || this.#scratch.length < size) {
+      this.#scratch = Buffer.allocUnsafe(Math.max(size, this.#scratch.length));
+      this.#scratchBusy = false;
+    }
+    return this.#scratch;
+  }
+
+  /**
+   * Deno: one string for the whole batch (header lengths by Buffer.byteLength), encoded with
+   * one TextEncoder.encodeInto — far fewer native calls than writing argument by argument.
+   */
+  #encodeString(stream: string, entries: string[][], maxLen: number): Buffer {
+    let str = "";
+    let lastCount = -1;
+    let prefix = "";
+    for (let i = 0; i < entries.length; i++) {
+      const fields = entries[i];
+      if (fields.length !== lastCount) {
+        lastCount = fields.length;
+        prefix = this.#prefixString(stream, maxLen, lastCount);
+      }
+      str += prefix;
+      for (let j = 0; j < fields.length; j++) {
+        const s = fields[j];
+        str += "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
+      }
+    }
+    let buf = this.#takeScratch(str.length);
+    let res = textEncoder.encodeInto(str, buf);
+    if (res.read < str.length) {
+      buf = this.#takeScratch(Buffer.byteLength(str));
+      res = textEncoder.encodeInto(str, buf);
+    }
+    return buf.subarray(0, res.written);
+  }
+
+  /**
+   * Bun: each argument is written with Buffer.utf8Write right after a header sized for its
+   * UTF-16 length; multi-byte text rarely changes the digit count, and then the bytes are
+   * moved (copyWithin) to make room for the longer header.
+   */
+  #encodeBytes(stream: string, entries: string[][], maxLen: number): Buffer {
+    let buf = this.#takeScratch(this.#scratch.length);
+    let pos = 0;
+    let lastCount = -1;
+    let prefix: Buffer = Buffer.alloc(0);
+    const utf8Write = (buf as unknown as {
+      utf8Write(s: string, offset: number, length: number): number;
+    }).utf8Write;
+    for (let i = 0; i < entries.length; i++) {
+      const fields = entries[i];
+      if (fields.length !== lastCount) {
+        lastCount = fields.length;
+        prefix = this.#prefixBytes(stream, maxLen, lastCount);
+      }
+      // Worst case for this entry: prefix + per field header (13) + 3 bytes/char + CRLF.
+      let need = prefix.length;
+      for (let j = 0; j < fields.length; j++) need += fields[j].length * 3 + 16;
+      if (pos + need > buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(buf.length * 2, pos + need));
+        buf.copy(bigger, 0, 0, pos);
+        buf = bigger;
+        this.#scratch = bigger;
+      }
+      for (let k = 0; k < prefix.length; k++) buf[pos + k] = prefix[k];
+      pos += prefix.length;
+      for (let j = 0; j < fields.length; j++) {
+        const s = fields[j];
+        const guess = digitCount(s.length);
+        const start = pos + guess + 3;
+        const n = utf8Write.call(buf, s, start, buf.length - start);
+        const digits = digitCount(n);
+        if (digits !== guess) buf.copyWithin(pos + digits + 3, start, start + n);
+        pos = writeBulkHeader(buf, pos, n, digits) + n;
+        buf[pos] = CR;
+        buf[pos + 1] = LF;
+        pos += 2;
+      }
+    }
+    return buf.subarray(0, pos);
+  }
+
+  #write(data: Buffer, fromScratch: boolean): void {
+    if (fromScratch) {
+      const held = this.#scratch;
+      this.#scratchBusy = true;
+      this.#socket.write(data, () => {
+        // Flushed (or failed): the buffer may be reused if it is still the current scratch.
+        if (this.#scratch === held) this.#scratchBusy = false;
+      });
+    } else {
+      this.#socket.write(data);
+    }
+  }
+
+  // ----------------------------------------------------------------- replies
+
+  #onData(chunk: Buffer): void {
+    if (this.#need > 0) {
+      this.#chunks.push(chunk);
+      this.#chunkBytes += chunk.length;
+      if (this.#chunkBytes < this.#need) return;
+      this.#buf = Buffer.concat(this.#chunks, this.#chunkBytes);
+      this.#chunks = [];
+      this.#chunkBytes = 0;
+      this.#need = 0;
+      this.#pos = 0;
+    } else if (this.#buf !== null && this.#pos < this.#buf.length) {
+      this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), chunk]);
+      this.#pos = 0;
+    } else {
+      this.#buf = chunk;
+      this.#pos = 0;
+    }
+    try {
+      this.#parse();
+    } catch (err) {
+      // A protocol error: nothing later on this connection can be trusted.
+      this.#socketError ??= err as Error;
+      this.#socket.destroy();
+    }
+  }
+
+  #parse(): void {
+    const buf = this.#buf!;
+    const len = buf.length;
+    let pos = this.#pos;
+    while (pos < len) {
+      const start = pos;
+      const type = buf[pos];
+      // The header line: find CR LF.
+      let eol = pos + 1;
+      while (eol < len && buf[eol] !== CR) eol++;
+      if (eol + 1 >= len) break; // header incomplete
+      let value: unknown;
+      if (type === 36 /* $ */ || type === 42 /* * */ || type === 58 /* : */) {
+        let i = pos + 1;
+        let neg = false;
+        if (buf[i] === 45) {
+          neg = true;
+          i++;
+        }
+        let n = 0;
+        for (; i < eol; i++) n = n * 10 + (buf[i] - 48);
+        if (neg) n = -n;
+        pos = eol + 2;
+        if (type === 36) {
+          if (n < 0) value = null;
+          else {
+            if (pos + n + 2 > len) {
+              // Body not here yet: wait until the whole bulk string has arrived.
+              this.#waitFor(start, pos - start + n + 2);
+              return;
+            }
+            value = decodeBulk(buf, pos, pos + n);
+            pos += n + 2;
+          }
+        } else if (type === 58) {
+          value = n;
+        } else if (n < 0) {
+          value = null;
+        } else if (n > 0) {
+          this.#stack.push({ items: new Array(n), idx: 0 });
+          continue;
+        } else {
+          value = [];
+        }
+      } else if (type === 43 /* + */) {
+        value = decodeBulk(buf, pos + 1, eol);
+        pos = eol + 2;
+      } else if (type === 45 /* - */) {
+        value = new RedisReplyError(buf.toString("utf8", pos + 1, eol));
+        pos = eol + 2;
+      } else {
+        throw new Error(
+          `Redis protocol error: unexpected byte ${type} in a reply from ${this.#where}`,
+        );
+      }
+      this.#pos = pos;
+      this.#deliver(value);
+    }
+    this.#pos = pos;
+    if (pos >= len) this.#buf = null;
+  }
+
+  /** Keeps the unparsed tail and waits for `total` bytes before parsing again. */
+  #waitFor(start: number, total: number): void {
+    const rest = this.#buf!.subarray(start);
+    this.#buf = null;
+    this.#pos = 0;
+    this.#chunks = [rest];
+    this.#chunkBytes = rest.length;
+    this.#need = total;
+  }
+
+  #deliver(reply: unknown): void {
+    let value = reply;
+    const stack = this.#stack;
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      top.items[top.idx++] = value;
+      if (top.idx < top.items.length) return;
+      stack.pop();
+      value = top.items;
+    }
+    const p = this.#queue[this.#head];
+    if (p === undefined) {
+      throw new Error(`Redis protocol error: a reply from ${this.#where} nobody asked for`);
+    }
+    if (p.batch) {
+      p.replies![p.got++] = value instanceof Error ? value : String(value);
+      if (p.got < p.count) return;
+      this.#shift();
+      p.resolve(p.replies);
+    } else {
+      this.#shift();
+      if (value instanceof Error) p.reject(value);
+      else p.resolve(value);
+    }
+  }
+
+  #shift(): void {
+    this.#queue[this.#head++] = undefined as unknown as Pending;
+    if (this.#head === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  // ------------------------------------------------------------ connection loss
+
+  #unusable(): RedisConnectionError {
+    if (this.#dead) {
+      return new RedisConnectionError(this.#dead.message, this.#dead.code, {
+        cause: this.#dead.cause,
+      });
+    }
+    return new RedisConnectionError(
+      `Redis connection to ${this.#where} is closed`,
+      "ECONNRESET",
+    );
+  }
+
+  /** Marks the connection dead and rejects everything in flight. */
+  #fail(err: Error | null): void {
+    if (this.#dead) return;
+    const cause = err ?? this.#socketError;
+    const code = (cause as { code?: string } | null)?.code ?? "ECONNRESET";
+    const message = this.#closing && !cause
+      ? `Redis connection to ${this.#where} is closed`
+      : `Redis connection to ${this.#where} lost${cause ? `: ${cause.message}` : ""}`;
+    this.#dead = new RedisConnectionError(message, code, cause ? { cause } : undefined);
+    const pending = this.#queue.slice(this.#head);
+    this.#queue = [];
+    this.#head = 0;
+    this.#stack = [];
+    this.#buf = null;
+    this.#chunks = [];
+    this.#need = 0;
+    for (const p of pending) p.reject(this.#unusable());
+  }
+}
+
+/** Decodes a bulk/simple string; short ASCII (stream ids) without a native call. */
+function decodeBulk(buf: Buffer, start: number, end: number): string {
+  if (end - start <= 32) {
+    let s = "";
+    for (let i = start; i < end; i++) {
+      const c = buf[i];
+      if (c >= 0x80) return buf.toString("utf8", start, end);
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return buf.toString("utf8", start, end);
+}
