@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import process from "node:process";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import { ExistingStreamsError, ReplicantError, SinkError } from "../core/errors.ts";
@@ -81,10 +81,10 @@ export class SnapshotPipeline {
     try {
       await Promise.all(Array.from({ length: workers }, async () => {
         const reader = await this.source.reader();
-        const client = this.sink.lease();
+        const slot = this.sink.writerSlot();
         try {
           while (queue.length > 0 && !this.signal.aborted) {
-            outcomes.push(await this.#copyTable(queue.shift()!, reader, client));
+            outcomes.push(await this.#copyTable(queue.shift()!, reader, slot));
           }
         } finally {
           await reader.close();
@@ -130,7 +130,7 @@ export class SnapshotPipeline {
   async #copyTable(
     table: SnapshotTable,
     reader: TableReader,
-    client: Redis,
+    slot: number,
   ): Promise<TableOutcome> {
     const name = qualifiedName(table.schema.id);
     const stream = this.#stream(table.schema);
@@ -152,7 +152,7 @@ export class SnapshotPipeline {
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);
           batches.push(
-            this.#writeBatch(client, name, stream, batch).then(() => {
+            this.#writeBatch(slot, name, stream, batch).then(() => {
               rows += batch.length;
               this.progress.rowsWritten(name, batch.length);
             }),
@@ -163,6 +163,7 @@ export class SnapshotPipeline {
         // Swallow here; the error is rethrown by the next `await inflight`.
         inflight.catch(() => {});
         if (this.signal.aborted) break;
+        collectGarbageHint();
       }
       await inflight;
     } catch (err) {
@@ -204,12 +205,12 @@ export class SnapshotPipeline {
   }
 
   /** Writes a batch; on partial failure retries only the entries that failed (SPEC §5). */
-  async #writeBatch(client: Redis, table: string, stream: string, entries: string[][]) {
+  async #writeBatch(slot: number, table: string, stream: string, entries: string[][]) {
     let pending = entries;
     for (let attempt = 0;; attempt++) {
       let errors: (Error | null)[];
       try {
-        errors = (await this.sink.append(client, stream, pending)).errors;
+        errors = (await this.sink.appendVia(slot, stream, pending)).errors;
       } catch (err) {
         errors = pending.map(() => err as Error);
       }
@@ -249,4 +250,15 @@ export class SnapshotPipeline {
       pending = failed;
     }
   }
+}
+
+/**
+ * Bun's collector lets the heap grow far past what is live while large strings are built at
+ * a high rate. A full collection when RSS passes the budget keeps memory bounded (SPEC §5)
+ * and costs nothing while memory is low. No-op outside Bun.
+ */
+const RSS_BUDGET = 128 * 1024 * 1024;
+function collectGarbageHint(): void {
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun && process.memoryUsage.rss() > RSS_BUDGET) bun.gc(true);
 }

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { openRedis, type RedisTarget } from "./redis_connection.ts";
+import { RespPipeline } from "./resp_pipeline.ts";
 
 /** Outcome of one pipelined batch: per entry either the id Redis gave it or the error. */
 export interface BatchResult {
@@ -20,19 +21,69 @@ export interface AppendOptions {
 export class RedisStreamSink {
   readonly #pool: Redis[];
   #next = 0;
+  /** Hot-path writers (raw RESP, one write per batch), opened on first use, reopened after loss. */
+  readonly #writers: (RespPipeline | null)[];
+  #nextWriter = 0;
 
-  private constructor(pool: Redis[], readonly options: AppendOptions) {
+  private constructor(
+    pool: Redis[],
+    private readonly target: RedisTarget,
+    readonly options: AppendOptions,
+  ) {
     this.#pool = pool;
+    this.#writers = new Array(Math.max(1, target.poolSize)).fill(null);
   }
 
   static async open(target: RedisTarget, options: AppendOptions): Promise<RedisStreamSink> {
     const pool = await Promise.all(
       Array.from(
-        { length: Math.max(1, target.poolSize) },
+        { length: Math.max(1, Math.min(target.poolSize, 4)) },
         (_, i) => openRedis(target, `replicant-${i}`),
       ),
     );
-    return new RedisStreamSink(pool, options);
+    return new RedisStreamSink(pool, target, options);
+  }
+
+  /** A writer slot for one table writer; its batches stay in order on one connection. */
+  writerSlot(): number {
+    return this.#nextWriter++ % this.#writers.length;
+  }
+
+  /**
+   * XADD a batch through the slot's raw RESP connection: one write for the whole batch and
+   * every reply checked on its own. A lost connection rejects (retriable); the next call
+   * reconnects.
+   */
+  async appendVia(slot: number, stream: string, entries: string[][]): Promise<BatchResult> {
+    let writer = this.#writers[slot];
+    if (!writer || !writer.connected) {
+      writer = await RespPipeline.open({
+        host: this.target.host,
+        port: this.target.port,
+        username: this.target.username || undefined,
+        password: this.target.password || undefined,
+        tls: this.target.tls,
+        origin: this.target.origin,
+        name: `replicant-writer-${slot}`,
+      });
+      this.#writers[slot] = writer;
+    }
+    const replies = await writer.xaddBatch(stream, entries, this.options.maxStreamLength);
+    const ids: (string | null)[] = new Array(replies.length);
+    const errors: (Error | null)[] = new Array(replies.length);
+    let failed = 0;
+    for (let i = 0; i < replies.length; i++) {
+      const r = replies[i];
+      if (typeof r === "string") {
+        ids[i] = r;
+        errors[i] = null;
+      } else {
+        ids[i] = null;
+        errors[i] = r;
+        failed++;
+      }
+    }
+    return { ids, errors, failed };
   }
 
   /** A connection for one writer; writers keep theirs so a stream's batches stay ordered. */
@@ -102,6 +153,7 @@ export class RedisStreamSink {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.#writers.map((w) => w?.close().catch(() => {})));
     await Promise.all(this.#pool.map((c) => c.quit().catch(() => c.disconnect())));
   }
 }

@@ -1,0 +1,630 @@
+import ZongJi from "@vlasky/zongji";
+import type {
+  AnyBinlogEvent,
+  MariadbGtidEvent,
+  QueryEvent,
+  RowData,
+  TableMapEntry,
+  UpdateRowData,
+} from "@vlasky/zongji";
+import type { ChangeEvent, Op, RowFragments } from "../../core/change_event.ts";
+import { SourceError } from "../../core/errors.ts";
+import type { TableSchema } from "../../core/table_schema.ts";
+import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { SourceTransaction, StreamingSource } from "../../pipeline/streaming_source.ts";
+import {
+  type MysqlConnection,
+  mysqlConnectionOptions,
+  type MysqlEndpoint,
+  mysqlQueryError,
+  mysqlWhere,
+  openMysql,
+  pickServerId,
+  quoteIdent,
+} from "./mysql_endpoint.ts";
+import {
+  type BinlogCoordinate,
+  formatCheckpoint,
+  isMysqlGtid,
+  mysqlPositionFields,
+  mysqlSortKey,
+  parseCheckpoint,
+} from "./mysql_position.ts";
+import { type MysqlTable, mysqlTableKey, readMysqlTables } from "./mysql_schema_reader.ts";
+import { masterStatus } from "./mysql_snapshot_source.ts";
+import { type BinlogValueDecoder, mysqlBinlogDecoder } from "./mysql_value_decoder.ts";
+
+export interface MysqlHeartbeat {
+  database: string;
+  table: string;
+  /** Column that receives the current time in ms (default `ts`). */
+  column?: string;
+  intervalMs: number;
+  /** Create the table when missing (default true). */
+  create?: boolean;
+}
+
+export interface MysqlBinlogOptions {
+  selection: TableSelection;
+  /**
+   * A transaction with more changes than this is delivered in parts of this size. Every
+   * part but the last carries the checkpoint of the previous transaction (resuming from
+   * it replays the whole transaction; the stream-tail rule drops what already landed);
+   * the last part carries the transaction's own. Default 10 000.
+   */
+  maxEventsPerDelivery?: number;
+  /**
+   * Transactions with no selected change are acknowledged by delivering an empty
+   * transaction (just a checkpoint) at most this often, and at the latest this long after
+   * they happened. Default 1000 ms.
+   */
+  idleCheckpointMs?: number;
+  /** Optional heartbeat table written every `intervalMs`, so the position moves when idle. */
+  heartbeat?: MysqlHeartbeat;
+}
+
+interface TableEntry {
+  table: MysqlTable | null;
+  decoders: BinlogValueDecoder[];
+  generation: number;
+}
+
+interface OpenTransaction {
+  file: string;
+  pos: number;
+  gtid: string | undefined;
+  serverId: number;
+  events: ChangeEvent[];
+  row: number;
+  bytes: number;
+  tsMs: number;
+  /** `source` fields up to `"row":` and the sort key up to the row part, built once. */
+  fieldsPrefix: string;
+  sortKeyPrefix: string;
+}
+
+const TRUNCATE =
+  /^\s*TRUNCATE\s+(?:TABLE\s+)?((?:`(?:[^`]|``)+`|[^\s.`;]+)(?:\s*\.\s*(?:`(?:[^`]|``)+`|[^\s.`;]+))?)/i;
+const TX_MARKERS = new Set(["BEGIN", "COMMIT", "ROLLBACK", "XA START", "XA END"]);
+const TIME2 = 19, BIT = 16, GEOMETRY = 255, BLOB = 252;
+
+/** `name` or `` `na``me` `` → name. */
+function unquote(part: string): string {
+  const p = part.trim();
+  return p.startsWith("`") ? p.slice(1, -1).replaceAll("``", "`") : p;
+}
+
+/**
+ * Makes zongji hand over raw bytes where its own decoding is lossy: TIME(n) columns (its
+ * TIME2 decoding is wrong for negative values such as `-00:01:00`) are read as BIT of the
+ * same width, GEOMETRY as a BLOB (raw internal value). Idempotent; call on every TableMap.
+ */
+export function patchZongjiColumns(entry: TableMapEntry | undefined): void {
+  if (!entry?.columns) return;
+  for (const col of entry.columns as (TableMapEntry["columns"] & object)[number][]) {
+    const c = col as { type: number; metadata: Record<string, unknown>; charset: unknown };
+    if (c.type === TIME2) {
+      const decimals = Number((c.metadata ?? {}).decimals ?? 0);
+      c.type = BIT;
+      c.metadata = { ...c.metadata, bits: (3 + ((decimals + 1) >> 1)) * 8 };
+    } else if (c.type === GEOMETRY) {
+      c.type = BLOB;
+      c.charset = null;
+    }
+  }
+}
+
+/**
+ * MySQL/MariaDB binlog source over `@vlasky/zongji`.
+ *
+ * Positions: each change carries `"server_id","gtid" (when the server has GTIDs),"file",
+ * "pos" (start of its transaction's first event: the GTID/BEGIN event),"row"` and a 40-digit
+ * sort key (file sequence 10, pos 20, row 10). A checkpoint token is JSON
+ * `{"file","pos","gtid"}` naming the position right after the commit event and the GTID
+ * set/position executed up to it; `start` resumes from the GTID when the server can
+ * (MariaDB always, MySQL with gtid_mode=ON), else from file+pos, and with no token from the
+ * current end of the binlog (`SHOW MASTER STATUS`).
+ *
+ * Schemas: column names and types come from information_schema (the schema reader) and are
+ * mapped onto row images by ordinal position; after any DDL in the binlog every table is
+ * re-read on next use. Like zongji, this reads the schema as it is now, not as it was
+ * when an old event was written: replaying events from before an ALTER TABLE decodes them
+ * with the new column list (columns missing from the image are null).
+ *
+ * Not supported: XA transactions that touch selected tables (start() fails with a
+ * SourceError naming the XA PREPARE position); binlog_row_image other than FULL and
+ * non-ROW formats (see checkMysqlPrerequisites); MySQL compressed transaction payloads
+ * (zongji reports them as errors).
+ * Decodes row events into ChangeEvents
+ * (`c`/`u`/`d`; a key change is `d` then `c`), TRUNCATE statements into `t`, and delivers
+ * each committed transaction (XID, or COMMIT / DDL query) with a checkpoint token
+ * `{"file","pos","gtid"}` pointing right after it. The binlog connection is paused while
+ * the handler runs, so the backlog stays in the server's binlog.
+ */
+export class MysqlBinlogSource implements StreamingSource {
+  readonly connector = "mysql" as const;
+  #tables = new Map<string, TableEntry>();
+  #generation = 0;
+  #zongji: ZongJi | null = null;
+  #acknowledged: string | null = null;
+  #heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+
+  private constructor(
+    readonly endpoint: MysqlEndpoint,
+    private readonly ctrl: MysqlConnection,
+    readonly isMariadb: boolean,
+    /** The source server's own @@server_id. */
+    readonly serverOwnId: number,
+    /** The id this client uses on the replication connection. */
+    readonly clientServerId: number,
+    private readonly options: MysqlBinlogOptions,
+  ) {}
+
+  static async open(
+    endpoint: MysqlEndpoint,
+    options: MysqlBinlogOptions,
+  ): Promise<MysqlBinlogSource> {
+    const ctrl = await openMysql(endpoint);
+    try {
+      const [rows] = await ctrl.query({
+        sql: "SELECT VERSION(), @@GLOBAL.server_id",
+        rowsAsArray: true,
+      }) as unknown as [unknown[][]];
+      const isMariadb = /mariadb/i.test(String(rows[0][0]));
+      const ownId = Number(rows[0][1]);
+      const clientId = pickServerId(endpoint.serverIds, ownId);
+      const source = new MysqlBinlogSource(endpoint, ctrl, isMariadb, ownId, clientId, options);
+      const tables = await readMysqlTables(ctrl, options.selection, endpoint.database);
+      for (const t of tables) source.#remember(mysqlTableKey(t.id.catalog, t.id.table), t);
+      return source;
+    } catch (err) {
+      ctrl.destroy();
+      throw mysqlQueryError(endpoint, "Opening the binlog source", err);
+    }
+  }
+
+  tables(): TableSchema[] {
+    return [...this.#tables.values()].flatMap((e) => (e.table ? [e.table] : []));
+  }
+
+  /** The current end of the binlog as a checkpoint token (where a start with no token begins). */
+  async currentPosition(): Promise<string> {
+    return formatCheckpoint(await masterStatus(this.ctrl, this.isMariadb));
+  }
+
+  /** Server thread id of the binlog dump connection while streaming (diagnostics, tests). */
+  binlogThreadId(): number | null {
+    return this.#zongji?.connection?.threadId ?? null;
+  }
+
+  /** The last checkpoint given to `acknowledge` (MySQL keeps no server-side state for it). */
+  acknowledged(): string | null {
+    return this.#acknowledged;
+  }
+
+  acknowledge(checkpoint: string): Promise<void> {
+    this.#acknowledged = checkpoint;
+    return Promise.resolve();
+  }
+
+  #remember(key: string, table: MysqlTable | null): TableEntry {
+    const entry: TableEntry = {
+      table,
+      decoders: table ? table.types.map(mysqlBinlogDecoder) : [],
+      generation: this.#generation,
+    };
+    this.#tables.set(key, entry);
+    return entry;
+  }
+
+  /** The table's entry when known and current (no DDL since it was read). */
+  #known(database: string, table: string): TableEntry | undefined {
+    const known = this.#tables.get(mysqlTableKey(database, table));
+    return known && known.generation === this.#generation ? known : undefined;
+  }
+
+  async #lookup(database: string, table: string): Promise<TableEntry> {
+    const key = mysqlTableKey(database, table);
+    const known = this.#tables.get(key);
+    if (known && known.generation === this.#generation) return known;
+    if (this.endpoint.database && database !== this.endpoint.database) {
+      return this.#remember(key, null);
+    }
+    if (!this.options.selection.table({ catalog: database, schema: null, table })) {
+      return this.#remember(key, null);
+    }
+    const found = await readMysqlTables(this.ctrl, this.options.selection, database, [
+      { database, table },
+    ]);
+    return this.#remember(key, found[0] ?? null);
+  }
+
+  async #startOptions(
+    from: string | null,
+  ): Promise<{ opts: Record<string, unknown>; at: BinlogCoordinate }> {
+    const at = from === null
+      ? await masterStatus(this.ctrl, this.isMariadb)
+      : parseCheckpoint(from);
+    const gtidUsable = at.gtid !== undefined && isMysqlGtid(at.gtid) !== this.isMariadb;
+    if (gtidUsable && this.isMariadb) return { opts: { gtidSet: at.gtid }, at };
+    if (gtidUsable && !this.isMariadb) {
+      // COM_BINLOG_DUMP_GTID needs gtid_mode=ON; otherwise fall back to file+pos.
+      const [rows] = await this.ctrl.query({ sql: "SELECT @@GLOBAL.gtid_mode", rowsAsArray: true })
+        .catch(() => [[["OFF"]]]) as unknown as [unknown[][]];
+      if (String(rows[0][0]).toUpperCase() === "ON") return { opts: { gtidSet: at.gtid }, at };
+    }
+    return { opts: { filename: at.file, position: at.pos }, at };
+  }
+
+  start(
+    from: string | null,
+    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let finished = false;
+      let inFlight = false;
+      let file = "";
+      let lastCheckpoint = from ?? "";
+      let lastDeliveryMs = Date.now();
+      let pendingEmpty: { checkpoint: string; tsMs: number } | null = null;
+      let idleTimer: ReturnType<typeof setTimeout> | null = null;
+      let tx: OpenTransaction | null = null;
+      const maxEvents = Math.max(1, this.options.maxEventsPerDelivery ?? 10_000);
+      const idleMs = this.options.idleCheckpointMs ?? 1000;
+      const opts = mysqlConnectionOptions(this.endpoint);
+      const zongji = new ZongJi({ ...opts, database: undefined });
+      this.#zongji = zongji;
+
+      const finish = (err?: unknown) => {
+        if (finished) return;
+        finished = true;
+        if (idleTimer) clearTimeout(idleTimer);
+        this.#stopHeartbeat();
+        signal.removeEventListener("abort", onAbort);
+        zongji.removeAllListeners("binlog");
+        zongji.on("error", () => {});
+        zongji.stop();
+        this.#zongji = null;
+        if (err === undefined) resolve();
+        else {
+          reject(
+            err instanceof SourceError ? err : new SourceError(
+              `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
+                (err as Error)?.message ?? String(err)
+              }`,
+              undefined,
+              { cause: err },
+            ),
+          );
+        }
+      };
+      const onAbort = () => {
+        // Let a delivery in flight finish; nothing new is read meanwhile (paused).
+        if (!inFlight) finish();
+      };
+      signal.addEventListener("abort", onAbort);
+
+      const jobs: (() => Promise<void>)[] = [];
+      /**
+       * Queues async work (decoding that needs a schema, deliveries) and pauses the binlog
+       * connection until all queued work is done, so events wait in the server, in order.
+       */
+      const schedule = (job: () => Promise<void>) => {
+        jobs.push(job);
+        zongji.connection?.pause();
+        if (inFlight) return;
+        inFlight = true;
+        (async () => {
+          while (jobs.length > 0 && !finished) await jobs.shift()!();
+        })().then(() => {
+          inFlight = false;
+          if (signal.aborted) return finish();
+          if (!finished) zongji.connection?.resume();
+        }, (err) => {
+          inFlight = false;
+          finish(err);
+        });
+      };
+      const deliver = async (t: SourceTransaction) => {
+        pendingEmpty = null;
+        if (idleTimer) {
+          clearTimeout(idleTimer);
+          idleTimer = null;
+        }
+        lastDeliveryMs = Date.now();
+        await onTransaction(t);
+      };
+      const flushEmpty = () => {
+        if (idleTimer) clearTimeout(idleTimer);
+        idleTimer = null;
+        if (finished) return;
+        schedule(async () => {
+          const p = pendingEmpty;
+          if (p) {
+            await deliver({ checkpoint: p.checkpoint, events: [], bytes: 0, commitTsMs: p.tsMs });
+          }
+        });
+      };
+
+      const eventStart = (e: { nextPosition: number; size: number }) =>
+        e.nextPosition - e.size - (zongji.useChecksum ? 23 : 19);
+      const beginTx = (pos: number, gtid: string | undefined, serverId: number, tsMs: number) => {
+        // A group that ended without a commit marker (not expected) ends where this begins.
+        if (tx !== null && tx.events.length > 0) commit({ nextPosition: pos, timestamp: tsMs });
+        const fields = mysqlPositionFields(serverId, gtid, file, pos, 0);
+        tx = {
+          file,
+          pos,
+          gtid,
+          serverId,
+          events: [],
+          row: 0,
+          bytes: 0,
+          tsMs,
+          fieldsPrefix: fields.substring(0, fields.length - 1),
+          sortKeyPrefix: mysqlSortKey(file, pos, 0).substring(0, 30),
+        };
+      };
+      const ensureTx = (e: AnyBinlogEvent) => {
+        if (tx === null) beginTx(eventStart(e), e.gtid, this.serverOwnId, e.timestamp);
+        return tx!;
+      };
+      const addEvent = (
+        t: OpenTransaction,
+        table: MysqlTable,
+        op: Op,
+        before: RowFragments | null,
+        after: RowFragments | null,
+      ) => {
+        const row = t.row++;
+        t.events.push({
+          table,
+          op,
+          before,
+          after,
+          position: {
+            tsMs: t.tsMs,
+            fields: t.fieldsPrefix + row,
+            sortKey: t.sortKeyPrefix +
+              (row < 10 ? "000000000" + row : String(row).padStart(10, "0")),
+          },
+        });
+        let bytes = 64;
+        if (before) { for (const f of before) bytes += f.length; }
+        if (after) { for (const f of after) bytes += f.length; }
+        t.bytes += bytes;
+      };
+      /** Hands over the changes gathered so far of a still-open transaction. */
+      const deliverPart = async (t: OpenTransaction) => {
+        const events = t.events;
+        t.events = [];
+        const bytes = t.bytes;
+        t.bytes = 0;
+        await deliver({ checkpoint: lastCheckpoint, events, bytes, commitTsMs: t.tsMs });
+      };
+      const commit = (e: { nextPosition: number; timestamp: number }) => {
+        const t: OpenTransaction | null = tx;
+        tx = null;
+        const checkpoint = formatCheckpoint({ file, pos: e.nextPosition, gtid: zongji.gtidSet });
+        lastCheckpoint = checkpoint;
+        if (t !== null && t.events.length > 0) {
+          for (const ev of t.events) ev.position.tsMs = e.timestamp;
+          const delivery: SourceTransaction = {
+            checkpoint,
+            events: t.events,
+            bytes: t.bytes,
+            commitTsMs: e.timestamp,
+          };
+          schedule(() => deliver(delivery));
+          return;
+        }
+        pendingEmpty = { checkpoint, tsMs: e.timestamp };
+        const due = lastDeliveryMs + idleMs - Date.now();
+        if (due <= 0) flushEmpty();
+        else if (idleTimer === null) idleTimer = setTimeout(flushEmpty, due);
+      };
+
+      const decodeRow = (entry: TableEntry, row: RowData): RowFragments => {
+        const table = entry.table!;
+        const values = Object.values(row);
+        const ord = table.ordinals;
+        const dec = entry.decoders;
+        const out: string[] = new Array(ord.length);
+        for (let i = 0; i < ord.length; i++) {
+          const o = ord[i];
+          out[i] = o < values.length ? dec[i](values[o]) : "null";
+        }
+        return out;
+      };
+      const sameKey = (table: MysqlTable, a: RowFragments, b: RowFragments) =>
+        table.keyColumns.every((i) => a[i] === b[i]);
+
+      type RowsEvent = AnyBinlogEvent & { tableId: number; rows: unknown[] };
+      const addRows = (
+        e: RowsEvent,
+        entry: TableEntry,
+        t: OpenTransaction,
+        from: number,
+        to: number,
+      ) => {
+        const table = entry.table!;
+        const name = e.getEventName();
+        for (let i = from; i < to; i++) {
+          const r = e.rows[i];
+          if (name === "writerows") addEvent(t, table, "c", null, decodeRow(entry, r as RowData));
+          else if (name === "deleterows") {
+            addEvent(t, table, "d", decodeRow(entry, r as RowData), null);
+          } else {
+            const u = r as UpdateRowData;
+            const before = decodeRow(entry, u.before), after = decodeRow(entry, u.after);
+            if (table.hasKey && !sameKey(table, before, after)) {
+              addEvent(t, table, "d", before, null);
+              addEvent(t, table, "c", null, after);
+            } else addEvent(t, table, "u", before, after);
+          }
+        }
+      };
+      /** Slow path: the table's schema must be read, or a part must be handed over. */
+      const onRows = async (e: RowsEvent) => {
+        const map = zongji.tableMap[e.tableId];
+        if (!map) return;
+        const entry = await this.#lookup(map.parentSchema, map.tableName);
+        if (!entry.table) return;
+        const t = ensureTx(e);
+        for (let i = 0; i < e.rows.length; i++) {
+          // Hand over a full part only when more changes follow, so the last part always
+          // goes with the commit (and its checkpoint).
+          if (t.events.length >= maxEvents) await deliverPart(t);
+          addRows(e, entry, t, i, i + 1);
+        }
+      };
+      /** Fast path, synchronous: known table, no part boundary inside this event. */
+      const onRowsNow = (e: RowsEvent) => {
+        const map = zongji.tableMap[e.tableId];
+        if (!map) return;
+        const entry = this.#known(map.parentSchema, map.tableName);
+        if (entry === undefined) return schedule(() => onRows(e));
+        if (!entry.table) return;
+        const t = ensureTx(e);
+        if (t.events.length + 2 * e.rows.length > maxEvents) return schedule(() => onRows(e));
+        addRows(e, entry, t, 0, e.rows.length);
+      };
+
+      const onQuery = async (e: QueryEvent) => {
+        const q = e.query.trim();
+        const upper = q.substring(0, 13).toUpperCase();
+        if (upper === "BEGIN" || upper.startsWith("XA START") || upper.startsWith("XA END")) {
+          ensureTx(e);
+          return;
+        }
+        if (upper === "COMMIT" || upper === "ROLLBACK" || upper.startsWith("XA COMMIT")) {
+          commit(e);
+          return;
+        }
+        if (
+          TX_MARKERS.has(upper) || upper.startsWith("SAVEPOINT") ||
+          upper.startsWith("ROLLBACK TO") ||
+          upper.startsWith("RELEASE SAVEP")
+        ) return;
+        // DDL (its own transaction). Schemas may have changed: re-read on next use.
+        const t = ensureTx(e);
+        this.#generation++;
+        const m = TRUNCATE.exec(q);
+        if (m) {
+          const parts = m[1].split(/\s*\.\s*(?=`|[^`])/);
+          const database = parts.length > 1 ? unquote(parts[0]) : e.schema;
+          const name = unquote(parts[parts.length - 1]);
+          if (database) {
+            const entry = await this.#lookup(database, name);
+            if (entry.table) addEvent(t, entry.table, "t", null, null);
+          }
+        }
+        commit(e);
+      };
+
+      const onEvent = (e: AnyBinlogEvent) => {
+        if (finished) return;
+        // Events that arrive while queued work runs (only possible when zongji itself
+        // resumed the connection) wait behind it, in order.
+        if (inFlight) return schedule(() => Promise.resolve(handle(e)));
+        handle(e);
+      };
+      const handle = (e: AnyBinlogEvent) => {
+        if (finished) return;
+        try {
+          switch (e.getEventName()) {
+            case "rotate":
+              file = (e as { binlogName: string }).binlogName;
+              return;
+            case "mariadbgtid": {
+              const g = e as MariadbGtidEvent;
+              beginTx(eventStart(g), g.gtid, g.serverId, g.timestamp);
+              return;
+            }
+            case "gtid":
+            case "anonymousgtid":
+              beginTx(
+                eventStart(e),
+                e.getEventName() === "gtid" ? e.gtid : undefined,
+                this.serverOwnId,
+                e.timestamp,
+              );
+              return;
+            case "tablemap":
+              patchZongjiColumns(zongji.tableMap[(e as { tableId: number }).tableId]);
+              return;
+            case "writerows":
+            case "updaterows":
+            case "deleterows":
+              onRowsNow(e as RowsEvent);
+              return;
+            case "query":
+              schedule(() => onQuery(e as QueryEvent));
+              return;
+            case "xid":
+              commit(e);
+              return;
+            case "xaprepare":
+              if (tx !== null && tx.events.length > 0) {
+                throw new SourceError(
+                  "XA transactions on replicated tables are not supported (XA PREPARE at " +
+                    `${file}:${eventStart(e)})`,
+                );
+              }
+              tx = null;
+              return;
+          }
+        } catch (err) {
+          finish(err);
+        }
+      };
+
+      zongji.on("binlog", onEvent);
+      zongji.on("error", (err: Error) => finish(err));
+      this.#startOptions(from).then(({ opts: startOpts, at }) => {
+        if (finished) return;
+        file = at.file;
+        if (from === null) lastCheckpoint = formatCheckpoint(at);
+        zongji.start({ serverId: this.clientServerId, ...startOpts });
+        this.#startHeartbeat();
+        if (signal.aborted) onAbort();
+      }, (err) => finish(mysqlQueryError(this.endpoint, "Locating the binlog start", err)));
+    });
+  }
+
+  #startHeartbeat(): void {
+    const hb = this.options.heartbeat;
+    if (!hb || this.#heartbeatTimer) return;
+    const table = `${quoteIdent(hb.database)}.${quoteIdent(hb.table)}`;
+    const col = quoteIdent(hb.column ?? "ts");
+    const ready = (hb.create ?? true)
+      ? this.ctrl.query(`CREATE TABLE IF NOT EXISTS ${table} (id INT PRIMARY KEY, ${col} BIGINT)`)
+        .catch(() => {})
+      : Promise.resolve();
+    const beat = () =>
+      ready.then(() =>
+        this.ctrl.query(
+          `INSERT INTO ${table} (id, ${col}) VALUES (1, ?) ON DUPLICATE KEY UPDATE ${col} = VALUES(${col})`,
+          [Date.now()],
+        )
+      ).catch(() => {/* a missed heartbeat only delays the checkpoint */});
+    this.#heartbeatTimer = setInterval(beat, Math.max(100, hb.intervalMs));
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = null;
+  }
+
+  async close(): Promise<void> {
+    this.#stopHeartbeat();
+    if (this.#zongji) {
+      this.#zongji.removeAllListeners("binlog");
+      this.#zongji.on("error", () => {});
+      this.#zongji.stop();
+      this.#zongji = null;
+    }
+    await this.ctrl.end().catch(() => this.ctrl.destroy());
+  }
+}
