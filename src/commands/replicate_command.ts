@@ -10,10 +10,13 @@ import {
 import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
+import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
+import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { idDir, writeManifest } from "./manifest.ts";
 import {
   entryOptionsOf,
+  mysqlEndpointOf,
   namingOf,
   pgEndpointOf,
   redisTargetOf,
@@ -44,11 +47,6 @@ export async function replicate(
     throw new StateError("--resume and --overwrite exclude each other: choose one");
   }
   const setup = resolveReplication(conns, opts);
-  if (setup.source.type !== "POSTGRESQL") {
-    throw new ReplicantError(
-      `${setup.files.source}: type ${setup.source.type}: the MySQL/MariaDB source is not available in this build yet`,
-    );
-  }
   if (mode !== "snapshot") {
     throw new ReplicantError(`replicant ${mode} is not available in this build yet; use snapshot`);
   }
@@ -149,10 +147,10 @@ async function runSnapshot(
     logRowLevelErrors: applier.logRowLevelErrors,
     entry: entryOptionsOf(setup),
   };
-  const source = await PgSnapshotSource.open(
-    pgEndpointOf(setup.source as never),
-    tableSelectionOf(setup.filter),
-  );
+  const selection = tableSelectionOf(setup.filter);
+  const source: SnapshotSource = setup.source.type === "POSTGRESQL"
+    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection)
+    : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);
   const interval = opts.progressInterval ? Number(opts.progressInterval) : undefined;
   const progress = new SnapshotProgress(process.stderr, interval);
   try {

@@ -25,6 +25,7 @@ import { StreamNaming } from "../core/stream_naming.ts";
 import type { TableSelection } from "../pipeline/snapshot_source.ts";
 import type { RedisTarget } from "../sink/redis/redis_connection.ts";
 import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
+import type { MysqlEndpoint } from "../source/mysql/mysql_endpoint.ts";
 import { VERSION } from "../version.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, type Manifest, readManifest } from "./manifest.ts";
@@ -169,6 +170,25 @@ export function pgEndpointOf(conn: PostgresConnection): PgEndpoint {
       }
       : undefined,
     origin: conn.file ?? "postgresql connection",
+  };
+}
+
+export function mysqlEndpointOf(conn: MysqlConnection): MysqlEndpoint {
+  return {
+    host: conn.host,
+    port: conn.port,
+    user: conn.username,
+    password: conn.password,
+    ssl: conn.ssl?.enable
+      ? {
+        rejectUnauthorized: conn.ssl.hostnameVerification,
+        ca: readOptional(conn.ssl.rootCert ?? conn.ssl.trustStore?.path),
+        cert: readOptional(conn.ssl.sslCert),
+        key: readOptional(conn.ssl.sslKey),
+      }
+      : undefined,
+    serverIds: conn.slaveServerIds,
+    origin: conn.file ?? "mysql connection",
   };
 }
 
