@@ -1,5 +1,5 @@
 import process from "node:process";
-import { ReplicantError, StateError } from "../core/errors.ts";
+import { StateError, UsageError } from "../core/errors.ts";
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import {
@@ -13,6 +13,13 @@ import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
+import {
+  forgetSourceState,
+  type ModeContext,
+  realtimeSummary,
+  runFullMode,
+  runRealtimeMode,
+} from "./realtime_modes.ts";
 import { idDir, writeManifest } from "./manifest.ts";
 import {
   entryOptionsOf,
@@ -47,9 +54,6 @@ export async function replicate(
     throw new StateError("--resume and --overwrite exclude each other: choose one");
   }
   const setup = resolveReplication(conns, opts);
-  if (mode !== "snapshot") {
-    throw new ReplicantError(`replicant ${mode} is not available in this build yet; use snapshot`);
-  }
   const log = new ReplicationLog(idDir(setup.home, setup.id));
   const controller = new AbortController();
   const stop = (signal: string) => {
@@ -85,7 +89,32 @@ export async function replicate(
       await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
     }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
-    return await runSnapshot(setup, sink, checkpoints, resume, opts, log, controller.signal);
+    if (mode === "snapshot") {
+      return await runSnapshot(setup, sink, checkpoints, resume, opts, log, controller.signal);
+    }
+    const ctx: ModeContext = { setup, sink, checkpoints, resume, log, signal: controller.signal };
+    if (mode === "realtime") {
+      process.stderr.write(
+        `replicant: streaming changes of id ${setup.id} (SIGINT or SIGTERM stops cleanly)\n`,
+      );
+      const out = await runRealtimeMode(ctx);
+      process.stdout.write(realtimeSummary(out) + "\n");
+      return finish(out.skippedTables, out.interrupted, setup, log);
+    }
+    const progress = new SnapshotProgress(process.stderr, progressInterval(opts));
+    const out = await runFullMode(
+      ctx,
+      snapshotSettingsOf(setup, opts),
+      opts.terminatePostSnapshot === true,
+      progress,
+    );
+    if (out.realtime) process.stdout.write(realtimeSummary(out.realtime) + "\n");
+    if (opts.terminatePostSnapshot && !out.interrupted) {
+      process.stdout.write(
+        `Snapshot done; continue with realtime: replicant full … --id ${setup.id} --resume\n`,
+      );
+    }
+    return finish(out.skipped, out.interrupted, setup, log);
   } finally {
     process.off("SIGINT", onInt);
     process.off("SIGTERM", onTerm);
@@ -102,6 +131,7 @@ async function decideState(
   const exists = await checkpoints.exists();
   if (opts.overwrite) {
     if (exists) await checkpoints.clear();
+    await forgetSourceState(setup);
     return false;
   }
   if (opts.resume) return exists;
@@ -135,24 +165,12 @@ async function runSnapshot(
     );
     return EXIT.ok;
   }
-  const applier = setup.applier.snapshot;
-  const settings: SnapshotSettings = {
-    threads: Math.max(1, setup.extractor.snapshot.threads),
-    fetchRows: setup.extractor.snapshot.fetchSizeRows,
-    batchRows: applier.batchSizeRows,
-    writeMode: writeModeOf(opts),
-    resume,
-    retry: { maxRetries: applier.maxRetries, waitMs: applier.retryWaitDurationMs },
-    skipTablesOnFailures: applier.skipTablesOnFailures,
-    logRowLevelErrors: applier.logRowLevelErrors,
-    entry: entryOptionsOf(setup),
-  };
+  const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume };
   const selection = tableSelectionOf(setup.filter);
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection)
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);
-  const interval = opts.progressInterval ? Number(opts.progressInterval) : undefined;
-  const progress = new SnapshotProgress(process.stderr, interval);
+  const progress = new SnapshotProgress(process.stderr, progressInterval(opts));
   try {
     const outcome = await new SnapshotPipeline(
       source,
@@ -184,4 +202,51 @@ async function runSnapshot(
   } finally {
     await source.close();
   }
+}
+
+function snapshotSettingsOf(
+  setup: ReplicationSetup,
+  opts: CommonOptions,
+): Omit<SnapshotSettings, "resume"> {
+  const applier = setup.applier.snapshot;
+  return {
+    threads: Math.max(1, setup.extractor.snapshot.threads),
+    fetchRows: setup.extractor.snapshot.fetchSizeRows,
+    batchRows: applier.batchSizeRows,
+    writeMode: writeModeOf(opts),
+    retry: { maxRetries: applier.maxRetries, waitMs: applier.retryWaitDurationMs },
+    skipTablesOnFailures: applier.skipTablesOnFailures,
+    logRowLevelErrors: applier.logRowLevelErrors,
+    entry: entryOptionsOf(setup),
+  };
+}
+
+function progressInterval(opts: CommonOptions): number | undefined {
+  if (opts.progressInterval === undefined) return undefined;
+  const ms = Number(opts.progressInterval);
+  if (!Number.isInteger(ms) || ms < 100) {
+    throw new UsageError(
+      `--progress-interval ${opts.progressInterval}: expected milliseconds ≥ 100`,
+    );
+  }
+  return ms;
+}
+
+/** Exit code of a finished or stopped run: 3 when tables were skipped (SPEC §1). */
+function finish(
+  skipped: string[],
+  interrupted: boolean,
+  setup: ReplicationSetup,
+  log: ReplicationLog,
+): number {
+  if (interrupted) {
+    process.stdout.write(`Stopped cleanly. Continue with --resume --id ${setup.id}.\n`);
+  }
+  if (skipped.length > 0) {
+    process.stdout.write(
+      `${skipped.length} table(s) skipped: ${skipped.join(", ")} (see ${log.error})\n`,
+    );
+    return EXIT.skipped;
+  }
+  return EXIT.ok;
 }

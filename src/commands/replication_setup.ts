@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import process from "node:process";
 import {
   type ApplierConfig,
@@ -130,12 +131,13 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
     home,
     id,
     group,
+    // Absolute, so the manifest works from any folder on --resume.
     files: {
-      source: sourceFile!,
-      target: targetFile,
-      extractor: extractorFile,
-      applier: applierFile,
-      filter: filterFile,
+      source: resolve(sourceFile!),
+      target: resolve(targetFile),
+      extractor: extractorFile && resolve(extractorFile),
+      applier: applierFile && resolve(applierFile),
+      filter: filterFile && resolve(filterFile),
     },
     source: source!,
     target: target!,

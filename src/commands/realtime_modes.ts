@@ -1,0 +1,268 @@
+import process from "node:process";
+import { qualifiedName } from "../core/table_schema.ts";
+import type { ReplicationLog } from "../observe/replication_log.ts";
+import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
+import { formatCount, renderTable } from "../observe/text_table.ts";
+import { runFull, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
+import {
+  REALTIME_CHECKPOINT_FIELD,
+  type RealtimeOutcome,
+  RealtimePipeline,
+  type RealtimeSettings,
+  runRealtime,
+} from "../pipeline/realtime_pipeline.ts";
+import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
+import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import { MysqlBinlogSource } from "../source/mysql/mysql_binlog_source.ts";
+import { formatCheckpoint, mysqlSortKeyOfSource } from "../source/mysql/mysql_position.ts";
+import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
+import { openPg } from "../source/postgres/pg_endpoint.ts";
+import {
+  defaultSlotName,
+  dropPublication,
+  dropSlot,
+} from "../source/postgres/pg_replication_slot.ts";
+import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
+import {
+  entryOptionsOf,
+  mysqlEndpointOf,
+  namingOf,
+  pgEndpointOf,
+  type ReplicationSetup,
+  tableSelectionOf,
+} from "./replication_setup.ts";
+
+/** Everything the realtime modes share, resolved by the replicate command. */
+export interface ModeContext {
+  setup: ReplicationSetup;
+  sink: RedisStreamSink;
+  checkpoints: CheckpointStore;
+  resume: boolean;
+  log: ReplicationLog;
+  signal: AbortSignal;
+}
+
+/** Checkpoint fields of MySQL `full`: per cdc stream, what the snapshot already covers. */
+const SKIP_FIELD_PREFIX = "snapshot:skip-through:";
+
+/** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
+export function pgSlotName(setup: ReplicationSetup): string {
+  const conn = setup.source as PostgresConnection;
+  return conn.replicationSlots[0]?.name ?? defaultSlotName(setup.group, setup.id);
+}
+
+/** `--overwrite` forgets the source side of the id too: its slot and publication. */
+export async function forgetSourceState(setup: ReplicationSetup): Promise<void> {
+  if (setup.source.type !== "POSTGRESQL") return;
+  const client = await openPg(pgEndpointOf(setup.source), "replicant-overwrite");
+  try {
+    const name = pgSlotName(setup);
+    await dropSlot(client, name);
+    await dropPublication(client, name);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function realtimeSettingsOf(ctx: ModeContext) {
+  const a = ctx.setup.applier.realtime;
+  return {
+    threads: Math.max(1, a.threads),
+    batchRows: a.batchSizeRows,
+    retry: { maxRetries: a.maxRetries, waitMs: a.retryWaitDurationMs },
+    skipTablesOnFailures: a.skipTablesOnFailures,
+    entry: entryOptionsOf(ctx.setup),
+    sourceRetry: {
+      maxRetries: ctx.setup.source.maxRetries,
+      waitMs: ctx.setup.source.retryWaitDurationMs,
+    },
+  };
+}
+
+/** `replicant realtime`: stream changes until stopped. */
+export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome> {
+  const { setup } = ctx;
+  if (setup.source.type === "POSTGRESQL") {
+    return await runRealtime({
+      ...realtimeSettingsOf(ctx),
+      endpoint: pgEndpointOf(setup.source),
+      sink: ctx.sink,
+      naming: namingOf(setup),
+      checkpoints: ctx.checkpoints,
+      selection: tableSelectionOf(setup.filter),
+      slotName: pgSlotName(setup),
+      publicationName: pgSlotName(setup),
+      resume: ctx.resume,
+      startLsn: setup.extractor.realtime.startPosition?.lsn ?? null,
+      heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+  }
+  let resume = ctx.resume;
+  const start = setup.extractor.realtime.startPosition;
+  if (!resume && start?.log !== undefined && start.position !== undefined) {
+    // A given start position is a checkpoint the pipeline resumes from.
+    await ctx.checkpoints.write({
+      [REALTIME_CHECKPOINT_FIELD]: formatCheckpoint({
+        file: start.log,
+        pos: start.position,
+        gtid: start.gtid,
+      }),
+    });
+    resume = true;
+  }
+  return await runMysqlRealtime(ctx, resume, await readSkipThrough(ctx.checkpoints));
+}
+
+async function runMysqlRealtime(
+  ctx: ModeContext,
+  resume: boolean,
+  skipThrough: Map<string, string>,
+): Promise<RealtimeOutcome> {
+  const { setup } = ctx;
+  const hb = setup.extractor.realtime.heartbeat;
+  const source = await MysqlBinlogSource.open(mysqlEndpointOf(setup.source as MysqlConnection), {
+    selection: tableSelectionOf(setup.filter),
+    heartbeat: hb.enable && hb.catalog
+      ? {
+        database: hb.catalog,
+        table: hb.tableName,
+        column: hb.columnName,
+        intervalMs: hb.intervalMs,
+        create: true,
+      }
+      : undefined,
+  });
+  try {
+    const settings: RealtimeSettings = {
+      ...realtimeSettingsOf(ctx),
+      resume,
+      sortKeyOf: mysqlSortKeyOfSource,
+      skipThrough,
+    };
+    return await new RealtimePipeline(
+      source,
+      ctx.sink,
+      namingOf(setup),
+      ctx.checkpoints,
+      settings,
+      ctx.log,
+      ctx.signal,
+    ).run();
+  } finally {
+    await source.close();
+  }
+}
+
+async function readSkipThrough(checkpoints: CheckpointStore): Promise<Map<string, string>> {
+  const state = await checkpoints.read();
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(state)) {
+    if (k.startsWith(SKIP_FIELD_PREFIX)) out.set(k.slice(SKIP_FIELD_PREFIX.length), v);
+  }
+  return out;
+}
+
+/** `replicant full`: snapshot, then realtime from the snapshot's exact point. */
+export async function runFullMode(
+  ctx: ModeContext,
+  snapshot: Omit<SnapshotSettings, "resume">,
+  terminatePostSnapshot: boolean,
+  progress: SnapshotProgress,
+): Promise<{ realtime: RealtimeOutcome | null; skipped: string[]; interrupted: boolean }> {
+  const { setup } = ctx;
+  if (setup.source.type === "POSTGRESQL") {
+    const out = await runFull({
+      ...realtimeSettingsOf(ctx),
+      endpoint: pgEndpointOf(setup.source),
+      sink: ctx.sink,
+      naming: namingOf(setup),
+      checkpoints: ctx.checkpoints,
+      selection: tableSelectionOf(setup.filter),
+      slotName: pgSlotName(setup),
+      publicationName: pgSlotName(setup),
+      resume: ctx.resume,
+      heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
+      snapshot,
+      terminatePostSnapshot,
+      log: ctx.log,
+      progress,
+      signal: ctx.signal,
+    });
+    if (out.snapshot) process.stdout.write(progress.summary() + "\n");
+    const skipped = [
+      ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),
+      ...(out.realtime?.skippedTables ?? []),
+    ];
+    return { realtime: out.realtime, skipped, interrupted: out.interrupted };
+  }
+  // MySQL/MariaDB: every reader has its own consistent snapshot and binlog position; realtime
+  // starts at the lowest and each table skips what its own snapshot already holds.
+  const state = ctx.resume ? await ctx.checkpoints.read() : {};
+  const skipped: string[] = [];
+  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1") {
+    const naming = namingOf(setup);
+    const source = await MysqlSnapshotSource.open(
+      mysqlEndpointOf(setup.source),
+      tableSelectionOf(setup.filter),
+    );
+    try {
+      const outcome = await new SnapshotPipeline(
+        source,
+        ctx.sink,
+        naming,
+        ctx.checkpoints,
+        { ...snapshot, resume: ctx.resume },
+        ctx.log,
+        progress,
+        ctx.signal,
+      ).run();
+      process.stdout.write(progress.summary() + "\n");
+      skipped.push(...outcome.tables.filter((t) => t.status === "skipped").map((t) => t.table));
+      // Positions of the readers that read each table; kept so a later resume still knows.
+      const fields: Record<string, string> = {};
+      const tables = await source.tables();
+      for (const t of tables) {
+        const pos = source.tablePositions().get(`${t.schema.id.catalog}.${t.schema.id.table}`);
+        if (pos) fields[SKIP_FIELD_PREFIX + naming.cdcStream(t.schema.id)] = pos.skipThrough;
+      }
+      const lowest = source.lowestPosition();
+      if (lowest && !state[REALTIME_CHECKPOINT_FIELD]) {
+        fields[REALTIME_CHECKPOINT_FIELD] = formatCheckpoint(lowest);
+      }
+      if (Object.keys(fields).length > 0) await ctx.checkpoints.write(fields);
+      if (outcome.interrupted) return { realtime: null, skipped, interrupted: true };
+      await ctx.checkpoints.write({ [SNAPSHOT_COMPLETE_FIELD]: "1" });
+      ctx.log.info(
+        `snapshot complete: ${tables.map((t) => qualifiedName(t.schema.id)).length} table(s)`,
+      );
+    } finally {
+      await source.close();
+    }
+    if (terminatePostSnapshot) return { realtime: null, skipped, interrupted: false };
+  }
+  const realtime = await runMysqlRealtime(ctx, true, await readSkipThrough(ctx.checkpoints));
+  return {
+    realtime,
+    skipped: [...skipped, ...realtime.skippedTables],
+    interrupted: realtime.interrupted,
+  };
+}
+
+export function realtimeSummary(out: RealtimeOutcome): string {
+  const rows = out.tables.map((t) => [
+    t.table,
+    t.stream,
+    t.status,
+    formatCount(t.changes),
+    formatCount(t.duplicates),
+    t.error ?? "",
+  ]);
+  return renderTable(
+    ["table", "stream", "status", "changes", "skipped as present", "error"],
+    rows,
+  ) +
+    `\n${formatCount(out.transactions)} transaction(s); checkpoint ${out.checkpoint ?? "-"}`;
+}

@@ -1,0 +1,77 @@
+import type { SourceTransaction } from "./streaming_source.ts";
+
+/**
+ * A part of a source transaction. A source may deliver a very large transaction in several
+ * parts (bounded memory): every part carries the transaction's checkpoint, all parts but
+ * the last have `more: true`, and the checkpoint advances only once the last part's
+ * entries, and those of every part before it, are accepted.
+ */
+export interface SourceTransactionPart extends SourceTransaction {
+  more?: boolean;
+}
+
+/** One transaction in flight: how many of its events still wait for Redis. */
+export interface InFlightTransaction {
+  readonly token: string;
+  pending: number;
+  /** All parts delivered: no more events will be added. */
+  closed: boolean;
+}
+
+/**
+ * Tracks transactions in flight in source order and gives the highest checkpoint below
+ * which every transaction is fully accepted (Redpanda Connect's checkpointer). Pure: the
+ * pipeline tells it what was added and accepted; it never touches Redis or the source.
+ */
+export class Checkpointer {
+  readonly #queue: InFlightTransaction[] = [];
+  #head = 0;
+
+  /** Registers the next transaction in source order. */
+  begin(token: string): InFlightTransaction {
+    const tx: InFlightTransaction = { token, pending: 0, closed: false };
+    this.#queue.push(tx);
+    return tx;
+  }
+
+  /** `n` more events of `tx` are on their way to Redis. */
+  add(tx: InFlightTransaction, n = 1): void {
+    if (tx.closed) throw new Error(`transaction ${tx.token} is closed`);
+    tx.pending += n;
+  }
+
+  /** `n` events of `tx` were accepted by Redis (or dropped on purpose). */
+  accepted(tx: InFlightTransaction, n = 1): void {
+    if (n > tx.pending) throw new Error(`transaction ${tx.token}: more accepted than pending`);
+    tx.pending -= n;
+  }
+
+  /** Every part of `tx` was delivered. */
+  close(tx: InFlightTransaction): void {
+    tx.closed = true;
+  }
+
+  /**
+   * Drops the finished transactions at the front and returns the token of the last one
+   * dropped: the new checkpoint. Null when the front transaction is still in flight.
+   */
+  advance(): string | null {
+    let token: string | null = null;
+    while (this.#head < this.#queue.length) {
+      const tx = this.#queue[this.#head];
+      if (!tx.closed || tx.pending > 0) break;
+      token = tx.token;
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return token;
+  }
+
+  /** Transactions registered and not yet behind the checkpoint. */
+  get inFlight(): number {
+    return this.#queue.length - this.#head;
+  }
+}

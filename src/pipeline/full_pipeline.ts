@@ -1,0 +1,138 @@
+import type { ReplicationLog } from "../observe/replication_log.ts";
+import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
+import { openPg } from "../source/postgres/pg_endpoint.ts";
+import {
+  createSlotWithSnapshot,
+  dropSlot,
+  ensurePublication,
+  type ExportedSlot,
+  readSlot,
+} from "../source/postgres/pg_replication_slot.ts";
+import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
+import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
+import { type PgRealtimeSpec, type RealtimeOutcome, runRealtime } from "./realtime_pipeline.ts";
+import {
+  type SnapshotOutcome,
+  SnapshotPipeline,
+  type SnapshotSettings,
+} from "./snapshot_pipeline.ts";
+
+/** Checkpoint fields of `full` (SPEC §6). */
+export const SNAPSHOT_COMPLETE_FIELD = "snapshot:complete";
+export const SNAPSHOT_CONSISTENT_POINT_FIELD = "snapshot:consistent-point";
+
+/** Settings of a PostgreSQL `full` run, already resolved by the command layer. */
+export interface PgFullSpec extends PgRealtimeSpec {
+  /** Snapshot settings; `resume` is taken from the spec's own `resume`. */
+  snapshot: Omit<SnapshotSettings, "resume">;
+  /** Stop after the snapshot; a later resume goes straight to realtime. */
+  terminatePostSnapshot: boolean;
+  log: ReplicationLog;
+  progress: SnapshotProgress;
+}
+
+export interface FullOutcome {
+  /** Null when the snapshot was already complete (resume). */
+  snapshot: SnapshotOutcome | null;
+  /** Null when stopped after the snapshot (or interrupted during it). */
+  realtime: RealtimeOutcome | null;
+  interrupted: boolean;
+}
+
+/**
+ * `replicant full` for PostgreSQL (DESIGN §Consistent snapshot and handoff): the slot is
+ * created with `EXPORT_SNAPSHOT` on a replication connection held open while every snapshot
+ * reader imports that snapshot; realtime then streams from the slot's consistent point, so
+ * nothing is missed and nothing is read twice.
+ *
+ * Resuming an interrupted snapshot: the exported snapshot died with the process, so the
+ * remaining rows are read from a fresh snapshot. Rows that changed in between may then
+ * appear in their newer state in the snapshot stream, while every change since the slot's
+ * creation still comes once, in order, through the `_cdc_logs` streams (replaying snapshot
+ * then changes by key gives the table).
+ */
+export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
+  const state = spec.resume ? await spec.checkpoints.read() : {};
+  let snapshot: SnapshotOutcome | null = null;
+  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1") {
+    snapshot = await runSnapshotPhase(spec, state);
+    if (snapshot.interrupted || spec.signal.aborted) {
+      return { snapshot, realtime: null, interrupted: true };
+    }
+    await spec.checkpoints.write({ [SNAPSHOT_COMPLETE_FIELD]: "1" });
+    spec.log.info("snapshot complete; realtime continues from the slot's consistent point");
+  } else spec.log.info("snapshot already complete: resuming realtime");
+  if (spec.terminatePostSnapshot) return { snapshot, realtime: null, interrupted: false };
+  if (spec.signal.aborted) return { snapshot, realtime: null, interrupted: true };
+  const realtime = await runRealtime({ ...spec, log: spec.log });
+  return { snapshot, realtime, interrupted: realtime.interrupted };
+}
+
+async function runSnapshotPhase(
+  spec: PgFullSpec,
+  state: Record<string, string>,
+): Promise<SnapshotOutcome> {
+  const control = await openPg(spec.endpoint, "replicant-full");
+  let exported: ExportedSlot | null = null;
+  let resumeSnapshot = spec.resume;
+  try {
+    // The publication must exist before the slot: pgoutput reads it as of each change.
+    const scope = spec.publicationScope === "selected"
+      ? (await readPgTables(control, spec.endpoint.database, spec.selection)).map((t) => t.id)
+      : "all";
+    await ensurePublication(control, spec.publicationName, scope);
+    const slot = await readSlot(control, spec.slotName);
+    if (spec.resume && slot && state[SNAPSHOT_CONSISTENT_POINT_FIELD]) {
+      spec.log.info(
+        `resuming the snapshot with a fresh snapshot; changes since slot "${spec.slotName}" ` +
+          `(consistent point ${state[SNAPSHOT_CONSISTENT_POINT_FIELD]}) follow in realtime`,
+      );
+    } else {
+      if (slot) {
+        spec.log.warn(`dropping replication slot "${spec.slotName}" to start a new full run`);
+        await dropSlot(control, spec.slotName);
+      }
+      if (spec.resume) {
+        spec.log.warn(`no usable slot to resume from: the snapshot starts over`);
+        resumeSnapshot = false;
+      }
+      exported = await createSlotWithSnapshot(spec.endpoint, spec.slotName);
+      await spec.checkpoints.write({
+        [SNAPSHOT_CONSISTENT_POINT_FIELD]: exported.consistentPoint,
+      });
+      spec.log.info(
+        `created slot "${spec.slotName}" at ${exported.consistentPoint}, snapshot ${exported.snapshotName}`,
+      );
+    }
+  } finally {
+    await control.end().catch(() => {});
+  }
+  try {
+    const source = await PgSnapshotSource.open(
+      spec.endpoint,
+      spec.selection,
+      exported?.snapshotName,
+    );
+    try {
+      const settings: SnapshotSettings = {
+        ...spec.snapshot,
+        resume: resumeSnapshot,
+        writeMode: resumeSnapshot ? "append" : spec.snapshot.writeMode,
+      };
+      return await new SnapshotPipeline(
+        source,
+        spec.sink,
+        spec.naming,
+        spec.checkpoints,
+        settings,
+        spec.log,
+        spec.progress,
+        spec.signal,
+      ).run();
+    } finally {
+      await source.close();
+    }
+  } finally {
+    await exported?.close();
+  }
+}

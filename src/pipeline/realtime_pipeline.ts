@@ -1,0 +1,602 @@
+import type { Redis } from "ioredis";
+import type { ChangeEvent } from "../core/change_event.ts";
+import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
+import { ReplicantError, SinkError } from "../core/errors.ts";
+import type { StreamNaming } from "../core/stream_naming.ts";
+import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
+import type { BatchResult, RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
+import { PgLogicalSource } from "../source/postgres/pg_logical_source.ts";
+import { pgSortKeyOfSource } from "../source/postgres/pgoutput_position.ts";
+import {
+  Checkpointer,
+  type InFlightTransaction,
+  type SourceTransactionPart,
+} from "./checkpointer.ts";
+import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
+import type { TableSelection } from "./snapshot_source.ts";
+import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
+import type { StreamingSource } from "./streaming_source.ts";
+
+/** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
+export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
+
+/** Where the pipeline reports (ReplicationLog fits). */
+export interface PipelineLog {
+  info(message: string): void;
+  warn(message: string): void;
+  fail(message: string): void;
+}
+
+export const silentLog: PipelineLog = { info() {}, warn() {}, fail() {} };
+
+export interface RealtimeSettings {
+  /** Streams written in parallel (applier `realtime.threads`). */
+  threads: number;
+  /** Entries per pipelined XADD batch (applier `batch-size-rows`). */
+  batchRows: number;
+  retry: RetrySettings;
+  /** EVENTUAL: skip a table after max-retries (default true); false stops the run. */
+  skipTablesOnFailures: boolean;
+  entry: EntryOptions;
+  /** Continue from the checkpoint and skip what each stream's tail already holds. */
+  resume: boolean;
+  /** Bound of encoded entries waiting for Redis (default 16 MiB). */
+  maxQueueBytes?: number;
+  /** The connector's rule from an entry's `source` block to its sort key. */
+  sortKeyOf: SortKeyOfSource;
+  /**
+   * Restarts of the source after a connection failure (errors with `retriable: true`),
+   * from the last checkpoint; consecutive failures beyond `maxRetries` stop the run.
+   */
+  sourceRetry?: RetrySettings;
+  /**
+   * Per stream, changes at or below this sort key are already in the snapshot (MySQL
+   * `full`: each table was read at its own binlog position), so they are skipped too.
+   */
+  skipThrough?: ReadonlyMap<string, string>;
+}
+
+export interface RealtimeTableOutcome {
+  table: string;
+  stream: string;
+  /** Changes written (entries without tombstones). */
+  changes: number;
+  /** Changes not written because the stream already held them (resume). */
+  duplicates: number;
+  status: "ok" | "skipped";
+  error?: string;
+}
+
+export interface RealtimeOutcome {
+  tables: RealtimeTableOutcome[];
+  skippedTables: string[];
+  transactions: number;
+  /** Last checkpoint written to Redis (and acknowledged to the source), or null. */
+  checkpoint: string | null;
+  interrupted: boolean;
+}
+
+/** A table's writes failed beyond retries: EVENTUAL skips it. */
+class TableFailure extends ReplicantError {}
+
+interface Queued {
+  entries: string[][];
+  tx: InFlightTransaction;
+  bytes: number;
+  sortKey: string | undefined;
+}
+
+class StreamWriter {
+  queue: Queued[] = [];
+  head = 0;
+  running = false;
+  skipped = false;
+  ready = false;
+  lastId: string | null = null;
+  tailKey: string | null = null;
+  /** Sort key of the last change this run wrote. */
+  lastKey: string | null = null;
+  changes = 0;
+  duplicates = 0;
+  error?: string;
+  encoder: TableEntryEncoder;
+  constructor(
+    readonly table: TableSchema,
+    readonly name: string,
+    readonly stream: string,
+    readonly client: Redis,
+    /** The sink's raw RESP writer used for this stream's batches (kept: order). */
+    readonly slot: number,
+    entry: EntryOptions,
+  ) {
+    this.encoder = new TableEntryEncoder(table, entry);
+  }
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+}
+
+class Semaphore {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = Math.max(1, n);
+  }
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((r) => this.#waiting.push(r));
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+/**
+ * EVENTUAL realtime (DESIGN §Realtime flow): each table's changes go to its `_cdc_logs`
+ * stream, in source order, a transaction's rows contiguous; streams are written in
+ * parallel up to `threads`, in pipelined XADD batches whose every reply is checked. A
+ * failed batch is undone (XDEL of what landed) and retried whole; after max-retries the
+ * table is skipped. The checkpoint moves only when every entry of every transaction up to
+ * it is accepted: first written to Redis, then acknowledged to the source.
+ */
+export class RealtimePipeline {
+  #checkpointer = new Checkpointer();
+  readonly #writers = new Map<string, StreamWriter>();
+  readonly #sem: Semaphore;
+  readonly #internal = new AbortController();
+  #open: InFlightTransaction | null = null;
+  #bytes = 0;
+  #transactions = 0;
+  #fatal: unknown = null;
+  #waiters: (() => void)[] = [];
+  #latest: string | null = null;
+  #written: string | null = null;
+  #committing: Promise<void> | null = null;
+
+  constructor(
+    private readonly source: StreamingSource,
+    private readonly sink: RedisStreamSink,
+    private readonly naming: StreamNaming,
+    private readonly checkpoints: CheckpointStore,
+    private readonly settings: RealtimeSettings,
+    private readonly log: PipelineLog,
+    private readonly signal: AbortSignal,
+  ) {
+    this.#sem = new Semaphore(settings.threads);
+  }
+
+  async run(): Promise<RealtimeOutcome> {
+    const from = this.settings.resume
+      ? await this.checkpoints.get(REALTIME_CHECKPOINT_FIELD)
+      : null;
+    this.#written = from;
+    const stop = () => this.#internal.abort();
+    if (this.signal.aborted) stop();
+    this.signal.addEventListener("abort", stop, { once: true });
+    this.log.info(
+      `realtime into ${this.source.tables().length} table stream(s) from ${
+        from ? `checkpoint ${from}` : "the slot's position"
+      }`,
+    );
+    let sourceError: unknown = null;
+    const retry = this.settings.sourceRetry ?? { maxRetries: 10, waitMs: 1000 };
+    let start = from;
+    for (let failures = 0, seen = 0;;) {
+      try {
+        await this.source.start(start, (tx) => this.#onTransaction(tx), this.#internal.signal);
+        break;
+      } catch (err) {
+        if (this.#transactions > seen) failures = 0;
+        seen = this.#transactions;
+        if (
+          this.#fatal !== null || this.#internal.signal.aborted ||
+          (err as { retriable?: unknown })?.retriable !== true || failures >= retry.maxRetries
+        ) {
+          sourceError = err;
+          break;
+        }
+        failures++;
+        this.log.warn(
+          `source failed (${
+            (err as Error).message
+          }); starting again (${failures}/${retry.maxRetries})`,
+        );
+        start = await this.#restartPoint();
+        if (this.#fatal !== null) break;
+        await sleep(backoffMs(failures, retry.waitMs), this.#internal.signal);
+      }
+    }
+    this.signal.removeEventListener("abort", stop);
+    // Drain: every queued batch is written (or its table skipped), then the checkpoint.
+    while (this.#busyWriters() && this.#fatal === null) await this.#changed();
+    this.#advance();
+    await this.#commit();
+    const error = this.#fatal ?? sourceError;
+    if (error) throw error;
+    const tables = [...this.#writers.values()].map((w): RealtimeTableOutcome => ({
+      table: w.name,
+      stream: w.stream,
+      changes: w.changes,
+      duplicates: w.duplicates,
+      status: w.skipped ? "skipped" : "ok",
+      ...(w.error ? { error: w.error } : {}),
+    }));
+    return {
+      tables,
+      skippedTables: tables.filter((t) => t.status === "skipped").map((t) => t.table),
+      transactions: this.#transactions,
+      checkpoint: this.#written,
+      interrupted: this.signal.aborted,
+    };
+  }
+
+  /**
+   * After the source failed: lets everything queued land, saves the checkpoint, and makes
+   * each stream skip what it already holds, since the source sends again from there.
+   */
+  async #restartPoint(): Promise<string | null> {
+    while (this.#busyWriters() && this.#fatal === null) await this.#changed();
+    this.#advance();
+    await this.#commit().catch((err) => {
+      if (this.#fatal === null) this.#fatal = err;
+    });
+    for (const w of this.#writers.values()) {
+      if (w.lastKey !== null && (w.tailKey === null || w.lastKey > w.tailKey)) {
+        w.tailKey = w.lastKey;
+      }
+    }
+    this.#checkpointer = new Checkpointer();
+    this.#open = null;
+    return this.#written;
+  }
+
+  #busyWriters(): boolean {
+    for (const w of this.#writers.values()) {
+      if (w.running || (w.pending > 0 && !w.skipped)) return true;
+    }
+    return false;
+  }
+
+  #changed(): Promise<void> {
+    return new Promise((r) => this.#waiters.push(r));
+  }
+
+  #notify(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const r of w) r();
+  }
+
+  #writer(table: TableSchema): StreamWriter {
+    const stream = this.naming.cdcStream(table.id);
+    let w = this.#writers.get(stream);
+    if (!w) {
+      w = new StreamWriter(
+        table,
+        qualifiedName(table.id),
+        stream,
+        this.sink.lease(),
+        this.sink.writerSlot(),
+        this.settings.entry,
+      );
+      this.#writers.set(stream, w);
+    } else if (w.encoder.table !== table) {
+      w.encoder = new TableEntryEncoder(table, this.settings.entry);
+    }
+    return w;
+  }
+
+  async #onTransaction(part: SourceTransactionPart): Promise<void> {
+    if (this.#fatal !== null) throw this.#fatal;
+    let tx = this.#open;
+    if (!tx || tx.token !== part.checkpoint) {
+      tx = this.#checkpointer.begin(part.checkpoint);
+      this.#transactions++;
+    }
+    const touched = new Set<StreamWriter>();
+    const now = Date.now();
+    for (const ev of part.events as ChangeEvent[]) {
+      const w = this.#writer(ev.table);
+      if (w.skipped) continue;
+      const entries = w.encoder.encode(ev, now);
+      let bytes = 64;
+      for (const e of entries) for (const f of e) bytes += f.length;
+      this.#checkpointer.add(tx);
+      w.queue.push({ entries, tx, bytes, sortKey: ev.position.sortKey });
+      this.#bytes += bytes;
+      touched.add(w);
+    }
+    if (part.more) this.#open = tx;
+    else {
+      this.#checkpointer.close(tx);
+      this.#open = null;
+    }
+    for (const w of touched) this.#kick(w);
+    this.#advance();
+    const max = this.settings.maxQueueBytes ?? 16 * 1024 * 1024;
+    while (this.#bytes > max && this.#fatal === null) await this.#changed();
+    if (this.#fatal !== null) throw this.#fatal;
+  }
+
+  #kick(w: StreamWriter): void {
+    if (w.running || w.skipped || w.pending === 0) return;
+    w.running = true;
+    this.#runWriter(w).finally(() => {
+      w.running = false;
+      this.#notify();
+      if (w.pending > 0 && !w.skipped && this.#fatal === null) this.#kick(w);
+    });
+  }
+
+  #accept(q: Queued): void {
+    this.#checkpointer.accepted(q.tx);
+    this.#bytes -= q.bytes;
+  }
+
+  async #runWriter(w: StreamWriter): Promise<void> {
+    try {
+      if (!w.ready) await this.#prepare(w);
+      while (w.pending > 0 && !w.skipped && this.#fatal === null) {
+        const batch: Queued[] = [];
+        await this.#sem.acquire();
+        try {
+          let n = 0;
+          while (w.head < w.queue.length && n < this.settings.batchRows) {
+            const q = w.queue[w.head++];
+            if (w.tailKey !== null && q.sortKey !== undefined && q.sortKey <= w.tailKey) {
+              w.duplicates++;
+              this.#accept(q);
+              continue;
+            }
+            batch.push(q);
+            n += q.entries.length;
+          }
+          if (batch.length > 0) await this.#send(w, batch.flatMap((q) => q.entries));
+        } finally {
+          this.#sem.release();
+        }
+        for (const q of batch) this.#accept(q);
+        w.changes += batch.length;
+        if (batch.length > 0) w.lastKey = batch[batch.length - 1].sortKey ?? w.lastKey;
+        if (w.head > 4096 && w.head * 2 > w.queue.length) {
+          w.queue = w.queue.slice(w.head);
+          w.head = 0;
+        }
+        this.#advance();
+        this.#notify();
+      }
+    } catch (err) {
+      const message = (err as Error).message;
+      if (err instanceof TableFailure && this.settings.skipTablesOnFailures) {
+        w.skipped = true;
+        w.error = message;
+        while (w.head < w.queue.length) this.#accept(w.queue[w.head++]);
+        w.queue = [];
+        w.head = 0;
+        this.log.fail(`realtime of ${w.name} into ${w.stream} skipped: ${message}`);
+        this.#advance();
+      } else {
+        this.log.fail(`realtime of ${w.name} into ${w.stream} failed: ${message}`);
+        if (this.#fatal === null) this.#fatal = err;
+        this.#internal.abort();
+      }
+    }
+  }
+
+  /** Reads the stream's tail once: where undo starts, and (resume) what to skip. */
+  async #prepare(w: StreamWriter): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        const tail = await readStreamTail(
+          w.client,
+          w.stream,
+          this.settings.entry.format,
+          this.settings.entry.tombstones,
+          this.settings.sortKeyOf,
+        );
+        w.lastId = tail.lastId;
+        const floor = this.settings.skipThrough?.get(w.stream) ?? null;
+        w.tailKey = floor;
+        if (this.settings.resume) {
+          if (tail.sortKey !== null && (floor === null || tail.sortKey > floor)) {
+            w.tailKey = tail.sortKey;
+          }
+          if (tail.missingTombstone) {
+            w.lastId = await w.client.xadd(w.stream, "*", ...tail.missingTombstone);
+            this.log.info(`appended the missing tombstone of the last delete in ${w.stream}`);
+          }
+        }
+        w.ready = true;
+        return;
+      } catch (err) {
+        if (
+          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
+        ) {
+          throw new TableFailure(
+            `cannot read the tail of "${w.stream}": ${(err as Error).message}`,
+          );
+        }
+        await sleep(backoffMs(attempt + 1, this.settings.retry.waitMs));
+      }
+    }
+  }
+
+  /** Writes one batch; on any failure undoes what landed and retries it whole (SPEC §5). */
+  async #send(w: StreamWriter, entries: string[][]): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      let result: BatchResult | null = null;
+      let thrown: unknown = null;
+      try {
+        result = await this.sink.appendVia(w.slot, w.stream, entries);
+      } catch (err) {
+        thrown = err;
+      }
+      if (result && result.failed === 0) {
+        w.lastId = result.ids[result.ids.length - 1];
+        return;
+      }
+      const error = thrown ?? result!.errors.find((e) => e !== null);
+      await this.#undo(w, result && !thrown ? result : null, entries.length);
+      const kind = classifyRedisError(error);
+      if (
+        kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
+      ) {
+        throw new TableFailure(
+          `batch of ${entries.length} entries not accepted by "${w.stream}" after ${
+            attempt + 1
+          } tries: ${(error as Error)?.message ?? error}`,
+        );
+      }
+      this.log.warn(
+        `batch into ${w.stream} failed (${(error as Error)?.message}); retrying (${attempt + 1})`,
+      );
+      await sleep(
+        backoffMs(
+          kind === "oom" ? Math.min(attempt + 1, 4) : attempt + 1,
+          this.settings.retry.waitMs,
+        ),
+      );
+    }
+  }
+
+  /**
+   * XDEL the entries of a failed batch that landed: the ids from the replies, or, when the
+   * pipeline itself failed (connection lost), every entry after the last one known good.
+   */
+  async #undo(w: StreamWriter, result: BatchResult | null, size: number): Promise<void> {
+    let lastError: unknown = null;
+    for (let attempt = 0; attempt <= this.settings.retry.maxRetries; attempt++) {
+      try {
+        let ids: string[];
+        if (result) ids = result.ids.filter((id): id is string => id !== null);
+        else {
+          const found = await w.client.xrange(
+            w.stream,
+            w.lastId === null ? "-" : `(${w.lastId}`,
+            "+",
+            "COUNT",
+            size + 1,
+          ) as [string, string[]][];
+          ids = found.map(([id]) => id);
+        }
+        if (ids.length > 0) await w.client.xdel(w.stream, ...ids);
+        return;
+      } catch (err) {
+        lastError = err;
+        await sleep(backoffMs(attempt + 1, this.settings.retry.waitMs));
+      }
+    }
+    throw new TableFailure(
+      `cannot undo a failed batch in "${w.stream}" (entries after ${w.lastId} are in doubt): ${
+        (lastError as Error)?.message
+      }`,
+    );
+  }
+
+  #advance(): void {
+    const token = this.#checkpointer.advance();
+    if (token !== null) {
+      this.#latest = token;
+      if (!this.#committing) {
+        this.#committing = this.#commit().catch((err) => {
+          if (this.#fatal === null) this.#fatal = err;
+          this.#internal.abort();
+          this.#notify();
+        }).finally(() => this.#committing = null);
+      }
+    }
+  }
+
+  /** Writes the newest checkpoint to Redis, then acknowledges it to the source. */
+  async #commit(): Promise<void> {
+    if (this.#committing) await this.#committing.catch(() => {});
+    for (let failures = 0; this.#latest !== null && this.#latest !== this.#written;) {
+      const token = this.#latest;
+      try {
+        await this.checkpoints.write({ [REALTIME_CHECKPOINT_FIELD]: token });
+        await this.source.acknowledge(token);
+        this.#written = token;
+      } catch (err) {
+        failures++;
+        this.log.warn(`cannot write checkpoint ${token}: ${(err as Error).message}`);
+        if (failures > this.settings.retry.maxRetries) {
+          throw new SinkError(`cannot write the checkpoint: ${(err as Error).message}`);
+        }
+        await sleep(backoffMs(failures, this.settings.retry.waitMs));
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ PostgreSQL entry point
+
+/** Settings of a PostgreSQL realtime run, already resolved by the command layer. */
+export interface PgRealtimeSpec {
+  endpoint: PgEndpoint;
+  sink: RedisStreamSink;
+  naming: StreamNaming;
+  checkpoints: CheckpointStore;
+  entry: EntryOptions;
+  selection: TableSelection;
+  slotName: string;
+  publicationName: string;
+  threads: number;
+  batchRows: number;
+  retry: RetrySettings;
+  skipTablesOnFailures?: boolean;
+  resume: boolean;
+  /** Extractor `start-position.lsn`: where a fresh run starts (else the slot's position). */
+  startLsn?: string | null;
+  /** Publication of all tables (default) or of the selected ones, when Replicant creates it. */
+  publicationScope?: "all" | "selected";
+  /** Restarts of the source after connection failures (connection `max-retries`, …). */
+  sourceRetry?: RetrySettings;
+  /** Heartbeat interval when idle (extractor heartbeat `interval-ms`), default 10 s. */
+  heartbeatMs?: number;
+  maxQueueBytes?: number;
+  log?: PipelineLog;
+  /** SIGINT/SIGTERM: finish the batches in flight, write the checkpoint, return. */
+  signal: AbortSignal;
+}
+
+/** `replicant realtime` for PostgreSQL (EVENTUAL). */
+export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome> {
+  const source = await PgLogicalSource.open(spec.endpoint, spec.selection, {
+    slotName: spec.slotName,
+    publicationName: spec.publicationName,
+    publicationScope: spec.publicationScope,
+    startLsn: spec.startLsn,
+    heartbeatMs: spec.heartbeatMs,
+  });
+  try {
+    return await new RealtimePipeline(
+      source,
+      spec.sink,
+      spec.naming,
+      spec.checkpoints,
+      {
+        threads: spec.threads,
+        batchRows: spec.batchRows,
+        retry: spec.retry,
+        skipTablesOnFailures: spec.skipTablesOnFailures ?? true,
+        entry: spec.entry,
+        resume: spec.resume,
+        maxQueueBytes: spec.maxQueueBytes,
+        sortKeyOf: pgSortKeyOfSource,
+        sourceRetry: spec.sourceRetry,
+      },
+      spec.log ?? silentLog,
+      spec.signal,
+    ).run();
+  } finally {
+    await source.close();
+  }
+}

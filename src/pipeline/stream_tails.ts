@@ -1,0 +1,82 @@
+import type { Redis } from "ioredis";
+import { decodeEntry } from "../core/entry_decoder.ts";
+import { type MessageFormat, TOMBSTONE_VALUE } from "../core/entry_encoder.ts";
+
+/** Turns an entry's decoded `source` block into its sort key (the connector's rule). */
+export type SortKeyOfSource = (source: Record<string, unknown> | null) => string | null;
+
+export interface StreamTail {
+  /** Id of the newest entry, or null when the stream is empty or missing. */
+  lastId: string | null;
+  /** Sort key of the newest entry that carries a realtime position, or null. */
+  sortKey: string | null;
+  /**
+   * When the newest entry is a delete whose tombstone never landed (a crash between the
+   * two), the tombstone's fields, to append before anything else.
+   */
+  missingTombstone: string[] | null;
+}
+
+/**
+ * How far a stream got (DESIGN §Exactly once): reads its last entries with XREVRANGE and
+ * decodes the position of the newest one that has one (tombstones and snapshot rows carry
+ * none). Incoming changes at or below `sortKey` are already in the stream.
+ */
+export async function readStreamTail(
+  client: Redis,
+  stream: string,
+  format: MessageFormat,
+  tombstones: boolean,
+  sortKeyOf: SortKeyOfSource,
+  scan = 16,
+): Promise<StreamTail> {
+  const entries = await client.xrevrange(stream, "+", "-", "COUNT", scan) as [
+    string,
+    string[],
+  ][];
+  if (entries.length === 0) return { lastId: null, sortKey: null, missingTombstone: null };
+  let sortKey: string | null = null;
+  for (const [, fields] of entries) {
+    let key: string | null = null;
+    try {
+      key = sortKeyOf(decodeEntry(fields, format).source);
+    } catch {
+      key = null;
+    }
+    if (key !== null) {
+      sortKey = key;
+      break;
+    }
+  }
+  let missingTombstone: string[] | null = null;
+  const newest = entries[0][1];
+  if (tombstones) {
+    let op: string | null = null;
+    try {
+      op = decodeEntry(newest, format).op;
+    } catch {
+      op = null;
+    }
+    if (op === "d") missingTombstone = tombstoneOf(newest, format);
+  }
+  return { lastId: entries[0][0], sortKey, missingTombstone };
+}
+
+/** The tombstone that follows a delete entry, built from the delete's own key text. */
+export function tombstoneOf(deleteEntry: string[], format: MessageFormat): string[] {
+  switch (format) {
+    case "compact":
+      return [deleteEntry[0], TOMBSTONE_VALUE];
+    case "extended":
+      return ["key", deleteEntry[1], "value", TOMBSTONE_VALUE];
+    case "fields": {
+      const get = (name: string) => {
+        for (let i = 0; i < deleteEntry.length; i += 2) {
+          if (deleteEntry[i] === name) return deleteEntry[i + 1];
+        }
+        return "";
+      };
+      return ["op", "tombstone", "table", get("table"), "key", get("key")];
+    }
+  }
+}

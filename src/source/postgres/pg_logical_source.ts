@@ -1,0 +1,501 @@
+import type { Buffer } from "node:buffer";
+import type pg from "pg";
+import { LogicalReplicationService, type PgoutputPlugin } from "pg-logical-replication";
+import type { ChangeEvent, Op, RowFragments, SourcePosition } from "../../core/change_event.ts";
+import { SourceError } from "../../core/errors.ts";
+import type { TableId, TableSchema } from "../../core/table_schema.ts";
+import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
+import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { SourceTransaction, StreamingSource } from "../../pipeline/streaming_source.ts";
+import { openPg, type PgEndpoint } from "./pg_endpoint.ts";
+import {
+  ensurePublication,
+  ensureSlot,
+  readSlot,
+  replicationClientConfig,
+} from "./pg_replication_slot.ts";
+import { type PgTable, readPgTables } from "./pg_schema_reader.ts";
+import { type JsonFragmentDecoder, pgTextDecoder } from "./pg_text_decoder.ts";
+import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
+import { decodePgoutput, type RawMessage, type RawTuple } from "./pgoutput_decoder.ts";
+import { formatLsn, parseLsn } from "./pgoutput_position.ts";
+
+/** JSON fragment of a TOAST value PostgreSQL did not send (SPEC §4). */
+export const UNAVAILABLE_VALUE = '"__replicant_unavailable_value"';
+/**
+ * The connection to PostgreSQL failed (server restart, cut connection, terminated
+ * walsender): the pipeline may start the source again from its last checkpoint.
+ */
+export class SourceConnectionError extends SourceError {
+  readonly retriable = true;
+}
+
+/** Prefix of the non-transactional heartbeat messages Replicant emits. */
+export const HEARTBEAT_PREFIX = "replicant_heartbeat";
+
+export interface PgLogicalOptions {
+  slotName: string;
+  publicationName: string;
+  /** Tables of a publication Replicant creates: all (default) or the selected ones. */
+  publicationScope?: "all" | "selected";
+  /** Emit a heartbeat message after this long without data (ms); 0 = never. Default 10 s. */
+  heartbeatMs?: number;
+  /** Standby status update interval (ms), so the server never times us out. Default 10 s. */
+  statusIntervalMs?: number;
+  /** `start-position` LSN used when there is no checkpoint. */
+  startLsn?: string | null;
+  /** A transaction is delivered in parts of at most this many events (default 10 000)… */
+  maxPartEvents?: number;
+  /** …or this many decoded bytes (default 16 MiB). */
+  maxPartBytes?: number;
+}
+
+interface SelectedRelation {
+  selected: true;
+  schema: TableSchema;
+  /** For each schema column, its index in the relation message's columns. */
+  relIndex: number[];
+  decoders: JsonFragmentDecoder[];
+}
+type Relation = SelectedRelation | { selected: false; id: TableId };
+
+interface OpenTransaction {
+  token: string;
+  lsnDecimal: string;
+  lsnHex: string;
+  xid: number;
+  tsMs: number;
+  sequence: number;
+  events: ChangeEvent[];
+  bytes: number;
+  partsSent: number;
+}
+
+/** pgoutput output plugin that hands out raw text values (see pgoutput_decoder.ts). */
+class RawPgoutputPlugin {
+  constructor(readonly options: { publication: string; messages: boolean }) {}
+  get name(): string {
+    return "pgoutput";
+  }
+  parse(buffer: Buffer): RawMessage {
+    return decodePgoutput(buffer);
+  }
+  start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
+    const pub = this.options.publication.replaceAll("'", "''");
+    const messages = this.options.messages ? ", messages 'true'" : "";
+    return client.query(
+      `START_REPLICATION SLOT "${
+        slotName.replaceAll('"', '""')
+      }" LOGICAL ${lastLsn} (proto_version '1', publication_names '${pub}'${messages})`,
+    );
+  }
+}
+
+/**
+ * PostgreSQL streaming source: pgoutput from a logical slot through pg-logical-replication
+ * with manual acknowledgement and flow control (the awaited handler is the backpressure).
+ *
+ * Checkpoint tokens are the commit LSN of a transaction (`X/Y`, the LSN of its commit
+ * record, which BEGIN already announces, so every part of a large transaction carries the
+ * same token); `acknowledge(token)` confirms `token + 1` as flushed, which is past that
+ * commit record, and `start(token)` asks the server to resume at `token + 1`. Heartbeat
+ * messages yield empty transactions whose token is the message's LSN.
+ */
+export class PgLogicalSource implements StreamingSource {
+  readonly connector = "postgresql" as const;
+  #relations = new Map<number, Relation>();
+  #service: LogicalReplicationService | null = null;
+  /** What the server has been told is flushed (confirmed_flush_lsn). */
+  #flushed = 0n;
+  #lastDataAt = Date.now();
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #tx: OpenTransaction | null = null;
+  #stopping = false;
+  #release: () => void = () => {};
+  #released: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(
+    readonly endpoint: PgEndpoint,
+    private readonly selection: TableSelection,
+    private readonly options: PgLogicalOptions,
+    private control: pg.Client,
+    private readonly catalog: PgTypeCatalog,
+    private selected: PgTable[],
+    private readonly serverVersion: number,
+  ) {}
+
+  /** Connects, creates the publication and the slot when missing, reads the selected tables. */
+  static async open(
+    endpoint: PgEndpoint,
+    selection: TableSelection,
+    options: PgLogicalOptions,
+  ): Promise<PgLogicalSource> {
+    const control = await openPg(endpoint, "replicant-realtime");
+    try {
+      const version = Number(
+        (await control.query({ text: "SHOW server_version_num", rowMode: "array" })).rows[0][0],
+      );
+      const catalog = new PgTypeCatalog();
+      catalog.loadRows((await control.query(PG_TYPE_CATALOG_SQL)).rows);
+      const selected = await readPgTables(control, endpoint.database, selection);
+      await ensurePublication(
+        control,
+        options.publicationName,
+        options.publicationScope === "selected" ? selected.map((t) => t.id) : "all",
+      );
+      await ensureSlot(control, options.slotName);
+      return new PgLogicalSource(endpoint, selection, options, control, catalog, selected, version);
+    } catch (err) {
+      await control.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  tables(): TableSchema[] {
+    return this.selected;
+  }
+
+  start(
+    from: string | null,
+    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    // A source may be started again after a connection failure: reset the stream state.
+    this.#stopping = false;
+    this.#tx = null;
+    this.#relations.clear();
+    this.#released = new Promise((r) => this.#release = r);
+    return new Promise<void>((resolve, reject) => {
+      let busy: Promise<void> = Promise.resolve();
+      let settled = false;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        this.#stopping = true;
+        for (const t of this.#timers) clearInterval(t);
+        this.#timers = [];
+        const service = this.#service;
+        if (err !== undefined && service) {
+          // A failed stream is abandoned: the caller starts again from its checkpoint.
+          this.#service = null;
+          this.#release();
+          shutDown(service);
+        }
+        // Let the handler in progress finish before reporting: the caller drains after us.
+        busy.then(() => err === undefined ? resolve() : reject(err));
+      };
+      if (signal.aborted) return finish();
+      signal.addEventListener("abort", () => finish(), { once: true });
+      this.#begin(from).then((startLsn) => {
+        const service = new LogicalReplicationService(
+          replicationClientConfig(this.endpoint, "replicant-realtime-stream"),
+          { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+        );
+        this.#service = service;
+        service.on("error", (err: Error) => finish(this.#wrap(err)));
+        service.on("heartbeat", (_lsn: string, _ts: number, reply: boolean) => {
+          if (reply) this.#sendStatus();
+        });
+        service.on("data", (_lsn: string, msg: RawMessage) => {
+          if (this.#stopping) return this.#released; // hold the stream until close()
+          this.#lastDataAt = Date.now();
+          busy = this.#handle(msg, onTransaction).catch((err) => finish(err));
+          return busy;
+        });
+        const plugin = new RawPgoutputPlugin({
+          publication: this.options.publicationName,
+          messages: this.serverVersion >= 140000,
+        });
+        service.subscribe(
+          plugin as unknown as PgoutputPlugin,
+          this.options.slotName,
+          formatLsn(startLsn),
+        ).then(
+          () =>
+            finish(
+              this.#stopping ? undefined : new SourceConnectionError("replication stream ended"),
+            ),
+          (err) => finish(this.#wrap(err)),
+        );
+        this.#timers.push(
+          setInterval(() => this.#sendStatus(), this.options.statusIntervalMs ?? 10_000),
+        );
+        const hb = this.options.heartbeatMs ?? 10_000;
+        if (hb > 0) {
+          this.#timers.push(setInterval(() => {
+            if (Date.now() - this.#lastDataAt < hb || this.#stopping) return;
+            this.#lastDataAt = Date.now();
+            this.control.query(
+              `SELECT pg_logical_emit_message(false, '${HEARTBEAT_PREFIX}', '')`,
+            ).catch(() => {/* the stream reports a dead server */});
+          }, Math.max(50, Math.min(hb, 1000))));
+        }
+      }, (err) => finish(this.#wrap(err)));
+    });
+  }
+
+  /** Where to start: after the checkpoint, else `start-position`, else the slot's position. */
+  async #begin(from: string | null): Promise<bigint> {
+    try {
+      await this.control.query("SELECT 1");
+    } catch {
+      await this.control.end().catch(() => {});
+      this.control = await openPg(this.endpoint, "replicant-realtime").catch((err) => {
+        throw new SourceConnectionError((err as Error).message, undefined, { cause: err });
+      });
+    }
+    const slot = await readSlot(this.control, this.options.slotName);
+    if (!slot) {
+      throw new SourceError(`Replication slot "${this.options.slotName}" does not exist`);
+    }
+    const confirmed = slot.confirmedFlushLsn ?? 0n;
+    if (confirmed > this.#flushed) this.#flushed = confirmed;
+    // A slot still held by a session that just died frees itself within moments.
+    for (let i = 0; i < 100; i++) {
+      const s = await readSlot(this.control, this.options.slotName);
+      if (!s?.active) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (from) return parseLsn(from) + 1n;
+    if (this.options.startLsn) return parseLsn(this.options.startLsn);
+    return 0n;
+  }
+
+  /** Errors of the connections are retriable; Replicant's own (decoding) errors are not. */
+  #wrap(err: unknown): SourceError {
+    if (err instanceof SourceError) return err;
+    return new SourceConnectionError(
+      `Logical replication from slot "${this.options.slotName}" on ${this.endpoint.origin} failed: ${
+        (err as Error)?.message ?? err
+      }`,
+      undefined,
+      { cause: err },
+    );
+  }
+
+  #sendStatus(): void {
+    if (this.#flushed > 0n && this.#service && !this.#closed) {
+      this.#service.acknowledge(formatLsn(this.#flushed - 1n)).catch(() => {});
+    }
+  }
+
+  acknowledge(checkpoint: string): Promise<void> {
+    const flush = parseLsn(checkpoint) + 1n;
+    if (flush > this.#flushed) {
+      this.#flushed = flush;
+      this.#sendStatus();
+    }
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#stopping = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#sendStatus();
+    this.#closed = true;
+    this.#release();
+    if (this.#service) await shutDown(this.#service);
+    await this.control.end().catch(() => {});
+  }
+
+  // ---------------------------------------------------------------- decoding
+
+  async #handle(msg: RawMessage, deliver: (tx: SourceTransaction) => Promise<void>) {
+    switch (msg.tag) {
+      case "begin": {
+        const lsnHex = msg.finalLsn.toString(16).toUpperCase().padStart(16, "0");
+        this.#tx = {
+          token: formatLsn(msg.finalLsn),
+          lsnDecimal: msg.finalLsn.toString(),
+          lsnHex,
+          xid: msg.xid,
+          tsMs: msg.commitTimeMs,
+          sequence: 0,
+          events: [],
+          bytes: 0,
+          partsSent: 0,
+        };
+        return;
+      }
+      case "relation":
+        await this.#relation(msg);
+        return;
+      case "insert":
+      case "update":
+      case "delete":
+      case "truncate":
+        await this.#change(msg, deliver);
+        return;
+      case "commit": {
+        const tx = this.#tx;
+        this.#tx = null;
+        if (!tx) return;
+        const part: SourceTransactionPart = {
+          checkpoint: tx.token,
+          events: tx.events,
+          bytes: tx.bytes,
+          commitTsMs: tx.tsMs,
+        };
+        await deliver(part);
+        return;
+      }
+      case "message":
+        if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && !this.#tx) {
+          await deliver({ checkpoint: formatLsn(msg.lsn), events: [], bytes: 0, commitTsMs: 0 });
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  async #relation(msg: Extract<RawMessage, { tag: "relation" }>): Promise<void> {
+    const id: TableId = { catalog: this.endpoint.database, schema: msg.schema, table: msg.name };
+    if (!this.selection.table(id)) {
+      this.#relations.set(msg.relationOid, { selected: false, id });
+      return;
+    }
+    const same = (t: TableId) => t.schema === id.schema && t.table === id.table;
+    const found = (await readPgTables(this.control, this.endpoint.database, {
+      table: same,
+      columns: (t) => this.selection.columns(t),
+    }).catch((err) => {
+      throw this.#wrap(err);
+    }))[0];
+    if (found) {
+      this.selected = [...this.selected.filter((t) => !same(t.id)), found];
+    }
+    if (msg.columns.some((c) => !this.catalog.has(c.typeOid))) {
+      this.catalog.loadRows((await this.control.query(PG_TYPE_CATALOG_SQL)).rows);
+    }
+    // Columns as pgoutput sends them (no generated columns), kept if the table still has them.
+    const relIndex: number[] = [];
+    const columns: TableSchema["columns"] = [];
+    msg.columns.forEach((c, i) => {
+      const col = found ? found.columns.find((fc) => fc.name === c.name) : {
+        name: c.name,
+        sourceType: String(c.typeOid),
+        connectType: "string" as const,
+        nullable: (c.flags & 1) === 0,
+        keyPosition: null,
+        defaultValue: null,
+      };
+      if (!col) return;
+      relIndex.push(i);
+      columns.push(col);
+    });
+    let keyColumns: number[] = [];
+    let hasKey = false;
+    if (found && found.hasKey) {
+      const names = found.keyColumns.map((ci) => found.columns[ci].name);
+      keyColumns = names.map((n) => columns.findIndex((c) => c.name === n));
+      hasKey = keyColumns.every((i) => i >= 0);
+    }
+    if (!hasKey) {
+      const flagged = relIndex.map((ri, j) => (msg.columns[ri].flags & 1) ? j : -1)
+        .filter((j) => j >= 0);
+      hasKey = found ? false : flagged.length > 0;
+      keyColumns = hasKey ? flagged : columns.map((_, i) => i);
+    }
+    const schema: TableSchema = { id, columns, keyColumns, hasKey };
+    const decoders = relIndex.map((ri) => pgTextDecoder(msg.columns[ri].typeOid, this.catalog));
+    this.#relations.set(msg.relationOid, { selected: true, schema, relIndex, decoders });
+  }
+
+  #row(rel: SelectedRelation, tuple: RawTuple, fallback: RawTuple | null): RowFragments {
+    const n = rel.relIndex.length;
+    const out: RowFragments = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const ri = rel.relIndex[j];
+      let v = tuple[ri];
+      if (v === undefined && fallback) v = fallback[ri];
+      out[j] = v === undefined ? UNAVAILABLE_VALUE : rel.decoders[j](v);
+    }
+    return out;
+  }
+
+  #emit(rel: SelectedRelation, op: Op, before: RowFragments | null, after: RowFragments | null) {
+    const tx = this.#tx!;
+    const seq = tx.sequence++;
+    const position: SourcePosition = {
+      tsMs: tx.tsMs,
+      fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
+      sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
+    };
+    tx.events.push({ table: rel.schema, op, before, after, position });
+  }
+
+  async #change(
+    msg: Extract<RawMessage, { tag: "insert" | "update" | "delete" | "truncate" }>,
+    deliver: (tx: SourceTransaction) => Promise<void>,
+  ): Promise<void> {
+    const tx = this.#tx;
+    if (!tx) throw new SourceError("pgoutput: change outside a transaction");
+    if (msg.tag === "truncate") {
+      for (const oid of msg.relationOids) {
+        const rel = this.#relations.get(oid);
+        if (rel?.selected) this.#emit(rel, "t", null, null);
+      }
+      tx.bytes += 200;
+    } else {
+      const rel = this.#relations.get(msg.relationOid);
+      if (!rel) throw new SourceError(`pgoutput: change of unknown relation ${msg.relationOid}`);
+      if (!rel.selected) return;
+      const size = msg.bytes + 200;
+      tx.bytes += size;
+      if (msg.tag === "insert") {
+        this.#emit(rel, "c", null, this.#row(rel, msg.new, null));
+      } else if (msg.tag === "delete") {
+        const old = msg.old ?? msg.key;
+        this.#emit(rel, "d", old ? this.#row(rel, old, null) : null, null);
+      } else {
+        const oldTuple = msg.old ?? msg.key;
+        const after = this.#row(rel, msg.new, msg.old);
+        const before = oldTuple ? this.#row(rel, oldTuple, null) : null;
+        const keyChanged = before !== null && rel.schema.hasKey &&
+          rel.schema.keyColumns.some((ci) => before[ci] !== after[ci]);
+        if (keyChanged) {
+          this.#emit(rel, "d", before, null);
+          this.#emit(rel, "c", null, after);
+        } else this.#emit(rel, "u", before, after);
+      }
+    }
+    if (
+      tx.events.length >= (this.options.maxPartEvents ?? 10_000) ||
+      tx.bytes >= (this.options.maxPartBytes ?? 16 * 1024 * 1024)
+    ) {
+      const part: SourceTransactionPart = {
+        checkpoint: tx.token,
+        events: tx.events,
+        bytes: tx.bytes,
+        commitTsMs: tx.tsMs,
+        more: true,
+      };
+      tx.events = [];
+      tx.bytes = 0;
+      tx.partsSent++;
+      await deliver(part);
+    }
+  }
+}
+
+/**
+ * Ends a replication stream without hanging: flow control may have paused the socket, and
+ * a paused socket never reports its end, so resume it, and give up on a polite close after
+ * two seconds by destroying the socket.
+ */
+async function shutDown(service: LogicalReplicationService): Promise<void> {
+  // deno-lint-ignore no-explicit-any
+  const stream = (service as any)._connection?.stream;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const polite = service.destroy().catch(() => {});
+  stream?.resume?.();
+  await Promise.race([
+    polite,
+    new Promise<void>((r) => timer = setTimeout(r, 2000)),
+  ]);
+  clearTimeout(timer);
+  stream?.destroy?.();
+}

@@ -1,0 +1,249 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { waitFor } from "../helpers/services.ts";
+import {
+  assertStrictlyIncreasing,
+  fixture,
+  readCdc,
+  startRealtime,
+} from "./pg_realtime_fixture.ts";
+
+const redisServer = process.env.REPLICANT_REDIS_SERVER || "redis-server";
+
+/** A throwaway Redis with an fsync'd AOF, so a kill -9 loses nothing it acknowledged. */
+function ownRedis() {
+  const dir = mkdtempSync(join(tmpdir(), "replicant-redis-"));
+  const port = 56400 + Math.floor(Math.random() * 90);
+  const start = async () => {
+    const out = await new Deno.Command(redisServer, {
+      args: [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir,
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        join(dir, "redis.pid"),
+        "--logfile",
+        join(dir, "redis.log"),
+      ],
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    await waitFor(async () => {
+      try {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        c.close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, { what: `redis on ${port}` });
+  };
+  const pid = () => Number(readFileSync(join(dir, "redis.pid"), "utf8").trim());
+  const kill = async () => {
+    const p = pid();
+    Deno.kill(p, "SIGKILL");
+    await waitFor(() => {
+      try {
+        Deno.kill(p, "SIGCONT");
+        return false;
+      } catch {
+        return true;
+      }
+    }, { what: "redis to die" });
+  };
+  return {
+    port,
+    start,
+    kill,
+    stop: async () => {
+      await kill().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+Deno.test("restart: Redis killed (-9) and restarted under the pipeline, exactly once", async () => {
+  const redis = ownRedis();
+  await redis.start();
+  const fx = await fixture("rt_redis", { redisPort: redis.port });
+  const t = `${fx.prefix}_t`;
+  const txs = 800;
+  try {
+    await fx.pg.query(`CREATE TABLE "${t}" (id int PRIMARY KEY, v text)`);
+    const warnings: string[] = [];
+    const run = startRealtime(fx, {
+      batchRows: 10,
+      retry: { maxRetries: 30, waitMs: 50 },
+      log: { info() {}, warn: (m) => warnings.push(m), fail: (m) => warnings.push(m) },
+    });
+    const writing = (async () => {
+      for (let i = 1; i <= txs; i++) {
+        await fx.pg.query(`INSERT INTO "${t}" VALUES ($1, 'x')`, [i]);
+      }
+    })();
+    await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= 200, { what: "200" });
+    await redis.kill();
+    await redis.start();
+    await writing;
+    await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= txs, {
+      what: `${txs} entries`,
+      timeoutMs: 30_000,
+    });
+    const outcome = await run.stop();
+    assert.deepEqual(outcome.skippedTables, []);
+    assert.ok(warnings.some((w) => /retrying/.test(w)), "the outage was seen");
+    const entries = await readCdc(fx.redis, fx.stream(t));
+    assertStrictlyIncreasing(entries);
+    assert.deepEqual(entries.map((e) => e.after!.id), Array.from({ length: txs }, (_, i) => i + 1));
+  } finally {
+    await fx.cleanup().catch(() => {});
+    await redis.stop();
+  }
+});
+
+Deno.test("restart: replication connection cut repeatedly, the pipeline reconnects, exactly once", async () => {
+  const fx = await fixture("rt_cut");
+  const t = `${fx.prefix}_t`;
+  const txs = 900;
+  try {
+    await fx.pg.query(`CREATE TABLE "${t}" (id int PRIMARY KEY, v text)`);
+    const warnings: string[] = [];
+    const run = startRealtime(fx, {
+      batchRows: 10,
+      sourceRetry: { maxRetries: 5, waitMs: 20 },
+      log: { info() {}, warn: (m) => warnings.push(m), fail: (m) => warnings.push(m) },
+    });
+    const writing = (async () => {
+      for (let i = 1; i <= txs; i += 3) {
+        await fx.pg.query(
+          `INSERT INTO "${t}" SELECT g, 'x' FROM generate_series($1::int, $2::int) g`,
+          [i, Math.min(i + 2, txs)],
+        );
+      }
+    })();
+    for (const mark of [150, 400, 650]) {
+      await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= mark, {
+        what: `${mark} entries`,
+        timeoutMs: 20_000,
+      });
+      // Cut the walsender's connection as soon as the slot is streaming again.
+      await waitFor(async () => {
+        const r = await fx.pg.query({
+          text: `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                  WHERE slot_name = $1 AND active_pid IS NOT NULL`,
+          values: [fx.slot],
+        });
+        return r.rows.length > 0;
+      }, { what: "an active slot", intervalMs: 10 });
+    }
+    await writing;
+    await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= txs, {
+      what: `${txs} entries`,
+      timeoutMs: 30_000,
+    });
+    const outcome = await run.stop();
+    assert.deepEqual(outcome.skippedTables, []);
+    assert.equal(warnings.filter((w) => /starting again/.test(w)).length, 3, warnings.join("\n"));
+    const entries = await readCdc(fx.redis, fx.stream(t));
+    assertStrictlyIncreasing(entries);
+    assert.deepEqual(entries.map((e) => e.after!.id), Array.from({ length: txs }, (_, i) => i + 1));
+  } finally {
+    await fx.cleanup();
+  }
+});
+
+const pgBin = process.env.REPLICANT_PG_BIN || "/usr/lib/postgresql/15/bin";
+
+/** A throwaway PostgreSQL (wal_level=logical) that the test may crash and restart. */
+async function ownPostgres() {
+  const dir = mkdtempSync(join(tmpdir(), "replicant-pg-"));
+  const port = 55500 + Math.floor(Math.random() * 90);
+  const asPostgres = async (cmd: string) => {
+    const out = await new Deno.Command("su", { args: ["postgres", "-s", "/bin/bash", "-c", cmd] })
+      .output();
+    if (out.code !== 0) {
+      throw new Error(`${cmd}: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  };
+  await new Deno.Command("chown", { args: ["postgres", dir] }).output();
+  await asPostgres(`${pgBin}/initdb -D ${dir}/data --auth=trust -U postgres >/dev/null`);
+  const start = () =>
+    asPostgres(
+      `${pgBin}/pg_ctl -D ${dir}/data -l ${dir}/log -w -o "-p ${port} -c wal_level=logical ` +
+        `-c max_replication_slots=4 -c max_wal_senders=4 -c listen_addresses=127.0.0.1 -k ${dir}" start`,
+    );
+  await start();
+  await asPostgres(
+    `${pgBin}/psql -h 127.0.0.1 -p ${port} -U postgres -qc "CREATE DATABASE replicant"`,
+  );
+  return {
+    port,
+    /** Crash (immediate shutdown, like a power cut) and start again. */
+    crashAndStart: async () => {
+      await asPostgres(`${pgBin}/pg_ctl -D ${dir}/data -m immediate -w stop`);
+      await start();
+    },
+    stop: async () => {
+      await asPostgres(`${pgBin}/pg_ctl -D ${dir}/data -m immediate -w stop`).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+Deno.test("restart: PostgreSQL crashed and restarted under the pipeline, exactly once", async () => {
+  const pgServer = await ownPostgres();
+  const fx = await fixture("rt_pgcrash", { pgPort: pgServer.port });
+  const t = `${fx.prefix}_t`;
+  const txs = 600;
+  try {
+    await fx.pg.query(`CREATE TABLE "${t}" (id int PRIMARY KEY, v text)`);
+    const warnings: string[] = [];
+    const run = startRealtime(fx, {
+      batchRows: 10,
+      sourceRetry: { maxRetries: 30, waitMs: 100 },
+      log: { info() {}, warn: (m) => warnings.push(m), fail: (m) => warnings.push(m) },
+    });
+    const { openPg } = await import("../../src/source/postgres/pg_endpoint.ts");
+    let writer = await openPg(fx.endpoint, "writer");
+    for (let i = 1; i <= txs / 2; i++) {
+      await writer.query(`INSERT INTO "${t}" VALUES ($1, 'x')`, [i]);
+    }
+    await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= 100, { what: "100" });
+    await writer.end();
+    await pgServer.crashAndStart();
+    writer = await openPg(fx.endpoint, "writer");
+    for (let i = txs / 2 + 1; i <= txs; i++) {
+      await writer.query(`INSERT INTO "${t}" VALUES ($1, 'x')`, [i]);
+    }
+    await writer.end();
+    await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= txs, {
+      what: `${txs} entries`,
+      timeoutMs: 30_000,
+    });
+    const outcome = await run.stop();
+    assert.deepEqual(outcome.skippedTables, []);
+    assert.ok(warnings.some((w) => /starting again/.test(w)), warnings.join("\n"));
+    const entries = await readCdc(fx.redis, fx.stream(t));
+    assertStrictlyIncreasing(entries);
+    assert.deepEqual(entries.map((e) => e.after!.id), Array.from({ length: txs }, (_, i) => i + 1));
+  } finally {
+    // The fixture's own connection died with the crash: reconnect to clean up.
+    const { openPg } = await import("../../src/source/postgres/pg_endpoint.ts");
+    fx.pg = await openPg(fx.endpoint, "cleanup").catch(() => fx.pg);
+    await fx.cleanup().catch(() => {});
+    await pgServer.stop();
+  }
+});
