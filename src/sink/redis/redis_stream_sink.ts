@@ -22,7 +22,7 @@ export class RedisStreamSink {
   readonly #pool: Redis[];
   #next = 0;
   /** Hot-path writers (raw RESP, one write per batch), opened on first use, reopened after loss. */
-  readonly #writers: (RespPipeline | null)[];
+  readonly #writers: (Promise<RespPipeline> | null)[];
   #nextWriter = 0;
 
   private constructor(
@@ -50,24 +50,36 @@ export class RedisStreamSink {
   }
 
   /**
+   * The slot's connection. Concurrent callers share one opening, so all batches of a slot
+   * go through one connection in the order they were sent.
+   */
+  async #writer(slot: number): Promise<RespPipeline> {
+    const current = this.#writers[slot];
+    if (current) {
+      const writer = await current.catch(() => null);
+      if (writer?.connected) return writer;
+      if (this.#writers[slot] !== current) return await this.#writer(slot);
+    }
+    const opening = RespPipeline.open({
+      host: this.target.host,
+      port: this.target.port,
+      username: this.target.username || undefined,
+      password: this.target.password || undefined,
+      tls: this.target.tls,
+      origin: this.target.origin,
+      name: `replicant-writer-${slot}`,
+    });
+    this.#writers[slot] = opening;
+    return await opening;
+  }
+
+  /**
    * XADD a batch through the slot's raw RESP connection: one write for the whole batch and
    * every reply checked on its own. A lost connection rejects (retriable); the next call
    * reconnects.
    */
   async appendVia(slot: number, stream: string, entries: string[][]): Promise<BatchResult> {
-    let writer = this.#writers[slot];
-    if (!writer || !writer.connected) {
-      writer = await RespPipeline.open({
-        host: this.target.host,
-        port: this.target.port,
-        username: this.target.username || undefined,
-        password: this.target.password || undefined,
-        tls: this.target.tls,
-        origin: this.target.origin,
-        name: `replicant-writer-${slot}`,
-      });
-      this.#writers[slot] = writer;
-    }
+    const writer = await this.#writer(slot);
     const replies = await writer.xaddBatch(stream, entries, this.options.maxStreamLength);
     const ids: (string | null)[] = new Array(replies.length);
     const errors: (Error | null)[] = new Array(replies.length);
@@ -153,7 +165,9 @@ export class RedisStreamSink {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#writers.map((w) => w?.close().catch(() => {})));
+    await Promise.all(
+      this.#writers.map((w) => w?.then((c) => c.close()).catch(() => {})),
+    );
     await Promise.all(this.#pool.map((c) => c.quit().catch(() => c.disconnect())));
   }
 }
