@@ -125,6 +125,7 @@ async function main(argv: string[]): Promise<number> {
     .description("connect, check credentials, privileges and CDC settings, and report")
     .argument("<conn...>", "connection files")
     .option("--id <id>", "replication id (where the report is written)", "default")
+    .option("--validate <file>", "Arcion validation file: end-point-type, mode, which checks")
     .option("--home <dir>", "where data/<id>/ lives")
     .action((conns: string[], _o, self: Command) =>
       run(() => testConnection(conns, common(self)))()

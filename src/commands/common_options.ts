@@ -18,4 +18,5 @@ export interface CommonOptions {
   progressInterval?: string;
   outputFile?: string;
   dryRun?: boolean;
+  validate?: string;
 }

@@ -1,5 +1,5 @@
 import process from "node:process";
-import { qualifiedName } from "../core/table_schema.ts";
+import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
@@ -13,9 +13,15 @@ import {
 } from "../pipeline/realtime_pipeline.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import { indoubtPath } from "../sink/redis/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { MysqlBinlogSource } from "../source/mysql/mysql_binlog_source.ts";
-import { formatCheckpoint, mysqlSortKeyOfSource } from "../source/mysql/mysql_position.ts";
+import {
+  compareCoordinates,
+  formatCheckpoint,
+  mysqlSortKeyOfSource,
+  parseCheckpoint,
+} from "../source/mysql/mysql_position.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
 import {
@@ -72,6 +78,8 @@ function realtimeSettingsOf(ctx: ModeContext) {
     batchRows: a.batchSizeRows,
     retry: { maxRetries: a.maxRetries, waitMs: a.retryWaitDurationMs },
     skipTablesOnFailures: a.skipTablesOnFailures,
+    replayConsistency: a.replayConsistency,
+    indoubtFile: indoubtPath(ctx.setup.home, ctx.setup.id),
     entry: entryOptionsOf(ctx.setup),
     sourceRetry: {
       maxRetries: ctx.setup.source.maxRetries,
@@ -125,6 +133,7 @@ async function runMysqlRealtime(
   const hb = setup.extractor.realtime.heartbeat;
   const source = await MysqlBinlogSource.open(mysqlEndpointOf(setup.source as MysqlConnection), {
     selection: tableSelectionOf(setup.filter),
+    databases: literalCatalogs(setup),
     heartbeat: hb.enable && hb.catalog
       ? {
         database: hb.catalog,
@@ -154,6 +163,19 @@ async function runMysqlRealtime(
   } finally {
     await source.close();
   }
+}
+
+/** The filter's databases when each is named literally; undefined when any may match. */
+function literalCatalogs(setup: ReplicationSetup): string[] | undefined {
+  const entries = setup.filter?.entries;
+  if (!entries || entries.length === 0) return undefined;
+  const names: string[] = [];
+  for (const e of entries) {
+    if (!e.catalog || /[*?]/.test(e.catalog)) return undefined;
+    // Filter names ignore case; database names on disk may not.
+    names.push(e.catalog, e.catalog.toLowerCase());
+  }
+  return names;
 }
 
 async function readSkipThrough(checkpoints: CheckpointStore): Promise<Map<string, string>> {
@@ -208,6 +230,30 @@ export async function runFullMode(
       mysqlEndpointOf(setup.source),
       tableSelectionOf(setup.filter),
     );
+    // Each table's snapshot position is saved before its first row lands, and never moved
+    // later: a resumed snapshot reads at a newer position, but realtime must still start at
+    // the oldest, or changes between the two would be lost for rows already written.
+    let saving = Promise.resolve();
+    const savePosition = (table: TableSchema) => {
+      saving = saving.then(async () => {
+        const pos = source.tablePositions().get(`${table.id.catalog}.${table.id.table}`);
+        if (!pos) return;
+        const current = await ctx.checkpoints.read();
+        const fields: Record<string, string> = {};
+        const skipField = SKIP_FIELD_PREFIX + naming.cdcStream(table.id);
+        if (current[skipField] === undefined) fields[skipField] = pos.skipThrough;
+        const start = current[REALTIME_CHECKPOINT_FIELD];
+        if (!start || compareCoordinates(pos, parseCheckpoint(start)) < 0) {
+          fields[REALTIME_CHECKPOINT_FIELD] = formatCheckpoint({
+            file: pos.file,
+            pos: pos.pos,
+            gtid: pos.gtid,
+          });
+        }
+        if (Object.keys(fields).length > 0) await ctx.checkpoints.write(fields);
+      });
+      return saving;
+    };
     try {
       const outcome = await new SnapshotPipeline(
         source,
@@ -218,21 +264,11 @@ export async function runFullMode(
         ctx.log,
         progress,
         ctx.signal,
+        savePosition,
       ).run();
       process.stdout.write(progress.summary() + "\n");
       skipped.push(...outcome.tables.filter((t) => t.status === "skipped").map((t) => t.table));
-      // Positions of the readers that read each table; kept so a later resume still knows.
-      const fields: Record<string, string> = {};
       const tables = await source.tables();
-      for (const t of tables) {
-        const pos = source.tablePositions().get(`${t.schema.id.catalog}.${t.schema.id.table}`);
-        if (pos) fields[SKIP_FIELD_PREFIX + naming.cdcStream(t.schema.id)] = pos.skipThrough;
-      }
-      const lowest = source.lowestPosition();
-      if (lowest && !state[REALTIME_CHECKPOINT_FIELD]) {
-        fields[REALTIME_CHECKPOINT_FIELD] = formatCheckpoint(lowest);
-      }
-      if (Object.keys(fields).length > 0) await ctx.checkpoints.write(fields);
       if (outcome.interrupted) return { realtime: null, skipped, interrupted: true };
       await ctx.checkpoints.write({ [SNAPSHOT_COMPLETE_FIELD]: "1" });
       ctx.log.info(

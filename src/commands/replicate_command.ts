@@ -9,6 +9,12 @@ import {
 } from "../pipeline/snapshot_pipeline.ts";
 import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import {
+  cleanupCommand,
+  InDoubtError,
+  indoubtPath,
+  readIndoubt,
+} from "../sink/redis/indoubt_log.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
@@ -21,6 +27,7 @@ import {
   runRealtimeMode,
 } from "./realtime_modes.ts";
 import { idDir, writeManifest } from "./manifest.ts";
+import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import {
   entryOptionsOf,
   mysqlEndpointOf,
@@ -54,6 +61,7 @@ export async function replicate(
     throw new StateError("--resume and --overwrite exclude each other: choose one");
   }
   const setup = resolveReplication(conns, opts);
+  if (opts.resume) refuseWhileInDoubt(setup);
   const log = new ReplicationLog(idDir(setup.home, setup.id));
   const controller = new AbortController();
   const stop = (signal: string) => {
@@ -89,6 +97,7 @@ export async function replicate(
       await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
     }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
+    await recordSchemaDump(setup, sink.client, naming, log);
     if (mode === "snapshot") {
       return await runSnapshot(setup, sink, checkpoints, resume, opts, log, controller.signal);
     }
@@ -120,6 +129,30 @@ export async function replicate(
     process.off("SIGTERM", onTerm);
     await sink.close();
   }
+}
+
+/**
+ * `--resume` with entries listed in the in-doubt file would trust a stream tail that may be
+ * one of them (DESIGN §Undo and in-doubt): refuse, and say how to clean up (exit 4).
+ */
+function refuseWhileInDoubt(setup: ReplicationSetup): void {
+  const file = indoubtPath(setup.home, setup.id);
+  let entries;
+  try {
+    entries = readIndoubt(file);
+  } catch (err) {
+    throw new StateError(`Cannot read the in-doubt file: ${(err as Error).message}`);
+  }
+  if (entries.length === 0) return;
+  throw new InDoubtError(
+    `Cannot resume id ${JSON.stringify(setup.id)}: ${file} lists ${entries.length} in-doubt ` +
+      `entr${entries.length === 1 ? "y" : "ies"} (of stream ${entries[0].stream}) left by a ` +
+      `failed GLOBAL batch; resuming would treat them as replicated. Run \`${
+        cleanupCommand(setup.id, setup.group)
+      }\` first, then --resume.`,
+    file,
+    entries,
+  );
 }
 
 /** Applies --resume / --overwrite to the id's state; neither with existing state is an error. */

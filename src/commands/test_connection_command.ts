@@ -1,9 +1,328 @@
-import { ReplicantError } from "../core/errors.ts";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+import net from "node:net";
+import process from "node:process";
+import { parse as parseYaml } from "yaml";
+import {
+  type Connection,
+  loadConnection,
+  type MysqlConnection,
+  type PostgresConnection,
+  type RedisConnection,
+} from "../config/mod.ts";
+import { UsageError } from "../core/errors.ts";
+import { failed, passed, type PrerequisiteCheck } from "../core/prerequisite_check.ts";
+import { renderTable } from "../observe/text_table.ts";
+import { openRedis } from "../sink/redis/redis_connection.ts";
+import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
+import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { checkPgPrerequisites } from "../source/postgres/pg_prerequisites.ts";
+import { checkMysqlPrerequisites, openMysql } from "../source/mysql/mysql_endpoint.ts";
 import type { CommonOptions } from "./common_options.ts";
+import { homeDir, idDir } from "./manifest.ts";
+import { mysqlEndpointOf, pgEndpointOf, redisTargetOf, validateId } from "./replication_setup.ts";
 
-/** `replicant test-connection`: connection checks and the report come with the schemas work. */
-export function testConnection(_conns: string[], _opts: CommonOptions): Promise<number> {
-  return Promise.reject(
-    new ReplicantError("replicant test-connection is not available in this build yet"),
+/** Arcion's validation file (`--validate`): which checks to run. */
+export interface ValidateConfig {
+  endPointType: "SRC" | "DST" | null;
+  mode: "SNAPSHOT" | "FULL" | "REALTIME";
+  systemTables: boolean;
+  cdcLogs: boolean;
+  ddlDml: boolean;
+}
+
+const VALIDATE_KEYS = [
+  "end-point-type",
+  "mode",
+  "validate-read-access-to-systemTables",
+  "validate-read-access-to-cdc-logs",
+  "validate-ddl-dml-permission",
+];
+
+export function loadValidate(path: string | undefined): ValidateConfig {
+  const out: ValidateConfig = {
+    endPointType: null,
+    mode: "FULL",
+    systemTables: true,
+    cdcLogs: true,
+    ddlDml: true,
+  };
+  if (!path) return out;
+  let doc: Record<string, unknown>;
+  try {
+    doc = (parseYaml(readFileSync(path, "utf8")) ?? {}) as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError(`--validate ${path}: ${(err as Error).message}`);
+  }
+  const problems: string[] = [];
+  for (const k of Object.keys(doc)) {
+    if (!VALIDATE_KEYS.includes(k)) problems.push(`unknown key \`${k}\``);
+  }
+  const ept = doc["end-point-type"];
+  if (ept !== undefined) {
+    if (ept === "SRC" || ept === "DST") out.endPointType = ept;
+    else problems.push("`end-point-type` must be SRC or DST");
+  }
+  const mode = doc["mode"];
+  if (mode !== undefined) {
+    if (mode === "SNAPSHOT" || mode === "FULL" || mode === "REALTIME") out.mode = mode;
+    else problems.push("`mode` must be SNAPSHOT, FULL or REALTIME");
+  }
+  const flag = (key: string, fallback: boolean) => {
+    const v = doc[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== "boolean") problems.push(`\`${key}\` must be true or false`);
+    return v === true;
+  };
+  out.systemTables = flag("validate-read-access-to-systemTables", true);
+  out.cdcLogs = flag("validate-read-access-to-cdc-logs", out.mode !== "SNAPSHOT");
+  out.ddlDml = flag("validate-ddl-dml-permission", true);
+  if (problems.length > 0) throw new UsageError(`--validate ${path}: ${problems.join("; ")}`);
+  return out;
+}
+
+/** The report of one connection file: Arcion's fields plus every check. */
+export interface ConnectionReport {
+  connection: string;
+  type: string;
+  hostPortReachable: string;
+  credentialCheck: string;
+  readAccessToSystemTables: string;
+  readAccessToCdcLogs: string;
+  ddlDmlPermission: string;
+  missingPermissions: Record<string, string>;
+  errorMessages: Record<string, string>;
+  urlReachable: string;
+  checks: PrerequisiteCheck[];
+}
+
+function reachable(host: string, port: number, timeoutMs = 5000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (err: string | null) => {
+      socket.destroy();
+      resolve(err);
+    };
+    socket.setTimeout(timeoutMs, () => done(`no answer within ${timeoutMs} ms`));
+    socket.once("connect", () => done(null));
+    socket.once("error", (e) => done(e.message));
+  });
+}
+
+const PERMISSION_CHECKS = /privilege|rights|ACL|publication/i;
+
+async function testOne(file: string, validate: ValidateConfig): Promise<ConnectionReport> {
+  const conn = loadConnection(file) as Connection;
+  const isSource = conn.type !== "REDIS_STREAM";
+  const checks: PrerequisiteCheck[] = [];
+  const report: ConnectionReport = {
+    connection: file,
+    type: conn.type,
+    hostPortReachable: "FAILED",
+    credentialCheck: "SKIPPED",
+    readAccessToSystemTables: "SKIPPED",
+    readAccessToCdcLogs: "SKIPPED",
+    ddlDmlPermission: "SKIPPED",
+    missingPermissions: {},
+    errorMessages: {},
+    urlReachable: "SKIPPED",
+    checks,
+  };
+  const err = await reachable(conn.host, conn.port);
+  checks.push(
+    err === null
+      ? passed("host/port reachable", `${conn.host}:${conn.port}`)
+      : failed("host/port reachable", `${conn.host}:${conn.port}: ${err}`),
   );
+  report.hostPortReachable = err === null ? "PASSED" : "FAILED";
+  if (err !== null) return finishReport(report);
+  if (validate.endPointType && validate.endPointType !== (isSource ? "SRC" : "DST")) {
+    checks.push({
+      name: "end-point-type",
+      status: "WARNING",
+      detail: `--validate says ${validate.endPointType} but ${file} is a ${
+        isSource ? "source" : "target"
+      }; checking it as a ${isSource ? "source" : "target"}`,
+    });
+  }
+  const cdc = validate.cdcLogs && validate.mode !== "SNAPSHOT";
+  try {
+    if (conn.type === "POSTGRESQL") {
+      await testPostgres(conn as PostgresConnection, checks, report, validate, cdc);
+    } else if (conn.type === "REDIS_STREAM") {
+      await testRedis(conn as RedisConnection, checks, report, validate);
+    } else {
+      await testMysql(conn as MysqlConnection, checks, report, validate, cdc);
+    }
+  } catch (e) {
+    checks.push(failed("error", (e as Error).message));
+  }
+  return finishReport(report);
+}
+
+function finishReport(report: ConnectionReport): ConnectionReport {
+  for (const c of report.checks) {
+    if (c.status !== "FAILED") continue;
+    if (PERMISSION_CHECKS.test(c.name)) report.missingPermissions[c.name] = c.detail;
+    else report.errorMessages[c.name] = c.detail;
+  }
+  return report;
+}
+
+async function credentials<T>(
+  checks: PrerequisiteCheck[],
+  report: ConnectionReport,
+  user: string | undefined,
+  open: () => Promise<T>,
+): Promise<T | null> {
+  try {
+    const client = await open();
+    checks.push(passed("credentials", `logged in as ${user ?? "default"}`));
+    report.credentialCheck = "PASSED";
+    return client;
+  } catch (e) {
+    checks.push(failed("credentials", (e as Error).message));
+    report.credentialCheck = "FAILED";
+    return null;
+  }
+}
+
+const statusOf = (list: PrerequisiteCheck[]) =>
+  list.length === 0 ? "SKIPPED" : list.some((c) => c.status === "FAILED") ? "FAILED" : "PASSED";
+
+async function testPostgres(
+  conn: PostgresConnection,
+  checks: PrerequisiteCheck[],
+  report: ConnectionReport,
+  validate: ValidateConfig,
+  cdc: boolean,
+): Promise<void> {
+  const client = await credentials(checks, report, conn.username, () => openPg(pgEndpointOf(conn)));
+  if (!client) return;
+  try {
+    if (validate.systemTables) {
+      try {
+        await client.query("SELECT count(*) FROM pg_catalog.pg_class, pg_catalog.pg_index LIMIT 1");
+        checks.push(passed("system tables", "pg_class, pg_attribute, pg_index readable"));
+      } catch (e) {
+        checks.push(failed("system tables", (e as Error).message));
+      }
+      report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
+    }
+    if (cdc) {
+      const cdcChecks = await checkPgPrerequisites(client, {
+        slotName: conn.replicationSlots[0]?.name,
+      });
+      checks.push(...cdcChecks);
+      report.readAccessToCdcLogs = statusOf(cdcChecks);
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const MYSQL_CHECKS: [string, RegExp][] = [
+  ["log_bin", /binary log/i],
+  ["binlog_format", /^binlog_format/],
+  ["binlog_row_image", /^binlog_row_image/],
+  ["slave-server-ids", /^slave-server-ids/],
+  ["replication privileges", /lacks|grants/],
+];
+
+async function testMysql(
+  conn: MysqlConnection,
+  checks: PrerequisiteCheck[],
+  report: ConnectionReport,
+  validate: ValidateConfig,
+  cdc: boolean,
+): Promise<void> {
+  const endpoint = mysqlEndpointOf(conn);
+  const client = await credentials(checks, report, conn.username, () => openMysql(endpoint));
+  if (!client) return;
+  try {
+    if (validate.systemTables) {
+      try {
+        await client.query("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE 1 = 0");
+        checks.push(passed("system tables", "information_schema readable"));
+      } catch (e) {
+        checks.push(failed("system tables", (e as Error).message));
+      }
+      report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
+    }
+    if (cdc) {
+      const problems = await checkMysqlPrerequisites(client, endpoint);
+      const cdcChecks = MYSQL_CHECKS.map(([name, re]) => {
+        const hit = problems.filter((p) => re.test(p));
+        return hit.length > 0 ? failed(name, hit.join("; ")) : passed(name, "ok");
+      });
+      for (const p of problems) {
+        if (!MYSQL_CHECKS.some(([, re]) => re.test(p))) cdcChecks.push(failed("binlog", p));
+      }
+      checks.push(...cdcChecks);
+      report.readAccessToCdcLogs = statusOf(cdcChecks);
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+async function testRedis(
+  conn: RedisConnection,
+  checks: PrerequisiteCheck[],
+  report: ConnectionReport,
+  validate: ValidateConfig,
+): Promise<void> {
+  const client = await credentials(
+    checks,
+    report,
+    conn.username,
+    () => openRedis(redisTargetOf(conn), "replicant-test-connection"),
+  );
+  if (!client) return;
+  try {
+    const redisChecks = await checkRedisPrerequisites(client);
+    checks.push(...redisChecks);
+    if (validate.ddlDml) {
+      report.ddlDmlPermission = statusOf(redisChecks.filter((c) => c.name === "ACL rights"));
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * `replicant test-connection CONN... [--validate FILE]`: per connection file, reachability,
+ * credentials and (sources) CDC prerequisites or (Redis) version, ACL rights, memory policy
+ * and persistence. Prints a table, writes one JSON report per file under <home>/data/<id>/,
+ * exits 0 only when no check failed (warnings are printed but pass).
+ */
+export async function testConnection(conns: string[], opts: CommonOptions): Promise<number> {
+  const home = homeDir(opts.home);
+  const id = validateId(opts.id ?? "default");
+  const validate = loadValidate(opts.validate);
+  const dir = idDir(home, id);
+  mkdirSync(dir, { recursive: true });
+  const rows: string[][] = [];
+  let failures = 0;
+  const used = new Set<string>();
+  for (const file of conns) {
+    const report = await testOne(file, validate);
+    let name = `test_connection_${basename(file, extname(file))}`;
+    for (let i = 2; used.has(name); i++) {
+      name = `test_connection_${basename(file, extname(file))}_${i}`;
+    }
+    used.add(name);
+    const path = join(dir, `${name}.json`);
+    writeFileSync(path, JSON.stringify(report, null, 2) + "\n");
+    for (const c of report.checks) {
+      if (c.status === "FAILED") failures++;
+      rows.push([file, c.name, c.status, c.detail]);
+    }
+    process.stdout.write(`report: ${path}\n`);
+  }
+  process.stdout.write(renderTable(["connection", "check", "status", "detail"], rows) + "\n");
+  process.stdout.write(
+    failures === 0 ? "All checks passed.\n" : `${failures} check(s) failed.\n`,
+  );
+  return failures === 0 ? 0 : 1;
 }

@@ -5,6 +5,12 @@ import { ReplicantError, SinkError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import {
+  appendIndoubt,
+  cleanupCommand,
+  type InDoubtEntry,
+  InDoubtError,
+} from "../sink/redis/indoubt_log.ts";
 import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
 import type { BatchResult, RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
@@ -57,7 +63,18 @@ export interface RealtimeSettings {
    * `full`: each table was read at its own binlog position), so they are skipped too.
    */
   skipThrough?: ReadonlyMap<string, string>;
+  /**
+   * EVENTUAL (default): one stream per table, written in parallel. GLOBAL: every table into
+   * the one `replicate_io_cdc_log_<group>_<id>` stream, in source commit order, one batch in
+   * flight; a failed batch whose landed entries cannot be deleted stops the run (exit 4).
+   */
+  replayConsistency?: "GLOBAL" | "EVENTUAL";
+  /** GLOBAL: the in-doubt file (SPEC §3) where entries that could not be undone go. */
+  indoubtFile?: string;
 }
+
+/** Label of the GLOBAL stream's writer in outcomes and messages. */
+export const ALL_TABLES = "(all tables)";
 
 export interface RealtimeTableOutcome {
   table: string;
@@ -102,18 +119,15 @@ class StreamWriter {
   changes = 0;
   duplicates = 0;
   error?: string;
-  encoder: TableEntryEncoder;
+  /** The batch being written: taken from the queue, not yet accepted. */
+  current: Queued[] = [];
   constructor(
-    readonly table: TableSchema,
     readonly name: string,
     readonly stream: string,
     readonly client: Redis,
     /** The sink's raw RESP writer used for this stream's batches (kept: order). */
     readonly slot: number,
-    entry: EntryOptions,
-  ) {
-    this.encoder = new TableEntryEncoder(table, entry);
-  }
+  ) {}
   get pending(): number {
     return this.queue.length - this.head;
   }
@@ -140,16 +154,22 @@ class Semaphore {
 }
 
 /**
- * EVENTUAL realtime (DESIGN §Realtime flow): each table's changes go to its `_cdc_logs`
+ * Realtime (DESIGN §Realtime flow). EVENTUAL: each table's changes go to its `_cdc_logs`
  * stream, in source order, a transaction's rows contiguous; streams are written in
  * parallel up to `threads`, in pipelined XADD batches whose every reply is checked. A
- * failed batch is undone (XDEL of what landed) and retried whole; after max-retries the
- * table is skipped. The checkpoint moves only when every entry of every transaction up to
+ * failed batch is undone (XDEL of what landed) and retried whole; after max-retries (at
+ * once for a permanent error) the table is skipped. GLOBAL: the router maps every table to
+ * the one global stream, written by one writer with one batch in flight, so the stream is
+ * in source commit order with transactions contiguous; a batch that still fails after
+ * max-retries stops the run, and landed entries that could not be deleted go to the
+ * in-doubt file (InDoubtError, exit 4). The checkpoint moves only when every entry of every transaction up to
  * it is accepted: first written to Redis, then acknowledged to the source.
  */
 export class RealtimePipeline {
   #checkpointer = new Checkpointer();
   readonly #writers = new Map<string, StreamWriter>();
+  readonly #encoders = new Map<string, TableEntryEncoder>();
+  readonly #global: boolean;
   readonly #sem: Semaphore;
   readonly #internal = new AbortController();
   #open: InFlightTransaction | null = null;
@@ -170,7 +190,8 @@ export class RealtimePipeline {
     private readonly log: PipelineLog,
     private readonly signal: AbortSignal,
   ) {
-    this.#sem = new Semaphore(settings.threads);
+    this.#global = settings.replayConsistency === "GLOBAL";
+    this.#sem = new Semaphore(this.#global ? 1 : settings.threads);
   }
 
   async run(): Promise<RealtimeOutcome> {
@@ -182,7 +203,9 @@ export class RealtimePipeline {
     if (this.signal.aborted) stop();
     this.signal.addEventListener("abort", stop, { once: true });
     this.log.info(
-      `realtime into ${this.source.tables().length} table stream(s) from ${
+      `realtime (${
+        this.#global ? "GLOBAL" : "EVENTUAL"
+      }) of ${this.source.tables().length} table(s) from ${
         from ? `checkpoint ${from}` : "the slot's position"
       }`,
     );
@@ -275,23 +298,30 @@ export class RealtimePipeline {
     for (const r of w) r();
   }
 
+  /** The router: a table's own stream (EVENTUAL) or the one global stream (GLOBAL). */
   #writer(table: TableSchema): StreamWriter {
-    const stream = this.naming.cdcStream(table.id);
+    const stream = this.#global ? this.naming.globalCdcStream() : this.naming.cdcStream(table.id);
     let w = this.#writers.get(stream);
     if (!w) {
       w = new StreamWriter(
-        table,
-        qualifiedName(table.id),
+        this.#global ? ALL_TABLES : qualifiedName(table.id),
         stream,
         this.sink.lease(),
         this.sink.writerSlot(),
-        this.settings.entry,
       );
       this.#writers.set(stream, w);
-    } else if (w.encoder.table !== table) {
-      w.encoder = new TableEntryEncoder(table, this.settings.entry);
     }
     return w;
+  }
+
+  #encoder(table: TableSchema): TableEntryEncoder {
+    const name = qualifiedName(table.id);
+    let e = this.#encoders.get(name);
+    if (!e || e.table !== table) {
+      e = new TableEntryEncoder(table, this.settings.entry);
+      this.#encoders.set(name, e);
+    }
+    return e;
   }
 
   async #onTransaction(part: SourceTransactionPart): Promise<void> {
@@ -306,7 +336,13 @@ export class RealtimePipeline {
     for (const ev of part.events as ChangeEvent[]) {
       const w = this.#writer(ev.table);
       if (w.skipped) continue;
-      const entries = w.encoder.encode(ev, now);
+      if (this.#global && this.settings.skipThrough) {
+        // MySQL `full`: each table's snapshot covers its changes up to its own position.
+        const floor = this.settings.skipThrough.get(this.naming.cdcStream(ev.table.id));
+        const key = ev.position.sortKey;
+        if (floor !== undefined && key !== undefined && key <= floor) continue;
+      }
+      const entries = this.#encoder(ev.table).encode(ev, now);
       let bytes = 64;
       for (const e of entries) for (const f of e) bytes += f.length;
       this.#checkpointer.add(tx);
@@ -345,7 +381,7 @@ export class RealtimePipeline {
     try {
       if (!w.ready) await this.#prepare(w);
       while (w.pending > 0 && !w.skipped && this.#fatal === null) {
-        const batch: Queued[] = [];
+        const batch: Queued[] = w.current = [];
         await this.#sem.acquire();
         try {
           let n = 0;
@@ -359,11 +395,14 @@ export class RealtimePipeline {
             batch.push(q);
             n += q.entries.length;
           }
-          if (batch.length > 0) await this.#send(w, batch.flatMap((q) => q.entries));
+          if (batch.length > 0) {
+            await this.#send(w, batch.flatMap((q) => q.entries), batch[0].sortKey);
+          }
         } finally {
           this.#sem.release();
         }
         for (const q of batch) this.#accept(q);
+        w.current = [];
         w.changes += batch.length;
         if (batch.length > 0) w.lastKey = batch[batch.length - 1].sortKey ?? w.lastKey;
         if (w.head > 4096 && w.head * 2 > w.queue.length) {
@@ -375,9 +414,14 @@ export class RealtimePipeline {
       }
     } catch (err) {
       const message = (err as Error).message;
-      if (err instanceof TableFailure && this.settings.skipTablesOnFailures) {
+      if (
+        err instanceof TableFailure && this.settings.skipTablesOnFailures && !this.#global
+      ) {
         w.skipped = true;
         w.error = message;
+        // The failed batch and everything queued after it are dropped on purpose.
+        for (const q of w.current) this.#accept(q);
+        w.current = [];
         while (w.head < w.queue.length) this.#accept(w.queue[w.head++]);
         w.queue = [];
         w.head = 0;
@@ -403,7 +447,7 @@ export class RealtimePipeline {
           this.settings.sortKeyOf,
         );
         w.lastId = tail.lastId;
-        const floor = this.settings.skipThrough?.get(w.stream) ?? null;
+        const floor = this.#global ? null : this.settings.skipThrough?.get(w.stream) ?? null;
         w.tailKey = floor;
         if (this.settings.resume) {
           if (tail.sortKey !== null && (floor === null || tail.sortKey > floor)) {
@@ -429,8 +473,12 @@ export class RealtimePipeline {
     }
   }
 
-  /** Writes one batch; on any failure undoes what landed and retries it whole (SPEC §5). */
-  async #send(w: StreamWriter, entries: string[][]): Promise<void> {
+  /**
+   * Writes one batch; on any failure undoes what landed and retries it whole (SPEC §5).
+   * `at` is the position of the batch's first change, for messages.
+   */
+  async #send(w: StreamWriter, entries: string[][], at: string | undefined): Promise<void> {
+    const where = `"${w.stream}" at position ${at ?? "?"} (after entry ${w.lastId ?? "-"})`;
     for (let attempt = 0;; attempt++) {
       let result: BatchResult | null = null;
       let thrown: unknown = null;
@@ -444,19 +492,24 @@ export class RealtimePipeline {
         return;
       }
       const error = thrown ?? result!.errors.find((e) => e !== null);
-      await this.#undo(w, result && !thrown ? result : null, entries.length);
+      const reason = (error as Error)?.message ?? String(error);
+      if (thrown) await this.sink.settleLost(thrown);
+      const left = await this.#undo(w, result && !thrown ? result : null, entries.length);
+      if (left === null || left.length > 0) this.#inDoubt(w, left, where, reason);
       const kind = classifyRedisError(error);
       if (
         kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
       ) {
         throw new TableFailure(
-          `batch of ${entries.length} entries not accepted by "${w.stream}" after ${
+          `batch of ${entries.length} entries not accepted by ${where} after ${
             attempt + 1
-          } tries: ${(error as Error)?.message ?? error}`,
+          } tries (${kind} error): ${reason}`,
         );
       }
       this.log.warn(
-        `batch into ${w.stream} failed (${(error as Error)?.message}); retrying (${attempt + 1})`,
+        `batch of ${entries.length} entries into ${where} failed (${reason}); undone, retrying (${
+          attempt + 1
+        }/${this.settings.retry.maxRetries})`,
       );
       await sleep(
         backoffMs(
@@ -468,16 +521,47 @@ export class RealtimePipeline {
   }
 
   /**
+   * The undo of a failed batch did not finish: `ids` landed and are still there (null: they
+   * could not even be listed). GLOBAL records them in the in-doubt file and stops (exit 4);
+   * EVENTUAL skips the table.
+   */
+  #inDoubt(w: StreamWriter, ids: string[] | null, where: string, reason: string): never {
+    if (ids === null) {
+      throw new TableFailure(
+        `cannot undo a failed batch in ${where}: the entries after ${
+          w.lastId ?? "the start"
+        } could not be listed (${reason}); --resume continues after the last one that landed`,
+      );
+    }
+    const entries: InDoubtEntry[] = ids.map((id) => ({ stream: w.stream, id }));
+    if (!this.#global) {
+      throw new TableFailure(
+        `cannot undo a failed batch in ${where} (${reason}): entries ${ids.join(" ")} are in doubt`,
+      );
+    }
+    const file = this.settings.indoubtFile ?? null;
+    if (file) appendIndoubt(file, entries);
+    const message =
+      `GLOBAL replication stopped: a batch into ${where} failed (${reason}) and ${ids.length} of its entries that landed could not be deleted; ${
+        file ? `they are listed in ${file}` : `in doubt: ${ids.join(" ")}`
+      }. Run \`${
+        cleanupCommand(this.naming.replicationId, this.naming.group)
+      }\` to delete them, then continue with --resume.`;
+    this.log.fail(message);
+    throw new InDoubtError(message, file, entries);
+  }
+
+  /**
    * XDEL the entries of a failed batch that landed: the ids from the replies, or, when the
    * pipeline itself failed (connection lost), every entry after the last one known good.
+   * Returns the ids that could not be deleted ([] when the undo finished), or null when the
+   * landed entries could not be listed.
    */
-  async #undo(w: StreamWriter, result: BatchResult | null, size: number): Promise<void> {
-    let lastError: unknown = null;
-    for (let attempt = 0; attempt <= this.settings.retry.maxRetries; attempt++) {
+  async #undo(w: StreamWriter, result: BatchResult | null, size: number): Promise<string[] | null> {
+    let ids: string[] | null = result ? result.ids.filter((id): id is string => id !== null) : null;
+    for (let attempt = 0;; attempt++) {
       try {
-        let ids: string[];
-        if (result) ids = result.ids.filter((id): id is string => id !== null);
-        else {
+        if (ids === null) {
           const found = await w.client.xrange(
             w.stream,
             w.lastId === null ? "-" : `(${w.lastId}`,
@@ -487,18 +571,21 @@ export class RealtimePipeline {
           ) as [string, string[]][];
           ids = found.map(([id]) => id);
         }
-        if (ids.length > 0) await w.client.xdel(w.stream, ...ids);
-        return;
+        if (ids.length > 0) {
+          await w.client.xdel(w.stream, ...ids);
+          this.log.info(`undo: deleted ${ids.length} entries of a failed batch from ${w.stream}`);
+        }
+        return [];
       } catch (err) {
-        lastError = err;
+        this.log.warn(`undo of a failed batch in ${w.stream} failed: ${(err as Error).message}`);
+        if (
+          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
+        ) {
+          return ids;
+        }
         await sleep(backoffMs(attempt + 1, this.settings.retry.waitMs));
       }
     }
-    throw new TableFailure(
-      `cannot undo a failed batch in "${w.stream}" (entries after ${w.lastId} are in doubt): ${
-        (lastError as Error)?.message
-      }`,
-    );
   }
 
   #advance(): void {
@@ -559,6 +646,8 @@ export interface PgRealtimeSpec {
   publicationScope?: "all" | "selected";
   /** Restarts of the source after connection failures (connection `max-retries`, …). */
   sourceRetry?: RetrySettings;
+  replayConsistency?: "GLOBAL" | "EVENTUAL";
+  indoubtFile?: string;
   /** Heartbeat interval when idle (extractor heartbeat `interval-ms`), default 10 s. */
   heartbeatMs?: number;
   maxQueueBytes?: number;
@@ -567,7 +656,7 @@ export interface PgRealtimeSpec {
   signal: AbortSignal;
 }
 
-/** `replicant realtime` for PostgreSQL (EVENTUAL). */
+/** `replicant realtime` for PostgreSQL (EVENTUAL or GLOBAL). */
 export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome> {
   const source = await PgLogicalSource.open(spec.endpoint, spec.selection, {
     slotName: spec.slotName,
@@ -592,6 +681,8 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
         maxQueueBytes: spec.maxQueueBytes,
         sortKeyOf: pgSortKeyOfSource,
         sourceRetry: spec.sourceRetry,
+        replayConsistency: spec.replayConsistency,
+        indoubtFile: spec.indoubtFile,
       },
       spec.log ?? silentLog,
       spec.signal,

@@ -63,6 +63,11 @@ export class SnapshotPipeline {
     private readonly log: ReplicationLog,
     private readonly progress: SnapshotProgress,
     private readonly signal: AbortSignal,
+    /**
+     * Called once per table after its reader started (so the source knows the table's
+     * snapshot position) and before any of its rows is written.
+     */
+    private readonly beforeFirstWrite?: (table: TableSchema) => Promise<void>,
   ) {}
 
   async run(): Promise<SnapshotOutcome> {
@@ -144,8 +149,13 @@ export class SnapshotPipeline {
     this.progress.tableStarted(name, already);
     let rows = already;
     let inflight: Promise<void> = Promise.resolve();
+    let started = false;
     try {
       for await (const chunk of reader.read(table.schema, after, this.settings.fetchRows)) {
+        if (!started) {
+          started = true;
+          await this.beforeFirstWrite?.(table.schema);
+        }
         const now = Date.now();
         const entries = chunk.map((row) => encoder.encodeRead(row, position, now));
         const batches: Promise<void>[] = [];
@@ -165,6 +175,7 @@ export class SnapshotPipeline {
         if (this.signal.aborted) break;
         collectGarbageHint();
       }
+      if (!started) await this.beforeFirstWrite?.(table.schema);
       await inflight;
     } catch (err) {
       await inflight.catch(() => {});
@@ -207,12 +218,19 @@ export class SnapshotPipeline {
   /** Writes a batch; on partial failure retries only the entries that failed (SPEC §5). */
   async #writeBatch(slot: number, table: string, stream: string, entries: string[][]) {
     let pending = entries;
+    /** The last try lost its connection: some of `pending` may have landed unseen. */
+    let unknown = false;
     for (let attempt = 0;; attempt++) {
       let errors: (Error | null)[];
       try {
+        if (unknown) pending = await this.#notLanded(stream, pending);
+        unknown = false;
+        if (pending.length === 0) return;
         errors = (await this.sink.appendVia(slot, stream, pending)).errors;
       } catch (err) {
         errors = pending.map(() => err as Error);
+        unknown = true;
+        await this.sink.settleLost(err);
       }
       const failed = pending.filter((_, i) => errors[i] !== null);
       if (failed.length === 0) return;
@@ -222,7 +240,9 @@ export class SnapshotPipeline {
         pending.forEach((fields, i) => {
           if (errors[i]) {
             this.log.warn(
-              `row of ${table} failed (${errors[i]!.message}): key ${fields[0].slice(0, 500)}`,
+              `row of ${table} failed (${errors[i]!.message}): key ${
+                keyText(fields, this.settings.entry.format).slice(0, 500)
+              }`,
             );
           }
         });
@@ -250,6 +270,36 @@ export class SnapshotPipeline {
       pending = failed;
     }
   }
+
+  /**
+   * After a lost connection, the entries of `pending` that are not in the stream yet: a
+   * table's batches go in order over one connection, so what landed is among the stream's
+   * newest entries (at most two chunks in flight); compared by key, which is unique.
+   */
+  async #notLanded(stream: string, pending: string[][]): Promise<string[][]> {
+    const scan = pending.length + 2 * this.settings.fetchRows + this.settings.batchRows;
+    const tail = await this.sink.client.xrevrange(stream, "+", "-", "COUNT", scan) as [
+      string,
+      string[],
+    ][];
+    const format = this.settings.entry.format;
+    const present = new Set(tail.map(([, fields]) => keyText(fields, format)));
+    const left = pending.filter((fields) => !present.has(keyText(fields, format)));
+    if (left.length < pending.length) {
+      this.log.info(
+        `${pending.length - left.length} of ${pending.length} entries of a batch cut off from ` +
+          `"${stream}" had landed; retrying only the other ${left.length}`,
+      );
+    }
+    return left;
+  }
+}
+
+/** The key text of an entry, whatever the message format (SPEC §4). */
+function keyText(fields: string[], format: EntryOptions["format"]): string {
+  if (format === "compact") return fields[0];
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];
+  return fields.join("\u0000");
 }
 
 /**

@@ -46,7 +46,8 @@ export function startReplicant(args: string[], options: { cwd?: string } = {}): 
         resolve({ code: code ?? (signal === "SIGKILL" ? 137 : 128), stdout, stderr }),
     );
   });
-  return { pid: child.pid!, done, kill: (s = "SIGTERM") => child.kill(s) };
+  // process.kill, not child.kill: with the latter Deno reports a clean exit as 128.
+  return { pid: child.pid!, done, kill: (s = "SIGTERM") => process.kill(child.pid!, s) };
 }
 
 export function runReplicant(args: string[], options: { cwd?: string } = {}): Promise<RunResult> {

@@ -23,6 +23,8 @@ export class RedisStreamSink {
   #next = 0;
   /** Hot-path writers (raw RESP, one write per batch), opened on first use, reopened after loss. */
   readonly #writers: (Promise<RespPipeline> | null)[];
+  /** Redis's CLIENT ID of each writer's connection (null when unknown). */
+  readonly #writerIds: (number | null)[];
   #nextWriter = 0;
 
   private constructor(
@@ -32,6 +34,7 @@ export class RedisStreamSink {
   ) {
     this.#pool = pool;
     this.#writers = new Array(Math.max(1, target.poolSize)).fill(null);
+    this.#writerIds = new Array(this.#writers.length).fill(null);
   }
 
   static async open(target: RedisTarget, options: AppendOptions): Promise<RedisStreamSink> {
@@ -68,6 +71,14 @@ export class RedisStreamSink {
       tls: this.target.tls,
       origin: this.target.origin,
       name: `replicant-writer-${slot}`,
+    }).then(async (writer) => {
+      this.#writerIds[slot] = null;
+      try {
+        this.#writerIds[slot] = Number(await writer.command("CLIENT", "ID"));
+      } catch {
+        // CLIENT denied by ACL: a lost batch is then looked at without waiting (settleLost).
+      }
+      return writer;
     });
     this.#writers[slot] = opening;
     return await opening;
@@ -80,7 +91,14 @@ export class RedisStreamSink {
    */
   async appendVia(slot: number, stream: string, entries: string[][]): Promise<BatchResult> {
     const writer = await this.#writer(slot);
-    const replies = await writer.xaddBatch(stream, entries, this.options.maxStreamLength);
+    const clientId = this.#writerIds[slot];
+    let replies: (string | Error)[];
+    try {
+      replies = await writer.xaddBatch(stream, entries, this.options.maxStreamLength);
+    } catch (err) {
+      if (err && typeof err === "object") Object.assign(err, { lostClientId: clientId });
+      throw err;
+    }
     const ids: (string | null)[] = new Array(replies.length);
     const errors: (Error | null)[] = new Array(replies.length);
     let failed = 0;
@@ -96,6 +114,27 @@ export class RedisStreamSink {
       }
     }
     return { ids, errors, failed };
+  }
+
+  /**
+   * After `appendVia` rejected (connection lost): waits, up to `timeoutMs`, until Redis has
+   * dropped that connection, so every command it had received has run before the caller
+   * looks at what landed (undo). False when it could not tell.
+   */
+  async settleLost(err: unknown, timeoutMs = 5000): Promise<boolean> {
+    const id = (err as { lostClientId?: number | null } | null)?.lostClientId;
+    if (typeof id !== "number" || !Number.isFinite(id)) return false;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const list = await this.client.call("CLIENT", "LIST", "ID", String(id)) as string;
+        if (list.trim() === "") return true;
+      } catch {
+        return false;
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** A connection for one writer; writers keep theirs so a stream's batches stay ordered. */

@@ -47,6 +47,11 @@ export interface MysqlHeartbeat {
 export interface MysqlBinlogOptions {
   selection: TableSelection;
   /**
+   * The databases the selection can match, when known (no patterns): binlog events of other
+   * databases are skipped before zongji looks their tables up.
+   */
+  databases?: string[];
+  /**
    * A transaction with more changes than this is delivered in parts of this size. Every
    * part but the last carries the checkpoint of the previous transaction (resuming from
    * it replays the whole transaction; the stream-tail rule drops what already landed);
@@ -151,7 +156,7 @@ export class MysqlBinlogSource implements StreamingSource {
 
   private constructor(
     readonly endpoint: MysqlEndpoint,
-    private readonly ctrl: MysqlConnection,
+    private ctrl: MysqlConnection,
     readonly isMariadb: boolean,
     /** The source server's own @@server_id. */
     readonly serverOwnId: number,
@@ -239,9 +244,20 @@ export class MysqlBinlogSource implements StreamingSource {
     return this.#remember(key, found[0] ?? null);
   }
 
+  /** The control connection dies with a server restart; reopen it before it is needed. */
+  async #reviveCtrl(): Promise<void> {
+    try {
+      await this.ctrl.query("SELECT 1");
+    } catch {
+      this.ctrl.destroy();
+      this.ctrl = await openMysql(this.endpoint);
+    }
+  }
+
   async #startOptions(
     from: string | null,
   ): Promise<{ opts: Record<string, unknown>; at: BinlogCoordinate }> {
+    await this.#reviveCtrl();
     const at = from === null
       ? await masterStatus(this.ctrl, this.isMariadb)
       : parseCheckpoint(from);
@@ -288,15 +304,17 @@ export class MysqlBinlogSource implements StreamingSource {
         this.#zongji = null;
         if (err === undefined) resolve();
         else {
-          reject(
-            err instanceof SourceError ? err : new SourceError(
-              `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
-                (err as Error)?.message ?? String(err)
-              }`,
-              undefined,
-              { cause: err },
-            ),
+          const failure = err instanceof SourceError ? err : new SourceError(
+            `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
+              (err as Error)?.message ?? String(err)
+            }`,
+            undefined,
+            { cause: err },
           );
+          // A lost connection or a restarting server is worth another try from the
+          // checkpoint (the pipeline retries with backoff); decoding errors are not.
+          if (isMysqlConnectionLoss(err)) Object.assign(failure, { retriable: true });
+          reject(failure);
         }
       };
       const onAbort = () => {
@@ -586,11 +604,28 @@ export class MysqlBinlogSource implements StreamingSource {
         if (finished) return;
         file = at.file;
         if (from === null) lastCheckpoint = formatCheckpoint(at);
-        zongji.start({ serverId: this.clientServerId, ...startOpts });
+        zongji.start({
+          serverId: this.clientServerId,
+          ...startOpts,
+          ...this.#includeSchema(),
+        });
         this.#startHeartbeat();
         if (signal.aborted) onAbort();
       }, (err) => finish(mysqlQueryError(this.endpoint, "Locating the binlog start", err)));
     });
+  }
+
+  /**
+   * zongji looks up the columns of every table in the binlog; a table of another database
+   * that was dropped since fails that lookup for good. Limit it to the databases replicated.
+   */
+  #includeSchema(): { includeSchema?: Record<string, true> } {
+    const dbs = this.options.databases;
+    if (!dbs || dbs.length === 0) return {};
+    const include: Record<string, true> = {};
+    for (const db of dbs) include[db] = true;
+    if (this.options.heartbeat) include[this.options.heartbeat.database] = true;
+    return { includeSchema: include };
   }
 
   #startHeartbeat(): void {
@@ -627,4 +662,32 @@ export class MysqlBinlogSource implements StreamingSource {
     }
     await this.ctrl.end().catch(() => this.ctrl.destroy());
   }
+}
+
+const CONNECTION_LOSS_CODES = new Set([
+  "PROTOCOL_CONNECTION_LOST",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ER_SERVER_SHUTDOWN",
+  "ER_CONNECTION_KILLED",
+]);
+const CONNECTION_LOSS_ERRNOS = new Set([1053, 1927, 2002, 2003, 2006, 2013]);
+
+/** True for failures of the connection or server (retriable), not of the data. */
+export function isMysqlConnectionLoss(err: unknown): boolean {
+  for (
+    let e = err as { code?: unknown; errno?: unknown; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    i++
+  ) {
+    if (typeof e.code === "string" && CONNECTION_LOSS_CODES.has(e.code)) return true;
+    if (typeof e.errno === "number" && CONNECTION_LOSS_ERRNOS.has(e.errno)) return true;
+    e = e.cause as typeof e;
+  }
+  return /Connection lost|server closed the connection|ECONNREFUSED|ECONNRESET/i.test(
+    String((err as Error)?.message ?? err),
+  );
 }

@@ -1,0 +1,436 @@
+/**
+ * A generator of known source transactions (inserts, updates, primary-key changes, deletes,
+ * multi-table transactions) that records every committed change in order, and the checks of
+ * the end-to-end crash tests: positions per stream, exactly-once against the log, and replay
+ * of the streams into tables.
+ *
+ * Tables are `(id int primary key, v text, n bigint)`; the generator only needs a way to run a
+ * list of statements in one transaction and to name that transaction the way the entries do
+ * (PostgreSQL `txId`, MariaDB `gtid`).
+ */
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
+import { readStream } from "./clients.ts";
+
+export interface Row {
+  id: number;
+  v: string;
+  n: number;
+}
+
+export type Op = "c" | "u" | "d";
+
+export interface Change {
+  table: string;
+  op: Op;
+  id: number;
+  /** The row after the change; null for deletes. */
+  after: Row | null;
+}
+
+export interface LoggedTx {
+  /** Order of commit, from 0. */
+  index: number;
+  /** The transaction as entries name it: PostgreSQL `txId`, MariaDB `gtid`. */
+  token: string;
+  changes: Change[];
+}
+
+export interface Statement {
+  sql: string;
+  params: (string | number)[];
+}
+
+/** Runs statements in one transaction, commits, and returns the transaction's token. */
+export type TxRunner = (statements: Statement[]) => Promise<string>;
+
+/** A small seeded PRNG (mulberry32), so a failing run can be repeated with its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The keys of one table with O(1) random pick and removal. */
+class KeySet {
+  readonly keys: number[] = [];
+  readonly #at = new Map<number, number>();
+  add(id: number) {
+    this.#at.set(id, this.keys.length);
+    this.keys.push(id);
+  }
+  remove(id: number) {
+    const i = this.#at.get(id)!;
+    const last = this.keys.pop()!;
+    if (last !== id) {
+      this.keys[i] = last;
+      this.#at.set(last, i);
+    }
+    this.#at.delete(id);
+  }
+  pick(rand: () => number): number | undefined {
+    return this.keys.length === 0 ? undefined : this.keys[Math.floor(rand() * this.keys.length)];
+  }
+}
+
+export interface GeneratorOptions {
+  /** Logical table name → SQL name (quoted/qualified as the dialect needs). */
+  tables: Record<string, string>;
+  /** `$n` (PostgreSQL) or `?` (MySQL) placeholders. */
+  placeholders: "dollar" | "question";
+  run: TxRunner;
+  seed: number;
+  /** Pause between two transactions, to keep the rate modest on a shared machine. */
+  pauseMs?: number;
+}
+
+/** Writes random transactions until stopped and logs each committed change in commit order. */
+export class ChangeGenerator {
+  readonly log: LoggedTx[] = [];
+  readonly #o: GeneratorOptions;
+  readonly #rand: () => number;
+  readonly #keys = new Map<string, KeySet>();
+  #nextId = 10_000_000;
+  #stopping = false;
+  #running: Promise<void> | null = null;
+
+  constructor(options: GeneratorOptions) {
+    this.#o = options;
+    this.#rand = prng(options.seed);
+    for (const t of Object.keys(options.tables)) this.#keys.set(t, new KeySet());
+  }
+
+  /** Declares rows that exist before the generator starts (ids only). */
+  seed(table: string, ids: Iterable<number>) {
+    const ks = this.#keys.get(table)!;
+    for (const id of ids) ks.add(id);
+  }
+
+  get changeCount(): number {
+    return this.log.reduce((s, t) => s + t.changes.length, 0);
+  }
+
+  #p(i: number): string {
+    return this.#o.placeholders === "dollar" ? `$${i}` : "?";
+  }
+
+  #row(id: number): Row {
+    const r = this.#rand;
+    return {
+      id,
+      v: `v${Math.floor(r() * 1e9).toString(36)}`,
+      n: Math.floor(r() * 2 ** 45) - 2 ** 44,
+    };
+  }
+
+  /** One random operation on `table`, appended to `stmts` and `changes`. */
+  #op(table: string, stmts: Statement[], changes: Change[]) {
+    const ks = this.#keys.get(table)!;
+    const sqlName = this.#o.tables[table];
+    const p = (i: number) => this.#p(i);
+    const dice = this.#rand();
+    const existing = ks.pick(this.#rand);
+    if (existing === undefined || dice < 0.4) {
+      const row = this.#row(this.#nextId++);
+      stmts.push({
+        sql: `INSERT INTO ${sqlName} (id, v, n) VALUES (${p(1)}, ${p(2)}, ${p(3)})`,
+        params: [row.id, row.v, row.n],
+      });
+      changes.push({ table, op: "c", id: row.id, after: row });
+      ks.add(row.id);
+    } else if (dice < 0.7) {
+      const row = this.#row(existing);
+      stmts.push({
+        sql: `UPDATE ${sqlName} SET v = ${p(1)}, n = ${p(2)} WHERE id = ${p(3)}`,
+        params: [row.v, row.n, row.id],
+      });
+      changes.push({ table, op: "u", id: row.id, after: row });
+    } else if (dice < 0.85) {
+      // A primary-key change: a delete of the old key, then an insert of the new one.
+      const row = this.#row(this.#nextId++);
+      stmts.push({
+        sql: `UPDATE ${sqlName} SET id = ${p(1)}, v = ${p(2)}, n = ${p(3)} WHERE id = ${p(4)}`,
+        params: [row.id, row.v, row.n, existing],
+      });
+      changes.push({ table, op: "d", id: existing, after: null });
+      changes.push({ table, op: "c", id: row.id, after: row });
+      ks.remove(existing);
+      ks.add(row.id);
+    } else {
+      stmts.push({ sql: `DELETE FROM ${sqlName} WHERE id = ${p(1)}`, params: [existing] });
+      changes.push({ table, op: "d", id: existing, after: null });
+      ks.remove(existing);
+    }
+  }
+
+  /** Runs one transaction of 1–4 operations on random tables (or given ones) and logs it. */
+  async step(onlyTables?: string[]): Promise<LoggedTx> {
+    const names = onlyTables ?? Object.keys(this.#o.tables);
+    const count = onlyTables ? onlyTables.length : 1 + Math.floor(this.#rand() * 4);
+    const stmts: Statement[] = [];
+    const changes: Change[] = [];
+    for (let i = 0; i < count; i++) {
+      const t = onlyTables ? names[i] : names[Math.floor(this.#rand() * names.length)];
+      this.#op(t, stmts, changes);
+    }
+    const token = await this.#o.run(stmts);
+    const tx = { index: this.log.length, token, changes };
+    this.log.push(tx);
+    return tx;
+  }
+
+  /** Inserts one row into each table in one transaction: the last change of every table. */
+  async marker(): Promise<LoggedTx> {
+    const stmts: Statement[] = [];
+    const changes: Change[] = [];
+    for (const t of Object.keys(this.#o.tables)) {
+      const row = this.#row(this.#nextId++);
+      stmts.push({
+        sql: `INSERT INTO ${this.#o.tables[t]} (id, v, n) VALUES (${this.#p(1)}, ${this.#p(2)}, ${
+          this.#p(3)
+        })`,
+        params: [row.id, row.v, row.n],
+      });
+      changes.push({ table: t, op: "c", id: row.id, after: row });
+      this.#keys.get(t)!.add(row.id);
+    }
+    const token = await this.#o.run(stmts);
+    const tx = { index: this.log.length, token, changes };
+    this.log.push(tx);
+    return tx;
+  }
+
+  /** Starts (or starts again) writing in the background until `stop()`. */
+  start(): void {
+    this.#stopping = false;
+    this.#running = (async () => {
+      while (!this.#stopping) {
+        await this.step();
+        if (this.#o.pauseMs) await sleep(this.#o.pauseMs);
+      }
+    })();
+  }
+
+  /** Stops after the transaction in flight; rejects if the generator failed. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#running;
+  }
+}
+
+// ------------------------------------------------------------------ reading the streams
+
+export interface Entry {
+  id: string;
+  op: string;
+  /** The key payload (`{"id":…}`). */
+  key: Record<string, unknown> | null;
+  after: Row | null;
+  source: Record<string, unknown> | null;
+  tombstone: boolean;
+}
+
+function payload(json: string): Record<string, unknown> {
+  const v = JSON.parse(json);
+  return v !== null && typeof v === "object" && "payload" in v ? v.payload : v;
+}
+
+/** Entries of a compact-format stream (with or without the schema halves). */
+export async function readEntries(redis: Redis, stream: string): Promise<Entry[]> {
+  const raw = await readStream(redis, stream);
+  return raw.map(([id, fields]) => {
+    const key = fields[0] === "default" ? null : payload(fields[0]) as Record<string, unknown>;
+    if (fields[1] === "default") {
+      return { id, op: "tombstone", key, after: null, source: null, tombstone: true };
+    }
+    const v = payload(fields[1]);
+    return {
+      id,
+      op: String(v.op),
+      key,
+      after: (v.after ?? null) as Row | null,
+      source: (v.source ?? null) as Record<string, unknown> | null,
+      tombstone: false,
+    };
+  });
+}
+
+export type Dialect = "pg" | "mysql";
+
+/** The sortable position of a change entry (SPEC §4), as a tuple. */
+function positionOf(e: Entry, dialect: Dialect): (string | number)[] {
+  const s = e.source!;
+  return dialect === "pg"
+    ? [Number(s.lsn), Number(s.sequence)]
+    : [String(s.file), Number(s.pos), Number(s.row)];
+}
+
+function compare(a: (string | number)[], b: (string | number)[]): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] < b[i]) return -1;
+    if (a[i] > b[i]) return 1;
+  }
+  return 0;
+}
+
+/** The transaction token of a change entry: PostgreSQL `txId`, MariaDB `gtid`. */
+export function tokenOf(e: Entry, dialect: Dialect): string {
+  return dialect === "pg" ? String(e.source!.txId) : String(e.source!.gtid);
+}
+
+/**
+ * Positions grow strictly along a cdc stream (so no position appears twice), and every
+ * delete is followed by its tombstone.
+ */
+export function assertPositions(entries: Entry[], dialect: Dialect, stream: string): void {
+  let prev: (string | number)[] | null = null;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (e.tombstone) {
+      assert.equal(entries[i - 1]?.op, "d", `${stream}: tombstone ${e.id} not after a delete`);
+      continue;
+    }
+    const pos = positionOf(e, dialect);
+    if (prev !== null) {
+      assert.ok(
+        compare(prev, pos) < 0,
+        `${stream}: entry ${e.id} at ${JSON.stringify(pos)} does not follow ${
+          JSON.stringify(prev)
+        } (duplicate or out of order)`,
+      );
+    }
+    prev = pos;
+  }
+}
+
+/** `JSON.stringify` with sorted keys, for comparing rows whatever their key order. */
+export function canonical(v: unknown): string {
+  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  const o = v as Record<string, unknown>;
+  return `{${
+    Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")
+  }}`;
+}
+
+/**
+ * Replays a snapshot stream then a cdc stream by key: `r`/`c`/`u` upsert `after`, `d`
+ * deletes, `t` clears, tombstones are skipped. Returns id → canonical row JSON.
+ */
+export function replay(snapshot: Entry[], cdc: Entry[]): Map<number, string> {
+  const table = new Map<number, string>();
+  for (const e of [...snapshot, ...cdc]) {
+    if (e.tombstone) continue;
+    if (e.op === "t") table.clear();
+    else if (e.op === "d") table.delete(Number(e.key!.id));
+    else if (e.op === "r" || e.op === "c" || e.op === "u") {
+      if (e.op === "u" && Number(e.key!.id) !== e.after!.id) {
+        throw new Error(`update ${e.id} changes the key: ${JSON.stringify(e)}`);
+      }
+      table.set(e.after!.id, canonical(e.after));
+    } else throw new Error(`unexpected op ${e.op} in entry ${e.id}`);
+  }
+  return table;
+}
+
+/** Asserts a replayed table equals the source rows (id → canonical JSON), naming differences. */
+export function assertSameTable(
+  replayed: Map<number, string>,
+  source: Map<number, string>,
+  what: string,
+): void {
+  const diffs: string[] = [];
+  for (const [id, row] of source) {
+    const got = replayed.get(id);
+    if (got !== row) diffs.push(`id ${id}: source ${row}, streams ${got ?? "missing"}`);
+  }
+  for (const [id, row] of replayed) {
+    if (!source.has(id)) diffs.push(`id ${id}: not in source, streams ${row}`);
+  }
+  assert.ok(
+    diffs.length === 0,
+    `${what}: ${diffs.length} difference(s) (${replayed.size} replayed, ${source.size} in source): ${
+      diffs.slice(0, 5).join("; ")
+    }`,
+  );
+}
+
+/**
+ * Checks a table's cdc stream against the generator's log: from the first logged transaction
+ * that the stream holds (or from `fromIndex` when given), every change the generator made to
+ * the table is in the stream exactly once and in commit order, and the stream holds nothing
+ * else. Returns the index of the first logged transaction found in the stream (-1: none).
+ */
+export function assertExactlyOnce(
+  log: LoggedTx[],
+  table: string,
+  cdc: Entry[],
+  dialect: Dialect,
+  fromIndex?: number,
+): number {
+  const changes = cdc.filter((e) => !e.tombstone);
+  const indexOfToken = new Map(log.map((t) => [t.token, t.index]));
+  let start = fromIndex;
+  if (start === undefined) {
+    if (changes.length === 0) start = log.length;
+    else {
+      const first = indexOfToken.get(tokenOf(changes[0], dialect));
+      assert.ok(
+        first !== undefined,
+        `${table}: first cdc entry ${changes[0].id} (${
+          tokenOf(changes[0], dialect)
+        }) is not a logged transaction`,
+      );
+      start = first;
+    }
+  }
+  const expected = log.slice(start).flatMap((t) =>
+    t.changes.filter((c) => c.table === table).map((c) =>
+      `${t.token} ${c.op} ${c.id} ${c.after === null ? "null" : canonical(c.after)}`
+    )
+  );
+  const actual = changes.map((e) =>
+    `${tokenOf(e, dialect)} ${e.op} ${e.op === "d" ? Number(e.key!.id) : e.after!.id} ${
+      e.after === null ? "null" : canonical(e.after)
+    }`
+  );
+  const bad = actual.findIndex((a, i) => a !== expected[i]);
+  const at = bad === -1 ? Math.min(actual.length, expected.length) : bad;
+  assert.ok(
+    bad === -1 && actual.length === expected.length,
+    `${table}: cdc has ${actual.length} changes, the log ${expected.length} from tx ${start}; ` +
+      `first difference at ${at}: stream ${actual[at] ?? "(end)"} vs log ${
+        expected[at] ?? "(end)"
+      }; before it: ${actual.slice(Math.max(0, at - 2), at).join(" | ")}`,
+  );
+  return start;
+}
+
+/** Sum of the lengths of some streams (0 for missing ones). */
+export async function totalLength(redis: Redis, streams: string[]): Promise<number> {
+  let n = 0;
+  for (const s of streams) n += await redis.xlen(s);
+  return n;
+}
+
+/** True when the last few entries of `stream` include the transaction `token`. */
+export async function tailHas(
+  redis: Redis,
+  stream: string,
+  token: string,
+  dialect: Dialect,
+): Promise<boolean> {
+  const tail = await redis.xrevrange(stream, "+", "-", "COUNT", 3);
+  return tail.some(([, f]) => {
+    if (f[1] === "default") return false;
+    const v = payload(f[1]);
+    const s = v.source as Record<string, unknown>;
+    return String(dialect === "pg" ? s.txId : s.gtid) === token;
+  });
+}
