@@ -9,7 +9,9 @@ import {
   type CommonOptions,
   describeError,
   fetchSchemas,
+  logFormatOfArgv,
   replicate,
+  stderrLine,
   testConnection,
   versionText,
 } from "./mod.ts";
@@ -70,7 +72,17 @@ function replicationCommand(name: "snapshot" | "realtime" | "full", summary: str
       "--home <dir>",
       "where data/<id>/ lives (default $REPLICANT_HOME or the current folder)",
     )
-    .option("--progress-interval <ms>", "ms between progress lines when not on a terminal");
+    .option("--progress-interval <ms>", "ms between progress lines when not on a terminal")
+    .option(
+      "--metrics-port <port>",
+      "serve /metrics (Prometheus) and /health on this port (0: off)",
+    )
+    .option("--metrics-host <host>", "address the metrics server binds", "127.0.0.1")
+    .addOption(
+      new Option("--log-format <format>", "trace.log, error.log and stderr messages")
+        .choices(["text", "json"]).default("text"),
+    )
+    .option("--stats-interval <s>", "seconds between per-table statistics in trace.log", "60");
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -141,7 +153,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const verbose = argv.includes("--verbose");
     const { message, code } = describeError(err, verbose);
-    process.stderr.write(message + "\n");
+    process.stderr.write(stderrLine(logFormatOfArgv(argv), "error", message));
     return code;
   }
   return exitCode;

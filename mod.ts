@@ -18,3 +18,4 @@ export { decodeEntry } from "./src/core/entry_decoder.ts";
 export { StreamNaming } from "./src/core/stream_naming.ts";
 export * from "./src/core/errors.ts";
 export { ConfigError } from "./src/config/mod.ts";
+export { logFormatOfArgv, stderrLine } from "./src/observe/run_observer.ts";

@@ -102,6 +102,11 @@ ORDER BY i;
 
 INSERT INTO shop.order_items SELECT * FROM items ORDER BY order_id, line;
 
+-- Changes to orders and customers carry the whole old row ("before" in the change events);
+-- with the default identity PostgreSQL sends only the old key, when the key changes.
+ALTER TABLE shop.orders REPLICA IDENTITY FULL;
+ALTER TABLE shop.customers REPLICA IDENTITY FULL;
+
 ANALYZE shop.customers, shop.products, shop.orders, shop.order_items;
 
 \set QUIET off

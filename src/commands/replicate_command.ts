@@ -2,6 +2,9 @@ import process from "node:process";
 import { StateError, UsageError } from "../core/errors.ts";
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
+import { metrics } from "../observe/replicant_metrics.ts";
+import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
+import { observeSettingsOf, RunObserver, stderrLine } from "../observe/run_observer.ts";
 import {
   SnapshotPipeline,
   type SnapshotSettings,
@@ -22,6 +25,7 @@ import type { CommonOptions } from "./common_options.ts";
 import {
   forgetSourceState,
   type ModeContext,
+  pgSlotName,
   realtimeSummary,
   runFullMode,
   runRealtimeMode,
@@ -36,6 +40,7 @@ import {
   redisTargetOf,
   type ReplicationSetup,
   resolveReplication,
+  resolveSecrets,
   tableSelectionOf,
 } from "./replication_setup.ts";
 
@@ -60,13 +65,17 @@ export async function replicate(
   if (opts.resume && opts.overwrite) {
     throw new StateError("--resume and --overwrite exclude each other: choose one");
   }
-  const setup = resolveReplication(conns, opts);
+  const observe = observeSettingsOf(opts);
+  // `arcion-sm://` values are fetched before anything connects.
+  const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
-  const log = new ReplicationLog(idDir(setup.home, setup.id));
+  const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
+  const say = (level: "info" | "warn" | "error", text: string) =>
+    process.stderr.write(stderrLine(observe.logFormat, level, text, setup.id));
   const controller = new AbortController();
   const stop = (signal: string) => {
     if (controller.signal.aborted) return;
-    process.stderr.write(`\nreplicant: ${signal}: finishing the batch in flight, then stopping…\n`);
+    say("info", `\nreplicant: ${signal}: finishing the batch in flight, then stopping…\n`);
     log.info(`${signal} received: stopping`);
     controller.abort();
   };
@@ -77,7 +86,18 @@ export async function replicate(
   const sink = await RedisStreamSink.open(redisTargetOf(setup.target), {
     maxStreamLength: setup.applier.streams.maxStreamLength ?? 0,
   });
+  const lag = mode !== "snapshot" && setup.source.type === "POSTGRESQL"
+    ? new PgLagSampler(pgEndpointOf(setup.source), pgSlotName(setup))
+    : null;
+  const observer = new RunObserver(observe, {
+    metrics,
+    log,
+    ping: () => sink.client.ping(),
+    lagBytes: lag ? () => lag.sample() : undefined,
+    announce: (text) => say("info", text),
+  });
   try {
+    await observer.start();
     const naming = namingOf(setup);
     const checkpoints = new CheckpointStore(sink.client, naming.checkpointKey());
     const resume = await decideState(setup, checkpoints, opts);
@@ -103,8 +123,9 @@ export async function replicate(
     }
     const ctx: ModeContext = { setup, sink, checkpoints, resume, log, signal: controller.signal };
     if (mode === "realtime") {
-      process.stderr.write(
-        `replicant: streaming changes of id ${setup.id} (SIGINT or SIGTERM stops cleanly)\n`,
+      say(
+        "info",
+        `replicant: streaming changes of id ${setup.id} (SIGINT or SIGTERM stops cleanly)`,
       );
       const out = await runRealtimeMode(ctx);
       process.stdout.write(realtimeSummary(out) + "\n");
@@ -124,9 +145,14 @@ export async function replicate(
       );
     }
     return finish(out.skipped, out.interrupted, setup, log);
+  } catch (err) {
+    observer.failed((err as Error)?.message ?? String(err));
+    throw err;
   } finally {
     process.off("SIGINT", onInt);
     process.off("SIGTERM", onTerm);
+    await observer.stop();
+    await lag?.close();
     await sink.close();
   }
 }

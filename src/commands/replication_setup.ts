@@ -1,10 +1,12 @@
-import { existsSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import process from "node:process";
+import type { ConnectionOptions as TlsOptions } from "node:tls";
 import {
   type ApplierConfig,
   ConfigError,
   type ConfigProblem,
+  type Connection,
   defaultApplier,
   defaultExtractor,
   type ExtractorConfig,
@@ -20,6 +22,8 @@ import {
   selectedColumns,
   tableSelected,
 } from "../config/mod.ts";
+import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
+import { tlsMaterialOf } from "../config/tls_material.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
@@ -121,6 +125,14 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
     : defaultExtractor();
   const applier = applierFile ? attempt(() => loadApplier(applierFile)) : defaultApplier();
   const filter = filterFile ? attempt(() => loadFilter(filterFile)) : null;
+  // Unreadable stores and wrong store passwords are configuration problems too.
+  // (A store password from Secrets Manager is checked by resolveSecrets.)
+  for (const conn of [source, target]) {
+    const pending = conn?.secretRefs.some((r) => !r.resolved && r.key.startsWith("ssl."));
+    if (conn?.ssl?.enable && !pending) {
+      attempt(() => tlsMaterialOf(conn.ssl!, conn.file ?? conn.type));
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   for (const loaded of [source, target, extractor, applier, filter]) {
     for (const w of loaded?.warnings ?? []) {
@@ -148,6 +160,44 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
   };
 }
 
+/**
+ * Fetches the `arcion-sm://` values (AWS Secrets Manager) of the source and target files, if
+ * any, and loads those files again with them; a setup without secrets is returned as is.
+ * Problems (unknown secret or key, no AWS credentials) are ConfigErrors naming file and key.
+ */
+export async function resolveSecrets(setup: ReplicationSetup): Promise<ReplicationSetup> {
+  const reload = async <T extends Connection>(conn: T, role: "source" | "target") =>
+    conn.secretRefs.every((r) => r.resolved)
+      ? conn
+      : await loadConnectionWithSecrets(conn.file ?? "", { role }) as T;
+  const problems: ConfigProblem[] = [];
+  const attempt = async <T>(load: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await load();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+      return null;
+    }
+  };
+  const [source, target] = await Promise.all([
+    attempt(() => reload(setup.source, "source")),
+    attempt(() => reload(setup.target, "target")),
+  ]);
+  for (const conn of [source, target]) {
+    if (conn?.ssl?.enable && conn !== setup.source && conn !== setup.target) {
+      try {
+        tlsMaterialOf(conn.ssl, conn.file ?? conn.type);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems.push(...err.problems);
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { ...setup, source: source!, target: target! };
+}
+
 export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
   if (!filter) return { table: () => true, columns: () => null };
   return {
@@ -163,30 +213,28 @@ export function pgEndpointOf(conn: PostgresConnection): PgEndpoint {
     database: conn.database,
     user: conn.username,
     password: conn.password,
-    ssl: conn.ssl?.enable
-      ? {
-        rejectUnauthorized: conn.ssl.hostnameVerification,
-        ca: readOptional(conn.ssl.rootCert),
-        cert: readOptional(conn.ssl.sslCert),
-        key: readOptional(conn.ssl.sslKey),
-      }
-      : undefined,
+    ssl: tlsOptionsOf(conn),
     origin: conn.file ?? "postgresql connection",
   };
 }
 
 export function mysqlEndpointOf(conn: MysqlConnection): MysqlEndpoint {
+  const m = conn.ssl?.enable
+    ? tlsMaterialOf(conn.ssl, conn.file ?? `${conn.type} connection`)
+    : null;
   return {
     host: conn.host,
     port: conn.port,
     user: conn.username,
     password: conn.password,
-    ssl: conn.ssl?.enable
+    // mysql2 checks the chain with rejectUnauthorized and the host name with verifyIdentity.
+    ssl: m
       ? {
-        rejectUnauthorized: conn.ssl.hostnameVerification,
-        ca: readOptional(conn.ssl.rootCert ?? conn.ssl.trustStore?.path),
-        cert: readOptional(conn.ssl.sslCert),
-        key: readOptional(conn.ssl.sslKey),
+        ca: m.ca,
+        cert: m.cert,
+        key: m.key,
+        rejectUnauthorized: conn.ssl!.hostnameVerification || m.ca !== undefined,
+        verifyIdentity: conn.ssl!.hostnameVerification,
       }
       : undefined,
     serverIds: conn.slaveServerIds,
@@ -195,34 +243,40 @@ export function mysqlEndpointOf(conn: MysqlConnection): MysqlEndpoint {
 }
 
 export function redisTargetOf(conn: RedisConnection): RedisTarget {
-  const ssl = conn.ssl;
-  let tls: RedisTarget["tls"];
-  if (ssl?.enable) {
-    for (const store of [ssl.trustStore, ssl.keyStore]) {
-      if (store && store.sslStoreType !== "PEM") {
-        throw new UsageError(
-          `${conn.file}: ssl: ${store.sslStoreType} stores are not supported yet; convert to PEM ` +
-            `(openssl pkcs12 -in store.p12 -out store.pem -nodes) and set ssl-store-type: PEM`,
-        );
-      }
-    }
-    tls = {
-      ca: readOptional(ssl.trustStore?.path),
-      cert: readOptional(ssl.keyStore?.path),
-      key: readOptional(ssl.keyStore?.path),
-      servername: ssl.hostnameVerification ? conn.host : undefined,
-      checkServerIdentity: ssl.hostnameVerification ? undefined : () => undefined,
-    };
-  }
   return {
     host: conn.host,
     port: conn.port,
     username: conn.username,
     password: conn.password,
     poolSize: conn.maxConnections,
-    tls,
+    tls: tlsOptionsOf(conn),
     origin: conn.file ?? "redis connection",
   };
+}
+
+/**
+ * Node TLS options of a connection's `ssl` section (undefined without TLS): the server
+ * certificate is checked against the trust store (or the system CAs), and its host name too
+ * unless `hostname-verification: false`; with that and no trust store nor `root-cert` the
+ * connection is encrypted but the server unverified (libpq's verify-full, verify-ca, require).
+ * Store problems are ConfigErrors naming the file and key (exit 2).
+ */
+export function tlsOptionsOf(conn: Connection): TlsOptions | undefined {
+  const ssl = conn.ssl;
+  if (!ssl?.enable) return undefined;
+  const material = tlsMaterialOf(ssl, conn.file ?? `${conn.type} connection`);
+  // Like libpq's sslmode: verify-full by default; verify-ca with hostname-verification: false;
+  // require (encrypted, unverified) when that is false and no CA is given either.
+  const options: TlsOptions = {
+    rejectUnauthorized: ssl.hostnameVerification || material.ca !== undefined,
+  };
+  if (material.ca) options.ca = material.ca;
+  if (material.cert) options.cert = material.cert;
+  if (material.key) options.key = material.key;
+  // SNI takes a host name, never an IP address.
+  if (!isIP(conn.host)) options.servername = conn.host;
+  if (!ssl.hostnameVerification) options.checkServerIdentity = () => undefined;
+  return options;
 }
 
 export function namingOf(setup: ReplicationSetup): StreamNaming {
@@ -240,10 +294,4 @@ export function entryOptionsOf(setup: ReplicationSetup): EntryOptions {
     replicationId: setup.id,
     version: VERSION,
   };
-}
-
-function readOptional(path: string | undefined): string | undefined {
-  if (!path) return undefined;
-  if (!existsSync(path)) throw new UsageError(`TLS file not found: ${path}`);
-  return readFileSync(path, "utf8");
 }

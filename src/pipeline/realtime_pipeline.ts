@@ -25,6 +25,7 @@ import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
 import type { TableSelection } from "./snapshot_source.ts";
 import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
 import type { StreamingSource } from "./streaming_source.ts";
+import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 
 /** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
 export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
@@ -104,6 +105,10 @@ interface Queued {
   tx: InFlightTransaction;
   bytes: number;
   sortKey: string | undefined;
+  /** issue 8 (metrics): counted per batch when Redis accepts it. */
+  op: ChangeEvent["op"];
+  table: TableSchema;
+  tsMs: number;
 }
 
 class StreamWriter {
@@ -202,6 +207,7 @@ export class RealtimePipeline {
     const stop = () => this.#internal.abort();
     if (this.signal.aborted) stop();
     this.signal.addEventListener("abort", stop, { once: true });
+    metrics.oldestPendingMs = () => this.#oldestPendingMs(); // issue 8: metrics
     this.log.info(
       `realtime (${
         this.#global ? "GLOBAL" : "EVENTUAL"
@@ -281,6 +287,17 @@ export class RealtimePipeline {
     return this.#written;
   }
 
+  /** issue 8 (metrics, read at scrape): commit time of the oldest change not yet in Redis. */
+  #oldestPendingMs(): number | null {
+    let oldest: number | null = null;
+    for (const w of this.#writers.values()) {
+      if (w.skipped) continue;
+      const q = w.current.length > 0 ? w.current[0] : w.pending > 0 ? w.queue[w.head] : null;
+      if (q && (oldest === null || q.tsMs < oldest)) oldest = q.tsMs;
+    }
+    return oldest;
+  }
+
   #busyWriters(): boolean {
     for (const w of this.#writers.values()) {
       if (w.running || (w.pending > 0 && !w.skipped)) return true;
@@ -346,7 +363,15 @@ export class RealtimePipeline {
       let bytes = 64;
       for (const e of entries) for (const f of e) bytes += f.length;
       this.#checkpointer.add(tx);
-      w.queue.push({ entries, tx, bytes, sortKey: ev.position.sortKey });
+      w.queue.push({
+        entries,
+        tx,
+        bytes,
+        sortKey: ev.position.sortKey,
+        op: ev.op, // issue 8: metrics
+        table: ev.table,
+        tsMs: ev.position.tsMs,
+      });
       this.#bytes += bytes;
       touched.add(w);
     }
@@ -402,6 +427,7 @@ export class RealtimePipeline {
           this.#sem.release();
         }
         for (const q of batch) this.#accept(q);
+        metrics.realtimeBatch(batch); // issue 8: metrics
         w.current = [];
         w.changes += batch.length;
         if (batch.length > 0) w.lastKey = batch[batch.length - 1].sortKey ?? w.lastKey;
@@ -419,6 +445,7 @@ export class RealtimePipeline {
       ) {
         w.skipped = true;
         w.error = message;
+        metrics.skippedTable("realtime"); // issue 8: metrics
         // The failed batch and everything queued after it are dropped on purpose.
         for (const q of w.current) this.#accept(q);
         w.current = [];
@@ -483,7 +510,9 @@ export class RealtimePipeline {
       let result: BatchResult | null = null;
       let thrown: unknown = null;
       try {
+        const t0 = performance.now(); // issue 8: metrics
         result = await this.sink.appendVia(w.slot, w.stream, entries);
+        metrics.realtimeRoundTrip(performance.now() - t0);
       } catch (err) {
         thrown = err;
       }
@@ -493,6 +522,7 @@ export class RealtimePipeline {
       }
       const error = thrown ?? result!.errors.find((e) => e !== null);
       const reason = (error as Error)?.message ?? String(error);
+      metrics.redisFailed(error); // issue 8: metrics
       if (thrown) await this.sink.settleLost(thrown);
       const left = await this.#undo(w, result && !thrown ? result : null, entries.length);
       if (left === null || left.length > 0) this.#inDoubt(w, left, where, reason);
@@ -506,6 +536,7 @@ export class RealtimePipeline {
           } tries (${kind} error): ${reason}`,
         );
       }
+      metrics.retry("realtime"); // issue 8: metrics
       this.log.warn(
         `batch of ${entries.length} entries into ${where} failed (${reason}); undone, retrying (${
           attempt + 1
@@ -541,6 +572,7 @@ export class RealtimePipeline {
     }
     const file = this.settings.indoubtFile ?? null;
     if (file) appendIndoubt(file, entries);
+    metrics.inDoubt(ids.length); // issue 8: metrics
     const message =
       `GLOBAL replication stopped: a batch into ${where} failed (${reason}) and ${ids.length} of its entries that landed could not be deleted; ${
         file ? `they are listed in ${file}` : `in doubt: ${ids.join(" ")}`
@@ -573,6 +605,7 @@ export class RealtimePipeline {
         }
         if (ids.length > 0) {
           await w.client.xdel(w.stream, ...ids);
+          metrics.undone(ids.length); // issue 8: metrics
           this.log.info(`undo: deleted ${ids.length} entries of a failed batch from ${w.stream}`);
         }
         return [];
@@ -613,6 +646,7 @@ export class RealtimePipeline {
         this.#written = token;
       } catch (err) {
         failures++;
+        metrics.redisFailed(err); // issue 8: metrics
         this.log.warn(`cannot write checkpoint ${token}: ${(err as Error).message}`);
         if (failures > this.settings.retry.maxRetries) {
           throw new SinkError(`cannot write the checkpoint: ${(err as Error).message}`);

@@ -6,6 +6,7 @@ import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
+import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
@@ -186,6 +187,7 @@ export class SnapshotPipeline {
       );
       this.progress.tableFinished(name, skip ? "skipped" : "failed", message);
       if (!skip) throw err;
+      metrics.skippedTable("snapshot"); // issue 8: metrics
       return { table: name, stream, rows, status: "skipped", error: message };
     }
     if (this.signal.aborted) {
@@ -220,12 +222,14 @@ export class SnapshotPipeline {
     let pending = entries;
     /** The last try lost its connection: some of `pending` may have landed unseen. */
     let unknown = false;
+    let t0 = performance.now(); // issue 8: metrics
     for (let attempt = 0;; attempt++) {
       let errors: (Error | null)[];
       try {
         if (unknown) pending = await this.#notLanded(stream, pending);
         unknown = false;
-        if (pending.length === 0) return;
+        if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
+        t0 = performance.now(); // issue 8: metrics
         errors = (await this.sink.appendVia(slot, stream, pending)).errors;
       } catch (err) {
         errors = pending.map(() => err as Error);
@@ -233,8 +237,11 @@ export class SnapshotPipeline {
         await this.sink.settleLost(err);
       }
       const failed = pending.filter((_, i) => errors[i] !== null);
-      if (failed.length === 0) return;
+      if (failed.length === 0) {
+        return metrics.snapshotBatch(table, entries.length, performance.now() - t0); // issue 8
+      }
       const firstError = errors.find((e) => e !== null)!;
+      metrics.redisFailed(firstError); // issue 8: metrics
       const kind = classifyRedisError(firstError);
       if (this.settings.logRowLevelErrors) {
         pending.forEach((fields, i) => {
@@ -256,6 +263,7 @@ export class SnapshotPipeline {
           } tries: ${firstError.message}`,
         );
       }
+      metrics.retry("snapshot"); // issue 8: metrics
       // OOM is backpressure: wait for memory to free instead of counting it as a failure.
       await sleep(
         backoffMs(

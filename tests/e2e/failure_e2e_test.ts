@@ -354,3 +354,61 @@ Deno.test("failure e2e: GLOBAL in-doubt → exit 4, --resume refused, cleanup-in
     }
   });
 });
+
+Deno.test("failure e2e: realtime EVENTUAL skips a NOPERM table, others go on, exit 3", async () => {
+  await withEnv("rtskip", async (env) => {
+    await table(env, "ok", 0);
+    await table(env, "denied", 0);
+    const slot = defaultSlotName("default", env.id);
+    await ensurePublication(env.db, slot, "all");
+    await ensureSlot(env.db, slot);
+    try {
+      for (let i = 1; i <= 20; i++) {
+        await env.db.query(
+          `BEGIN; INSERT INTO ${env.schema}.ok VALUES (${i}, 'x'); ` +
+            `INSERT INTO ${env.schema}.denied VALUES (${i}, 'y'); COMMIT`,
+        );
+      }
+      const conn = await limitedUser(env, [`${env.stream("ok")}_cdc_logs`]);
+      const applier = env.home.write(
+        "applier.yaml",
+        "realtime:\n  max-retries: 2\n  retry-wait-duration-ms: 20\n",
+      );
+      const run = startReplicant([
+        "realtime",
+        env.home.pgConn,
+        conn,
+        "--id",
+        env.id,
+        "--home",
+        env.home.dir,
+        "--applier",
+        applier,
+        "--filter",
+        env.filter,
+      ]);
+      await waitFor(async () => (await env.admin.xlen(`${env.stream("ok")}_cdc_logs`)) >= 20, {
+        what: "20 changes of ok",
+        timeoutMs: 20_000,
+      });
+      // Deno's child.kill() reports the signal as the exit cause even after a clean exit.
+      Deno.kill(run.pid, "SIGTERM");
+      const r = await run.done;
+      assert.equal(r.code, 3, r.stdout + r.stderr);
+      assert.match(
+        r.stdout,
+        new RegExp(`1 table\\(s\\) skipped: replicant\\.${env.schema}\\.denied`),
+      );
+      assert.match(r.stdout, /NOPERM/);
+      const errors = readFileSync(join(env.home.dir, "data", env.id, "error.log"), "utf8");
+      assert.match(
+        errors,
+        new RegExp(`${env.schema}\\.denied .*skipped: .*at position [0-9A-F]+ .*NOPERM`),
+      );
+      assert.equal(await env.admin.exists(`${env.stream("denied")}_cdc_logs`), 0);
+    } finally {
+      await dropSlot(env.db, slot).catch(() => {});
+      await dropPublication(env.db, slot).catch(() => {});
+    }
+  });
+});

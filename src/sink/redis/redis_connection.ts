@@ -45,6 +45,11 @@ export async function openRedis(target: RedisTarget, name = "replicant"): Promis
       : (err as Error).message;
     const hint = /WRONGPASS|NOAUTH|invalid username-password/i.test(reason)
       ? " (check username/password)"
+      : /altnames|does not match certificate/i.test(reason)
+      ? " (the server certificate does not name this host: connect by a name it lists, or " +
+        "set ssl.hostname-verification: false)"
+      : /self.signed|unable to (verify|get local issuer)|certificate has expired/i.test(reason)
+      ? " (the server certificate is not trusted: set ssl.trust-store to its CA)"
       : "";
     throw new SinkError(
       `Cannot connect to Redis at ${target.host}:${target.port} (${target.origin}): ${reason}${hint}`,
