@@ -15,6 +15,7 @@ import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pi
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { indoubtPath } from "../sink/redis/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { MysqlBinlogSource } from "../source/mysql/mysql_binlog_source.ts";
 import {
   compareCoordinates,
@@ -42,7 +43,7 @@ import {
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
   setup: ReplicationSetup;
-  sink: RedisStreamSink;
+  sink: RedisStreamSink<RedisClient>;
   checkpoints: CheckpointStore;
   resume: boolean;
   log: ReplicationLog;

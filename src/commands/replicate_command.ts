@@ -12,6 +12,7 @@ import {
 } from "../pipeline/snapshot_pipeline.ts";
 import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import {
   cleanupCommand,
   InDoubtError,
@@ -208,7 +209,7 @@ async function decideState(
 
 async function runSnapshot(
   setup: ReplicationSetup,
-  sink: RedisStreamSink,
+  sink: RedisStreamSink<RedisClient>,
   checkpoints: CheckpointStore,
   resume: boolean,
   opts: CommonOptions,

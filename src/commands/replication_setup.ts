@@ -251,6 +251,8 @@ export function redisTargetOf(conn: RedisConnection): RedisTarget {
     poolSize: conn.maxConnections,
     tls: tlsOptionsOf(conn),
     origin: conn.file ?? "redis connection",
+    mode: conn.mode,
+    nodes: conn.nodes,
   };
 }
 

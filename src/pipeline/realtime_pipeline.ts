@@ -1,4 +1,5 @@
-import type { Redis } from "ioredis";
+import { collectGarbageHint } from "./memory_budget.ts";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ChangeEvent } from "../core/change_event.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import { ReplicantError, SinkError } from "../core/errors.ts";
@@ -129,7 +130,7 @@ class StreamWriter {
   constructor(
     readonly name: string,
     readonly stream: string,
-    readonly client: Redis,
+    readonly client: RedisClient,
     /** The sink's raw RESP writer used for this stream's batches (kept: order). */
     readonly slot: number,
   ) {}
@@ -188,7 +189,7 @@ export class RealtimePipeline {
 
   constructor(
     private readonly source: StreamingSource,
-    private readonly sink: RedisStreamSink,
+    private readonly sink: RedisStreamSink<RedisClient>,
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: RealtimeSettings,
@@ -342,6 +343,7 @@ export class RealtimePipeline {
   }
 
   async #onTransaction(part: SourceTransactionPart): Promise<void> {
+    collectGarbageHint();
     if (this.#fatal !== null) throw this.#fatal;
     let tx = this.#open;
     if (!tx || tx.token !== part.checkpoint) {
@@ -382,7 +384,7 @@ export class RealtimePipeline {
     }
     for (const w of touched) this.#kick(w);
     this.#advance();
-    const max = this.settings.maxQueueBytes ?? 16 * 1024 * 1024;
+    const max = this.settings.maxQueueBytes ?? 4 * 1024 * 1024;
     while (this.#bytes > max && this.#fatal === null) await this.#changed();
     if (this.#fatal !== null) throw this.#fatal;
   }
@@ -662,7 +664,7 @@ export class RealtimePipeline {
 /** Settings of a PostgreSQL realtime run, already resolved by the command layer. */
 export interface PgRealtimeSpec {
   endpoint: PgEndpoint;
-  sink: RedisStreamSink;
+  sink: RedisStreamSink<RedisClient>;
   naming: StreamNaming;
   checkpoints: CheckpointStore;
   entry: EntryOptions;

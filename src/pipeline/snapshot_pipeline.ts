@@ -1,4 +1,4 @@
-import process from "node:process";
+import { collectGarbageHint } from "./memory_budget.ts";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import { ExistingStreamsError, ReplicantError, SinkError } from "../core/errors.ts";
@@ -10,6 +10,7 @@ import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
 import type { KeyValue, SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
 
@@ -57,7 +58,7 @@ class TableFailure extends ReplicantError {}
 export class SnapshotPipeline {
   constructor(
     private readonly source: SnapshotSource,
-    private readonly sink: RedisStreamSink,
+    private readonly sink: RedisStreamSink<RedisClient>,
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: SnapshotSettings,
@@ -308,15 +309,4 @@ function keyText(fields: string[], format: EntryOptions["format"]): string {
   if (format === "compact") return fields[0];
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];
   return fields.join("\u0000");
-}
-
-/**
- * Bun's collector lets the heap grow far past what is live while large strings are built at
- * a high rate. A full collection when RSS passes the budget keeps memory bounded (SPEC §5)
- * and costs nothing while memory is low. No-op outside Bun.
- */
-const RSS_BUDGET = 128 * 1024 * 1024;
-function collectGarbageHint(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun && process.memoryUsage.rss() > RSS_BUDGET) bun.gc(true);
 }

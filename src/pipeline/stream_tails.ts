@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type MessageFormat, TOMBSTONE_VALUE } from "../core/entry_encoder.ts";
 
@@ -23,7 +23,7 @@ export interface StreamTail {
  * none). Incoming changes at or below `sortKey` are already in the stream.
  */
 export async function readStreamTail(
-  client: Redis,
+  client: RedisClient,
   stream: string,
   format: MessageFormat,
   tombstones: boolean,

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ReplicationSetup } from "../commands/replication_setup.ts";
 import { tableSelectionOf } from "../commands/replication_setup.ts";
 import { qualifiedName } from "../core/table_schema.ts";
@@ -12,7 +12,7 @@ import { writeSchemaDump } from "./schema_dump_writer.ts";
  */
 export async function recordSchemaDump(
   setup: ReplicationSetup,
-  client: Redis,
+  client: RedisClient,
   naming: StreamNaming,
   log?: { info(message: string): void },
 ): Promise<number> {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { TableSchema } from "../core/table_schema.ts";
 import {
   parseSchemaDumpFields,
@@ -8,7 +8,10 @@ import {
 } from "./schema_dump.ts";
 
 /** Every entry of a schema dump stream, oldest first; empty when the stream does not exist. */
-export async function readSchemaDump(client: Redis, stream: string): Promise<SchemaDumpEntry[]> {
+export async function readSchemaDump(
+  client: RedisClient,
+  stream: string,
+): Promise<SchemaDumpEntry[]> {
   const out: SchemaDumpEntry[] = [];
   let start = "-";
   for (;;) {
@@ -27,7 +30,7 @@ export async function readSchemaDump(client: Redis, stream: string): Promise<Sch
  * tables version 1, changed ones the next version) in one MULTI; returns what was written.
  */
 export async function writeSchemaDump(
-  client: Redis,
+  client: RedisClient,
   stream: string,
   tables: TableSchema[],
   tsMs = Date.now(),

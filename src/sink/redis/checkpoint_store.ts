@@ -1,11 +1,11 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./redis_connection.ts";
 
 /**
  * Replication state of one id, kept in the target Redis (SPEC §6) next to the data it
  * describes: a hash of small string fields (snapshot progress, source positions).
  */
 export class CheckpointStore {
-  constructor(private readonly client: Redis, readonly key: string) {}
+  constructor(private readonly client: RedisClient, readonly key: string) {}
 
   async exists(): Promise<boolean> {
     return (await this.client.exists(this.key)) > 0;

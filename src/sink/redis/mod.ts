@@ -1,4 +1,10 @@
-export { openRedis, type RedisTarget } from "./redis_connection.ts";
+export {
+  openRedis,
+  openRedisCluster,
+  type RedisClient,
+  type RedisTarget,
+} from "./redis_connection.ts";
+export { keySlot } from "./key_slot.ts";
 export { type AppendOptions, type BatchResult, RedisStreamSink } from "./redis_stream_sink.ts";
 export { classifyRedisError, type RedisErrorClass } from "./redis_error_class.ts";
 export { CheckpointStore } from "./checkpoint_store.ts";

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { SinkError } from "../../core/errors.ts";
 
 export interface RedisTarget {
@@ -11,6 +11,58 @@ export interface RedisTarget {
   tls?: RedisOptions["tls"];
   /** Name shown in errors, usually the connection file. */
   origin: string;
+  /** `cluster`: a Redis Cluster reached through the seed `nodes`; default standalone. */
+  mode?: "standalone" | "cluster";
+  /** Cluster seed nodes (cluster mode only). */
+  nodes?: { host: string; port: number }[];
+}
+
+/** What the sink's callers get for admin commands: one server, or a whole Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Opens an ioredis Cluster client on the target's seed nodes (slot map loaded, every
+ * command routed to the node owning its key, MOVED/ASK followed) and checks it answers.
+ */
+export async function openRedisCluster(target: RedisTarget, name = "replicant"): Promise<Cluster> {
+  const seeds = target.nodes?.length ? target.nodes : [{ host: target.host, port: target.port }];
+  const cluster = new Cluster(seeds, {
+    lazyConnect: true,
+    enableOfflineQueue: true,
+    enableReadyCheck: true,
+    maxRedirections: 16,
+    retryDelayOnMoved: 0,
+    clusterRetryStrategy: (times) => (times > 10 ? null : Math.min(100 * times, 2000)),
+    redisOptions: {
+      username: target.username || undefined,
+      password: target.password || undefined,
+      tls: target.tls,
+      connectionName: name,
+      maxRetriesPerRequest: 1,
+      reconnectOnError: () => false,
+      connectTimeout: 5000,
+    },
+  });
+  let lastError: Error | null = null;
+  cluster.on("error", (err: Error) => (lastError = err));
+  try {
+    await cluster.connect();
+    await cluster.ping();
+  } catch (err) {
+    cluster.disconnect();
+    const seen = lastError as Error | null;
+    const reason = seen ? `${(err as Error).message} (${seen.message})` : (err as Error).message;
+    const where = seeds.map((s) => `${s.host}:${s.port}`).join(", ");
+    const hint = /slots cache/i.test(reason)
+      ? " (unreachable, or not a Redis Cluster: for a single server set `mode: standalone`)"
+      : "";
+    throw new SinkError(
+      `Cannot connect to Redis Cluster at ${where} (${target.origin}): ${reason}${hint}`,
+      undefined,
+      { cause: err },
+    );
+  }
+  return cluster;
 }
 
 /** Opens one client and fails with a message naming the target instead of retrying forever. */

@@ -1,5 +1,11 @@
 import type { Redis } from "ioredis";
-import { openRedis, type RedisTarget } from "./redis_connection.ts";
+import { ClusterWriter } from "./cluster_writer.ts";
+import {
+  openRedis,
+  openRedisCluster,
+  type RedisClient,
+  type RedisTarget,
+} from "./redis_connection.ts";
 import { RespPipeline } from "./resp_pipeline.ts";
 
 /** Outcome of one pipelined batch: per entry either the id Redis gave it or the error. */
@@ -18,8 +24,10 @@ export interface AppendOptions {
  * Writes entries to Redis Streams through a pool of connections with pipelined XADD.
  * Knows nothing of SQL: it receives stream names and field/value lists.
  */
-export class RedisStreamSink {
-  readonly #pool: Redis[];
+export class RedisStreamSink<C extends RedisClient = Redis> {
+  readonly #pool: C[];
+  /** Cluster mode: the XADD writers routed by hash slot (null on a standalone target). */
+  readonly #cluster: ClusterWriter | null;
   #next = 0;
   /** Hot-path writers (raw RESP, one write per batch), opened on first use, reopened after loss. */
   readonly #writers: (Promise<RespPipeline> | null)[];
@@ -28,23 +36,49 @@ export class RedisStreamSink {
   #nextWriter = 0;
 
   private constructor(
-    pool: Redis[],
+    pool: C[],
     private readonly target: RedisTarget,
     readonly options: AppendOptions,
+    cluster: ClusterWriter | null = null,
   ) {
     this.#pool = pool;
+    this.#cluster = cluster;
     this.#writers = new Array(Math.max(1, target.poolSize)).fill(null);
     this.#writerIds = new Array(this.#writers.length).fill(null);
   }
 
-  static async open(target: RedisTarget, options: AppendOptions): Promise<RedisStreamSink> {
+  /**
+   * Opens the sink; with `mode: cluster` its `client` is an ioredis Cluster (so callers that
+   * take any target use `RedisStreamSink<RedisClient>`) and batches go to each slot's owner.
+   */
+  static open(
+    target: RedisTarget & { mode?: "standalone" },
+    options: AppendOptions,
+  ): Promise<RedisStreamSink<Redis>>;
+  static open(target: RedisTarget, options: AppendOptions): Promise<RedisStreamSink<RedisClient>>;
+  static async open(
+    target: RedisTarget,
+    options: AppendOptions,
+  ): Promise<RedisStreamSink<RedisClient>> {
+    if (target.mode === "cluster") {
+      // One Cluster client (it keeps a connection per node) for admin commands and tails.
+      const cluster = await openRedisCluster(target, "replicant-0");
+      const writer = new ClusterWriter(cluster, target, options.maxStreamLength);
+      try {
+        await writer.refreshSlots();
+      } catch (err) {
+        cluster.disconnect();
+        throw err;
+      }
+      return new RedisStreamSink<RedisClient>([cluster], target, options, writer);
+    }
     const pool = await Promise.all(
       Array.from(
         { length: Math.max(1, Math.min(target.poolSize, 4)) },
         (_, i) => openRedis(target, `replicant-${i}`),
       ),
     );
-    return new RedisStreamSink(pool, target, options);
+    return new RedisStreamSink<RedisClient>(pool, target, options);
   }
 
   /** A writer slot for one table writer; its batches stay in order on one connection. */
@@ -90,6 +124,7 @@ export class RedisStreamSink {
    * reconnects.
    */
   async appendVia(slot: number, stream: string, entries: string[][]): Promise<BatchResult> {
+    if (this.#cluster) return resultOf(await this.#cluster.append(slot, stream, entries));
     const writer = await this.#writer(slot);
     const clientId = this.#writerIds[slot];
     let replies: (string | Error)[];
@@ -99,21 +134,7 @@ export class RedisStreamSink {
       if (err && typeof err === "object") Object.assign(err, { lostClientId: clientId });
       throw err;
     }
-    const ids: (string | null)[] = new Array(replies.length);
-    const errors: (Error | null)[] = new Array(replies.length);
-    let failed = 0;
-    for (let i = 0; i < replies.length; i++) {
-      const r = replies[i];
-      if (typeof r === "string") {
-        ids[i] = r;
-        errors[i] = null;
-      } else {
-        ids[i] = null;
-        errors[i] = r;
-        failed++;
-      }
-    }
-    return { ids, errors, failed };
+    return resultOf(replies);
   }
 
   /**
@@ -122,6 +143,7 @@ export class RedisStreamSink {
    * looks at what landed (undo). False when it could not tell.
    */
   async settleLost(err: unknown, timeoutMs = 5000): Promise<boolean> {
+    if (this.#cluster) return await this.#cluster.settleLost(err, timeoutMs);
     const id = (err as { lostClientId?: number | null } | null)?.lostClientId;
     if (typeof id !== "number" || !Number.isFinite(id)) return false;
     const deadline = Date.now() + timeoutMs;
@@ -138,18 +160,18 @@ export class RedisStreamSink {
   }
 
   /** A connection for one writer; writers keep theirs so a stream's batches stay ordered. */
-  lease(): Redis {
+  lease(): C {
     const c = this.#pool[this.#next % this.#pool.length];
     this.#next++;
     return c;
   }
 
-  get client(): Redis {
+  get client(): C {
     return this.#pool[0];
   }
 
   /** XADD every entry in one pipeline and checks every reply on its own. */
-  async append(client: Redis, stream: string, entries: string[][]): Promise<BatchResult> {
+  async append(client: RedisClient, stream: string, entries: string[][]): Promise<BatchResult> {
     const pipe = client.pipeline();
     const max = this.options.maxStreamLength;
     for (const fields of entries) {
@@ -177,6 +199,15 @@ export class RedisStreamSink {
   async existing(names: string[]): Promise<string[]> {
     const found: string[] = [];
     const client = this.client;
+    if (this.#cluster) {
+      // A pipeline of a Cluster must stay in one slot: one EXISTS per key instead.
+      for (let i = 0; i < names.length; i += 500) {
+        const part = names.slice(i, i + 500);
+        const counts = await Promise.all(part.map((n) => client.exists(n)));
+        counts.forEach((n, j) => n > 0 && found.push(part[j]));
+      }
+      return found;
+    }
     for (let i = 0; i < names.length; i += 500) {
       const part = names.slice(i, i + 500);
       const pipe = client.pipeline();
@@ -191,7 +222,10 @@ export class RedisStreamSink {
   }
 
   async deleteKeys(names: string[]): Promise<void> {
-    if (names.length > 0) await this.client.del(...names);
+    if (names.length === 0) return;
+    // On a Cluster a multi-key DEL must stay in one slot: one DEL per key instead.
+    if (this.#cluster) await Promise.all(names.map((n) => this.client.del(n)));
+    else await this.client.del(...names);
   }
 
   /** Empties streams but keeps them (and their consumer groups). */
@@ -204,9 +238,28 @@ export class RedisStreamSink {
   }
 
   async close(): Promise<void> {
+    await this.#cluster?.close();
     await Promise.all(
       this.#writers.map((w) => w?.then((c) => c.close()).catch(() => {})),
     );
     await Promise.all(this.#pool.map((c) => c.quit().catch(() => c.disconnect())));
   }
+}
+
+function resultOf(replies: (string | Error)[]): BatchResult {
+  const ids: (string | null)[] = new Array(replies.length);
+  const errors: (Error | null)[] = new Array(replies.length);
+  let failed = 0;
+  for (let i = 0; i < replies.length; i++) {
+    const r = replies[i];
+    if (typeof r === "string") {
+      ids[i] = r;
+      errors[i] = null;
+    } else {
+      ids[i] = null;
+      errors[i] = r;
+      failed++;
+    }
+  }
+  return { ids, errors, failed };
 }

@@ -55,7 +55,7 @@ export interface MysqlBinlogOptions {
    * A transaction with more changes than this is delivered in parts of this size. Every
    * part but the last carries the checkpoint of the previous transaction (resuming from
    * it replays the whole transaction; the stream-tail rule drops what already landed);
-   * the last part carries the transaction's own. Default 10 000.
+   * the last part carries the transaction's own. Default 2 000 (bounds memory).
    */
   maxEventsPerDelivery?: number;
   /**
@@ -286,7 +286,7 @@ export class MysqlBinlogSource implements StreamingSource {
       let pendingEmpty: { checkpoint: string; tsMs: number } | null = null;
       let idleTimer: ReturnType<typeof setTimeout> | null = null;
       let tx: OpenTransaction | null = null;
-      const maxEvents = Math.max(1, this.options.maxEventsPerDelivery ?? 10_000);
+      const maxEvents = Math.max(1, this.options.maxEventsPerDelivery ?? 2_000);
       const idleMs = this.options.idleCheckpointMs ?? 1000;
       const opts = mysqlConnectionOptions(this.endpoint);
       const zongji = new ZongJi({ ...opts, database: undefined });

@@ -44,7 +44,7 @@ export interface PgLogicalOptions {
   statusIntervalMs?: number;
   /** `start-position` LSN used when there is no checkpoint. */
   startLsn?: string | null;
-  /** A transaction is delivered in parts of at most this many events (default 10 000)… */
+  /** A transaction is delivered in parts of at most this many events (default 2 000)… */
   maxPartEvents?: number;
   /** …or this many decoded bytes (default 16 MiB). */
   maxPartBytes?: number;
@@ -463,8 +463,8 @@ export class PgLogicalSource implements StreamingSource {
       }
     }
     if (
-      tx.events.length >= (this.options.maxPartEvents ?? 10_000) ||
-      tx.bytes >= (this.options.maxPartBytes ?? 16 * 1024 * 1024)
+      tx.events.length >= (this.options.maxPartEvents ?? 2_000) ||
+      tx.bytes >= (this.options.maxPartBytes ?? 4 * 1024 * 1024)
     ) {
       const part: SourceTransactionPart = {
         checkpoint: tx.token,
