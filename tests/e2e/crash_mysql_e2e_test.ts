@@ -8,18 +8,16 @@ import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
-import { serviceEnv, waitFor } from "../helpers/services.ts";
+import { serviceEnv } from "../helpers/services.ts";
 import {
   assertExactlyOnce,
   assertPositions,
   assertSameTable,
   canonical,
   ChangeGenerator,
-  prng,
+  killAndResume,
   readEntries,
   replay,
-  tailHas,
-  totalLength,
 } from "../helpers/change_log.ts";
 
 const BIG_ROWS = 100_000;
@@ -57,7 +55,8 @@ async function crashRun(SNAPSHOT_KILLS: number): Promise<void> {
   const cdcStream = (t: string) => `${database}_${t}_cdc_logs`;
   const cdcStreams = Object.keys(tables).map(cdcStream);
   const checkpointKey = `replicate_io_checkpoint_default_${id}`;
-  let run: RunningReplicant | null = null;
+  // Assigned by killAndResume's start(); read by the cleanup below.
+  let run = null as RunningReplicant | null;
   const generator = new ChangeGenerator({
     tables,
     placeholders: "question",
@@ -119,64 +118,19 @@ async function crashRun(SNAPSHOT_KILLS: number): Promise<void> {
       home.dir,
       mode,
     ];
-    const rand = prng(seed);
-    generator.start();
-    run = startReplicant(args("--overwrite"));
-    let snapshotKills = 0;
-    for (let kill = 0; kill < KILLS; kill++) {
-      const current: RunningReplicant = run;
-      let exited = false;
-      current.done.then(() => (exited = true));
-      if (kill < SNAPSHOT_KILLS) {
-        // Some snapshot progress of this run, then kill it mid-snapshot.
-        const from = await redis.xlen(snapStream("big"));
-        const want = from + 500 + Math.floor(rand() * 12_000);
-        await waitFor(
-          async () => {
-            if (exited) throw new Error(`replicant exited: ${(await current.done).stderr}`);
-            return (await redis.xlen(snapStream("big"))) >= want ||
-              (await redis.hget(checkpointKey, "snapshot:complete")) === "1";
-          },
-          { what: `snapshot progress (kill ${kill})`, timeoutMs: 30_000, intervalMs: 10 },
-        );
-      } else {
-        // Realtime: some cdc progress of this run (at least the snapshot must be done).
-        await waitFor(async () => (await redis.hget(checkpointKey, "snapshot:complete")) === "1", {
-          what: `snapshot complete (kill ${kill})`,
-          timeoutMs: 60_000,
-        });
-        const from = await totalLength(redis, cdcStreams);
-        const want = from + 1 + Math.floor(rand() * 500);
-        await waitFor(
-          async () => {
-            if (exited) throw new Error(`replicant exited: ${(await current.done).stderr}`);
-            return (await totalLength(redis, cdcStreams)) >= want;
-          },
-          { what: `realtime progress (kill ${kill})`, timeoutMs: 30_000, intervalMs: 10 },
-        );
-      }
-      current.kill("SIGKILL");
-      const res = await current.done;
-      assert.equal(res.code, 137, `kill ${kill}: ${res.stderr}`);
-      if ((await redis.hget(checkpointKey, "snapshot:complete")) !== "1") snapshotKills++;
-      run = startReplicant(args("--resume"));
-    }
-    assert.ok(snapshotKills >= SNAPSHOT_KILLS, `${snapshotKills} kill(s) during the snapshot`);
-
-    await generator.stop();
-    const last = await generator.marker();
-    const current: RunningReplicant = run;
-    await waitFor(async () => {
-      for (const t of Object.keys(tables)) {
-        if (!(await tailHas(redis, cdcStream(t), last.token, "mysql"))) return false;
-      }
-      return true;
-    }, { what: "the last change in every cdc stream", timeoutMs: 60_000, intervalMs: 100 });
-    // Deno's child.kill() reports the signal as the exit cause even after a clean exit 0.
-    Deno.kill(current.pid, "SIGTERM");
-    const res = await current.done;
+    await killAndResume({
+      redis,
+      generator,
+      dialect: "mysql",
+      seed,
+      kills: KILLS,
+      snapshotKills: SNAPSHOT_KILLS,
+      snapshotStream: snapStream("big"),
+      checkpointKey,
+      cdcStreams,
+      start: (mode: "--overwrite" | "--resume") => (run = startReplicant(args(mode))),
+    });
     run = null;
-    assert.equal(res.code, 0, res.stderr);
 
     for (const t of Object.keys(tables)) {
       const snap = await readEntries(redis, snapStream(t));

@@ -15,11 +15,9 @@ import {
   assertSameTable,
   canonical,
   ChangeGenerator,
-  prng,
+  killAndResume,
   readEntries,
   replay,
-  tailHas,
-  totalLength,
 } from "../helpers/change_log.ts";
 
 const BIG_ROWS = 100_000;
@@ -50,7 +48,8 @@ Deno.test("crash (pg): kill -9 ≥10 times across snapshot and realtime, --resum
   const cdcStream = (t: string) => `replicant_${schema}_${t}_cdc_logs`;
   const cdcStreams = Object.keys(tables).map(cdcStream);
   const checkpointKey = `replicate_io_checkpoint_default_${id}`;
-  let run: RunningReplicant | null = null;
+  // Assigned by killAndResume's start(); read by the cleanup below.
+  let run = null as RunningReplicant | null;
   const generator = new ChangeGenerator({
     tables,
     placeholders: "dollar",
@@ -103,64 +102,19 @@ Deno.test("crash (pg): kill -9 ≥10 times across snapshot and realtime, --resum
       home.dir,
       mode,
     ];
-    const rand = prng(seed);
-    generator.start();
-    run = startReplicant(args("--overwrite"));
-    let snapshotKills = 0;
-    for (let kill = 0; kill < KILLS; kill++) {
-      const current: RunningReplicant = run;
-      let exited = false;
-      current.done.then(() => (exited = true));
-      if (kill < SNAPSHOT_KILLS) {
-        // Some snapshot progress of this run, then kill it mid-snapshot.
-        const from = await redis.xlen(snapStream("big"));
-        const want = from + 500 + Math.floor(rand() * 12_000);
-        await waitFor(
-          async () => {
-            if (exited) throw new Error(`replicant exited: ${(await current.done).stderr}`);
-            return (await redis.xlen(snapStream("big"))) >= want ||
-              (await redis.hget(checkpointKey, "snapshot:complete")) === "1";
-          },
-          { what: `snapshot progress (kill ${kill})`, timeoutMs: 30_000, intervalMs: 10 },
-        );
-      } else {
-        // Realtime: some cdc progress of this run (at least the snapshot must be done).
-        await waitFor(async () => (await redis.hget(checkpointKey, "snapshot:complete")) === "1", {
-          what: `snapshot complete (kill ${kill})`,
-          timeoutMs: 60_000,
-        });
-        const from = await totalLength(redis, cdcStreams);
-        const want = from + 1 + Math.floor(rand() * 500);
-        await waitFor(
-          async () => {
-            if (exited) throw new Error(`replicant exited: ${(await current.done).stderr}`);
-            return (await totalLength(redis, cdcStreams)) >= want;
-          },
-          { what: `realtime progress (kill ${kill})`, timeoutMs: 30_000, intervalMs: 10 },
-        );
-      }
-      current.kill("SIGKILL");
-      const res = await current.done;
-      assert.equal(res.code, 137, `kill ${kill}: ${res.stderr}`);
-      if ((await redis.hget(checkpointKey, "snapshot:complete")) !== "1") snapshotKills++;
-      run = startReplicant(args("--resume"));
-    }
-    assert.ok(snapshotKills >= SNAPSHOT_KILLS, `${snapshotKills} kill(s) during the snapshot`);
-
-    await generator.stop();
-    const last = await generator.marker();
-    const current: RunningReplicant = run;
-    await waitFor(async () => {
-      for (const t of Object.keys(tables)) {
-        if (!(await tailHas(redis, cdcStream(t), last.token, "pg"))) return false;
-      }
-      return true;
-    }, { what: "the last change in every cdc stream", timeoutMs: 60_000, intervalMs: 100 });
-    // Deno's child.kill() reports the signal as the exit cause even after a clean exit 0.
-    Deno.kill(current.pid, "SIGTERM");
-    const res = await current.done;
+    await killAndResume({
+      redis,
+      generator,
+      dialect: "pg",
+      seed,
+      kills: KILLS,
+      snapshotKills: SNAPSHOT_KILLS,
+      snapshotStream: snapStream("big"),
+      checkpointKey,
+      cdcStreams,
+      start: (mode: "--overwrite" | "--resume") => (run = startReplicant(args(mode))),
+    });
     run = null;
-    assert.equal(res.code, 0, res.stderr);
 
     let first = Infinity;
     const found: Record<string, number> = {};

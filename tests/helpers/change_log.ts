@@ -12,6 +12,8 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { readStream } from "./clients.ts";
+import type { RunningReplicant } from "./replicant.ts";
+import { waitFor } from "./services.ts";
 
 export interface Row {
   id: number;
@@ -433,4 +435,87 @@ export async function tailHas(
     const s = v.source as Record<string, unknown>;
     return String(dialect === "pg" ? s.txId : s.gtid) === token;
   });
+}
+
+export interface KillAndResumeOptions {
+  redis: Redis;
+  generator: ChangeGenerator;
+  dialect: Dialect;
+  seed: number;
+  /** kill -9 this many times in all, the first `snapshotKills` during the snapshot. */
+  kills: number;
+  snapshotKills: number;
+  /** The big table's snapshot stream, whose growth times the snapshot kills. */
+  snapshotStream: string;
+  checkpointKey: string;
+  cdcStreams: string[];
+  /** Starts replicant (the caller keeps the handle to stop it if the test fails). */
+  start(mode: "--overwrite" | "--resume"): RunningReplicant;
+}
+
+/**
+ * The crash loop of the end-to-end tests: with the generator writing, kill -9 replicant at
+ * random points of snapshot and realtime progress and start it again with --resume; then stop
+ * the generator, wait until every cdc stream holds its last change, and stop replicant cleanly.
+ */
+export async function killAndResume(o: KillAndResumeOptions): Promise<void> {
+  const rand = prng(o.seed);
+  o.generator.start();
+  let run = o.start("--overwrite");
+  let snapshotKills = 0;
+  for (let kill = 0; kill < o.kills; kill++) {
+    const current: RunningReplicant = run;
+    let exited = false;
+    current.done.then(() => (exited = true));
+    if (kill < o.snapshotKills) {
+      // Some snapshot progress of this run, then kill it mid-snapshot.
+      const from = await o.redis.xlen(o.snapshotStream);
+      const want = from + 500 + Math.floor(rand() * 12_000);
+      await waitFor(
+        async () => {
+          if (exited) throw new Error(`replicant exited: ${(await current.done).stderr}`);
+          return (await o.redis.xlen(o.snapshotStream)) >= want ||
+            (await o.redis.hget(o.checkpointKey, "snapshot:complete")) === "1";
+        },
+        { what: `snapshot progress (kill ${kill})`, timeoutMs: 30_000, intervalMs: 10 },
+      );
+    } else {
+      // Realtime: some cdc progress of this run (at least the snapshot must be done).
+      await waitFor(
+        async () => (await o.redis.hget(o.checkpointKey, "snapshot:complete")) === "1",
+        {
+          what: `snapshot complete (kill ${kill})`,
+          timeoutMs: 60_000,
+        },
+      );
+      const from = await totalLength(o.redis, o.cdcStreams);
+      const want = from + 1 + Math.floor(rand() * 500);
+      await waitFor(
+        async () => {
+          if (exited) throw new Error(`replicant exited: ${(await current.done).stderr}`);
+          return (await totalLength(o.redis, o.cdcStreams)) >= want;
+        },
+        { what: `realtime progress (kill ${kill})`, timeoutMs: 30_000, intervalMs: 10 },
+      );
+    }
+    current.kill("SIGKILL");
+    const res = await current.done;
+    assert.equal(res.code, 137, `kill ${kill}: ${res.stderr}`);
+    if ((await o.redis.hget(o.checkpointKey, "snapshot:complete")) !== "1") snapshotKills++;
+    run = o.start("--resume");
+  }
+  assert.ok(snapshotKills >= o.snapshotKills, `${snapshotKills} kill(s) during the snapshot`);
+
+  await o.generator.stop();
+  const last = await o.generator.marker();
+  const current: RunningReplicant = run;
+  await waitFor(async () => {
+    for (const stream of o.cdcStreams) {
+      if (!(await tailHas(o.redis, stream, last.token, o.dialect))) return false;
+    }
+    return true;
+  }, { what: "the last change in every cdc stream", timeoutMs: 60_000, intervalMs: 100 });
+  current.kill("SIGTERM");
+  const res = await current.done;
+  assert.equal(res.code, 0, res.stderr);
 }
