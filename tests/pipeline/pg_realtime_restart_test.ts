@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -10,74 +10,10 @@ import {
   readCdc,
   startRealtime,
 } from "./pg_realtime_fixture.ts";
-
-const redisServer = process.env.REPLICANT_REDIS_SERVER || "redis-server";
-
-/** A throwaway Redis with an fsync'd AOF, so a kill -9 loses nothing it acknowledged. */
-function ownRedis() {
-  const dir = mkdtempSync(join(tmpdir(), "replicant-redis-"));
-  const port = 56400 + Math.floor(Math.random() * 90);
-  const start = async () => {
-    const out = await new Deno.Command(redisServer, {
-      args: [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--dir",
-        dir,
-        "--daemonize",
-        "yes",
-        "--pidfile",
-        join(dir, "redis.pid"),
-        "--logfile",
-        join(dir, "redis.log"),
-      ],
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    await waitFor(async () => {
-      try {
-        const c = await Deno.connect({ hostname: "127.0.0.1", port });
-        c.close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, { what: `redis on ${port}` });
-  };
-  const pid = () => Number(readFileSync(join(dir, "redis.pid"), "utf8").trim());
-  const kill = async () => {
-    const p = pid();
-    Deno.kill(p, "SIGKILL");
-    await waitFor(() => {
-      try {
-        Deno.kill(p, "SIGCONT");
-        return false;
-      } catch {
-        return true;
-      }
-    }, { what: "redis to die" });
-  };
-  return {
-    port,
-    start,
-    kill,
-    stop: async () => {
-      await kill().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+import { privateRedis } from "./failure_fixture.ts";
 
 Deno.test("restart: Redis killed (-9) and restarted under the pipeline, exactly once", async () => {
-  const redis = ownRedis();
-  await redis.start();
+  const redis = await privateRedis();
   const fx = await fixture("rt_redis", { redisPort: redis.port });
   const t = `${fx.prefix}_t`;
   const txs = 800;
