@@ -6,6 +6,7 @@
  * each (lsn, sequence) position once, in order, none missing.
  */
 import assert from "node:assert/strict";
+import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
 import { rmSync } from "node:fs";
 import type { Redis } from "ioredis";
 import { pgClient } from "../helpers/clients.ts";
@@ -172,19 +173,8 @@ Deno.test("backpressure e2e: realtime waits on OOM and every change reaches the 
       run.kill("SIGKILL");
       await run.done;
     }
-    await waitFor(async () => {
-      await db.query(
-        `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-          WHERE slot_name = $1 AND active_pid IS NOT NULL`,
-        [slot],
-      );
-      await db.query(
-        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`,
-        [slot],
-      );
-      return true;
-    }, { what: `slot ${slot} dropped` }).catch(() => {});
-    await db.query(`DROP PUBLICATION IF EXISTS ${slot}`).catch(() => {});
+    await dropSlot(db, slot).catch(() => {});
+    await dropPublication(db, slot).catch(() => {});
     await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
     await db.end();
     admin.disconnect();

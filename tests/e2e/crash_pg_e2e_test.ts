@@ -5,10 +5,10 @@
  * order, and replaying the streams rebuilds every table exactly.
  */
 import assert from "node:assert/strict";
+import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
 import type pg from "pg";
 import { deleteKeys, pgClient, redisClient } from "../helpers/clients.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
-import { waitFor } from "../helpers/services.ts";
 import {
   assertExactlyOnce,
   assertPositions,
@@ -142,19 +142,8 @@ Deno.test("crash (pg): kill -9 ≥10 times across snapshot and realtime, --resum
       await run.done;
     }
     await generator.stop().catch(() => {});
-    await waitFor(async () => {
-      await db.query(
-        `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-          WHERE slot_name = $1 AND active_pid IS NOT NULL`,
-        [slot],
-      );
-      await db.query(
-        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`,
-        [slot],
-      );
-      return true;
-    }, { what: `slot ${slot} dropped` }).catch(() => {});
-    await db.query(`DROP PUBLICATION IF EXISTS ${slot}`).catch(() => {});
+    await dropSlot(db, slot).catch(() => {});
+    await dropPublication(db, slot).catch(() => {});
     await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await deleteKeys(redis, `replicant_${schema}_*`);
     await deleteKeys(redis, `replicate_io_*_default_${id}`);

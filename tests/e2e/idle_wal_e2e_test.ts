@@ -12,6 +12,7 @@
  *   moves past the binlog position of changes to an unselected table.
  */
 import assert from "node:assert/strict";
+import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
 import { rmSync } from "node:fs";
 import mysql from "mysql2/promise";
 import { pgClient } from "../helpers/clients.ts";
@@ -153,19 +154,8 @@ Deno.test("idle e2e (pg): heartbeats keep the slot moving; retained WAL < 64 MiB
       run.kill("SIGKILL");
       await run.done;
     }
-    await waitFor(async () => {
-      await db.query(
-        `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-          WHERE slot_name = $1 AND active_pid IS NOT NULL`,
-        [slot],
-      );
-      await db.query(
-        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`,
-        [slot],
-      );
-      return true;
-    }, { what: `slot ${slot} dropped` }).catch(() => {});
-    await db.query(`DROP PUBLICATION IF EXISTS ${slot}`).catch(() => {});
+    await dropSlot(db, slot).catch(() => {});
+    await dropPublication(db, slot).catch(() => {});
     await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
     await writer.end();
     await db.end();

@@ -13,6 +13,7 @@
  * kept: VmHWM is gone once the process exits).
  */
 import assert from "node:assert/strict";
+import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
 import { readFileSync, rmSync } from "node:fs";
 import process from "node:process";
 import type pg from "pg";
@@ -241,19 +242,8 @@ Deno.test(`memory e2e: one realtime transaction of ${TX_ROWS} rows stays under 3
         run.kill("SIGKILL");
         await run.done;
       }
-      await waitFor(async () => {
-        await env.db.query(
-          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-            WHERE slot_name = $1 AND active_pid IS NOT NULL`,
-          [slot],
-        );
-        await env.db.query(
-          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`,
-          [slot],
-        );
-        return true;
-      }, { what: `slot ${slot} dropped` }).catch(() => {});
-      await env.db.query(`DROP PUBLICATION IF EXISTS ${slot}`).catch(() => {});
+      await dropSlot(env.db, slot).catch(() => {});
+      await dropPublication(env.db, slot).catch(() => {});
     }
   });
 });
