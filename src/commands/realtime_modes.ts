@@ -1,7 +1,9 @@
 import process from "node:process";
-import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
+import type { SnapshotSource, TableSelection } from "../pipeline/snapshot_source.ts";
+import { SnapshotProgress } from "../observe/snapshot_progress.ts";
+import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
-import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
 import { runFull, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
 import {
@@ -13,6 +15,7 @@ import {
 } from "../pipeline/realtime_pipeline.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import type { SchemaHistory } from "../schema/schema_history.ts";
 import { indoubtPath } from "../sink/redis/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
@@ -48,6 +51,10 @@ export interface ModeContext {
   resume: boolean;
   log: ReplicationLog;
   signal: AbortSignal;
+  /** Schema versions of the id (the dump stream), recorded at the run's start. */
+  schemas: SchemaHistory;
+  /** Snapshot settings, also for a table renamed into the selection while streaming. */
+  snapshot: Omit<SnapshotSettings, "resume">;
 }
 
 /** Checkpoint fields of MySQL `full`: per cdc stream, what the snapshot already covers. */
@@ -82,11 +89,45 @@ function realtimeSettingsOf(ctx: ModeContext) {
     replayConsistency: a.replayConsistency,
     indoubtFile: indoubtPath(ctx.setup.home, ctx.setup.id),
     entry: entryOptionsOf(ctx.setup),
+    schemas: ctx.schemas,
+    snapshotTable: (table: TableSchema) => snapshotRenamedTable(ctx, table),
+    ddlStream: ctx.setup.extractor.realtime.ddlReplication.enable
+      ? namingOf(ctx.setup).schemaChangeStream()
+      : null,
     sourceRetry: {
       maxRetries: ctx.setup.source.maxRetries,
       waitMs: ctx.setup.source.retryWaitDurationMs,
     },
   };
+}
+
+/**
+ * A table renamed into the selection while streaming: its rows are not in the log, so they
+ * are copied into its snapshot stream (resumable, like any snapshot), then its changes follow.
+ */
+async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promise<void> {
+  const { setup } = ctx;
+  const same = (id: TableId) =>
+    id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
+  const columns = tableSelectionOf(setup.filter).columns;
+  const only: TableSelection = { table: same, columns };
+  const source: SnapshotSource = setup.source.type === "POSTGRESQL"
+    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only)
+    : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), only);
+  try {
+    await new SnapshotPipeline(
+      source,
+      ctx.sink,
+      namingOf(setup),
+      ctx.checkpoints,
+      { ...ctx.snapshot, resume: true, writeMode: "append", schemas: ctx.schemas },
+      ctx.log,
+      new SnapshotProgress(process.stderr),
+      ctx.signal,
+    ).run();
+  } finally {
+    await source.close();
+  }
 }
 
 /** `replicant realtime`: stream changes until stopped. */
@@ -208,7 +249,7 @@ export async function runFullMode(
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
       heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
-      snapshot,
+      snapshot: { ...snapshot, schemas: ctx.schemas },
       terminatePostSnapshot,
       log: ctx.log,
       progress,
@@ -261,7 +302,7 @@ export async function runFullMode(
         ctx.sink,
         naming,
         ctx.checkpoints,
-        { ...snapshot, resume: ctx.resume },
+        { ...snapshot, resume: ctx.resume, schemas: ctx.schemas },
         ctx.log,
         progress,
         ctx.signal,

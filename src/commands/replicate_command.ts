@@ -33,6 +33,7 @@ import {
 } from "./realtime_modes.ts";
 import { idDir, writeManifest } from "./manifest.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
+import type { SchemaHistory } from "../schema/schema_history.ts";
 import {
   entryOptionsOf,
   mysqlEndpointOf,
@@ -118,11 +119,29 @@ export async function replicate(
       await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
     }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
-    await recordSchemaDump(setup, sink.client, naming, log);
+    const schemas = await recordSchemaDump(setup, sink.client, naming, log);
     if (mode === "snapshot") {
-      return await runSnapshot(setup, sink, checkpoints, resume, opts, log, controller.signal);
+      return await runSnapshot(
+        setup,
+        sink,
+        checkpoints,
+        resume,
+        opts,
+        log,
+        controller.signal,
+        schemas,
+      );
     }
-    const ctx: ModeContext = { setup, sink, checkpoints, resume, log, signal: controller.signal };
+    const ctx: ModeContext = {
+      setup,
+      sink,
+      checkpoints,
+      resume,
+      log,
+      signal: controller.signal,
+      schemas,
+      snapshot: snapshotSettingsOf(setup, opts),
+    };
     if (mode === "realtime") {
       say(
         "info",
@@ -215,6 +234,7 @@ async function runSnapshot(
   opts: CommonOptions,
   log: ReplicationLog,
   signal: AbortSignal,
+  schemas: SchemaHistory,
 ): Promise<number> {
   const state = resume ? await checkpoints.read() : {};
   if (state["snapshot:complete"] === "1") {
@@ -225,7 +245,7 @@ async function runSnapshot(
     );
     return EXIT.ok;
   }
-  const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume };
+  const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume, schemas };
   const selection = tableSelectionOf(setup.filter);
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection)

@@ -76,6 +76,7 @@ export class TableEntryEncoder {
       ["db", "string"],
       ["schema", "string"],
       ["table", "string"],
+      ["schema_version", "int32"],
       ...POSITION_FIELDS[options.connector],
     ].map(([field, type]) => ({ type, optional: true, field }));
     const keySchema = {
@@ -110,7 +111,9 @@ export class TableEntryEncoder {
     },"connector":"${options.connector}","name":${JSON.stringify(options.replicationId)},"ts_ms":`;
     const tableFields = `"db":${JSON.stringify(table.id.catalog)},"schema":${
       JSON.stringify(table.id.schema)
-    },"table":${JSON.stringify(table.id.table)}`;
+    },"table":${JSON.stringify(table.id.table)}${
+      table.version === undefined ? "" : `,"schema_version":${table.version}`
+    }`;
     this.#sourceTableSnapshot = `,"snapshot":"true",${tableFields}`;
     this.#sourceTableStreaming = `,"snapshot":"false",${tableFields}`;
   }

@@ -24,6 +24,8 @@ export interface TableSchema {
   keyColumns: number[];
   /** True when keyColumns come from a primary key or a unique key over NOT NULL columns. */
   hasKey: boolean;
+  /** Version in the schema dump stream; entries name it as `source.schema_version`. */
+  version?: number;
 }
 
 export function qualifiedName(id: TableId): string {

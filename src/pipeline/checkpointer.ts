@@ -16,6 +16,8 @@ export interface InFlightTransaction {
   pending: number;
   /** All parts delivered: no more events will be added. */
   closed: boolean;
+  /** Schema versions that take effect with this transaction (table key → version; null: dropped). */
+  schemas?: Map<string, number | null>;
 }
 
 /**
@@ -52,14 +54,15 @@ export class Checkpointer {
   }
 
   /**
-   * Drops the finished transactions at the front and returns the token of the last one
-   * dropped: the new checkpoint. Null when the front transaction is still in flight.
+   * Drops the finished transactions at the front (each given to `onDone`) and returns the
+   * token of the last one dropped: the new checkpoint. Null when the front transaction is still in flight.
    */
-  advance(): string | null {
+  advance(onDone?: (tx: InFlightTransaction) => void): string | null {
     let token: string | null = null;
     while (this.#head < this.#queue.length) {
       const tx = this.#queue[this.#head];
       if (!tx.closed || tx.pending > 0) break;
+      onDone?.(tx);
       token = tx.token;
       this.#head++;
     }

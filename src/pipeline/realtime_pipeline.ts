@@ -4,7 +4,11 @@ import type { ChangeEvent } from "../core/change_event.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import { ReplicantError, SinkError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
+import type { SourcePosition } from "../core/change_event.ts";
+import { type DdlSchemaSide, encodeDdlEntry } from "../schema/ddl_entry.ts";
+import { buildSchemaDumpEntry, type SchemaDumpEntry, tableKeyOf } from "../schema/schema_dump.ts";
+import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import {
   appendIndoubt,
@@ -25,11 +29,17 @@ import {
 import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
 import type { TableSelection } from "./snapshot_source.ts";
 import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
-import type { StreamingSource } from "./streaming_source.ts";
+import type { DdlStatement, StreamingSource } from "./streaming_source.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 
 /** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
 export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
+/**
+ * Field of the checkpoint hash holding the schema version of each table at the checkpoint
+ * (JSON `[[catalog, schema, table, version], …]`), so a resume decodes and labels the
+ * changes it replays with the schemas they were written under.
+ */
+export const REALTIME_SCHEMAS_FIELD = "realtime:schemas";
 
 /** Where the pipeline reports (ReplicationLog fits). */
 export interface PipelineLog {
@@ -73,7 +83,22 @@ export interface RealtimeSettings {
   replayConsistency?: "GLOBAL" | "EVENTUAL";
   /** GLOBAL: the in-doubt file (SPEC §3) where entries that could not be undone go. */
   indoubtFile?: string;
+  /**
+   * Schema versions (the dump stream): every entry names its table's version, and a change
+   * of a table's columns records a new version before the first entry that uses it.
+   */
+  schemas?: SchemaHistory;
+  /** DDL replication on: the DDL stream (SPEC §3) receives every schema change. */
+  ddlStream?: string | null;
+  /**
+   * Copies the current rows of a table renamed into the selection into its snapshot
+   * stream. Awaited: the checkpoint cannot pass the rename before the copy is complete.
+   */
+  snapshotTable?: (table: TableSchema) => Promise<void>;
 }
+
+/** Label of the DDL stream's writer in outcomes and messages. */
+export const SCHEMA_CHANGES = "(schema changes)";
 
 /** Label of the GLOBAL stream's writer in outcomes and messages. */
 export const ALL_TABLES = "(all tables)";
@@ -106,9 +131,9 @@ interface Queued {
   tx: InFlightTransaction;
   bytes: number;
   sortKey: string | undefined;
-  /** issue 8 (metrics): counted per batch when Redis accepts it. */
-  op: ChangeEvent["op"];
-  table: TableSchema;
+  /** issue 8 (metrics): counted per batch when Redis accepts it (not for DDL entries). */
+  op?: ChangeEvent["op"];
+  table?: TableSchema;
   tsMs: number;
 }
 
@@ -133,6 +158,8 @@ class StreamWriter {
     readonly client: RedisClient,
     /** The sink's raw RESP writer used for this stream's batches (kept: order). */
     readonly slot: number,
+    /** The DDL stream's entries are always in the `fields` layout, without tombstones. */
+    readonly ddl = false,
   ) {}
   get pending(): number {
     return this.queue.length - this.head;
@@ -186,6 +213,14 @@ export class RealtimePipeline {
   #latest: string | null = null;
   #written: string | null = null;
   #committing: Promise<void> | null = null;
+  /** Per table key: the schema version changes are at, as processed. */
+  #inEffect = new Map<string, SchemaDumpEntry>();
+  /** Per table key: the version at the newest checkpoint (saved with it). */
+  readonly #committedSchemas = new Map<string, [TableId, number]>();
+  /** JSON of the versions to save with `#latest`, when they changed (null: unchanged). */
+  #latestSchemas: string | null = null;
+  /** Each source schema object, labelled with its version. */
+  #labelled = new WeakMap<TableSchema, TableSchema>();
 
   constructor(
     private readonly source: StreamingSource,
@@ -205,6 +240,7 @@ export class RealtimePipeline {
       ? await this.checkpoints.get(REALTIME_CHECKPOINT_FIELD)
       : null;
     this.#written = from;
+    await this.#loadSchemas();
     const stop = () => this.#internal.abort();
     if (this.signal.aborted) stop();
     this.signal.addEventListener("abort", stop, { once: true });
@@ -285,7 +321,129 @@ export class RealtimePipeline {
     }
     this.#checkpointer = new Checkpointer();
     this.#open = null;
+    this.#labelled = new WeakMap();
     return this.#written;
+  }
+
+  /** The versions in effect at the checkpoint (resume), else the newest of each table. */
+  async #loadSchemas(): Promise<void> {
+    const history = this.settings.schemas;
+    if (!history) return;
+    const inEffect = new Map(history.newest().map((e) => [tableKeyOf(e.id), e]));
+    const saved = this.settings.resume ? await this.checkpoints.get(REALTIME_SCHEMAS_FIELD) : null;
+    if (saved) {
+      let list: [string, string | null, string, number][] = [];
+      try {
+        list = JSON.parse(saved);
+      } catch {
+        this.log.warn(
+          `checkpoint field ${REALTIME_SCHEMAS_FIELD} is not JSON; using the newest schemas`,
+        );
+      }
+      for (const [catalog, schema, table, version] of list) {
+        const id = { catalog, schema, table };
+        const e = history.version(id, version);
+        if (e) inEffect.set(tableKeyOf(id), e);
+        else inEffect.delete(tableKeyOf(id));
+      }
+    }
+    this.#inEffect = inEffect;
+    for (const [k, e] of inEffect) this.#committedSchemas.set(k, [e.id, e.version]);
+    this.#latestSchemas = this.#schemasJson();
+    this.source.useSchemaHistory?.(history, [...inEffect.values()]);
+  }
+
+  #schemasJson(): string {
+    return JSON.stringify(
+      [...this.#committedSchemas.values()].map(([id, v]) => [id.catalog, id.schema, id.table, v]),
+    );
+  }
+
+  /**
+   * A schema object the pipeline has not seen: its version (recorded in the dump first when
+   * new), and a DDL entry when it differs from the version in effect.
+   */
+  async #labelSchema(schema: TableSchema, position: SourcePosition, tx: InFlightTransaction) {
+    const history = this.settings.schemas;
+    let labelled = schema;
+    if (history) {
+      const key = tableKeyOf(schema.id);
+      const before = this.#inEffect.get(key) ?? null;
+      const fingerprint = buildSchemaDumpEntry(schema, 0, 0).fingerprint;
+      const after = before?.fingerprint === fingerprint
+        ? before
+        : (await history.record(schema, position.sortKey ?? null)).entry;
+      if (after !== before) this.#schemaChanged(schema.id, before, after, "", position, tx);
+      if (schema.version !== after.version) labelled = { ...schema, version: after.version };
+    }
+    this.#labelled.set(schema, labelled);
+    return labelled;
+  }
+
+  /** A DDL statement from the source: new version, dropped table, or the statement alone. */
+  async #ddlStatement(d: DdlStatement, tx: InFlightTransaction): Promise<void> {
+    const key = tableKeyOf(d.table);
+    const before = this.#inEffect.get(key) ?? null;
+    let after: SchemaDumpEntry | null = d.dropped ? null : before;
+    if (d.after) {
+      const { entry } = this.settings.schemas
+        ? await this.settings.schemas.record(d.after, d.position.sortKey ?? null)
+        : { entry: null };
+      after = entry;
+      this.#labelled.set(
+        d.after,
+        entry && d.after.version !== entry.version
+          ? { ...d.after, version: entry.version }
+          : d.after,
+      );
+    }
+    this.#schemaChanged(d.table, before, after, d.statement, d.position, tx);
+    if (d.snapshot && d.after && this.settings.snapshotTable) {
+      this.log.info(`${qualifiedName(d.table)} was renamed into the selection: copying its rows`);
+      await this.settings.snapshotTable(this.#labelled.get(d.after) ?? d.after);
+    }
+  }
+
+  /** Moves the version in effect (saved with the transaction's checkpoint), writes the DDL entry. */
+  #schemaChanged(
+    id: TableId,
+    before: SchemaDumpEntry | null,
+    after: SchemaDumpEntry | null,
+    statement: string,
+    position: SourcePosition,
+    tx: InFlightTransaction,
+  ): void {
+    const key = tableKeyOf(id);
+    if (after !== before) {
+      if (after) this.#inEffect.set(key, after);
+      else this.#inEffect.delete(key);
+      (tx.schemas ??= new Map()).set(key, after ? after.version : null);
+      this.log.info(
+        `schema of ${qualifiedName(id)}: ${before ? `v${before.version}` : "new"} -> ${
+          after ? `v${after.version}` : "dropped"
+        }${statement ? ` (${statement.slice(0, 80)})` : ""}`,
+      );
+    }
+    const stream = this.settings.ddlStream;
+    if (!stream || (after === before && statement === "")) return;
+    const side = (e: SchemaDumpEntry | null): DdlSchemaSide | null =>
+      e ? { version: e.version, columns: e.columns } : null;
+    const fields = encodeDdlEntry(
+      { table: id, statement, before: side(before), after: side(after), position },
+      this.settings.entry,
+      Date.now(),
+    );
+    let w = this.#writers.get(stream);
+    if (!w) {
+      w = new StreamWriter(SCHEMA_CHANGES, stream, this.sink.lease(), this.sink.writerSlot(), true);
+      this.#writers.set(stream, w);
+    }
+    let bytes = 64;
+    for (const f of fields) bytes += f.length;
+    this.#checkpointer.add(tx);
+    w.queue.push({ entries: [fields], tx, bytes, sortKey: position.sortKey, tsMs: position.tsMs });
+    this.#bytes += bytes;
+    this.#kick(w);
   }
 
   /** issue 8 (metrics, read at scrape): commit time of the oldest change not yet in Redis. */
@@ -350,18 +508,21 @@ export class RealtimePipeline {
       tx = this.#checkpointer.begin(part.checkpoint);
       this.#transactions++;
     }
+    for (const d of part.ddl ?? []) await this.#ddlStatement(d, tx);
     const touched = new Set<StreamWriter>();
     const now = Date.now();
     for (const ev of part.events as ChangeEvent[]) {
-      const w = this.#writer(ev.table);
+      const table = this.#labelled.get(ev.table) ??
+        await this.#labelSchema(ev.table, ev.position, tx);
+      const w = this.#writer(table);
       if (w.skipped) continue;
       if (this.#global && this.settings.skipThrough) {
         // MySQL `full`: each table's snapshot covers its changes up to its own position.
-        const floor = this.settings.skipThrough.get(this.naming.cdcStream(ev.table.id));
+        const floor = this.settings.skipThrough.get(this.naming.cdcStream(table.id));
         const key = ev.position.sortKey;
         if (floor !== undefined && key !== undefined && key <= floor) continue;
       }
-      const entries = this.#encoder(ev.table).encode(ev, now);
+      const entries = this.#encoder(table).encode(ev, now);
       let bytes = 64;
       for (const e of entries) for (const f of e) bytes += f.length;
       this.#checkpointer.add(tx);
@@ -371,7 +532,7 @@ export class RealtimePipeline {
         bytes,
         sortKey: ev.position.sortKey,
         op: ev.op, // issue 8: metrics
-        table: ev.table,
+        table,
         tsMs: ev.position.tsMs,
       });
       this.#bytes += bytes;
@@ -471,12 +632,14 @@ export class RealtimePipeline {
         const tail = await readStreamTail(
           w.client,
           w.stream,
-          this.settings.entry.format,
-          this.settings.entry.tombstones,
+          w.ddl ? "fields" : this.settings.entry.format,
+          w.ddl ? false : this.settings.entry.tombstones,
           this.settings.sortKeyOf,
         );
         w.lastId = tail.lastId;
-        const floor = this.#global ? null : this.settings.skipThrough?.get(w.stream) ?? null;
+        const floor = this.#global || w.ddl
+          ? null
+          : this.settings.skipThrough?.get(w.stream) ?? null;
         w.tailKey = floor;
         if (this.settings.resume) {
           if (tail.sortKey !== null && (floor === null || tail.sortKey > floor)) {
@@ -624,7 +787,17 @@ export class RealtimePipeline {
   }
 
   #advance(): void {
-    const token = this.#checkpointer.advance();
+    let schemasMoved = false;
+    const token = this.#checkpointer.advance((tx) => {
+      if (!tx.schemas) return;
+      for (const [key, version] of tx.schemas) {
+        const id = this.#committedSchemas.get(key)?.[0] ?? idOfKey(key);
+        if (version === null) this.#committedSchemas.delete(key);
+        else this.#committedSchemas.set(key, [id, version]);
+      }
+      schemasMoved = true;
+    });
+    if (schemasMoved) this.#latestSchemas = this.#schemasJson();
     if (token !== null) {
       this.#latest = token;
       if (!this.#committing) {
@@ -642,8 +815,13 @@ export class RealtimePipeline {
     if (this.#committing) await this.#committing.catch(() => {});
     for (let failures = 0; this.#latest !== null && this.#latest !== this.#written;) {
       const token = this.#latest;
+      const schemas = this.#latestSchemas;
       try {
-        await this.checkpoints.write({ [REALTIME_CHECKPOINT_FIELD]: token });
+        await this.checkpoints.write({
+          [REALTIME_CHECKPOINT_FIELD]: token,
+          ...(schemas === null ? {} : { [REALTIME_SCHEMAS_FIELD]: schemas }),
+        });
+        if (this.#latestSchemas === schemas) this.#latestSchemas = null;
         await this.source.acknowledge(token);
         this.#written = token;
       } catch (err) {
@@ -687,6 +865,9 @@ export interface PgRealtimeSpec {
   /** Heartbeat interval when idle (extractor heartbeat `interval-ms`), default 10 s. */
   heartbeatMs?: number;
   maxQueueBytes?: number;
+  schemas?: SchemaHistory;
+  ddlStream?: string | null;
+  snapshotTable?: RealtimeSettings["snapshotTable"];
   log?: PipelineLog;
   /** SIGINT/SIGTERM: finish the batches in flight, write the checkpoint, return. */
   signal: AbortSignal;
@@ -719,6 +900,9 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
         sourceRetry: spec.sourceRetry,
         replayConsistency: spec.replayConsistency,
         indoubtFile: spec.indoubtFile,
+        schemas: spec.schemas,
+        ddlStream: spec.ddlStream,
+        snapshotTable: spec.snapshotTable,
       },
       spec.log ?? silentLog,
       spec.signal,
@@ -726,4 +910,9 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
   } finally {
     await source.close();
   }
+}
+
+function idOfKey(key: string): TableId {
+  const [catalog, schema, table] = JSON.parse(key) as [string, string | null, string];
+  return { catalog, schema, table };
 }

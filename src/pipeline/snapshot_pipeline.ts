@@ -12,6 +12,7 @@ import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
+import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { KeyValue, SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
 
 /** What snapshot does with target streams that already exist (SPEC §1). */
@@ -30,6 +31,8 @@ export interface SnapshotSettings {
   skipTablesOnFailures: boolean;
   logRowLevelErrors: boolean;
   entry: EntryOptions;
+  /** Schema versions: entries name the version of their table's schema (SPEC §4). */
+  schemas?: SchemaHistory;
 }
 
 export interface TableOutcome {
@@ -141,7 +144,8 @@ export class SnapshotPipeline {
   ): Promise<TableOutcome> {
     const name = qualifiedName(table.schema.id);
     const stream = this.#stream(table.schema);
-    const encoder = new TableEntryEncoder(table.schema, this.settings.entry);
+    const schema = await this.settings.schemas?.label(table.schema) ?? table.schema;
+    const encoder = new TableEntryEncoder(schema, this.settings.entry);
     const position = { tsMs: this.source.snapshotTsMs, fields: "" };
     let after: KeyValue[] | null = null;
     let already = 0;

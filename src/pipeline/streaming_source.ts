@@ -1,6 +1,28 @@
-import type { ChangeEvent } from "../core/change_event.ts";
+import type { ChangeEvent, SourcePosition } from "../core/change_event.ts";
 import type { Connector } from "../core/entry_encoder.ts";
-import type { TableSchema } from "../core/table_schema.ts";
+import type { TableId, TableSchema } from "../core/table_schema.ts";
+import type { SchemaDumpEntry } from "../schema/schema_dump.ts";
+import type { SchemaHistory } from "../schema/schema_history.ts";
+
+/**
+ * A DDL statement the source saw on a selected table (MySQL/MariaDB query events,
+ * PostgreSQL truncate). Column changes the pipeline also finds by itself, from the schema
+ * each change carries; this adds the statement, and tables created or dropped.
+ */
+export interface DdlStatement {
+  table: TableId;
+  statement: string;
+  /** The table's schema after the statement; null when dropped or unchanged (truncate). */
+  after: TableSchema | null;
+  dropped: boolean;
+  /**
+   * The table came into the selection with rows the log will not bring (a rename from an
+   * unselected name): its current rows are copied into its snapshot stream first.
+   */
+  snapshot?: boolean;
+  /** Unique within the stream: sorts after the changes before it, before those after. */
+  position: SourcePosition;
+}
 
 /**
  * One committed source transaction, decoded whole. A transaction never splits across
@@ -19,6 +41,8 @@ export interface SourceTransaction {
   bytes: number;
   /** Commit time at the source, ms. */
   commitTsMs: number;
+  /** DDL statements, in order; they come before this transaction's events. */
+  ddl?: DdlStatement[];
 }
 
 /**
@@ -35,6 +59,12 @@ export interface StreamingSource {
     onTransaction: (tx: SourceTransaction) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void>;
+  /**
+   * Before `start`: the schema history and the versions in effect at the checkpoint, for a
+   * source whose change events do not describe themselves (MySQL row images), so a replay
+   * decodes changes from before a DDL with the schema they were written under.
+   */
+  useSchemaHistory?(history: SchemaHistory, inEffect: SchemaDumpEntry[]): void;
   /** Tells the source that everything up to and including `checkpoint` is safely stored. */
   acknowledge(checkpoint: string): Promise<void>;
   close(): Promise<void>;

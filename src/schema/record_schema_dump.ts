@@ -4,20 +4,21 @@ import { tableSelectionOf } from "../commands/replication_setup.ts";
 import { qualifiedName } from "../core/table_schema.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { readSourceSchemas } from "./source_schemas.ts";
-import { writeSchemaDump } from "./schema_dump_writer.ts";
+import { SchemaHistory } from "./schema_history.ts";
 
 /**
- * At the start of a run: reads the selected tables from the source and adds the schema
- * versions the dump stream does not hold yet. Returns the number of entries written.
+ * At the start of a run: reads the selected tables from the source, adds the schema
+ * versions the dump stream does not hold yet, and returns the history for the run.
  */
 export async function recordSchemaDump(
   setup: ReplicationSetup,
   client: RedisClient,
   naming: StreamNaming,
   log?: { info(message: string): void },
-): Promise<number> {
+): Promise<SchemaHistory> {
   const tables = await readSourceSchemas(setup.source, tableSelectionOf(setup.filter));
-  const written = await writeSchemaDump(client, naming.schemaDumpStream(), tables);
+  const history = await SchemaHistory.load(client, naming.schemaDumpStream());
+  const written = await history.recordAll(tables);
   if (written.length > 0) {
     log?.info(
       `schema dump ${naming.schemaDumpStream()}: ${
@@ -25,5 +26,5 @@ export async function recordSchemaDump(
       }`,
     );
   }
-  return written.length;
+  return history;
 }

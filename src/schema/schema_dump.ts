@@ -4,8 +4,11 @@
  *
  * An entry is a flat list of Redis fields: `catalog`, `schema` (empty for MySQL), `table`,
  * `version`, `columns` (JSON: name, source type, normalised type, nullable, default,
- * primary-key position), `unique_keys` (JSON: lists of column names), `fingerprint` and
- * `ts_ms`.
+ * primary-key position), `unique_keys` (JSON: lists of column names), `fingerprint`,
+ * `ts_ms`, and, for versions made by a DDL in realtime, `since` (the DDL's source position,
+ * as a sort key). MySQL tables also carry `source_ordinals` (each column's 0-based position
+ * among all the table's columns, as row images list them) and `source_columns` (their
+ * count), so a replay can decode old row images without the server's current catalog.
  *
  * @module
  */
@@ -33,6 +36,11 @@ export interface SchemaDumpEntry {
   /** Stable text of columns and keys; equal fingerprints mean the same schema version. */
   fingerprint: string;
   tsMs: number;
+  /** Source position (sort key) of the DDL that made this version; null at a run's start. */
+  sinceKey: string | null;
+  /** MySQL: positions of the columns in row images, and the table's column count. */
+  sourceOrdinals?: number[];
+  sourceColumns?: number;
 }
 
 export function dumpColumnsOf(schema: TableSchema): DumpColumn[] {
@@ -59,20 +67,27 @@ export function schemaFingerprint(columns: DumpColumn[], uniqueKeys: string[][])
 
 /** The entry of one table at one version. */
 export function buildSchemaDumpEntry(
-  schema: TableSchema,
+  schema: TableSchema & { ordinals?: number[]; totalColumns?: number },
   version: number,
   tsMs: number,
+  sinceKey: string | null = null,
 ): SchemaDumpEntry {
   const columns = dumpColumnsOf(schema);
   const uniqueKeys = uniqueKeysOf(schema);
-  return {
+  const entry: SchemaDumpEntry = {
     id: { ...schema.id },
     version,
     columns,
     uniqueKeys,
     fingerprint: schemaFingerprint(columns, uniqueKeys),
     tsMs,
+    sinceKey,
   };
+  if (schema.ordinals && schema.totalColumns !== undefined) {
+    entry.sourceOrdinals = schema.ordinals;
+    entry.sourceColumns = schema.totalColumns;
+  }
+  return entry;
 }
 
 /** Field/value pairs for XADD. */
@@ -94,6 +109,13 @@ export function schemaDumpFields(entry: SchemaDumpEntry): string[] {
     entry.fingerprint,
     "ts_ms",
     String(entry.tsMs),
+    ...(entry.sinceKey === null ? [] : ["since", entry.sinceKey]),
+    ...(entry.sourceOrdinals === undefined ? [] : [
+      "source_ordinals",
+      JSON.stringify(entry.sourceOrdinals),
+      "source_columns",
+      String(entry.sourceColumns),
+    ]),
   ];
 }
 
@@ -114,14 +136,25 @@ export function parseSchemaDumpFields(fields: string[]): SchemaDumpEntry | null 
     return null;
   }
   const schema = f.get("schema") ?? "";
-  return {
+  const entry: SchemaDumpEntry = {
     id: { catalog, schema: schema === "" ? null : schema, table },
     version,
     columns,
     uniqueKeys,
     fingerprint: f.get("fingerprint") ?? schemaFingerprint(columns, uniqueKeys),
     tsMs: Number(f.get("ts_ms") ?? 0),
+    sinceKey: f.get("since") ?? null,
   };
+  const ordinals = f.get("source_ordinals");
+  if (ordinals !== undefined) {
+    try {
+      entry.sourceOrdinals = JSON.parse(ordinals);
+      entry.sourceColumns = Number(f.get("source_columns"));
+    } catch {
+      // An entry without usable ordinals is still a schema version.
+    }
+  }
+  return entry;
 }
 
 export function tableKeyOf(id: TableId): string {
@@ -137,25 +170,4 @@ export function newestPerTable(entries: SchemaDumpEntry[]): SchemaDumpEntry[] {
     if (!seen || e.version >= seen.version) newest.set(k, e);
   }
   return [...newest.values()];
-}
-
-/**
- * Which entries a run must add: a table not in the dump gets version 1, a table whose
- * schema differs from its newest dumped version gets the next version, an unchanged table
- * nothing (the dump already holds that version).
- */
-export function plannedDumpEntries(
-  tables: TableSchema[],
-  existing: SchemaDumpEntry[],
-  tsMs: number,
-): SchemaDumpEntry[] {
-  const newest = new Map(newestPerTable(existing).map((e) => [tableKeyOf(e.id), e]));
-  const out: SchemaDumpEntry[] = [];
-  for (const t of tables) {
-    const prev = newest.get(tableKeyOf(t.id));
-    const entry = buildSchemaDumpEntry(t, prev ? prev.version + 1 : 1, tsMs);
-    if (prev && prev.fingerprint === entry.fingerprint) continue;
-    out.push(entry);
-  }
-  return out;
 }

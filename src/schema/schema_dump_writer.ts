@@ -1,11 +1,5 @@
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import type { TableSchema } from "../core/table_schema.ts";
-import {
-  parseSchemaDumpFields,
-  plannedDumpEntries,
-  type SchemaDumpEntry,
-  schemaDumpFields,
-} from "./schema_dump.ts";
+import { parseSchemaDumpFields, type SchemaDumpEntry, schemaDumpFields } from "./schema_dump.ts";
 
 /** Every entry of a schema dump stream, oldest first; empty when the stream does not exist. */
 export async function readSchemaDump(
@@ -25,21 +19,15 @@ export async function readSchemaDump(
   }
 }
 
-/**
- * Adds one entry per table whose schema is not yet in the dump as its newest version (new
- * tables version 1, changed ones the next version) in one MULTI; returns what was written.
- */
-export async function writeSchemaDump(
+/** Appends entries to the dump stream in one MULTI. */
+export async function writeSchemaDumpEntries(
   client: RedisClient,
   stream: string,
-  tables: TableSchema[],
-  tsMs = Date.now(),
-): Promise<SchemaDumpEntry[]> {
-  const planned = plannedDumpEntries(tables, await readSchemaDump(client, stream), tsMs);
-  if (planned.length === 0) return [];
+  entries: SchemaDumpEntry[],
+): Promise<void> {
+  if (entries.length === 0) return;
   const tx = client.multi();
-  for (const e of planned) tx.xadd(stream, "*", ...schemaDumpFields(e));
+  for (const e of entries) tx.xadd(stream, "*", ...schemaDumpFields(e));
   const res = await tx.exec();
   for (const [err] of res ?? []) if (err) throw err;
-  return planned;
 }

@@ -5,9 +5,9 @@ import {
   buildSchemaDumpEntry,
   newestPerTable,
   parseSchemaDumpFields,
-  plannedDumpEntries,
   schemaDumpFields,
 } from "../../src/schema/schema_dump.ts";
+import { SchemaHistory } from "../../src/schema/schema_history.ts";
 import { renderSchemasYaml } from "../../src/schema/schemas_yaml.ts";
 
 function orders(extra: TableSchema["columns"] = []): TableSchema {
@@ -82,10 +82,11 @@ Deno.test("schema dump entry: a table without primary key lists its unique key; 
   assert.deepEqual(buildSchemaDumpEntry(orders(), 1, 0).uniqueKeys, []);
 });
 
-Deno.test("planned entries: new tables v1, unchanged nothing, changed the next version", () => {
-  const first = plannedDumpEntries([orders(), noPk], [], 1);
+Deno.test("schema history: new tables v1, unchanged nothing, changed the next version", async () => {
+  const history = SchemaHistory.inMemory();
+  const first = await history.recordAll([orders(), noPk], 1);
   assert.deepEqual(first.map((e) => [e.id.table, e.version]), [["orders", 1], ["tags", 1]]);
-  assert.deepEqual(plannedDumpEntries([orders(), noPk], first, 2), []);
+  assert.deepEqual(await history.recordAll([orders(), noPk], 2), []);
   const added = orders([{
     name: "qty",
     sourceType: "integer",
@@ -94,18 +95,45 @@ Deno.test("planned entries: new tables v1, unchanged nothing, changed the next v
     keyPosition: null,
     defaultValue: null,
   }]);
-  const second = plannedDumpEntries([added, noPk], first, 3);
+  const second = await history.recordAll([added, noPk], 3);
   assert.deepEqual(second.map((e) => [e.id.table, e.version]), [["orders", 2]]);
-  const newest = newestPerTable([...first, ...second]);
-  assert.deepEqual(newest.map((e) => [e.id.table, e.version, e.columns.length]), [
+  assert.deepEqual(history.newest().map((e) => [e.id.table, e.version, e.columns.length]), [
     ["orders", 2, 3],
     ["tags", 1, 1],
   ]);
-  // Back to the first layout: still a new version (the newest one differs).
-  assert.deepEqual(
-    plannedDumpEntries([orders()], [...first, ...second], 4).map((e) => e.version),
-    [3],
-  );
+  // Back to the first layout: a new version (versions only grow; the newest is current).
+  assert.deepEqual((await history.recordAll([orders()], 4)).map((e) => e.version), [3]);
+  assert.deepEqual(newestPerTable([...history.versions(orders().id)]).map((e) => e.version), [3]);
+});
+
+Deno.test("schema history: a DDL position finds the version a first pass recorded there", async () => {
+  const history = SchemaHistory.inMemory();
+  await history.recordAll([orders()], 1);
+  const added = orders([{
+    name: "qty",
+    sourceType: "integer",
+    connectType: "int32",
+    nullable: true,
+    keyPosition: null,
+    defaultValue: null,
+  }]);
+  const v2 = await history.record(added, "P1");
+  assert.equal(v2.entry.version, 2);
+  assert.equal(v2.created, true);
+  const v3 = await history.record(orders(), "P2");
+  assert.equal(v3.entry.version, 3);
+  // A replay meets the same DDLs again: same versions, nothing new.
+  assert.equal((await history.record(added, "P1")).entry.version, 2);
+  assert.equal((await history.record(orders(), "P2")).created, false);
+  assert.equal(history.atPosition(orders().id, "P1")?.version, 2);
+  // The newest version seen again at another DDL: same version, a marker of the position.
+  const again = await history.record(orders(), "P3");
+  assert.deepEqual([again.entry.version, again.created], [3, false]);
+  assert.equal(history.atPosition(orders().id, "P3")?.version, 3);
+  // Round trip of the new fields through the stream's field list.
+  const back = parseSchemaDumpFields(schemaDumpFields(v2.entry))!;
+  assert.equal(back.sinceKey, "P1");
+  assert.equal(back.version, 2);
 });
 
 Deno.test("schemas.yaml: tables with catalog, schema, version, columns and keys", () => {

@@ -9,9 +9,16 @@ import type {
 } from "@vlasky/zongji";
 import type { ChangeEvent, Op, RowFragments } from "../../core/change_event.ts";
 import { SourceError } from "../../core/errors.ts";
-import type { TableSchema } from "../../core/table_schema.ts";
+import type { TableId, TableSchema } from "../../core/table_schema.ts";
+import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
+import type { SchemaHistory } from "../../schema/schema_history.ts";
+import { ddlTargets } from "./mysql_ddl.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
-import type { SourceTransaction, StreamingSource } from "../../pipeline/streaming_source.ts";
+import type {
+  DdlStatement,
+  SourceTransaction,
+  StreamingSource,
+} from "../../pipeline/streaming_source.ts";
 import {
   type MysqlConnection,
   mysqlConnectionOptions,
@@ -30,7 +37,12 @@ import {
   mysqlSortKey,
   parseCheckpoint,
 } from "./mysql_position.ts";
-import { type MysqlTable, mysqlTableKey, readMysqlTables } from "./mysql_schema_reader.ts";
+import {
+  type MysqlTable,
+  mysqlTableFromDump,
+  mysqlTableKey,
+  readMysqlTables,
+} from "./mysql_schema_reader.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
 import { type BinlogValueDecoder, mysqlBinlogDecoder } from "./mysql_value_decoder.ts";
 
@@ -72,6 +84,8 @@ interface TableEntry {
   table: MysqlTable | null;
   decoders: BinlogValueDecoder[];
   generation: number;
+  /** Rebuilt from the schema history, not read from the server's current catalog. */
+  historical: boolean;
 }
 
 interface OpenTransaction {
@@ -80,6 +94,7 @@ interface OpenTransaction {
   gtid: string | undefined;
   serverId: number;
   events: ChangeEvent[];
+  ddl: DdlStatement[];
   row: number;
   bytes: number;
   tsMs: number;
@@ -88,16 +103,18 @@ interface OpenTransaction {
   sortKeyPrefix: string;
 }
 
-const TRUNCATE =
-  /^\s*TRUNCATE\s+(?:TABLE\s+)?((?:`(?:[^`]|``)+`|[^\s.`;]+)(?:\s*\.\s*(?:`(?:[^`]|``)+`|[^\s.`;]+))?)/i;
+/**
+ * zongji names events after their classes (`constructor.name`); a bundler that renames a
+ * class clashing with another of the same name (bun: zongji's `Query` and mysql2's become
+ * `Query2`) would hide those events. The names never end in digits otherwise.
+ */
+export function eventName(e: { getEventName(): string }): string {
+  return e.getEventName().replace(/\d+$/, "");
+}
+
+const TEXT_KINDS = new Set(["text", "enum", "set", "json"]);
 const TX_MARKERS = new Set(["BEGIN", "COMMIT", "ROLLBACK", "XA START", "XA END"]);
 const TIME2 = 19, BIT = 16, GEOMETRY = 255, BLOB = 252;
-
-/** `name` or `` `na``me` `` → name. */
-function unquote(part: string): string {
-  const p = part.trim();
-  return p.startsWith("`") ? p.slice(1, -1).replaceAll("``", "`") : p;
-}
 
 /**
  * Makes zongji hand over raw bytes where its own decoding is lossy: TIME(n) columns (its
@@ -150,6 +167,7 @@ export class MysqlBinlogSource implements StreamingSource {
   readonly connector = "mysql" as const;
   #tables = new Map<string, TableEntry>();
   #generation = 0;
+  #history: SchemaHistory | null = null;
   #zongji: ZongJi | null = null;
   #acknowledged: string | null = null;
   #heartbeatTimer: ReturnType<typeof setInterval> | null = null;
@@ -212,14 +230,45 @@ export class MysqlBinlogSource implements StreamingSource {
     return Promise.resolve();
   }
 
-  #remember(key: string, table: MysqlTable | null): TableEntry {
+  #remember(key: string, table: MysqlTable | null, historical = false): TableEntry {
     const entry: TableEntry = {
       table,
       decoders: table ? table.types.map(mysqlBinlogDecoder) : [],
       generation: this.#generation,
+      historical,
     };
     this.#tables.set(key, entry);
     return entry;
+  }
+
+  /**
+   * Where a replay starts before a DDL, the tables in effect at the checkpoint differ from
+   * the server's current catalog: decode with the versions the history kept.
+   */
+  useSchemaHistory(history: SchemaHistory, inEffect: SchemaDumpEntry[]): void {
+    this.#history = history;
+    for (const e of inEffect) {
+      const key = mysqlTableKey(e.id.catalog, e.id.table);
+      const current = this.#tables.get(key)?.table;
+      if (current && buildSchemaDumpEntry(current, 0, 0).fingerprint === e.fingerprint) continue;
+      const table = mysqlTableFromDump(e);
+      if (table) this.#remember(key, table, true);
+    }
+  }
+
+  /**
+   * A DDL statement at position `sortKey` on a selected table: its schema afterwards, from
+   * the history when a first pass recorded it there, else from the server (null: dropped).
+   */
+  async #afterDdl(id: TableId, sortKey: string): Promise<MysqlTable | null> {
+    const key = mysqlTableKey(id.catalog, id.table);
+    const recorded = this.#history?.atPosition(id, sortKey);
+    const historical = recorded ? mysqlTableFromDump(recorded) : null;
+    if (historical) return this.#remember(key, historical, true).table;
+    const found = await readMysqlTables(this.ctrl, this.options.selection, id.catalog, [
+      { database: id.catalog, table: id.table },
+    ]);
+    return this.#remember(key, found[0] ?? null).table;
   }
 
   /** The table's entry when known and current (no DDL since it was read). */
@@ -291,6 +340,7 @@ export class MysqlBinlogSource implements StreamingSource {
       const opts = mysqlConnectionOptions(this.endpoint);
       const zongji = new ZongJi({ ...opts, database: undefined });
       this.#zongji = zongji;
+      this.#serveHistoricalColumns(zongji);
 
       const finish = (err?: unknown) => {
         if (finished) return;
@@ -377,6 +427,7 @@ export class MysqlBinlogSource implements StreamingSource {
           gtid,
           serverId,
           events: [],
+          ddl: [],
           row: 0,
           bytes: 0,
           tsMs,
@@ -426,13 +477,15 @@ export class MysqlBinlogSource implements StreamingSource {
         tx = null;
         const checkpoint = formatCheckpoint({ file, pos: e.nextPosition, gtid: zongji.gtidSet });
         lastCheckpoint = checkpoint;
-        if (t !== null && t.events.length > 0) {
+        if (t !== null && (t.events.length > 0 || t.ddl.length > 0)) {
           for (const ev of t.events) ev.position.tsMs = e.timestamp;
+          for (const d of t.ddl) d.position.tsMs = e.timestamp;
           const delivery: SourceTransaction = {
             checkpoint,
             events: t.events,
             bytes: t.bytes,
             commitTsMs: e.timestamp,
+            ddl: t.ddl,
           };
           schedule(() => deliver(delivery));
           return;
@@ -467,7 +520,7 @@ export class MysqlBinlogSource implements StreamingSource {
         to: number,
       ) => {
         const table = entry.table!;
-        const name = e.getEventName();
+        const name = eventName(e);
         for (let i = from; i < to; i++) {
           const r = e.rows[i];
           if (name === "writerows") addEvent(t, table, "c", null, decodeRow(entry, r as RowData));
@@ -490,6 +543,7 @@ export class MysqlBinlogSource implements StreamingSource {
         const entry = await this.#lookup(map.parentSchema, map.tableName);
         if (!entry.table) return;
         const t = ensureTx(e);
+        checkWidth(e, entry.table, t);
         for (let i = 0; i < e.rows.length; i++) {
           // Hand over a full part only when more changes follow, so the last part always
           // goes with the commit (and its checkpoint).
@@ -506,7 +560,24 @@ export class MysqlBinlogSource implements StreamingSource {
         if (!entry.table) return;
         const t = ensureTx(e);
         if (t.events.length + 2 * e.rows.length > maxEvents) return schedule(() => onRows(e));
+        checkWidth(e, entry.table, t);
         addRows(e, entry, t, 0, e.rows.length);
+      };
+      /**
+       * A row image must have the width of the schema it is decoded with; it does not when
+       * several DDLs changed the table while Replicant was not reading (the catalog is
+       * ahead of the binlog). Stop rather than decode columns under wrong names.
+       */
+      const checkWidth = (e: RowsEvent, table: MysqlTable, t: OpenTransaction) => {
+        const width = (e as unknown as { numberOfColumns?: number }).numberOfColumns;
+        if (width === undefined || width === table.totalColumns) return;
+        throw new SourceError(
+          `Row image of ${table.id.catalog}.${table.id.table} at ${t.file}:${t.pos} has ${width} ` +
+            `columns, but the table's schema at that point is not known (it has ` +
+            `${table.totalColumns} now): it was changed more than once while Replicant was not ` +
+            `reading. Take a new snapshot of it (replicant full --overwrite)`,
+          table.id.table,
+        );
       };
 
       const onQuery = async (e: QueryEvent) => {
@@ -525,18 +596,49 @@ export class MysqlBinlogSource implements StreamingSource {
           upper.startsWith("ROLLBACK TO") ||
           upper.startsWith("RELEASE SAVEP")
         ) return;
-        // DDL (its own transaction). Schemas may have changed: re-read on next use.
+        // DDL (its own transaction). Tables it names are re-read now, in binlog order;
+        // anything else that may change tables is re-read on next use.
         const t = ensureTx(e);
-        this.#generation++;
-        const m = TRUNCATE.exec(q);
-        if (m) {
-          const parts = m[1].split(/\s*\.\s*(?=`|[^`])/);
-          const database = parts.length > 1 ? unquote(parts[0]) : e.schema;
-          const name = unquote(parts[parts.length - 1]);
-          if (database) {
-            const entry = await this.#lookup(database, name);
-            if (entry.table) addEvent(t, entry.table, "t", null, null);
+        const targets = ddlTargets(q, e.schema || null);
+        if (targets === null) {
+          if (/^\s*(?:\/\*[\s\S]*?\*\/\s*)*(?:ALTER|CREATE|DROP|RENAME)\b/i.test(q)) {
+            this.#generation++;
           }
+        }
+        for (const target of targets ?? []) {
+          if (target.database === null) continue;
+          const id: TableId = { catalog: target.database, schema: null, table: target.table };
+          if (
+            (this.endpoint.database && id.catalog !== this.endpoint.database) ||
+            !this.options.selection.table(id)
+          ) continue;
+          const row = t.row++;
+          const position = {
+            tsMs: e.timestamp,
+            fields: t.fieldsPrefix + row,
+            sortKey: t.sortKeyPrefix + String(row).padStart(10, "0"),
+          };
+          if (target.kind === "truncate") {
+            const entry = await this.#lookup(id.catalog, id.table);
+            if (entry.table) addEvent(t, entry.table, "t", null, null);
+            t.ddl.push({ table: id, statement: q, after: null, dropped: false, position });
+            continue;
+          }
+          const key = mysqlTableKey(id.catalog, id.table);
+          if (target.kind === "drop") {
+            this.#remember(key, null);
+            t.ddl.push({ table: id, statement: q, after: null, dropped: true, position });
+            continue;
+          }
+          const after = await this.#afterDdl(id, position.sortKey);
+          t.ddl.push({
+            table: id,
+            statement: q,
+            after,
+            dropped: after === null,
+            snapshot: target.renamed === true && after !== null,
+            position,
+          });
         }
         commit(e);
       };
@@ -551,7 +653,7 @@ export class MysqlBinlogSource implements StreamingSource {
       const handle = (e: AnyBinlogEvent) => {
         if (finished) return;
         try {
-          switch (e.getEventName()) {
+          switch (eventName(e)) {
             case "rotate":
               file = (e as { binlogName: string }).binlogName;
               return;
@@ -564,7 +666,7 @@ export class MysqlBinlogSource implements StreamingSource {
             case "anonymousgtid":
               beginTx(
                 eventStart(e),
-                e.getEventName() === "gtid" ? e.gtid : undefined,
+                eventName(e) === "gtid" ? e.gtid : undefined,
                 this.serverOwnId,
                 e.timestamp,
               );
@@ -613,6 +715,42 @@ export class MysqlBinlogSource implements StreamingSource {
         if (signal.aborted) onAbort();
       }, (err) => finish(mysqlQueryError(this.endpoint, "Locating the binlog start", err)));
     });
+  }
+
+  /**
+   * zongji names the columns of a row image from information_schema as it is now, and
+   * fails when an old image has more columns than the table has today (a replay from
+   * before DROP COLUMN). For tables decoded with a historical schema, give it that schema.
+   */
+  #serveHistoricalColumns(zongji: ZongJi): void {
+    type TableMapEvent = {
+      tableId: number;
+      schemaName: string;
+      tableName: string;
+      columnCount: number;
+    };
+    // deno-lint-ignore no-explicit-any
+    const z = zongji as any;
+    const fetchInfo = z._fetchTableInfo.bind(zongji);
+    z._fetchTableInfo = (ev: TableMapEvent, next: () => void) => {
+      const known = this.#tables.get(mysqlTableKey(ev.schemaName, ev.tableName));
+      const t = known?.historical ? known.table : null;
+      if (!t || t.totalColumns !== ev.columnCount || t.ordinals.length !== t.totalColumns) {
+        return fetchInfo(ev, next);
+      }
+      z.tableMap[ev.tableId] = {
+        columnSchemas: t.columns.map((c, i) => ({
+          COLUMN_NAME: c.name,
+          COLLATION_NAME: null,
+          CHARACTER_SET_NAME: TEXT_KINDS.has(t.types[i].kind) ? "utf8mb4" : null,
+          COLUMN_COMMENT: "",
+          COLUMN_TYPE: c.sourceType,
+        })),
+        parentSchema: ev.schemaName,
+        tableName: ev.tableName,
+      };
+      next();
+    };
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { ColumnSchema, TableId, TableSchema } from "../../core/table_schema.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 import type { MysqlConnection } from "./mysql_endpoint.ts";
+import type { SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import { type MysqlColumnType, mysqlColumnType, mysqlConnectType } from "./mysql_value_decoder.ts";
 
 /** A MySQL/MariaDB table: the neutral schema plus what readers need to decode it. */
@@ -182,6 +183,44 @@ export async function readMysqlTables(
       estimatedRows: p.est,
     };
   });
+}
+
+/**
+ * A table rebuilt from a schema dump version (SPEC §3), to decode row images written
+ * before a later DDL. Null when the version has no source ordinals (written by an older
+ * Replicant).
+ */
+export function mysqlTableFromDump(e: SchemaDumpEntry): MysqlTable | null {
+  if (!e.sourceOrdinals || e.sourceColumns === undefined) return null;
+  const columns: ColumnSchema[] = e.columns.map((c) => ({
+    name: c.name,
+    sourceType: c.type,
+    connectType: c.normalized_type,
+    nullable: c.nullable,
+    keyPosition: c.primary_key_position,
+    defaultValue: c.default,
+  }));
+  const pk = columns
+    .map((c, i) => [c.keyPosition, i] as const)
+    .filter(([p]) => p !== null)
+    .sort(([a], [b]) => a! - b!)
+    .map(([, i]) => i);
+  const unique = e.uniqueKeys[0]?.map((n) => columns.findIndex((c) => c.name === n)) ?? [];
+  const keyColumns = pk.length > 0 ? pk : unique.length > 0 ? unique : columns.map((_, i) => i);
+  return {
+    id: { ...e.id },
+    columns,
+    keyColumns,
+    hasKey: pk.length > 0 || unique.length > 0,
+    ordinals: e.sourceOrdinals,
+    types: columns.map((c) => {
+      const t = c.sourceType.toLowerCase();
+      const dataType = /^[a-z]+(?: precision)?/.exec(t)?.[0] ?? t;
+      return mysqlColumnType(dataType, t, t === "json");
+    }),
+    totalColumns: e.sourceColumns,
+    estimatedRows: 0,
+  };
 }
 
 /** `<database>.<table>` key of a table, as used by the binlog source and positions. */

@@ -6,15 +6,20 @@ import { SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
-import type { SourceTransaction, StreamingSource } from "../../pipeline/streaming_source.ts";
-import { openPg, type PgEndpoint } from "./pg_endpoint.ts";
+import type {
+  DdlStatement,
+  SourceTransaction,
+  StreamingSource,
+} from "../../pipeline/streaming_source.ts";
+import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import {
   ensurePublication,
   ensureSlot,
   readSlot,
   replicationClientConfig,
 } from "./pg_replication_slot.ts";
-import { type PgTable, readPgTables } from "./pg_schema_reader.ts";
+import { pgConnectType, type PgTable, readPgTables } from "./pg_schema_reader.ts";
+import type { SchemaHistory } from "../../schema/schema_history.ts";
 import { type JsonFragmentDecoder, pgTextDecoder } from "./pg_text_decoder.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
 import { decodePgoutput, type RawMessage, type RawTuple } from "./pgoutput_decoder.ts";
@@ -67,6 +72,7 @@ interface OpenTransaction {
   tsMs: number;
   sequence: number;
   events: ChangeEvent[];
+  ddl: DdlStatement[];
   bytes: number;
   partsSent: number;
 }
@@ -114,6 +120,7 @@ export class PgLogicalSource implements StreamingSource {
   #release: () => void = () => {};
   #released: Promise<void> = Promise.resolve();
   #closed = false;
+  #history: SchemaHistory | null = null;
 
   private constructor(
     readonly endpoint: PgEndpoint,
@@ -154,6 +161,11 @@ export class PgLogicalSource implements StreamingSource {
 
   tables(): TableSchema[] {
     return this.selected;
+  }
+
+  /** Relation messages describe their columns; the history fills in what they leave out. */
+  useSchemaHistory(history: SchemaHistory): void {
+    this.#history = history;
   }
 
   start(
@@ -314,6 +326,7 @@ export class PgLogicalSource implements StreamingSource {
           tsMs: msg.commitTimeMs,
           sequence: 0,
           events: [],
+          ddl: [],
           bytes: 0,
           partsSent: 0,
         };
@@ -337,6 +350,7 @@ export class PgLogicalSource implements StreamingSource {
           events: tx.events,
           bytes: tx.bytes,
           commitTsMs: tx.tsMs,
+          ddl: tx.ddl,
         };
         await deliver(part);
         return;
@@ -353,6 +367,7 @@ export class PgLogicalSource implements StreamingSource {
 
   async #relation(msg: Extract<RawMessage, { tag: "relation" }>): Promise<void> {
     const id: TableId = { catalog: this.endpoint.database, schema: msg.schema, table: msg.name };
+    const previous = this.#relations.get(msg.relationOid);
     if (!this.selection.table(id)) {
       this.#relations.set(msg.relationOid, { selected: false, id });
       return;
@@ -370,19 +385,34 @@ export class PgLogicalSource implements StreamingSource {
     if (msg.columns.some((c) => !this.catalog.has(c.typeOid))) {
       this.catalog.loadRows((await this.control.query(PG_TYPE_CATALOG_SQL)).rows);
     }
-    // Columns as pgoutput sends them (no generated columns), kept if the table still has them.
+    // The columns are those of the message: the table as it was when the change was
+    // written, which a replay after an ALTER TABLE needs. Their other attributes come from
+    // the catalog when the column still has that type, else from the schema history.
     const relIndex: number[] = [];
     const columns: TableSchema["columns"] = [];
+    const typeNames = found &&
+        msg.columns.every((c) =>
+          found.typeOids[found.columns.findIndex((fc) => fc.name === c.name)] === c.typeOid
+        )
+      ? null
+      : await this.#formatTypes(msg.columns);
+    const allowed = this.selection.columns(id);
     msg.columns.forEach((c, i) => {
-      const col = found ? found.columns.find((fc) => fc.name === c.name) : {
-        name: c.name,
-        sourceType: String(c.typeOid),
-        connectType: "string" as const,
-        nullable: (c.flags & 1) === 0,
-        keyPosition: null,
-        defaultValue: null,
-      };
-      if (!col) return;
+      const at = found ? found.columns.findIndex((fc) => fc.name === c.name) : -1;
+      let col: TableSchema["columns"][number] | undefined;
+      if (at >= 0 && found!.typeOids[at] === c.typeOid) col = found!.columns[at];
+      else {
+        if (allowed && !allowed.includes(c.name) && (c.flags & 1) === 0) return;
+        const sourceType = typeNames?.[i] ?? String(c.typeOid);
+        col = this.#historicalColumn(id, c.name, sourceType) ?? {
+          name: c.name,
+          sourceType,
+          connectType: pgConnectType(c.typeOid),
+          nullable: (c.flags & 1) === 0,
+          keyPosition: null,
+          defaultValue: null,
+        };
+      }
       relIndex.push(i);
       columns.push(col);
     });
@@ -402,6 +432,61 @@ export class PgLogicalSource implements StreamingSource {
     const schema: TableSchema = { id, columns, keyColumns, hasKey };
     const decoders = relIndex.map((ri) => pgTextDecoder(msg.columns[ri].typeOid, this.catalog));
     this.#relations.set(msg.relationOid, { selected: true, schema, relIndex, decoders });
+    const oldId = previous ? (previous.selected ? previous.schema.id : previous.id) : null;
+    const tx = this.#tx;
+    if (oldId && tx && (oldId.schema !== id.schema || oldId.table !== id.table)) {
+      // Renamed into the selection: its rows are not in the log.
+      const seq = tx.sequence;
+      tx.ddl.push({
+        table: id,
+        statement: `ALTER TABLE ${quoteIdent(oldId.schema!)}.${quoteIdent(oldId.table)} RENAME TO ${
+          quoteIdent(id.table)
+        }`,
+        after: schema,
+        dropped: false,
+        snapshot: true,
+        position: {
+          tsMs: tx.tsMs,
+          fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
+          sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
+        },
+      });
+    }
+  }
+
+  /** The server's names of the message's column types (`character varying(20)`, …). */
+  async #formatTypes(cols: { typeOid: number; typeMod: number }[]): Promise<string[]> {
+    const res = await this.control.query({
+      text: "SELECT format_type(t.o, t.m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY " +
+        "AS t(o, m, n) ORDER BY t.n",
+      values: [
+        `{${cols.map((c) => c.typeOid).join(",")}}`,
+        `{${cols.map((c) => c.typeMod).join(",")}}`,
+      ],
+      rowMode: "array",
+    }).catch((err: unknown) => {
+      throw this.#wrap(err);
+    });
+    return (res.rows as string[][]).map((r) => r[0]);
+  }
+
+  /** The column as the newest schema version that had it with this type knew it. */
+  #historicalColumn(id: TableId, name: string, sourceType: string) {
+    const versions = this.#history?.versions(id) ?? [];
+    for (let v = versions.length - 1; v >= 0; v--) {
+      const c = versions[v].columns.find((c) => c.name === name && c.type === sourceType);
+      if (c) {
+        return {
+          name,
+          sourceType,
+          connectType: c.normalized_type,
+          nullable: c.nullable,
+          keyPosition: c.primary_key_position,
+          defaultValue: c.default,
+        };
+      }
+    }
+    return undefined;
   }
 
   #row(rel: SelectedRelation, tuple: RawTuple, fallback: RawTuple | null): RowFragments {
@@ -436,7 +521,16 @@ export class PgLogicalSource implements StreamingSource {
     if (msg.tag === "truncate") {
       for (const oid of msg.relationOids) {
         const rel = this.#relations.get(oid);
-        if (rel?.selected) this.#emit(rel, "t", null, null);
+        if (!rel?.selected) continue;
+        this.#emit(rel, "t", null, null);
+        const id = rel.schema.id;
+        tx.ddl.push({
+          table: id,
+          statement: `TRUNCATE ${quoteIdent(id.schema!)}.${quoteIdent(id.table)}`,
+          after: null,
+          dropped: false,
+          position: tx.events[tx.events.length - 1].position,
+        });
       }
       tx.bytes += 200;
     } else {
@@ -472,8 +566,10 @@ export class PgLogicalSource implements StreamingSource {
         bytes: tx.bytes,
         commitTsMs: tx.tsMs,
         more: true,
+        ddl: tx.ddl,
       };
       tx.events = [];
+      tx.ddl = [];
       tx.bytes = 0;
       tx.partsSent++;
       await deliver(part);

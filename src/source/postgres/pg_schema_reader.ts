@@ -20,6 +20,11 @@ const CONNECT_TYPES: Record<number, ColumnSchema["connectType"]> = {
   701: "double",
 };
 
+/** Kafka-Connect-style type of a PostgreSQL type (by OID) for the entries' `schema` half. */
+export function pgConnectType(typeOid: number): ColumnSchema["connectType"] {
+  return CONNECT_TYPES[typeOid] ?? "string";
+}
+
 /** Reads the selected tables with columns and keys, in one round trip per catalog query. */
 export async function readPgTables(
   client: pg.Client,
@@ -72,7 +77,7 @@ export async function readPgTables(
       col: {
         name,
         sourceType: typName,
-        connectType: CONNECT_TYPES[Number(typOid)] ?? "string",
+        connectType: pgConnectType(Number(typOid)),
         nullable: nullable === "true",
         keyPosition: null,
         defaultValue: def,
