@@ -12,6 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import mysql from "mysql2/promise";
 import { Redis } from "ioredis";
+import { pgClient } from "../helpers/clients.ts";
 import { runReplicant, scratchHome } from "../helpers/replicant.ts";
 import { serviceEnv, waitFor } from "../helpers/services.ts";
 
@@ -68,6 +69,33 @@ Deno.test("test-connection: the configured servers pass every check (exit 0)", a
     assert.ok(rep.checks.every((c) => c.status !== "FAILED"), name);
   }
   assert.equal(report(home.dir, "postgresql", "tc_ok").readAccessToCdcLogs, "PASSED");
+});
+
+Deno.test("test-connection: a PostgreSQL user without REPLICATION is named (exit 1)", async () => {
+  const role = `tc_norepl_${Date.now().toString(36)}`;
+  const db = await pgClient();
+  await db.query(`CREATE ROLE ${role} LOGIN`);
+  try {
+    const home = scratchHome();
+    const pg = serviceEnv().pg;
+    const conn = home.write(
+      "pg_norepl.yaml",
+      `type: POSTGRESQL\nhost: ${pg.host}\nport: ${pg.port}\ndatabase: ${pg.database}\n` +
+        `username: ${role}\n`,
+    );
+    const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `replication privilege\\s+FAILED\\s+user "${role}" may not stream changes: run ALTER ROLE "${role}" WITH REPLICATION`,
+      ),
+    );
+    assert.match(r.stdout, /wal_level\s+PASSED/);
+  } finally {
+    await db.query(`DROP ROLE ${role}`);
+    await db.end();
+  }
 });
 
 Deno.test("test-connection: unreachable server and --validate SNAPSHOT", async () => {
@@ -189,7 +217,7 @@ Deno.test("test-connection: Redis with allkeys-lru and a user without XADD (exit
   }
 });
 
-Deno.test("test-connection: MariaDB with binlog_format=STATEMENT is named (exit 1)", async () => {
+Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges, wrong password, binlog off", async () => {
   const dir = mkdtempSync(join(tmpdir(), "replicant-tc-my-"));
   const port = freePort();
   const run = async (cmd: string, args: string[]) => {
@@ -203,24 +231,24 @@ Deno.test("test-connection: MariaDB with binlog_format=STATEMENT is named (exit 
     "--auth-root-authentication-method=normal",
     "--skip-test-db",
   ]);
-  const server = new Deno.Command("/usr/sbin/mariadbd", {
-    args: [
-      "--no-defaults",
-      "--user=root",
-      `--datadir=${dir}/data`,
-      `--port=${port}`,
-      "--bind-address=127.0.0.1",
-      `--socket=${dir}/sock`,
-      `--pid-file=${dir}/pid`,
-      `--log-bin=${dir}/data/binlog`,
-      "--binlog-format=ROW",
-      "--server-id=1",
-      `--log-error=${dir}/err`,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
+  const start = async (binlog: boolean) => {
+    const server = new Deno.Command("/usr/sbin/mariadbd", {
+      args: [
+        "--no-defaults",
+        "--user=root",
+        `--datadir=${dir}/data`,
+        `--port=${port}`,
+        "--bind-address=127.0.0.1",
+        `--socket=${dir}/sock`,
+        `--pid-file=${dir}/pid`,
+        ...(binlog ? [`--log-bin=${dir}/data/binlog`] : []),
+        "--binlog-format=ROW",
+        "--server-id=1",
+        `--log-error=${dir}/err`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
     let db: mysql.Connection | null = null;
     await waitFor(async () => {
       db = await mysql.createConnection({ host: "127.0.0.1", port, user: "root" });
@@ -232,8 +260,13 @@ Deno.test("test-connection: MariaDB with binlog_format=STATEMENT is named (exit 
       } catch { /* no log yet */ }
       throw new Error(`${(err as Error).message}\n${log}`);
     });
-    await db!.query("SET GLOBAL binlog_format = 'STATEMENT'");
-    await db!.end();
+    return { server, db: db! as mysql.Connection };
+  };
+  let { server, db } = await start(true);
+  try {
+    await db.query("SET GLOBAL binlog_format = 'STATEMENT'");
+    await db.query("CREATE USER plain@'%' IDENTIFIED BY 'plainpw'");
+    await db.query("GRANT SELECT ON *.* TO plain@'%'");
     const home = scratchHome();
     const conn = home.write(
       "mariadb_stmt.yaml",
@@ -248,7 +281,44 @@ Deno.test("test-connection: MariaDB with binlog_format=STATEMENT is named (exit 
     // slave-server-ids lists the server's own id 1.
     assert.match(rep.errorMessages["slave-server-ids"], /server_id/);
     assert.equal(rep.readAccessToCdcLogs, "FAILED");
+    await db.query("SET GLOBAL binlog_format = 'ROW'");
+
+    // A user without the replication privileges: the check names them and the GRANT.
+    const userConn = (password: string) =>
+      home.write(
+        "mariadb_plain.yaml",
+        `type: MARIADB\nhost: 127.0.0.1\nport: ${port}\nusername: plain\n` +
+          `password: "${password}"\nslave-server-ids: [2]\n`,
+      );
+    const plain = await runReplicant(["test-connection", userConn("plainpw"), "--home", home.dir]);
+    assert.equal(plain.code, 1, plain.stdout + plain.stderr);
+    assert.match(
+      plain.stdout,
+      /replication privileges\s+FAILED\s+user "plain" lacks REPLICATION SLAVE, REPLICATION CLIENT/,
+    );
+    assert.match(plain.stdout, /binlog_format\s+PASSED/);
+    // A wrong password: the credentials check fails, the rest is not tried.
+    const wrong = await runReplicant(["test-connection", userConn("nope"), "--home", home.dir]);
+    assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
+    assert.match(
+      wrong.stdout,
+      /credentials\s+FAILED\s+.*mariadb_plain\.yaml\): access denied for user "plain": check `username` and `password`/,
+    );
+    assert.doesNotMatch(wrong.stdout + wrong.stderr, /nope/);
+
+    // The binary log off (server started without log-bin).
+    await db.end();
+    server.kill("SIGTERM");
+    await server.status;
+    ({ server, db } = await start(false));
+    const off = await runReplicant(["test-connection", conn, "--home", home.dir]);
+    assert.equal(off.code, 1, off.stdout + off.stderr);
+    assert.match(
+      off.stdout,
+      /log_bin\s+FAILED\s+the binary log is off: start the server with `log-bin`/,
+    );
   } finally {
+    await db.end().catch(() => {});
     server.kill("SIGTERM");
     await server.status;
     rmSync(dir, { recursive: true, force: true });
