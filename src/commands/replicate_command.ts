@@ -147,7 +147,9 @@ export async function replicate(
     }
     return finish(out.skipped, out.interrupted, setup, log);
   } catch (err) {
-    observer.failed((err as Error)?.message ?? String(err));
+    const message = (err as Error)?.message ?? String(err);
+    observer.failed(message);
+    log.fail(`${mode} stopped: ${message}`);
     throw err;
   } finally {
     process.off("SIGINT", onInt);
