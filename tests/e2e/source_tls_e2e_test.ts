@@ -13,7 +13,7 @@ import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { startPrivateMariadb } from "../helpers/private_mariadb.ts";
 import { startPrivatePostgres } from "../helpers/private_postgres.ts";
 import { runReplicant, type RunResult, scratchHome, startReplicant } from "../helpers/replicant.ts";
-import { waitFor } from "../helpers/services.ts";
+import { serviceEnv, waitFor } from "../helpers/services.ts";
 import { KEY_PASSWORD, makeTestCerts } from "../config/tls_certs.ts";
 
 const ROWS = 12;
@@ -162,6 +162,20 @@ Deno.test({
         },
       );
 
+      await t.step("TLS asked of a server without TLS is refused, saying so", async () => {
+        const plain = serviceEnv().pg;
+        const file = home.write(
+          `pg_plain_${++n}.yaml`,
+          `type: POSTGRESQL\nhost: ${plain.host}\nport: ${plain.port}\n` +
+            `database: ${plain.database}\nusername: ${plain.user}\n` +
+            `ssl:\n  root-cert: ${certs.caCert}\n`,
+        );
+        assertRefused(
+          await snapshot(file),
+          /pg_plain_\d+\.yaml\): .*the server does not accept TLS/,
+        );
+      });
+
       await t.step("certificate authentication with ssl-cert and ssl-key", async () => {
         const file = conn(
           `ssl:\n  root-cert: ${certs.caCert}\n  ssl-cert: ${certs.clientCert}\n` +
@@ -217,11 +231,11 @@ Deno.test({
         "allow:\n  - catalog: srctls_my\n    types: [TABLE]\n",
       );
       let n = 0;
-      const conn = (yaml: string, user = "tls_user") =>
+      const conn = (yaml: string, user = "tls_user", host = "127.0.0.1", pw = MY_PASSWORD) =>
         home.write(
           `my_tls_${++n}.yaml`,
-          `type: MARIADB\nhost: 127.0.0.1\nport: ${server.port}\nusername: ${user}\n` +
-            `password: ${MY_PASSWORD}\nslave-server-ids: [5151]\n${yaml}`,
+          `type: MARIADB\nhost: ${host}\nport: ${server.port}\nusername: ${user}\n` +
+            `password: ${pw}\nslave-server-ids: [5151]\n${yaml}`,
         );
       const snapshot = async (file: string) => {
         await redis.del(stream);
@@ -313,6 +327,27 @@ Deno.test({
           new RegExp(`MySQL at 127\\.0\\.0\\.1:${server.port} \\(.*my_tls_${n}\\.yaml\\)`),
           /not trusted|self.signed|unable to (verify|get)/i,
         );
+      });
+
+      await t.step("a host name the certificate does not name is refused", async () => {
+        const ca = `ssl:\n  root-cert: ${certs.caCert}\n`;
+        assertRefused(
+          await snapshot(conn(ca, "tls_user", "127.0.0.2")),
+          new RegExp(`MySQL at 127\\.0\\.0\\.2:${server.port} \\(.*my_tls_${n}\\.yaml\\)`),
+          /does not name this host/,
+        );
+        const r = await snapshot(
+          conn(ca + "  hostname-verification: false\n", "tls_user", "127.0.0.2"),
+        );
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+      });
+
+      await t.step("a wrong password: authentication failed, naming the file", async () => {
+        const r = await snapshot(
+          conn(`ssl:\n  root-cert: ${certs.caCert}\n`, "tls_user", "127.0.0.1", "not-it"),
+        );
+        assertRefused(r, new RegExp(`my_tls_${n}\\.yaml\\): authentication failed`));
+        assert.ok(!r.stderr.includes(MY_PASSWORD) && !r.stderr.includes("not-it"));
       });
 
       await t.step("REQUIRE X509 user with a client certificate (PEM files, PKCS12)", async () => {

@@ -14,6 +14,7 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { pgClient } from "../helpers/clients.ts";
 import { runReplicant, type RunResult, scratchHome } from "../helpers/replicant.ts";
+import { freePort } from "../helpers/free_port.ts";
 import { waitFor } from "../helpers/services.ts";
 import {
   KEY_PASSWORD,
@@ -26,13 +27,6 @@ const SCHEMA = "e2e_tls";
 const STREAM = `replicant_${SCHEMA}_items`;
 const ROWS = 25;
 const REDIS_PASSWORD = "tls-secret";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 interface TlsRedis {
   port: number;

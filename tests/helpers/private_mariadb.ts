@@ -69,7 +69,8 @@ export async function startPrivateMariadb(
       ...userOption,
       `--datadir=${data}`,
       `--port=${port}`,
-      `--bind-address=${host}`,
+      // 127.0.0.2 too, to reach the server by an address its certificate does not name.
+      "--bind-address=127.0.0.1,127.0.0.2",
       `--socket=${socketPath}`,
       `--pid-file=${path.join(dir, "mariadbd.pid")}`,
       `--log-bin=${path.join(data, "binlog")}`,
