@@ -188,7 +188,11 @@ Deno.test({
         assert.equal(await redis.xlen(stream), ROWS);
         // The same user without its certificate has no way in.
         const bare = conn(`ssl:\n  root-cert: ${certs.caCert}\n`, "127.0.0.1", "replicant");
-        assertRefused(await snapshot(bare), new RegExp(`pg_tls_${n}\\.yaml`));
+        assertRefused(
+          await snapshot(bare),
+          new RegExp(`pg_tls_${n}\\.yaml\\): .*valid client certificate`),
+          /set ssl\.ssl-cert and ssl\.ssl-key, or ssl\.key-store/,
+        );
       });
     } finally {
       await deleteKeys(redis, "srctls_*");
@@ -374,6 +378,7 @@ Deno.test({
           await snapshot(conn(`ssl:\n  root-cert: ${certs.caCert}\n`, "x509_user")),
           new RegExp(`my_tls_${n}\\.yaml`),
           /access denied for user "x509_user"/i,
+          /REQUIRE X509 also needs a client certificate/,
         );
       });
     } finally {

@@ -81,9 +81,10 @@ export function describeMysqlConnectError(endpoint: MysqlEndpoint, err: unknown)
   const ssl = typeof endpoint.ssl === "object" ? endpoint.ssl : undefined;
   // A user created REQUIRE SSL / REQUIRE X509 is refused like a wrong password.
   const tlsNeeded = !endpoint.ssl
-    ? "; or the user requires TLS: add an `ssl` section"
+    ? "; a user created REQUIRE SSL also needs an `ssl` section"
     : !ssl?.cert
-    ? "; or the user requires a client certificate: set ssl.ssl-cert and ssl.ssl-key, or ssl.key-store"
+    ? "; a user created REQUIRE X509 also needs a client certificate: ssl.ssl-cert and " +
+      "ssl.ssl-key, or ssl.key-store"
     : "";
   const hints: Record<string, string> = {
     ER_ACCESS_DENIED_ERROR: `authentication failed: access denied for user ${user} (check ` +

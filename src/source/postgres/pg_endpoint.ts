@@ -57,6 +57,9 @@ function describePgConnectError(endpoint: PgEndpoint, err: unknown): string {
       "`password-file`)",
     "28000": /no encryption/.test(message)
       ? `${message}: the server accepts this user only over TLS; add an \`ssl\` section`
+      : /client certificate/.test(message)
+      ? `${message}: the server authenticates this user by certificate; set ssl.ssl-cert ` +
+        "and ssl.ssl-key, or ssl.key-store"
       : `${message}: check \`username\` (and the server's pg_hba.conf)`,
     "3D000": `database "${endpoint.database}" does not exist: check \`database\``,
     ECONNREFUSED: "connection refused: is the server running, and are `host` and `port` right?",
