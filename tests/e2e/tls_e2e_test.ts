@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { pgClient } from "../helpers/clients.ts";
@@ -209,6 +209,24 @@ Deno.test({
             `    ssl-store-type: PKCS12\n`,
         );
         await assertCopied(mtls, r);
+      });
+
+      await t.step("store and connection passwords from password files", async () => {
+        const pw = (name: string, text: string) => {
+          const file = home.write(name, text + "\n");
+          chmodSync(file, 0o600);
+          return file;
+        };
+        const r = await snapshot(
+          mtls,
+          at(mtls) + `password-file: ${pw("redis.pw", REDIS_PASSWORD)}\n` +
+            `ssl:\n  trust-store:\n    path: ${certs.trustP12}\n` +
+            `    password-file: ${pw("trust.pw", TRUST_PASSWORD)}\n` +
+            `  key-store:\n    path: ${certs.clientP12}\n` +
+            `    password-file: ${pw("key.pw", KEY_PASSWORD)}\n`,
+        );
+        await assertCopied(mtls, r);
+        assert.doesNotMatch(r.stderr, /warning/);
       });
 
       await t.step("mutual TLS with a JKS key store", async () => {
