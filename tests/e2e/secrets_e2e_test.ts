@@ -207,6 +207,16 @@ Deno.test({
             ]);
             assert.equal(fs.code, 0, fs.stdout + fs.stderr);
             assert.match(fs.stdout, /Wrote 1 table/);
+            const fsSource = await run(`${way.id} fetch-schemas (source)`, [
+              "fetch-schemas",
+              way.pg,
+              "--filter",
+              filter,
+              "--output-file",
+              path.join(home, `source_schemas_${way.id}.yaml`),
+            ]);
+            assert.equal(fsSource.code, 0, fsSource.stdout + fsSource.stderr);
+            assert.match(fsSource.stdout, /Wrote 1 table/);
 
             const indoubt = path.join(home, "data", way.id, "bad_rows");
             mkdirSync(indoubt, { recursive: true });
