@@ -1,7 +1,7 @@
 /**
  * End-to-end: a Redis ACL user limited to exactly what Replicant needs (README "Redis ACL",
- * REDIS_ACL_RULES) replicates a PostgreSQL table (snapshot, then full with live changes) and
- * passes test-connection; a user missing one right (the XADD command, the table streams' or
+ * redisAclRules) replicates a PostgreSQL table (snapshot, full with live changes, realtime
+ * in GLOBAL mode) and passes test-connection; a user missing one right (the XADD command, the table streams' or
  * the checkpoint's key pattern) fails with a message that names the file, the user and the
  * right to add.
  */
@@ -79,6 +79,7 @@ Deno.test({
     };
     const rules = redisAclRules([`replicant_${SCHEMA}_*`]);
     const slot = defaultSlotName("default", "acl_full");
+    const globalSlot = defaultSlotName("default", "acl_global");
     try {
       await db.query(`CREATE SCHEMA ${SCHEMA}`);
       await db.query(`CREATE TABLE ${SCHEMA}.items (id int PRIMARY KEY, v text)`);
@@ -135,6 +136,51 @@ Deno.test({
         },
       );
 
+      await t.step("the minimal user in GLOBAL mode (one stream of its own)", async () => {
+        const conn = await user(env, "acl_global", rules);
+        const applier = home.write("global.yaml", "realtime:\n  replay-consistency: GLOBAL\n");
+        const global = "replicate_io_cdc_log_default_acl_global";
+        const run = startReplicant([
+          "realtime",
+          env.home.pgConn,
+          conn,
+          "--id",
+          "acl_global",
+          "--home",
+          home.dir,
+          "--filter",
+          env.filter,
+          "--applier",
+          applier,
+        ]);
+        try {
+          // The slot exists once the checkpoint says where realtime starts.
+          await waitFor(
+            async () => (await admin.exists("replicate_io_checkpoint_default_acl_global")) === 1,
+            {
+              timeoutMs: 30_000,
+              what: "realtime to start",
+            },
+          );
+          await waitFor(async () => {
+            const r = await db.query(
+              "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+              [globalSlot],
+            );
+            return r.rowCount === 1;
+          }, { timeoutMs: 30_000, what: "the slot to be active" });
+          await db.query(`INSERT INTO ${SCHEMA}.items VALUES (2000, 'g')`);
+          await waitFor(async () => (await admin.xlen(global)) === 1, {
+            timeoutMs: 30_000,
+            what: "the change in the GLOBAL stream",
+          });
+        } finally {
+          run.kill("SIGTERM");
+        }
+        const r = await run.done;
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+      });
+
       await t.step("without XADD: the message names the command", async () => {
         const conn = await user(env, "acl_noxadd", [...rules, "-xadd"]);
         const r = await runReplicant(snapshotArgs(env, conn, "acl_noxadd"));
@@ -163,8 +209,10 @@ Deno.test({
         assert.match(r.stderr, /ACL SETUSER acl_nokeys ~replicate_io_\*/);
       });
     } finally {
-      await dropSlot(db, slot).catch(() => {});
-      await dropPublication(db, slot).catch(() => {});
+      for (const name of [slot, globalSlot]) {
+        await dropSlot(db, name).catch(() => {});
+        await dropPublication(db, name).catch(() => {});
+      }
       await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
       await db.end();
       admin.disconnect();
