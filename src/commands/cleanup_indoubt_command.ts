@@ -1,5 +1,5 @@
 import process from "node:process";
-import { loadConnection, type RedisConnection } from "../config/mod.ts";
+import type { RedisConnection } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import {
   type InDoubtEntry,
@@ -10,7 +10,7 @@ import {
 import { openRedis } from "../sink/redis/redis_connection.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";
-import { redisTargetOf, validateId } from "./replication_setup.ts";
+import { loadConnectionFile, redisTargetOf, validateId } from "./replication_setup.ts";
 
 /** What happened to one listed entry. */
 export type CleanupStatus = "deleted" | "already absent" | "failed" | "would delete";
@@ -41,7 +41,7 @@ export async function cleanupIndoubt(
       } under ${home}/data names the Redis connection: give DST_CONN (or --home)`,
     );
   }
-  const target = loadConnection(targetFile, { role: "target" }) as RedisConnection;
+  const target = await loadConnectionFile(targetFile, "target") as RedisConnection;
   if (target.type !== "REDIS_STREAM") {
     throw new UsageError(`${targetFile}: cleanup-indoubt needs a REDIS_STREAM connection`);
   }

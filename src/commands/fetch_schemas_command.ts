@@ -1,14 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import process from "node:process";
-import {
-  type Connection,
-  loadApplier,
-  loadConnection,
-  loadFilter,
-  type RedisConnection,
-  tableSelected,
-} from "../config/mod.ts";
+import { loadApplier, loadFilter, type RedisConnection, tableSelected } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
 import { openRedis } from "../sink/redis/redis_connection.ts";
@@ -18,7 +11,12 @@ import { renderSchemasYaml, type SchemasYamlTable } from "../schema/schemas_yaml
 import { readSourceSchemas } from "../schema/source_schemas.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";
-import { redisTargetOf, tableSelectionOf, validateId } from "./replication_setup.ts";
+import {
+  loadConnectionFile,
+  redisTargetOf,
+  tableSelectionOf,
+  validateId,
+} from "./replication_setup.ts";
 
 /**
  * `replicant fetch-schemas [CONN]`: with the target connection (or none: the id's manifest)
@@ -40,7 +38,7 @@ export async function fetchSchemas(conn: string | undefined, opts: CommonOptions
         `${home}/data: give DST_CONN (or a source connection file)`,
     );
   }
-  const connection = loadConnection(file) as Connection;
+  const connection = await loadConnectionFile(file);
   const filter = opts.filter ? loadFilter(opts.filter) : null;
   const output = resolve(opts.outputFile ?? "schemas.yaml");
   let tables: SchemasYamlTable[];

@@ -12,6 +12,7 @@ import {
 } from "../pipeline/snapshot_pipeline.ts";
 import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import {
   cleanupCommand,
@@ -85,7 +86,8 @@ export async function replicate(
   const onTerm = () => stop("SIGTERM");
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
-  const sink = await RedisStreamSink.open(redisTargetOf(setup.target), {
+  const target = redisTargetOf(setup.target);
+  const sink = await RedisStreamSink.open(target, {
     maxStreamLength: setup.applier.streams.maxStreamLength ?? 0,
   });
   const lag = mode !== "snapshot" && setup.source.type === "POSTGRESQL"
@@ -165,8 +167,12 @@ export async function replicate(
       );
     }
     return finish(out.skipped, out.interrupted, setup, log);
-  } catch (err) {
-    observer.failed((err as Error)?.message ?? String(err));
+  } catch (caught) {
+    // A missing ACL right is named (file, user, right) instead of a bare NOPERM.
+    const err = permissionError(caught, target) ?? caught;
+    const message = (err as Error)?.message ?? String(err);
+    observer.failed(message);
+    log.fail(`${mode} stopped: ${message}`);
     throw err;
   } finally {
     process.off("SIGINT", onInt);

@@ -134,11 +134,7 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  for (const loaded of [source, target, extractor, applier, filter]) {
-    for (const w of loaded?.warnings ?? []) {
-      process.stderr.write(`replicant: warning: ${formatProblem(w)}\n`);
-    }
-  }
+  printWarnings([source, target, extractor, applier, filter]);
   return {
     home,
     id,
@@ -160,16 +156,50 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
   };
 }
 
+/** Writes the warnings of loaded files (ignored keys, loose password files) to stderr. */
+function printWarnings(loaded: readonly ({ warnings: readonly ConfigProblem[] } | null)[]): void {
+  for (const file of loaded) {
+    for (const w of file?.warnings ?? []) {
+      process.stderr.write(`replicant: warning: ${formatProblem(w)}\n`);
+    }
+  }
+}
+
 /**
- * Fetches the `arcion-sm://` values (AWS Secrets Manager) of the source and target files, if
- * any, and loads those files again with them; a setup without secrets is returned as is.
- * Problems (unknown secret or key, no AWS credentials) are ConfigErrors naming file and key.
+ * Credentials of a loaded connection, the same way for every command: `${ENV}` and
+ * `password-file` are applied by loadConnection; when the file has `arcion-sm://` values they
+ * are fetched from AWS Secrets Manager and the file is loaded again with them, and its TLS
+ * stores (whose passwords may be among them) are read. Problems are ConfigErrors naming the
+ * file and key; a connection without secrets is returned as is.
+ */
+export async function resolveConnectionSecrets<T extends Connection>(
+  conn: T,
+  role?: "source" | "target",
+): Promise<T> {
+  if (conn.secretRefs.every((r) => r.resolved)) return conn;
+  const loaded = await loadConnectionWithSecrets(conn.file ?? "", { role }) as T;
+  if (loaded.ssl?.enable) tlsMaterialOf(loaded.ssl, loaded.file ?? loaded.type);
+  return loaded;
+}
+
+/**
+ * One connection file for fetch-schemas, cleanup-indoubt and test-connection: loaded, its
+ * warnings printed, its secrets resolved as for replicate (resolveConnectionSecrets).
+ */
+export async function loadConnectionFile(
+  file: string,
+  role?: "source" | "target",
+): Promise<Connection> {
+  const conn = loadConnection(file, { role });
+  printWarnings([conn]);
+  return await resolveConnectionSecrets(conn, role);
+}
+
+/**
+ * Resolves the credentials of the source and target files (resolveConnectionSecrets), both at
+ * once, reporting the problems of both together.
  */
 export async function resolveSecrets(setup: ReplicationSetup): Promise<ReplicationSetup> {
-  const reload = async <T extends Connection>(conn: T, role: "source" | "target") =>
-    conn.secretRefs.every((r) => r.resolved)
-      ? conn
-      : await loadConnectionWithSecrets(conn.file ?? "", { role }) as T;
   const problems: ConfigProblem[] = [];
   const attempt = async <T>(load: () => Promise<T>): Promise<T | null> => {
     try {
@@ -181,19 +211,9 @@ export async function resolveSecrets(setup: ReplicationSetup): Promise<Replicati
     }
   };
   const [source, target] = await Promise.all([
-    attempt(() => reload(setup.source, "source")),
-    attempt(() => reload(setup.target, "target")),
+    attempt(() => resolveConnectionSecrets(setup.source, "source")),
+    attempt(() => resolveConnectionSecrets(setup.target, "target")),
   ]);
-  for (const conn of [source, target]) {
-    if (conn?.ssl?.enable && conn !== setup.source && conn !== setup.target) {
-      try {
-        tlsMaterialOf(conn.ssl, conn.file ?? conn.type);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        problems.push(...err.problems);
-      }
-    }
-  }
   if (problems.length > 0) throw new ConfigError(problems);
   return { ...setup, source: source!, target: target! };
 }

@@ -3,13 +3,7 @@ import { basename, extname, join } from "node:path";
 import net from "node:net";
 import process from "node:process";
 import { parse as parseYaml } from "yaml";
-import {
-  type Connection,
-  loadConnection,
-  type MysqlConnection,
-  type PostgresConnection,
-  type RedisConnection,
-} from "../config/mod.ts";
+import type { MysqlConnection, PostgresConnection, RedisConnection } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import { failed, passed, type PrerequisiteCheck } from "../core/prerequisite_check.ts";
 import { renderTable } from "../observe/text_table.ts";
@@ -20,7 +14,13 @@ import { checkPgPrerequisites } from "../source/postgres/pg_prerequisites.ts";
 import { checkMysqlPrerequisites, openMysql } from "../source/mysql/mysql_endpoint.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
-import { mysqlEndpointOf, pgEndpointOf, redisTargetOf, validateId } from "./replication_setup.ts";
+import {
+  loadConnectionFile,
+  mysqlEndpointOf,
+  pgEndpointOf,
+  redisTargetOf,
+  validateId,
+} from "./replication_setup.ts";
 
 /** Arcion's validation file (`--validate`): which checks to run. */
 export interface ValidateConfig {
@@ -112,7 +112,7 @@ function reachable(host: string, port: number, timeoutMs = 5000): Promise<string
 const PERMISSION_CHECKS = /privilege|rights|ACL|publication/i;
 
 async function testOne(file: string, validate: ValidateConfig): Promise<ConnectionReport> {
-  const conn = loadConnection(file) as Connection;
+  const conn = await loadConnectionFile(file);
   const isSource = conn.type !== "REDIS_STREAM";
   const checks: PrerequisiteCheck[] = [];
   const report: ConnectionReport = {

@@ -16,6 +16,7 @@ import {
   oneOf,
   str,
 } from "./schema.ts";
+import { applyPasswordFile } from "./password_file.ts";
 import { findSecretUrls, parseSecretUrl, type SecretRef } from "./secret_ref.ts";
 
 export const CONNECTION_TYPES = ["REDIS_STREAM", "POSTGRESQL", "MYSQL", "MARIADB"] as const;
@@ -129,6 +130,7 @@ const port = (type: ConnectionType) => int({ min: 1, max: 65535, default: DEFAUL
 const storeSchema = obj({
   path: str({ required: true, nonEmpty: true }),
   password: str(),
+  "password-file": str({ nonEmpty: true }),
   "ssl-store-type": oneOf(["PKCS12", "JKS", "PEM"]),
 }, { optional: true });
 
@@ -157,6 +159,7 @@ const credentialStoreSchema = obj({
   path: str({ required: true, nonEmpty: true }),
   "key-prefix": str(),
   password: str(),
+  "password-file": str({ nonEmpty: true }),
 }, { optional: true });
 
 function commonFields(type: ConnectionType) {
@@ -166,6 +169,7 @@ function commonFields(type: ConnectionType) {
     port: port(type),
     username: str(),
     password: str(),
+    "password-file": str({ nonEmpty: true }),
     "max-connections": int({ min: 1, default: type === "REDIS_STREAM" ? 8 : 10 }),
     "max-retries": int({ min: 0, default: 10 }),
     "retry-wait-duration-ms": int({ min: 0, default: 1000 }),
@@ -315,7 +319,7 @@ export function loadConnection(path: string, options: ConnectionLoadOptions = {}
     }
     const first = out.host === undefined ? out.nodes[0] : { host: out.host, port: out.port };
     const conn: Omit<RedisConnection, keyof Loaded> = {
-      ...base(out, secretRefs),
+      ...base(out, secretRefs, checker),
       type: "REDIS_STREAM",
       host: first.host,
       port: first.port,
@@ -346,7 +350,7 @@ export function loadConnection(path: string, options: ConnectionLoadOptions = {}
       slots.push({ name, plugin: "pgoutput" });
     }
     const conn: Omit<PostgresConnection, keyof Loaded> = {
-      ...base(out, secretRefs),
+      ...base(out, secretRefs, checker),
       type: "POSTGRESQL",
       database: out.database,
       username: out.username,
@@ -358,7 +362,7 @@ export function loadConnection(path: string, options: ConnectionLoadOptions = {}
   const out = check(mysqlSchema, data, [], checker);
   if (out === INVALID) failLoad(path, readProblems, checker);
   const conn: Omit<MysqlConnection, keyof Loaded> = {
-    ...base(out, secretRefs),
+    ...base(out, secretRefs, checker),
     type,
     username: out.username,
     slaveServerIds: out.slaveServerIds,
@@ -368,7 +372,16 @@ export function loadConnection(path: string, options: ConnectionLoadOptions = {}
 
 type CommonOut = ObjectOf<ReturnType<typeof commonFields>>;
 
-function base(out: Omit<CommonOut, "host"> & { host?: string }, secretRefs: SecretRef[]) {
+function base(
+  out: Omit<CommonOut, "host"> & { host?: string },
+  secretRefs: SecretRef[],
+  checker: Checker,
+) {
+  // `password-file` becomes `password` (problems and warnings go to the checker).
+  applyPasswordFile(out, [], checker);
+  applyPasswordFile(out.ssl?.trustStore, ["ssl", "trust-store"], checker);
+  applyPasswordFile(out.ssl?.keyStore, ["ssl", "key-store"], checker);
+  applyPasswordFile(out.credentialStore, ["credential-store"], checker);
   const result: Omit<ConnectionBase, keyof Loaded> = {
     host: out.host ?? "",
     port: out.port,

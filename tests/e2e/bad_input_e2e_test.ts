@@ -160,7 +160,7 @@ const cases: Case[] = [
     files: { dst: redisConn("username: nobody\npassword: wrong\n") },
     args: (h, f) => snap(h, h.pgConn, f.dst),
     code: 1,
-    says: [/Redis at/, /username\/password/],
+    says: [/Redis at/, /dst\.yaml/, /authentication failed/],
   },
   {
     name: "unknown database",

@@ -9,11 +9,12 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { pgClient } from "../helpers/clients.ts";
 import { runReplicant, type RunResult, scratchHome } from "../helpers/replicant.ts";
+import { freePort } from "../helpers/free_port.ts";
 import { waitFor } from "../helpers/services.ts";
 import {
   KEY_PASSWORD,
@@ -26,13 +27,6 @@ const SCHEMA = "e2e_tls";
 const STREAM = `replicant_${SCHEMA}_items`;
 const ROWS = 25;
 const REDIS_PASSWORD = "tls-secret";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 interface TlsRedis {
   port: number;
@@ -215,6 +209,24 @@ Deno.test({
             `    ssl-store-type: PKCS12\n`,
         );
         await assertCopied(mtls, r);
+      });
+
+      await t.step("store and connection passwords from password files", async () => {
+        const pw = (name: string, text: string) => {
+          const file = home.write(name, text + "\n");
+          chmodSync(file, 0o600);
+          return file;
+        };
+        const r = await snapshot(
+          mtls,
+          at(mtls) + `password-file: ${pw("redis.pw", REDIS_PASSWORD)}\n` +
+            `ssl:\n  trust-store:\n    path: ${certs.trustP12}\n` +
+            `    password-file: ${pw("trust.pw", TRUST_PASSWORD)}\n` +
+            `  key-store:\n    path: ${certs.clientP12}\n` +
+            `    password-file: ${pw("key.pw", KEY_PASSWORD)}\n`,
+        );
+        await assertCopied(mtls, r);
+        assert.doesNotMatch(r.stderr, /warning/);
       });
 
       await t.step("mutual TLS with a JKS key store", async () => {

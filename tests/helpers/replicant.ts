@@ -29,9 +29,20 @@ export interface RunningReplicant {
   kill(signal?: NodeJS.Signals): void;
 }
 
-export function startReplicant(args: string[], options: { cwd?: string } = {}): RunningReplicant {
+export interface RunOptions {
+  cwd?: string;
+  /** Variables added to (or, when undefined, removed from) the inherited environment. */
+  env?: Record<string, string | undefined>;
+}
+
+export function startReplicant(args: string[], options: RunOptions = {}): RunningReplicant {
+  const env = options.env ? { ...process.env, ...options.env } : undefined;
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env![name];
+  }
   const child = spawn(replicantBin(), args, {
     cwd: options.cwd,
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -50,7 +61,7 @@ export function startReplicant(args: string[], options: { cwd?: string } = {}): 
   return { pid: child.pid!, done, kill: (s = "SIGTERM") => process.kill(child.pid!, s) };
 }
 
-export function runReplicant(args: string[], options: { cwd?: string } = {}): Promise<RunResult> {
+export function runReplicant(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return startReplicant(args, options).done;
 }
 

@@ -39,16 +39,17 @@ function portFree(port: number): Promise<boolean> {
 
 /**
  * Starts a throwaway Redis (AOF fsync'd always, so kill -9 loses nothing acknowledged) on a
- * free port of 56500-56599; another port is tried when one is taken meanwhile.
+ * free port of `firstPort`..`firstPort`+99 (default 56500-56599); another port is tried when
+ * one is taken meanwhile.
  */
-export async function privateRedis(): Promise<PrivateRedis> {
+export async function privateRedis(firstPort = 56500): Promise<PrivateRedis> {
   for (let attempt = 1;; attempt++) {
     let port = 0;
     for (let i = 0; i < 50 && port === 0; i++) {
-      const p = 56500 + Math.floor(Math.random() * 100);
+      const p = firstPort + Math.floor(Math.random() * 100);
       if (await portFree(p)) port = p;
     }
-    assert.ok(port > 0, "no free port in 56500-56599");
+    assert.ok(port > 0, `no free port in ${firstPort}-${firstPort + 99}`);
     const r = redisOn(port);
     try {
       await r.start();

@@ -374,11 +374,11 @@ Deno.test("resp: AUTH with an ACL user; a wrong password fails clearly", async (
             `^Cannot connect to Redis at 127\\.0\\.0\\.1:${server.port} \\(acl-test\\): WRONGPASS`,
           ),
         );
-        assert.match(err.message, /check username\/password/);
+        assert.match(err.message, /authentication failed: check `username` and `password`/);
         return true;
       },
     );
-    await assert.rejects(RespPipeline.open(base), /NOAUTH.*check username\/password/);
+    await assert.rejects(RespPipeline.open(base), /NOAUTH.*authentication failed/);
   } finally {
     await server.stop();
   }

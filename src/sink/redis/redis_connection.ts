@@ -96,7 +96,7 @@ export async function openRedis(target: RedisTarget, name = "replicant"): Promis
       ? seen.message
       : (err as Error).message;
     const hint = /WRONGPASS|NOAUTH|invalid username-password/i.test(reason)
-      ? " (check username/password)"
+      ? " (authentication failed: check `username` and `password` or `password-file`)"
       : /altnames|does not match certificate/i.test(reason)
       ? " (the server certificate does not name this host: connect by a name it lists, or " +
         "set ssl.hostname-verification: false)"

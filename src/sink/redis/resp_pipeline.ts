@@ -203,7 +203,7 @@ export class RespPipeline {
     const cause = conn.#socketError ?? (failed.reason as Error);
     const reason = cause.message;
     const hint = /WRONGPASS|NOAUTH|invalid username-password|AUTH failed/i.test(reason)
-      ? " (check username/password)"
+      ? " (authentication failed: check `username` and `password` or `password-file`)"
       : "";
     const err = new Error(`Cannot connect to Redis at ${conn.#where}: ${reason}${hint}`, { cause });
     const code = (cause as { code?: string }).code;

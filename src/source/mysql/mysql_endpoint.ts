@@ -8,6 +8,7 @@
 import type mysql from "mysql2";
 import mysqlPromise from "mysql2/promise";
 import { SourceError } from "../../core/errors.ts";
+import { tlsErrorHint } from "../../core/tls_error_hint.ts";
 
 export interface MysqlEndpoint {
   host: string;
@@ -75,18 +76,35 @@ export function mysqlWhere(endpoint: MysqlEndpoint): string {
 /** A connect error → one message naming server, origin and what to check. */
 export function describeMysqlConnectError(endpoint: MysqlEndpoint, err: unknown): string {
   const e = err as { message?: string; code?: string };
+  const message = e?.message ?? String(err);
   const user = JSON.stringify(endpoint.user);
+  const ssl = typeof endpoint.ssl === "object" ? endpoint.ssl : undefined;
+  // A user created REQUIRE SSL / REQUIRE X509 is refused like a wrong password.
+  const tlsNeeded = !endpoint.ssl
+    ? "; a user created REQUIRE SSL also needs an `ssl` section"
+    : !ssl?.cert
+    ? "; a user created REQUIRE X509 also needs a client certificate: ssl.ssl-cert and " +
+      "ssl.ssl-key, or ssl.key-store"
+    : "";
   const hints: Record<string, string> = {
-    ER_ACCESS_DENIED_ERROR: `access denied for user ${user}: check \`username\` and \`password\``,
+    ER_ACCESS_DENIED_ERROR: `authentication failed: access denied for user ${user} (check ` +
+      `\`username\` and \`password\` or \`password-file\`${tlsNeeded})`,
     ER_DBACCESS_DENIED_ERROR: `user ${user} may not use database "${endpoint.database}": ` +
       "grant it SELECT or check `database`",
     ER_BAD_DB_ERROR: `database "${endpoint.database}" does not exist: check \`database\``,
     ECONNREFUSED: "connection refused: is the server running, and are `host` and `port` right?",
     ENOTFOUND: "unknown host: check `host`",
     ETIMEDOUT: "connection timed out: check `host`, `port` and firewalls",
-    HANDSHAKE_SSL_ERROR: "TLS handshake failed: check `ssl`",
   };
-  const hint = (e?.code && hints[e.code]) || e?.message || String(err);
+  let hint = e?.code ? hints[e.code] : undefined;
+  if (!hint) {
+    const tls = tlsErrorHint(message);
+    hint = tls
+      ? `${message} (${tls})`
+      : e?.code === "HANDSHAKE_SSL_ERROR"
+      ? `TLS handshake failed: ${message} (check \`ssl\`)`
+      : message;
+  }
   return `Cannot connect to ${mysqlWhere(endpoint)}: ${hint}`;
 }
 

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { SourceError } from "../../core/errors.ts";
+import { tlsErrorHint } from "../../core/tls_error_hint.ts";
 
 export interface PgEndpoint {
   host: string;
@@ -47,17 +48,32 @@ export async function openPg(
 
 function describePgConnectError(endpoint: PgEndpoint, err: unknown): string {
   const e = err as { message?: string; code?: string };
+  const message = e?.message ?? String(err);
   const where = `PostgreSQL at ${endpoint.host}:${endpoint.port} database "${endpoint.database}"` +
     ` (${endpoint.origin})`;
+  const user = JSON.stringify(endpoint.user);
   const hints: Record<string, string> = {
-    "28P01": "wrong password for user " + JSON.stringify(endpoint.user) + ": check `password`",
-    "28000": "user " + JSON.stringify(endpoint.user) +
-      " may not connect: check `username` and pg_hba.conf",
+    "28P01": `authentication failed for user ${user}: wrong password (check \`password\` or ` +
+      "`password-file`)",
+    "28000": /no encryption/.test(message)
+      ? `${message}: the server accepts this user only over TLS; add an \`ssl\` section`
+      : /client certificate/.test(message)
+      ? `${message}: the server authenticates this user by certificate; set ssl.ssl-cert ` +
+        "and ssl.ssl-key, or ssl.key-store"
+      : `${message}: check \`username\` (and the server's pg_hba.conf)`,
     "3D000": `database "${endpoint.database}" does not exist: check \`database\``,
     ECONNREFUSED: "connection refused: is the server running, and are `host` and `port` right?",
     ENOTFOUND: "unknown host: check `host`",
   };
-  const hint = (e?.code && hints[e.code]) || e?.message || String(err);
+  let hint = e?.code ? hints[e.code] : undefined;
+  if (!hint && /client password must be a string/.test(message)) {
+    hint = `authentication failed for user ${user}: the server asks for a password and the ` +
+      "file gives none (set `password` or `password-file`)";
+  }
+  if (!hint) {
+    const tls = tlsErrorHint(message);
+    hint = tls ? `${message} (${tls})` : message;
+  }
   return `Cannot connect to ${where}: ${hint}`;
 }
 

@@ -1,0 +1,95 @@
+/**
+ * A throwaway MariaDB 10.11 for one test file: mariadb-install-db in a temporary folder, on a
+ * free port, with ROW binlogs (like scripts/services) and optionally TLS (`ssl-ca`,
+ * `ssl-cert`, `ssl-key` from tests/config/tls_certs.ts). The test administers it as root over
+ * its Unix socket. As root, mariadbd needs `--user=root`.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import process from "node:process";
+import mysql from "mysql2/promise";
+import type { TestCerts } from "../config/tls_certs.ts";
+import { freePort } from "./free_port.ts";
+import { waitFor } from "./services.ts";
+
+export interface PrivateMariadbOptions {
+  /** Turns on TLS with the server certificate and key of these, and their CA for client certificates. */
+  certs?: TestCerts;
+}
+
+export interface PrivateMariadb {
+  host: string;
+  port: number;
+  dir: string;
+  /** A root connection over the Unix socket. */
+  admin(): Promise<mysql.Connection>;
+  stop(): Promise<void>;
+}
+
+const MARIADBD = process.env.REPLICANT_MARIADBD || "/usr/sbin/mariadbd";
+const userOption = process.getuid?.() === 0 ? ["--user=root"] : [];
+
+export async function startPrivateMariadb(
+  options: PrivateMariadbOptions = {},
+): Promise<PrivateMariadb> {
+  const dir = mkdtempSync(path.join(tmpdir(), "replicant-mariadb-"));
+  const data = path.join(dir, "data");
+  const socketPath = path.join(dir, "mariadb.sock");
+  const host = "127.0.0.1";
+  const port = freePort();
+  let proc: ChildProcess | null = null;
+  const stop = async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((resolve) => proc!.once("exit", resolve));
+      proc.kill("SIGKILL");
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const admin = () => mysql.createConnection({ socketPath, user: "root" });
+  try {
+    execFileSync("mariadb-install-db", [
+      "--no-defaults",
+      ...userOption,
+      `--datadir=${data}`,
+      "--auth-root-authentication-method=normal",
+      "--skip-test-db",
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    const tls = options.certs
+      ? [
+        `--ssl-ca=${options.certs.caCert}`,
+        `--ssl-cert=${options.certs.serverCert}`,
+        `--ssl-key=${options.certs.serverKey}`,
+      ]
+      : [];
+    proc = spawn(MARIADBD, [
+      "--no-defaults",
+      ...userOption,
+      `--datadir=${data}`,
+      `--port=${port}`,
+      // 127.0.0.2 too, to reach the server by an address its certificate does not name.
+      "--bind-address=127.0.0.1,127.0.0.2",
+      `--socket=${socketPath}`,
+      `--pid-file=${path.join(dir, "mariadbd.pid")}`,
+      `--log-bin=${path.join(data, "binlog")}`,
+      "--binlog-format=ROW",
+      "--server-id=1",
+      "--binlog-row-image=FULL",
+      `--log-error=${path.join(dir, "mariadbd.err")}`,
+      "--innodb-flush-log-at-trx-commit=0",
+      ...tls,
+    ], { stdio: "ignore" });
+    await waitFor(async () => {
+      if (proc!.exitCode !== null) throw new Error(`mariadbd exited (see ${dir}/mariadbd.err)`);
+      const c = await admin();
+      await c.end();
+      return true;
+    }, { timeoutMs: 30_000, intervalMs: 100, what: `MariaDB on ${port}` });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { host, port, dir, admin, stop };
+}

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { redisAclRules } from "../../src/sink/redis/redis_acl_rules.ts";
+import { repoRoot } from "../helpers/replicant.ts";
+
+Deno.test("the recommended ACL rules: internal keys, streams, no channels, only listed commands", () => {
+  const rules = redisAclRules(["shop_*"]);
+  assert.deepEqual(rules.slice(0, 5), [
+    "resetkeys",
+    "~replicate_io_*",
+    "~shop_*",
+    "resetchannels",
+    "-@all",
+  ]);
+  for (const c of ["+xadd", "+xdel", "+hset", "+hgetall", "+multi", "+exec", "+client|id"]) {
+    assert.ok(rules.includes(c), c);
+  }
+  assert.ok(!rules.some((r) => /^\+(config|flushall|keys)/.test(r)));
+});
+
+Deno.test("README's recommended ACL line is exactly redisAclRules", () => {
+  const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
+  const line = readme.split("\n").find((l) => l.startsWith("ACL SETUSER replicant on >PASSWORD "));
+  assert.ok(line, "the ACL line in README");
+  const rules = line.split(" ").slice(5);
+  assert.deepEqual(rules, redisAclRules(["mydb_*"]));
+});
