@@ -382,6 +382,20 @@ function base(
   applyPasswordFile(out.ssl?.trustStore, ["ssl", "trust-store"], checker);
   applyPasswordFile(out.ssl?.keyStore, ["ssl", "key-store"], checker);
   applyPasswordFile(out.credentialStore, ["credential-store"], checker);
+  if (out.credentialStore !== undefined) {
+    // Java keystores of secret entries (keytool -importpass) are not read: say so rather
+    // than connect without the credentials the user expects from them.
+    const how = "give them as `username`/`password`, `password-file`, `${ENV}` values or " +
+      "`arcion-sm://` Secrets Manager references";
+    if (out.username === undefined || out.password === undefined) {
+      checker.problem(
+        ["credential-store"],
+        `credentials from a Java keystore are not supported: ${how}`,
+      );
+    } else {
+      checker.warn(["credential-store"], `is ignored: the credentials come from username/password`);
+    }
+  }
   const result: Omit<ConnectionBase, keyof Loaded> = {
     host: out.host ?? "",
     port: out.port,

@@ -107,11 +107,19 @@ Deno.test("Redis: in cluster mode a written host is one more seed", () => {
   assert.deepEqual(conn.nodes, [{ host: "a", port: 7000 }, { host: "b", port: 7000 }]);
 });
 
-Deno.test("Redis: credential store is kept", () => {
+Deno.test("credential store: not read; a problem without username/password, else ignored", () => {
+  const store = "credential-store:\n  type: JKS\n  path: /k.jks\n  key-prefix: redis_\n";
+  assert.match(
+    problemAt(problems(`type: REDIS_STREAM\nhost: h\n${store}`), "credential-store").message,
+    /Java keystore are not supported: give them as `username`\/`password`, `password-file`/,
+  );
   const conn = load(
-    "type: REDIS_STREAM\nhost: h\ncredential-store:\n  type: JKS\n  path: /k.jks\n  key-prefix: redis_\n",
+    `type: REDIS_STREAM\nhost: h\nusername: u\npassword: p\n${store}`,
   ) as RedisConnection;
-  assert.deepEqual(conn.credentialStore, { type: "JKS", path: "/k.jks", keyPrefix: "redis_" });
+  assert.equal(conn.password, "p");
+  assert.deepEqual(conn.warnings.map((w) => [w.key, w.message]), [
+    ["credential-store", "is ignored: the credentials come from username/password"],
+  ]);
 });
 
 Deno.test("PostgreSQL: Arcion's sample (wal2json, socket-timeout-s) loads with warnings", () => {

@@ -56,7 +56,7 @@ Deno.test("password-file: store passwords and ${ENV} in the path", () => {
   const conn = loadConnection(
     writeConfig(
       "redis.yaml",
-      `type: REDIS_STREAM\nhost: h\nssl:\n` +
+      `type: REDIS_STREAM\nhost: h\nusername: u\npassword: p\nssl:\n` +
         `  trust-store:\n    path: /t.p12\n    password-file: \${PW_DIR}${
           trust.slice(dir.length)
         }\n` +
