@@ -84,8 +84,11 @@ export async function replicate(
   const onTerm = () => stop("SIGTERM");
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
+  const streams = setup.applier.streams;
   const sink = await RedisStreamSink.open(redisTargetOf(setup.target), {
-    maxStreamLength: setup.applier.streams.maxStreamLength ?? 0,
+    maxStreamLength: streams.maxStreamLength ?? 0,
+    waitForReplicas: streams.waitForReplicas,
+    waitForReplicasTimeoutMs: streams.waitForReplicasTimeoutMs,
   });
   const lag = mode !== "snapshot" && setup.source.type === "POSTGRESQL"
     ? new PgLagSampler(pgEndpointOf(setup.source), pgSlotName(setup))

@@ -1,7 +1,8 @@
 import type { Cluster } from "ioredis";
 import { keySlot, SLOT_COUNT } from "./key_slot.ts";
 import type { RedisTarget } from "./redis_connection.ts";
-import { RespPipeline } from "./resp_pipeline.ts";
+import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
+import { type AppendOptions, sendBatch } from "./xadd_batch.ts";
 
 /** Redirection hops followed for one batch before its entries are reported as failed. */
 const MAX_HOPS = 16;
@@ -46,7 +47,7 @@ export class ClusterWriter {
   constructor(
     private readonly cluster: Cluster,
     private readonly target: RedisTarget,
-    private readonly maxStreamLength: number,
+    private readonly options: AppendOptions,
   ) {}
 
   /** Reloads the slot map from CLUSTER SLOTS (concurrent callers share one load). */
@@ -115,18 +116,11 @@ export class ClusterWriter {
   ): Promise<(string | Error)[]> {
     const conn = await this.#conn(writer, node);
     try {
-      if (!asking) return await conn.xaddBatch(stream, entries, this.maxStreamLength);
-      // ASKING holds for the next command only: one ASKING before each XADD, all in one go.
-      const sent: Promise<(string | Error)[]>[] = [];
-      for (const fields of entries) {
-        conn.command("ASKING").catch(() => {});
-        sent.push(conn.xaddBatch(stream, [fields], this.maxStreamLength));
-      }
-      return (await Promise.all(sent)).map((r) => r[0]);
+      return await sendBatch(conn, stream, entries, this.options, node, asking);
     } catch (err) {
-      // The node may be gone for good (failover): the next try asks for the map again.
-      this.refreshSlots().catch(() => {});
-      if (err && typeof err === "object") {
+      if (err instanceof RedisConnectionError) {
+        // The node may be gone for good (failover): the next try asks for the map again.
+        this.refreshSlots().catch(() => {});
         Object.assign(err, { lostClientId: this.#ids.get(`${writer}|${node}`), lostNode: node });
       }
       throw err;
