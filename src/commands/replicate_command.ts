@@ -103,7 +103,10 @@ export async function replicate(
   try {
     await observer.start();
     const naming = namingOf(setup);
-    const checkpoints = new CheckpointStore(sink.client, naming.checkpointKey());
+    const checkpoints = new CheckpointStore(
+      sink.client,
+      naming.checkpointKey(setup.target.mode === "cluster"),
+    );
     const resume = await decideState(setup, checkpoints, opts);
     writeManifest(setup.home, {
       id: setup.id,
