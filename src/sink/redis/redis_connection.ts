@@ -111,3 +111,12 @@ export async function openRedis(target: RedisTarget, name = "replicant"): Promis
   }
   return client;
 }
+
+/**
+ * The admin client of a target, as its connection file says: one server (`openRedis`), or
+ * with `mode: cluster` an ioredis Cluster on the seed nodes (`openRedisCluster`). Commands on
+ * single keys work the same on both; `disconnect()`/`quit()` close either.
+ */
+export function openRedisAdmin(target: RedisTarget, name = "replicant"): Promise<RedisClient> {
+  return target.mode === "cluster" ? openRedisCluster(target, name) : openRedis(target, name);
+}
