@@ -2,7 +2,7 @@ import type { Cluster } from "ioredis";
 import { keySlot, SLOT_COUNT } from "./key_slot.ts";
 import type { RedisTarget } from "./redis_connection.ts";
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
-import { type AppendOptions, sendBatch } from "./xadd_batch.ts";
+import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
 
 /** Redirection hops followed for one batch before its entries are reported as failed. */
 const MAX_HOPS = 16;
@@ -125,6 +125,12 @@ export class ClusterWriter {
       }
       throw err;
     }
+  }
+
+  /** `WAIT` on the writer's connection to the stream's master (see RedisStreamSink). */
+  async waitForReplicas(writer: number, stream: string): Promise<void> {
+    const node = await this.#ownerOf(keySlot(stream));
+    await waitForReplicas(await this.#conn(writer, node), stream, this.options, node);
   }
 
   /** XADDs a batch to the node owning the stream; one reply per entry (id or Error). */

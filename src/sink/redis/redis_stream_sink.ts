@@ -7,7 +7,7 @@ import {
   type RedisTarget,
 } from "./redis_connection.ts";
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
-import { type AppendOptions, sendBatch } from "./xadd_batch.ts";
+import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
 
 export type { AppendOptions } from "./xadd_batch.ts";
 
@@ -125,15 +125,23 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     if (this.#cluster) return resultOf(await this.#cluster.append(slot, stream, entries));
     const writer = await this.#writer(slot);
     const clientId = this.#writerIds[slot];
-    const where = `${this.target.host}:${this.target.port}`;
     let replies: (string | Error)[];
     try {
-      replies = await sendBatch(writer, stream, entries, this.options, where);
+      replies = await sendBatch(writer, stream, entries, this.options, this.#where);
     } catch (err) {
       if (err instanceof RedisConnectionError) Object.assign(err, { lostClientId: clientId });
       throw err;
     }
     return resultOf(replies);
+  }
+
+  /**
+   * With `wait-for-replicas`: WAIT on the slot's connection for the writes it sent (after a
+   * ReplicaWaitError, once the entries are known to have landed). Rejects like `appendVia`.
+   */
+  async waitForReplicas(slot: number, stream: string): Promise<void> {
+    if (this.#cluster) return await this.#cluster.waitForReplicas(slot, stream);
+    await waitForReplicas(await this.#writer(slot), stream, this.options, this.#where);
   }
 
   /**
@@ -163,6 +171,11 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     const c = this.#pool[this.#next % this.#pool.length];
     this.#next++;
     return c;
+  }
+
+  /** The server, in messages. */
+  get #where(): string {
+    return `${this.target.host}:${this.target.port}`;
   }
 
   get client(): C {

@@ -52,28 +52,59 @@ export function sendBatch(
     });
     sent = Promise.all(each).then((r) => r.map((x) => x[0]));
   }
-  const wanted = options.waitForReplicas ?? 0;
-  if (wanted <= 0 || entries.length === 0) return sent;
-  const timeoutMs = options.waitForReplicasTimeoutMs ?? 1000;
-  const waited = conn.command("WAIT", String(wanted), String(timeoutMs));
+  if (!(options.waitForReplicas ?? 0) || entries.length === 0) return sent;
+  const waited = sendWait(conn, options);
   waited.catch(() => {}); // looked at below, unless the batch itself fails
   return sent.then(async (replies) => {
     // Nothing landed (every entry redirected or refused): nothing to wait for.
-    if (!replies.some((r) => typeof r === "string")) return replies;
-    let acked: number;
-    try {
-      acked = Number(await waited);
-    } catch (err) {
-      if (err instanceof RedisConnectionError) throw err;
-      throw new ReplicaWaitError(
-        stream,
-        0,
-        wanted,
-        timeoutMs,
-        `${where} (${(err as Error).message})`,
-      );
+    if (replies.some((r) => typeof r === "string")) {
+      await checkWait(waited, stream, options, where);
     }
-    if (acked < wanted) throw new ReplicaWaitError(stream, acked, wanted, timeoutMs, where);
     return replies;
   });
+}
+
+/**
+ * `WAIT N timeout` alone on `conn`: every write sent on it so far (a batch whose WAIT failed,
+ * looked at again) must be on N replicas. Rejects like `sendBatch`; no-op without
+ * `wait-for-replicas`.
+ */
+export async function waitForReplicas(
+  conn: RespPipeline,
+  stream: string,
+  options: AppendOptions,
+  where: string,
+): Promise<void> {
+  if (options.waitForReplicas ?? 0) {
+    await checkWait(sendWait(conn, options), stream, options, where);
+  }
+}
+
+function sendWait(conn: RespPipeline, options: AppendOptions): Promise<unknown> {
+  const timeoutMs = options.waitForReplicasTimeoutMs ?? 1000;
+  return conn.command("WAIT", String(options.waitForReplicas), String(timeoutMs));
+}
+
+async function checkWait(
+  waited: Promise<unknown>,
+  stream: string,
+  options: AppendOptions,
+  where: string,
+): Promise<void> {
+  const wanted = options.waitForReplicas ?? 0;
+  const timeoutMs = options.waitForReplicasTimeoutMs ?? 1000;
+  let acked: number;
+  try {
+    acked = Number(await waited);
+  } catch (err) {
+    if (err instanceof RedisConnectionError) throw err;
+    throw new ReplicaWaitError(
+      stream,
+      0,
+      wanted,
+      timeoutMs,
+      `${where} (${(err as Error).message})`,
+    );
+  }
+  if (acked < wanted) throw new ReplicaWaitError(stream, acked, wanted, timeoutMs, where);
 }
