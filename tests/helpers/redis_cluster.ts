@@ -8,10 +8,11 @@
  * minus 10000 (port + 10000 would be above 65535), both checked free.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import process from "node:process";
 import { Cluster } from "ioredis";
 import { waitFor } from "./services.ts";
 
@@ -67,6 +68,12 @@ export interface RedisClusterBed {
    * it is master, the old master its replica in sync, and every node agrees.
    */
   failover(port: number): Promise<number>;
+  /**
+   * SIGKILL of master `port` (no handover: what it had not sent to its replica is lost); once
+   * its replica took over, the node is started again and rejoins as that replica's replica.
+   * Resolves with the promoted replica's port when the cluster is settled again.
+   */
+  crash(port: number): Promise<number>;
   /** Resolves once the cluster is ok, settled and every replica is in sync. */
   ready(): Promise<void>;
   stop(): void;
@@ -108,6 +115,38 @@ export async function startRedisCluster(
     }
     rmSync(dir, { recursive: true, force: true });
   };
+  /** Starts (or starts again, with its nodes.conf) the node on `p`. */
+  const startNode = (p: number) =>
+    execFileSync("redis-server", [
+      "--port",
+      String(p),
+      "--bind",
+      "127.0.0.1",
+      "--cluster-port",
+      String(p - 10000),
+      "--cluster-enabled",
+      "yes",
+      "--cluster-config-file",
+      `nodes-${p}.conf`,
+      "--cluster-node-timeout",
+      "3000",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--repl-diskless-sync",
+      "yes",
+      "--repl-diskless-sync-delay",
+      "0",
+      "--daemonize",
+      "yes",
+      "--dir",
+      dir,
+      "--pidfile",
+      path.join(dir, `${p}.pid`),
+      "--logfile",
+      path.join(dir, `${p}.log`),
+    ]); // deno-fmt-ignore
   const nodes = (port = ports[0]) => parseNodes(cli(port, "cluster", "nodes"));
   const masterPorts = () => nodes().filter((n) => n.role === "master").map((n) => n.port);
 
@@ -138,38 +177,7 @@ export async function startRedisCluster(
     });
 
   try {
-    for (const p of ports) {
-      execFileSync("redis-server", [
-        "--port",
-        String(p),
-        "--bind",
-        "127.0.0.1",
-        "--cluster-port",
-        String(p - 10000),
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        `nodes-${p}.conf`,
-        "--cluster-node-timeout",
-        "3000",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--repl-diskless-sync",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-        "--daemonize",
-        "yes",
-        "--dir",
-        dir,
-        "--pidfile",
-        path.join(dir, `${p}.pid`),
-        "--logfile",
-        path.join(dir, `${p}.log`),
-      ]); // deno-fmt-ignore
-    }
+    for (const p of ports) startNode(p);
     await waitFor(() => ports.every((p) => cli(p, "ping").trim() === "PONG"), { what: "nodes up" });
     execFileSync("redis-cli", [
       "--cluster",
@@ -218,6 +226,18 @@ export async function startRedisCluster(
           nodes(port).find((n) => n.port === port)?.masterPort === replica.port,
         { what: `replica ${replica.port} promoted in place of ${port}`, timeoutMs: 20_000 },
       );
+      await ready();
+      return replica.port;
+    },
+    async crash(port: number): Promise<number> {
+      const replica = nodes(port).find((n) => n.role === "replica" && n.masterPort === port);
+      if (!replica) throw new Error(`master ${port} has no replica`);
+      process.kill(Number(readFileSync(path.join(dir, `${port}.pid`), "utf8")), "SIGKILL");
+      await waitFor(
+        () => infoField(cli(replica.port, "info", "replication"), "role") === "master",
+        { what: `replica ${replica.port} promoted after ${port} died`, timeoutMs: 30_000 },
+      );
+      startNode(port);
       await ready();
       return replica.port;
     },

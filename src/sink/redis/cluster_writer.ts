@@ -106,7 +106,11 @@ export class ClusterWriter {
     return await opening;
   }
 
-  /** Sends through `node`; a lost connection rejects with the node and its client id. */
+  /**
+   * Sends through `node`; a lost connection rejects with the node and its client id. When the
+   * node cannot be reached or its connection is lost, the slot map is loaded again, so the
+   * next try goes to the replica promoted in its place (a master that died gives no MOVED).
+   */
   async #send(
     writer: number,
     node: string,
@@ -114,12 +118,17 @@ export class ClusterWriter {
     entries: string[][],
     asking: boolean,
   ): Promise<(string | Error)[]> {
-    const conn = await this.#conn(writer, node);
+    let conn: RespPipeline;
+    try {
+      conn = await this.#conn(writer, node);
+    } catch (err) {
+      this.refreshSlots().catch(() => {});
+      throw err;
+    }
     try {
       return await sendBatch(conn, stream, entries, this.options, node, asking);
     } catch (err) {
       if (err instanceof RedisConnectionError) {
-        // The node may be gone for good (failover): the next try asks for the map again.
         this.refreshSlots().catch(() => {});
         Object.assign(err, { lostClientId: this.#ids.get(`${writer}|${node}`), lostNode: node });
       }

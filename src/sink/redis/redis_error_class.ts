@@ -24,7 +24,7 @@ export function classifyRedisError(err: unknown): RedisErrorClass {
   if (RETRIABLE_PREFIXES.some((p) => message.startsWith(p))) return "retriable";
   if (e?.code && CONNECTION_CODES.has(e.code)) return "retriable";
   if (
-    /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Command timed out|MaxRetriesPerRequestError|Reached the max retries/i
+    /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Command timed out|MaxRetriesPerRequestError|Reached the max retries|Too many Cluster redirections|Failed to refresh slots cache|ClusterAllFailedError/i
       .test(message)
   ) return "retriable";
   return "permanent";
