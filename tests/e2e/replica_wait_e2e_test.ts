@@ -145,6 +145,61 @@ Deno.test("wait-for-replicas: 1 on a Redis without replica fails after retries, 
   });
 });
 
+Deno.test("wait-for-replicas: 1 without replica stops GLOBAL realtime after retries (exit 1)", async () => {
+  await withTables(10, async (db, schema) => {
+    const home = scratchHome();
+    const redis = redisClient();
+    const id = `e2e-wait-global-${schema.slice(9)}`;
+    const slot = `replicant_default_${id}`.replace(/[^a-z0-9_]/g, "_");
+    const stream = `replicate_io_cdc_log_default_${id}`;
+    const run = startReplicant([
+      "realtime",
+      home.pgConn,
+      home.redisConn,
+      "--filter",
+      home.write("filter.yaml", filterOf(schema)),
+      "--applier",
+      home.write(
+        "applier.yaml",
+        "realtime:\n  replay-consistency: GLOBAL\n  max-retries: 2\n" +
+          "  retry-wait-duration-ms: 20\nwait-for-replicas: 1\nwait-for-replicas-timeout-ms: 50\n",
+      ),
+      "--id",
+      id,
+      "--home",
+      home.dir,
+      "--overwrite",
+    ]);
+    let exited = false;
+    run.done.then(() => (exited = true));
+    try {
+      // Changes until one reaches the stream's writer (the slot starts when replicant is up).
+      let key = 1000;
+      await waitFor(async () => {
+        if (!exited) await db.query(`INSERT INTO ${schema}.t1 VALUES ($1, 'x')`, [key++]);
+        return exited;
+      }, { what: "replicant to stop", timeoutMs: 30_000, intervalMs: 200 });
+      const res = await run.done;
+      assert.equal(res.code, 1, res.stdout + res.stderr);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `only 0 of 1 replica\\(s\\) acknowledged a batch into "${stream}" on 127\\.0\\.0\\.1:\\d+`,
+        ),
+      );
+      // Each try was undone: nothing in doubt, nothing left in the stream.
+      assert.equal(await redis.xlen(stream), 0);
+    } finally {
+      if (!exited) run.kill("SIGKILL");
+      await run.done;
+      await dropSlot(db, slot).catch(() => {});
+      await dropPublication(db, slot).catch(() => {});
+      await deleteKeys(redis, `replicate_io_*_default_${id}*`);
+      redis.disconnect();
+    }
+  });
+});
+
 Deno.test("max-stream-length: 1000 keeps about 1000 entries of a 5000-row snapshot", async () => {
   await withTables(5000, async (_db, schema) => {
     const home = scratchHome();
