@@ -327,5 +327,8 @@ Deno.test("cluster realtime GLOBAL (pg): master failover, kill -9 and --resume, 
 Deno.test("cluster realtime EVENTUAL (pg), wait-for-replicas 1: master killed (-9), exactly once", () =>
   failoverAndResume("pg", "EVENTUAL", { crash: true }));
 
+Deno.test("cluster realtime GLOBAL (pg), wait-for-replicas 1: master killed (-9), exactly once", () =>
+  failoverAndResume("pg", "GLOBAL", { crash: true }));
+
 Deno.test("cluster realtime EVENTUAL (mariadb): master failover, kill -9 and --resume, exactly once", () =>
   failoverAndResume("mariadb", "EVENTUAL"));
