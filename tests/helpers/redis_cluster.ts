@@ -69,8 +69,9 @@ export interface RedisClusterBed {
    */
   failover(port: number): Promise<number>;
   /**
-   * SIGKILL of master `port` (no handover: what it had not sent to its replica is lost); once
-   * its replica took over, the node is started again and rejoins as that replica's replica.
+   * SIGKILL of master `port` (no handover: what it had not sent to its replica is lost), then
+   * `CLUSTER FAILOVER FORCE` on its replica; once that took over, the node is started again and
+   * rejoins as that replica's replica.
    * Resolves with the promoted replica's port when the cluster is settled again.
    */
   crash(port: number): Promise<number>;
@@ -82,8 +83,12 @@ export interface RedisClusterBed {
 function parseNodes(text: string): ClusterNode[] {
   const rows = text.trim().split("\n").map((l) => l.split(" "));
   const portOf = new Map(rows.map((r) => [r[0], Number(r[1].split("@")[0].split(":").at(-1))]));
-  return rows.filter((r) => !r[2].includes("fail") && !r[2].includes("handshake")).map((r) => {
-    const replica = r[2].includes("slave");
+  const up = rows.filter((r) => {
+    const flags = r[2].split(",");
+    return !["fail", "fail?", "handshake", "noaddr"].some((f) => flags.includes(f));
+  });
+  return up.map((r) => {
+    const replica = r[2].split(",").includes("slave");
     return {
       port: portOf.get(r[0])!,
       id: r[0],
@@ -116,45 +121,39 @@ export async function startRedisCluster(
     rmSync(dir, { recursive: true, force: true });
   };
   /** Starts (or starts again, with its nodes.conf) the node on `p`. */
-  const startNode = (p: number) =>
-    execFileSync("redis-server", [
-      "--port",
-      String(p),
-      "--bind",
-      "127.0.0.1",
-      "--cluster-port",
-      String(p - 10000),
-      "--cluster-enabled",
-      "yes",
-      "--cluster-config-file",
-      `nodes-${p}.conf`,
-      "--cluster-node-timeout",
-      "3000",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--repl-diskless-sync",
-      "yes",
-      "--repl-diskless-sync-delay",
-      "0",
-      "--daemonize",
-      "yes",
-      "--dir",
+  const startNode = (p: number) => {
+    const settings: Record<string, string> = {
+      port: String(p),
+      bind: "127.0.0.1",
+      "cluster-port": String(p - 10000),
+      "cluster-enabled": "yes",
+      "cluster-config-file": `nodes-${p}.conf`,
+      "cluster-node-timeout": "3000",
+      // No failover unless a test asks for one: a busy machine must not start its own.
+      "cluster-replica-no-failover": "yes",
+      save: "",
+      appendonly: "no",
+      "repl-diskless-sync": "yes",
+      "repl-diskless-sync-delay": "0",
+      daemonize: "yes",
       dir,
-      "--pidfile",
-      path.join(dir, `${p}.pid`),
-      "--logfile",
-      path.join(dir, `${p}.log`),
-    ]); // deno-fmt-ignore
+      pidfile: path.join(dir, `${p}.pid`),
+      logfile: path.join(dir, `${p}.log`),
+    };
+    execFileSync("redis-server", Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]));
+  };
   const nodes = (port = ports[0]) => parseNodes(cli(port, "cluster", "nodes"));
   const masterPorts = () => nodes().filter((n) => n.role === "master").map((n) => n.port);
 
-  /** Every node up, `cluster_state:ok`, one slot map, every replica linked and synced. */
+  /**
+   * Every node up with `cluster_state:ok`, one slot map and one view of every node's role,
+   * every replica linked and synced.
+   */
   const settled = () => {
     const maps = ports.map((p) => {
       if (!cli(p, "cluster", "info").includes("cluster_state:ok")) return null;
-      return cli(p, "cluster", "slots"); // ranges with their master and replicas
+      const roles = nodes(p).map((n) => `${n.port}:${n.role}:${n.masterPort ?? ""}`).sort();
+      return cli(p, "cluster", "slots") + roles.join(" "); // ranges, masters and replicas
     });
     if (maps.some((m) => m === null) || new Set(maps).size !== 1) return false;
     const view = nodes();
@@ -233,6 +232,9 @@ export async function startRedisCluster(
       const replica = nodes(port).find((n) => n.role === "replica" && n.masterPort === port);
       if (!replica) throw new Error(`master ${port} has no replica`);
       process.kill(Number(readFileSync(path.join(dir, `${port}.pid`), "utf8")), "SIGKILL");
+      // Automatic failover is off (cluster-replica-no-failover): FORCE promotes the replica
+      // without its dead master, as the cluster would after cluster-node-timeout.
+      cli(replica.port, "cluster", "failover", "force");
       await waitFor(
         () => infoField(cli(replica.port, "info", "replication"), "role") === "master",
         { what: `replica ${replica.port} promoted after ${port} died`, timeoutMs: 30_000 },

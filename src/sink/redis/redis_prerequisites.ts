@@ -70,9 +70,11 @@ async function clusterCheck(client: Cluster): Promise<PrerequisiteCheck> {
   }
   const state = infoField(info, "cluster_state");
   const slots = infoField(info, "cluster_slots_ok");
-  const up = nodes.filter((n) => !/fail|handshake|noaddr/.test(n[2]));
-  const masters = up.filter((n) => n[2].includes("master"));
-  const replicas = up.filter((n) => n[2].includes("slave"));
+  const flags = (n: string[]) => n[2].split(",");
+  const up = nodes.filter((n) => !flags(n).some((f) => /^(fail\??|handshake|noaddr)$/.test(f)));
+  // Masters serving slots (a master without slots, e.g. just added, holds no data).
+  const masters = up.filter((n) => flags(n).includes("master") && n.length > 8);
+  const replicas = up.filter((n) => flags(n).includes("slave"));
   const detail = `cluster_state:${state}, ${slots} of 16384 slots ok, ${masters.length} ` +
     `master(s), ${replicas.length} replica(s)`;
   if (state !== "ok" || slots !== "16384") return failed("cluster", detail);
