@@ -7,7 +7,7 @@ import {
   readIndoubt,
   rewriteIndoubt,
 } from "../sink/redis/indoubt_log.ts";
-import { openRedis } from "../sink/redis/redis_connection.ts";
+import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";
 import { loadConnectionFile, redisTargetOf, validateId } from "./replication_setup.ts";
@@ -45,7 +45,7 @@ export async function cleanupIndoubt(
   if (target.type !== "REDIS_STREAM") {
     throw new UsageError(`${targetFile}: cleanup-indoubt needs a REDIS_STREAM connection`);
   }
-  const client = await openRedis(redisTargetOf(target), "replicant-cleanup");
+  const client = await openRedisAdmin(redisTargetOf(target), "replicant-cleanup");
   const failed: InDoubtEntry[] = [];
   const counts: Record<CleanupStatus, number> = {
     "deleted": 0,

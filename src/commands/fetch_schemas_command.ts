@@ -4,7 +4,7 @@ import process from "node:process";
 import { loadApplier, loadFilter, type RedisConnection, tableSelected } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
-import { openRedis } from "../sink/redis/redis_connection.ts";
+import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { dumpColumnsOf, newestPerTable, uniqueKeysOf } from "../schema/schema_dump.ts";
 import { readSchemaDump } from "../schema/schema_dump_writer.ts";
 import { renderSchemasYaml, type SchemasYamlTable } from "../schema/schemas_yaml.ts";
@@ -49,7 +49,7 @@ export async function fetchSchemas(conn: string | undefined, opts: CommonOptions
       : "UNDERSCORE";
     const stream = new StreamNaming(id, group, delimiter).schemaDumpStream();
     const target = redisTargetOf(connection as RedisConnection);
-    const client = await openRedis(target, "replicant-fetch-schemas");
+    const client = await openRedisAdmin(target, "replicant-fetch-schemas");
     try {
       const entries = await readSchemaDump(client, stream);
       if (entries.length === 0) {

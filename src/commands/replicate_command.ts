@@ -87,8 +87,11 @@ export async function replicate(
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
   const target = redisTargetOf(setup.target);
+  const streams = setup.applier.streams;
   const sink = await RedisStreamSink.open(target, {
-    maxStreamLength: setup.applier.streams.maxStreamLength ?? 0,
+    maxStreamLength: streams.maxStreamLength ?? 0,
+    waitForReplicas: streams.waitForReplicas,
+    waitForReplicasTimeoutMs: streams.waitForReplicasTimeoutMs,
   });
   const lag = mode !== "snapshot" && setup.source.type === "POSTGRESQL"
     ? new PgLagSampler(pgEndpointOf(setup.source), pgSlotName(setup))
@@ -103,7 +106,10 @@ export async function replicate(
   try {
     await observer.start();
     const naming = namingOf(setup);
-    const checkpoints = new CheckpointStore(sink.client, naming.checkpointKey());
+    const checkpoints = new CheckpointStore(
+      sink.client,
+      naming.checkpointKey(setup.target.mode === "cluster"),
+    );
     const resume = await decideState(setup, checkpoints, opts);
     writeManifest(setup.home, {
       id: setup.id,

@@ -7,7 +7,7 @@ import type { MysqlConnection, PostgresConnection, RedisConnection } from "../co
 import { UsageError } from "../core/errors.ts";
 import { failed, passed, type PrerequisiteCheck } from "../core/prerequisite_check.ts";
 import { renderTable } from "../observe/text_table.ts";
-import { openRedis } from "../sink/redis/redis_connection.ts";
+import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
 import { checkPgPrerequisites } from "../source/postgres/pg_prerequisites.ts";
@@ -276,7 +276,7 @@ async function testRedis(
     checks,
     report,
     conn.username,
-    () => openRedis(redisTargetOf(conn), "replicant-test-connection"),
+    () => openRedisAdmin(redisTargetOf(conn), "replicant-test-connection"),
   );
   if (!client) return;
   try {

@@ -13,6 +13,10 @@ export interface StreamOptions {
   tombstones: boolean;
   /** Approximate MAXLEN per stream; absent means unlimited. */
   maxStreamLength?: number;
+  /** `WAIT` for this many replicas after each batch; absent (or 0) means no waiting. */
+  waitForReplicas?: number;
+  /** Timeout of that `WAIT` (default 1000 ms). */
+  waitForReplicasTimeoutMs?: number;
 }
 
 export interface SnapshotApplierConfig {
@@ -65,6 +69,8 @@ function streamFields() {
     "include-schema": bool(),
     tombstones: bool(),
     "max-stream-length": int({ min: 1 }),
+    "wait-for-replicas": int({ min: 0 }),
+    "wait-for-replicas-timeout-ms": int({ min: 1 }),
   };
 }
 
@@ -151,6 +157,8 @@ const STREAM_KEYS: Record<StreamKey, keyof StreamOptions> = {
   "include-schema": "includeSchema",
   tombstones: "tombstones",
   "max-stream-length": "maxStreamLength",
+  "wait-for-replicas": "waitForReplicas",
+  "wait-for-replicas-timeout-ms": "waitForReplicasTimeoutMs",
 };
 
 /** One value per stream option; the same option set differently in two places is a problem. */
@@ -175,6 +183,13 @@ function mergeStreams(places: [string[], StreamOut][], c: Checker): StreamOption
       }
     }
     if (first !== undefined) (out as unknown as Record<string, unknown>)[field] = first.value;
+  }
+  if (out.waitForReplicasTimeoutMs !== undefined && !out.waitForReplicas) {
+    const at = places.find(([, v]) => v.waitForReplicasTimeoutMs !== undefined)![0];
+    c.problem(
+      [...at, "wait-for-replicas-timeout-ms"],
+      "has no effect without `wait-for-replicas: N` (N ≥ 1 replicas to wait for)",
+    );
   }
   return out;
 }

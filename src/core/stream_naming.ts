@@ -39,8 +39,16 @@ export class StreamNaming {
     return this.#internal("replicate_io_replication_schema");
   }
 
-  checkpointKey(): string {
-    return this.#internal("replicate_io_checkpoint");
+  /**
+   * The checkpoint hash (SPEC §6). On a Redis Cluster it carries the GLOBAL stream's name as
+   * its hash tag (`replicate_io_checkpoint_<group>_<id>{replicate_io_cdc_log_<group>_<id>}`):
+   * both live in one slot, so on one master, whose replicas receive the GLOBAL entries before
+   * the checkpoint that follows them; a failover can then never keep a checkpoint and lose
+   * the entries below it.
+   */
+  checkpointKey(cluster = false): string {
+    const key = this.#internal("replicate_io_checkpoint");
+    return cluster ? `${key}{${this.globalCdcStream()}}` : key;
   }
 
   #internal(prefix: string): string {

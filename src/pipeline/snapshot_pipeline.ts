@@ -8,6 +8,7 @@ import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
+import { ReplicaWaitError } from "../sink/redis/xadd_batch.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
@@ -227,11 +228,18 @@ export class SnapshotPipeline {
     let pending = entries;
     /** The last try lost its connection: some of `pending` may have landed unseen. */
     let unknown = false;
+    /** Entries landed but their replicas were not confirmed (wait-for-replicas). */
+    let unreplicated = false;
     let t0 = performance.now(); // issue 8: metrics
     for (let attempt = 0;; attempt++) {
       let errors: (Error | null)[];
       try {
-        if (unknown) pending = await this.#notLanded(stream, pending);
+        if (unknown) {
+          const left = await this.#notLanded(stream, pending);
+          // All landed: they count once their replicas have them too.
+          if (left.length === 0 && unreplicated) await this.sink.waitForReplicas(slot, stream);
+          pending = left;
+        }
         unknown = false;
         if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
         t0 = performance.now(); // issue 8: metrics
@@ -239,6 +247,7 @@ export class SnapshotPipeline {
       } catch (err) {
         errors = pending.map(() => err as Error);
         unknown = true;
+        unreplicated ||= err instanceof ReplicaWaitError;
         await this.sink.settleLost(err);
       }
       const failed = pending.filter((_, i) => errors[i] !== null);

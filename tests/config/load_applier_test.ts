@@ -193,3 +193,21 @@ realtime:
     "realtime.cdc-metadata-type",
   ]);
 });
+
+Deno.test("wait-for-replicas and its timeout", () => {
+  const config = load("realtime:\n  wait-for-replicas: 1\nwait-for-replicas-timeout-ms: 250\n");
+  assert.equal(config.streams.waitForReplicas, 1);
+  assert.equal(config.streams.waitForReplicasTimeoutMs, 250);
+  assert.equal(load("").streams.waitForReplicas, undefined);
+  const found = problems("wait-for-replicas: -1\nsnapshot:\n  wait-for-replicas-timeout-ms: 0\n");
+  assert.deepEqual(keys(found), ["snapshot.wait-for-replicas-timeout-ms", "wait-for-replicas"]);
+  assert.equal(
+    problemAt(found, "wait-for-replicas").message,
+    "must be an integer of at least 0, got -1",
+  );
+  const alone = problems("realtime:\n  wait-for-replicas-timeout-ms: 500\n");
+  assert.equal(
+    problemAt(alone, "realtime.wait-for-replicas-timeout-ms").message,
+    "has no effect without `wait-for-replicas: N` (N ≥ 1 replicas to wait for)",
+  );
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
+import { keySlot } from "../../src/sink/redis/key_slot.ts";
 
 Deno.test("stream names follow SPEC §3", () => {
   const n = new StreamNaming("orders", "g1");
@@ -21,4 +22,13 @@ Deno.test("DOT delimiter and split-stream false", () => {
   assert.equal(n.cdcStream(pg), "shop.public.t");
   assert.equal(new StreamNaming("id", "default", "DOT").cdcStream(pg), "shop.public.t.cdc_logs");
   assert.equal(n.globalCdcStream(), "replicate_io_cdc_log.default.id");
+});
+
+Deno.test("on a Redis Cluster the checkpoint shares the GLOBAL stream's hash slot", () => {
+  for (const n of [new StreamNaming("orders", "g1"), new StreamNaming("id", "default", "DOT")]) {
+    const key = n.checkpointKey(true);
+    assert.equal(key, `${n.checkpointKey()}{${n.globalCdcStream()}}`);
+    assert.equal(keySlot(key), keySlot(n.globalCdcStream()));
+    assert.notEqual(keySlot(n.checkpointKey()), keySlot(n.globalCdcStream()));
+  }
 });

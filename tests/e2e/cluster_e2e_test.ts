@@ -1,18 +1,16 @@
 /**
- * End-to-end on Redis Cluster (`mode: cluster`): a private 3-master cluster; the binary's
- * snapshot and realtime (full) of several PostgreSQL tables whose streams live on different
- * nodes, read back through an ioredis Cluster client; then a slot of one stream is resharded
- * to another node while realtime runs (MOVED/ASK): nothing lost, nothing duplicated, in order.
+ * End-to-end on Redis Cluster (`mode: cluster`): a private cluster of 3 masters and 3 replicas
+ * (tests/helpers/redis_cluster.ts); the binary's snapshot and realtime (full) of several
+ * PostgreSQL tables whose streams live on different nodes, read back through an ioredis Cluster
+ * client; then a slot of one stream is resharded to another node while realtime runs
+ * (MOVED/ASK): nothing lost, nothing duplicated, in order.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import type pg from "pg";
-import { Cluster } from "ioredis";
+import type { Cluster } from "ioredis";
 import { pgClient } from "../helpers/clients.ts";
+import { type RedisClusterBed, startRedisCluster } from "../helpers/redis_cluster.ts";
 import { runReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
 import { TOMBSTONE_VALUE } from "../../src/core/entry_encoder.ts";
@@ -26,99 +24,6 @@ import {
 const SCHEMA = "e2e_cluster";
 const TABLES = ["t_a", "t_b", "t_c", "t_d", "t_e", "t_f"];
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
-
-/** Three free ports P (565xx/566xx) whose cluster bus ports P-10000 are free too. */
-async function freePorts(): Promise<number[]> {
-  const found: number[] = [];
-  const start = 56500 + Math.floor(Math.random() * 150);
-  for (let p = start; p < 56700 && found.length < 3; p++) {
-    if (p === 56379) continue;
-    if ((await portFree(p)) && (await portFree(p - 10000))) found.push(p);
-  }
-  if (found.length < 3) throw new Error("no free ports for the test cluster");
-  return found;
-}
-
-interface TestCluster {
-  ports: number[];
-  cli(port: number, ...args: string[]): string;
-  stop(): void;
-}
-
-async function startCluster(): Promise<TestCluster> {
-  const ports = await freePorts();
-  const dir = mkdtempSync(path.join(tmpdir(), "replicant-cluster-"));
-  const cli = (port: number, ...args: string[]) =>
-    execFileSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" });
-  const stop = () => {
-    for (const p of ports) {
-      try {
-        execFileSync("redis-cli", ["-p", String(p), "shutdown", "nosave"], { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    for (const p of ports) {
-      execFileSync("redis-server", [
-        "--port",
-        String(p),
-        // The bus port defaults to port + 10000, above 65535 for these ports.
-        "--cluster-port",
-        String(p - 10000),
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        `nodes-${p}.conf`,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--daemonize",
-        "yes",
-        "--dir",
-        dir,
-        "--logfile",
-        path.join(dir, `${p}.log`),
-      ]); // deno-fmt-ignore
-    }
-    await waitFor(() => ports.every((p) => cli(p, "ping").trim() === "PONG"), { what: "nodes up" });
-    execFileSync("redis-cli", [
-      "--cluster",
-      "create",
-      ...ports.map((p) => `127.0.0.1:${p}`),
-      "--cluster-replicas",
-      "0",
-      "--cluster-yes",
-    ], { stdio: "ignore" }); // deno-fmt-ignore
-    await waitFor(
-      () => ports.every((p) => cli(p, "cluster", "info").includes("cluster_state:ok")),
-      { what: "cluster_state:ok on all nodes", timeoutMs: 20_000 },
-    );
-  } catch (err) {
-    stop();
-    throw err;
-  }
-  return { ports, cli, stop };
-}
-
-/** Port of the master owning `slot`, from CLUSTER SLOTS. */
-async function ownerOf(cluster: Cluster, slot: number): Promise<number> {
-  const ranges = await cluster.call("CLUSTER", "SLOTS") as [number, number, [string, number]][];
-  const r = ranges.find(([a, b]) => slot >= a && slot <= b);
-  if (!r) throw new Error(`slot ${slot} unassigned`);
-  return r[2][1];
-}
-
 /** `id` of the key of every entry, and the op, in stream order. */
 async function streamOps(cluster: Cluster, stream: string): Promise<string[]> {
   const entries = await cluster.xrange(stream, "-", "+") as [string, string[]][];
@@ -130,11 +35,11 @@ async function streamOps(cluster: Cluster, stream: string): Promise<string[]> {
 }
 
 async function withEnv(
-  fn: (db: pg.Client, tc: TestCluster, cluster: Cluster, conn: string) => Promise<void>,
+  fn: (db: pg.Client, tc: RedisClusterBed, cluster: Cluster, conn: string) => Promise<void>,
 ): Promise<void> {
-  const tc = await startCluster();
+  const tc = await startRedisCluster();
   const db = await pgClient();
-  const cluster = new Cluster(tc.ports.map((port) => ({ host: "127.0.0.1", port })));
+  const cluster = tc.client();
   try {
     await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE; CREATE SCHEMA ${SCHEMA}`);
     for (const [i, t] of TABLES.entries()) {
@@ -146,12 +51,7 @@ async function withEnv(
       );
     }
     const home = scratchHome();
-    const conn = home.write(
-      "redis_cluster.yaml",
-      `type: REDIS_STREAM\nmode: cluster\nnodes:\n${
-        tc.ports.map((p) => `  - 127.0.0.1:${p}\n`).join("")
-      }max-connections: 4\n`,
-    );
+    const conn = home.write("redis_cluster.yaml", tc.connYaml());
     await fn(db, tc, cluster, conn);
   } finally {
     await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => {});
@@ -178,7 +78,7 @@ Deno.test("cluster: snapshot of 6 tables lands on all 3 masters, complete and in
     for (const t of TABLES) {
       const slot = keySlot(streamOf(t));
       assert.equal(Number(tc.cli(tc.ports[0], "cluster", "keyslot", streamOf(t))), slot);
-      owners.add(await ownerOf(cluster, slot));
+      owners.add(tc.ownerOf(slot));
     }
     assert.equal(owners.size, 3, "the streams are spread over the three masters");
     const home = scratchHome();
@@ -301,7 +201,9 @@ Deno.test("cluster: full (snapshot + realtime), then a stream's slot resharded w
         assert.match(out, /OK/);
       };
       const endMove = (to: number) => {
-        for (const p of tc.ports) tc.cli(p, "cluster", "setslot", String(slot), "node", nodeId(to));
+        for (const p of tc.masters()) {
+          tc.cli(p, "cluster", "setslot", String(slot), "node", nodeId(to));
+        }
       };
       /** Length of `moved` read on `to` itself (ASKING while importing): no redirection. */
       const lengthOn = (port: number) => {
@@ -313,8 +215,8 @@ Deno.test("cluster: full (snapshot + realtime), then a stream's slot resharded w
       };
 
       // ASK: the key is on `to`, the slot still `from`'s; Replicant's writer only knows `from`.
-      const from = await ownerOf(cluster, slot);
-      const to = tc.ports.find((p) => p !== from)!;
+      const from = tc.ownerOf(slot);
+      const to = tc.masters().find((p) => p !== from)!;
       startMove(from, to);
       const asks = errorstat(from, "ASK");
       await change(2);
@@ -339,7 +241,7 @@ Deno.test("cluster: full (snapshot + realtime), then a stream's slot resharded w
       await writing;
       await change(5);
       await settle("after moving back");
-      assert.equal(await ownerOf(cluster, slot), from);
+      assert.equal(tc.ownerOf(slot), from);
     } finally {
       Deno.kill(run.pid, "SIGTERM");
       const done = await run.done;

@@ -24,6 +24,18 @@ Deno.test("Redis errors are classified once", () => {
     "retriable",
   );
   assert.equal(classifyRedisError(new Error("Connection is closed.")), "retriable");
+  // A Cluster failover: a dead master's slots, ioredis giving up, Replicant's short WAIT.
+  for (
+    const message of [
+      "CLUSTERDOWN The cluster is down",
+      "Too many Cluster redirections. Last error: Error: Connection is closed.",
+      "Failed to refresh slots cache.",
+    ]
+  ) assert.equal(classifyRedisError(new Error(message)), "retriable", message);
+  assert.equal(
+    classifyRedisError(Object.assign(new Error("short"), { retriable: true })),
+    "retriable",
+  );
   assert.equal(
     classifyRedisError(
       new Error("WRONGTYPE Operation against a key holding the wrong kind of value"),

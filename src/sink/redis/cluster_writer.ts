@@ -1,7 +1,8 @@
 import type { Cluster } from "ioredis";
 import { keySlot, SLOT_COUNT } from "./key_slot.ts";
 import type { RedisTarget } from "./redis_connection.ts";
-import { RespPipeline } from "./resp_pipeline.ts";
+import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
+import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
 
 /** Redirection hops followed for one batch before its entries are reported as failed. */
 const MAX_HOPS = 16;
@@ -46,7 +47,7 @@ export class ClusterWriter {
   constructor(
     private readonly cluster: Cluster,
     private readonly target: RedisTarget,
-    private readonly maxStreamLength: number,
+    private readonly options: AppendOptions,
   ) {}
 
   /** Reloads the slot map from CLUSTER SLOTS (concurrent callers share one load). */
@@ -105,7 +106,11 @@ export class ClusterWriter {
     return await opening;
   }
 
-  /** Sends through `node`; a lost connection rejects with the node and its client id. */
+  /**
+   * Sends through `node`; a lost connection rejects with the node and its client id. When the
+   * node cannot be reached or its connection is lost, the slot map is loaded again, so the
+   * next try goes to the replica promoted in its place (a master that died gives no MOVED).
+   */
   async #send(
     writer: number,
     node: string,
@@ -113,24 +118,28 @@ export class ClusterWriter {
     entries: string[][],
     asking: boolean,
   ): Promise<(string | Error)[]> {
-    const conn = await this.#conn(writer, node);
+    let conn: RespPipeline;
     try {
-      if (!asking) return await conn.xaddBatch(stream, entries, this.maxStreamLength);
-      // ASKING holds for the next command only: one ASKING before each XADD, all in one go.
-      const sent: Promise<(string | Error)[]>[] = [];
-      for (const fields of entries) {
-        conn.command("ASKING").catch(() => {});
-        sent.push(conn.xaddBatch(stream, [fields], this.maxStreamLength));
-      }
-      return (await Promise.all(sent)).map((r) => r[0]);
+      conn = await this.#conn(writer, node);
     } catch (err) {
-      // The node may be gone for good (failover): the next try asks for the map again.
       this.refreshSlots().catch(() => {});
-      if (err && typeof err === "object") {
+      throw err;
+    }
+    try {
+      return await sendBatch(conn, stream, entries, this.options, node, asking);
+    } catch (err) {
+      if (err instanceof RedisConnectionError) {
+        this.refreshSlots().catch(() => {});
         Object.assign(err, { lostClientId: this.#ids.get(`${writer}|${node}`), lostNode: node });
       }
       throw err;
     }
+  }
+
+  /** `WAIT` on the writer's connection to the stream's master (see RedisStreamSink). */
+  async waitForReplicas(writer: number, stream: string): Promise<void> {
+    const node = await this.#ownerOf(keySlot(stream));
+    await waitForReplicas(await this.#conn(writer, node), stream, this.options, node);
   }
 
   /** XADDs a batch to the node owning the stream; one reply per entry (id or Error). */

@@ -1,5 +1,6 @@
 export {
   openRedis,
+  openRedisAdmin,
   openRedisCluster,
   type RedisClient,
   type RedisTarget,

@@ -32,6 +32,12 @@ export async function openRedisCluster(target: RedisTarget, name = "replicant"):
     enableReadyCheck: true,
     maxRedirections: 16,
     retryDelayOnMoved: 0,
+    // A failover: a node's connection closed (its slots refreshed), CLUSTERDOWN while no
+    // master serves a slot, TRYAGAIN during a move. Each wait counts as a redirection, so
+    // about 5 s of each before the caller's own retries (max-retries) take over.
+    retryDelayOnFailover: 300,
+    retryDelayOnClusterDown: 300,
+    retryDelayOnTryAgain: 100,
     clusterRetryStrategy: (times) => (times > 10 ? null : Math.min(100 * times, 2000)),
     redisOptions: {
       username: target.username || undefined,
@@ -110,4 +116,13 @@ export async function openRedis(target: RedisTarget, name = "replicant"): Promis
     );
   }
   return client;
+}
+
+/**
+ * The admin client of a target, as its connection file says: one server (`openRedis`), or
+ * with `mode: cluster` an ioredis Cluster on the seed nodes (`openRedisCluster`). Commands on
+ * single keys work the same on both; `disconnect()`/`quit()` close either.
+ */
+export function openRedisAdmin(target: RedisTarget, name = "replicant"): Promise<RedisClient> {
+  return target.mode === "cluster" ? openRedisCluster(target, name) : openRedis(target, name);
 }

@@ -18,11 +18,13 @@ const CONNECTION_CODES = new Set([
 export function classifyRedisError(err: unknown): RedisErrorClass {
   const e = err as { message?: string; code?: string; name?: string };
   const message = String(e?.message ?? err);
+  // Errors raised by Replicant itself that say so (a WAIT with too few replicas).
+  if ((err as { retriable?: unknown })?.retriable === true) return "retriable";
   if (message.startsWith("OOM")) return "oom";
   if (RETRIABLE_PREFIXES.some((p) => message.startsWith(p))) return "retriable";
   if (e?.code && CONNECTION_CODES.has(e.code)) return "retriable";
   if (
-    /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Command timed out|MaxRetriesPerRequestError|Reached the max retries/i
+    /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Command timed out|MaxRetriesPerRequestError|Reached the max retries|Too many Cluster redirections|Failed to refresh slots cache|ClusterAllFailedError/i
       .test(message)
   ) return "retriable";
   return "permanent";

@@ -1,16 +1,18 @@
 /**
  * What Replicant needs from the target Redis, checked on an open connection: the version
  * (6.2+), the ACL rights on every command it sends (probed on a scratch key, so they hold
- * for this very user), the eviction policy and persistence.
+ * for this very user), the eviction policy and persistence. On a Redis Cluster: the cluster's
+ * state, and version, eviction policy and persistence of every master.
  *
  * @module
  */
 
-import type { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { failed, passed, type PrerequisiteCheck } from "../../core/prerequisite_check.ts";
+import type { RedisClient } from "./redis_connection.ts";
 
 /** Commands Replicant sends, each with a harmless probe on a scratch key. */
-const PROBES: [string, (c: Redis, k: string) => Promise<unknown>][] = [
+const PROBES: [string, (c: RedisClient, k: string) => Promise<unknown>][] = [
   ["XADD", (c, k) => c.xadd(k, "*", "probe", "1")],
   ["XRANGE", (c, k) => c.xrange(k, "-", "+", "COUNT", 1)],
   ["XREVRANGE", (c, k) => c.xrevrange(k, "+", "-", "COUNT", 1)],
@@ -22,7 +24,7 @@ const PROBES: [string, (c: Redis, k: string) => Promise<unknown>][] = [
   ["HGET", (c, k) => c.hget(k + ":h", "probe")],
   ["HGETALL", (c, k) => c.hgetall(k + ":h")],
   ["DEL", (c, k) => c.del(k, k + ":h")],
-  ["MULTI/EXEC", (c) => c.multi().ping().exec()],
+  ["MULTI/EXEC", (c, k) => c.multi().exists(k).exec()],
 ];
 
 function infoField(info: string, name: string): string | undefined {
@@ -35,28 +37,134 @@ function versionAtLeast(v: string, major: number, minor: number): boolean {
   return a > major || (a === major && b >= minor);
 }
 
-export async function checkRedisPrerequisites(client: Redis): Promise<PrerequisiteCheck[]> {
-  const checks: PrerequisiteCheck[] = [];
+export async function checkRedisPrerequisites(client: RedisClient): Promise<PrerequisiteCheck[]> {
+  if (!(client instanceof Cluster)) {
+    const [version, policy, persistence] = await serverChecks(client, "");
+    return [...version, await aclCheck(client), ...policy, ...persistence];
+  }
+  // Each master answers for itself; the ACL probes go through the cluster (one slot).
+  const masters = client.nodes("master");
+  const perNode = await Promise.all(
+    masters.map((n) => serverChecks(n, ` (${n.options.host}:${n.options.port})`)),
+  );
+  return [
+    await clusterCheck(client),
+    ...perNode.flatMap((c) => c[0]),
+    await aclCheck(client),
+    ...perNode.flatMap((c) => c[1]),
+    ...perNode.flatMap((c) => c[2]),
+  ];
+}
+
+/** `cluster_state`, slots covered, and masters with their replicas (failover needs them). */
+async function clusterCheck(client: Cluster): Promise<PrerequisiteCheck> {
+  let info: string;
+  let nodes: string[][];
+  try {
+    info = String(await client.call("CLUSTER", "INFO"));
+    nodes = String(await client.call("CLUSTER", "NODES")).trim().split("\n").map((l) =>
+      l.split(" ")
+    );
+  } catch (err) {
+    return failed("cluster", `CLUSTER INFO/NODES is not allowed: ${(err as Error).message}`);
+  }
+  const state = infoField(info, "cluster_state");
+  const slots = infoField(info, "cluster_slots_ok");
+  const flags = (n: string[]) => n[2].split(",");
+  const up = nodes.filter((n) => !flags(n).some((f) => /^(fail\??|handshake|noaddr)$/.test(f)));
+  // Masters serving slots (a master without slots, e.g. just added, holds no data).
+  const masters = up.filter((n) => flags(n).includes("master") && n.length > 8);
+  const replicas = up.filter((n) => flags(n).includes("slave"));
+  const detail = `cluster_state:${state}, ${slots} of 16384 slots ok, ${masters.length} ` +
+    `master(s), ${replicas.length} replica(s)`;
+  if (state !== "ok" || slots !== "16384") return failed("cluster", detail);
+  const alone = masters.filter((m) => !replicas.some((r) => r[3] === m[0]));
+  if (alone.length > 0) {
+    return {
+      name: "cluster",
+      status: "WARNING",
+      detail: `${detail}: ${alone.map((m) => m[1].split("@")[0]).join(", ")} without replica; ` +
+        "a failed master loses its streams and checkpoints",
+    };
+  }
+  return passed("cluster", detail);
+}
+
+/** Version, eviction policy and persistence of one server; `where` names it in the checks. */
+async function serverChecks(
+  client: Redis,
+  where: string,
+): Promise<[PrerequisiteCheck[], PrerequisiteCheck[], PrerequisiteCheck[]]> {
+  const versionChecks: PrerequisiteCheck[] = [];
   let info = "";
   try {
     info = await client.info();
   } catch (err) {
-    checks.push(failed("INFO", `INFO is not allowed: ${(err as Error).message}`));
+    versionChecks.push(failed(`INFO${where}`, `INFO is not allowed: ${(err as Error).message}`));
   }
   const version = infoField(info, "redis_version");
   if (version) {
-    checks.push(
+    versionChecks.push(
       versionAtLeast(version, 6, 2)
-        ? passed("version", version)
-        : failed("version", `Redis ${version}: Replicant needs Redis 6.2 or newer`),
+        ? passed(`version${where}`, version)
+        : failed(`version${where}`, `Redis ${version}: Replicant needs Redis 6.2 or newer`),
+    );
+  }
+  const policyChecks: PrerequisiteCheck[] = [];
+  let policy: string | undefined;
+  try {
+    const res = await client.config("GET", "maxmemory-policy") as string[];
+    policy = res[1];
+  } catch {
+    policy = infoField(info, "maxmemory_policy");
+  }
+  if (policy === undefined) {
+    policyChecks.push(
+      failed(`maxmemory-policy${where}`, "cannot read it (CONFIG GET and INFO denied)"),
+    );
+  } else if (policy === "noeviction") {
+    policyChecks.push(passed(`maxmemory-policy${where}`, "noeviction"));
+  } else if (policy.startsWith("volatile")) {
+    policyChecks.push({
+      name: `maxmemory-policy${where}`,
+      status: "WARNING",
+      detail: `${policy}: Replicant's keys have no TTL so they are not evicted, but noeviction ` +
+        "is recommended (CONFIG SET maxmemory-policy noeviction)",
+    });
+  } else {
+    policyChecks.push(
+      failed(
+        `maxmemory-policy${where}`,
+        `${policy}: Redis may evict streams and checkpoints under memory pressure, losing ` +
+          "data; run CONFIG SET maxmemory-policy noeviction (and set it in redis.conf)",
+      ),
     );
   }
 
+  const aof = infoField(info, "aof_enabled") === "1";
+  let save: string | undefined;
+  try {
+    save = (await client.config("GET", "save") as string[])[1];
+  } catch { /* CONFIG denied: AOF from INFO is all we know */ }
+  const rdb = save !== undefined && save.trim() !== "";
+  const what = [aof ? "appendonly yes" : "appendonly no", `save "${save ?? "?"}"`].join(", ");
+  const persistence: PrerequisiteCheck = aof || rdb ? passed(`persistence${where}`, what) : {
+    name: `persistence${where}`,
+    status: "WARNING",
+    detail: `${what}: a Redis restart loses the streams and checkpoints; enable ` +
+      "appendonly yes (recommended) or RDB snapshots",
+  };
+  return [versionChecks, policyChecks, [persistence]];
+}
+
+/** The ACL rights of this user on every command Replicant sends, probed on a scratch key. */
+async function aclCheck(client: RedisClient): Promise<PrerequisiteCheck> {
   let user = "default";
   try {
     user = String(await client.call("ACL", "WHOAMI"));
   } catch { /* Redis before 6, or ACL WHOAMI denied: the name only decorates messages */ }
-  const key = `replicate_io_test_connection_probe_${crypto.randomUUID()}`;
+  // The hash tag keeps `key` and `key:h` in one slot (a Cluster refuses DEL across slots).
+  const key = `replicate_io_test_connection_probe_{${crypto.randomUUID()}}`;
   const denied: string[] = [];
   for (const [command, probe] of PROBES) {
     try {
@@ -74,59 +182,12 @@ export async function checkRedisPrerequisites(client: Redis): Promise<Prerequisi
     }
   }
   if (!denied.includes("DEL")) await client.del(key, key + ":h").catch(() => {});
-  checks.push(
-    denied.length === 0
-      ? passed("ACL rights", `user ${user}: ${PROBES.map(([c]) => c).join(", ")} allowed`)
-      : failed(
-        "ACL rights",
-        `user ${user} may not run ${denied.join(", ")}: run ACL SETUSER ${user} ${
-          denied.flatMap((c) => c.split("/")).map((c) => "+" + c.toLowerCase()).join(" ")
-        }` + (denied.includes("DEL") ? ` (probe key ${key} may remain)` : ""),
-      ),
-  );
-
-  let policy: string | undefined;
-  try {
-    const res = await client.config("GET", "maxmemory-policy") as string[];
-    policy = res[1];
-  } catch {
-    policy = infoField(info, "maxmemory_policy");
-  }
-  if (policy === undefined) {
-    checks.push(failed("maxmemory-policy", "cannot read it (CONFIG GET and INFO denied)"));
-  } else if (policy === "noeviction") {
-    checks.push(passed("maxmemory-policy", "noeviction"));
-  } else if (policy.startsWith("volatile")) {
-    checks.push({
-      name: "maxmemory-policy",
-      status: "WARNING",
-      detail: `${policy}: Replicant's keys have no TTL so they are not evicted, but noeviction ` +
-        "is recommended (CONFIG SET maxmemory-policy noeviction)",
-    });
-  } else {
-    checks.push(
-      failed(
-        "maxmemory-policy",
-        `${policy}: Redis may evict streams and checkpoints under memory pressure, losing ` +
-          "data; run CONFIG SET maxmemory-policy noeviction (and set it in redis.conf)",
-      ),
+  return denied.length === 0
+    ? passed("ACL rights", `user ${user}: ${PROBES.map(([c]) => c).join(", ")} allowed`)
+    : failed(
+      "ACL rights",
+      `user ${user} may not run ${denied.join(", ")}: run ACL SETUSER ${user} ${
+        denied.flatMap((c) => c.split("/")).map((c) => "+" + c.toLowerCase()).join(" ")
+      }` + (denied.includes("DEL") ? ` (probe key ${key} may remain)` : ""),
     );
-  }
-
-  const aof = infoField(info, "aof_enabled") === "1";
-  let save: string | undefined;
-  try {
-    save = (await client.config("GET", "save") as string[])[1];
-  } catch { /* CONFIG denied: AOF from INFO is all we know */ }
-  const rdb = save !== undefined && save.trim() !== "";
-  const what = [aof ? "appendonly yes" : "appendonly no", `save "${save ?? "?"}"`].join(", ");
-  checks.push(
-    aof || rdb ? passed("persistence", what) : {
-      name: "persistence",
-      status: "WARNING",
-      detail: `${what}: a Redis restart loses the streams and checkpoints; enable ` +
-        "appendonly yes (recommended) or RDB snapshots",
-    },
-  );
-  return checks;
 }

@@ -6,18 +6,16 @@ import {
   type RedisClient,
   type RedisTarget,
 } from "./redis_connection.ts";
-import { RespPipeline } from "./resp_pipeline.ts";
+import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
+import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
+
+export type { AppendOptions } from "./xadd_batch.ts";
 
 /** Outcome of one pipelined batch: per entry either the id Redis gave it or the error. */
 export interface BatchResult {
   ids: (string | null)[];
   errors: (Error | null)[];
   failed: number;
-}
-
-export interface AppendOptions {
-  /** Approximate MAXLEN (`MAXLEN ~ n`); 0 = unlimited. */
-  maxStreamLength: number;
 }
 
 /**
@@ -63,7 +61,7 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     if (target.mode === "cluster") {
       // One Cluster client (it keeps a connection per node) for admin commands and tails.
       const cluster = await openRedisCluster(target, "replicant-0");
-      const writer = new ClusterWriter(cluster, target, options.maxStreamLength);
+      const writer = new ClusterWriter(cluster, target, options);
       try {
         await writer.refreshSlots();
       } catch (err) {
@@ -129,12 +127,21 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     const clientId = this.#writerIds[slot];
     let replies: (string | Error)[];
     try {
-      replies = await writer.xaddBatch(stream, entries, this.options.maxStreamLength);
+      replies = await sendBatch(writer, stream, entries, this.options, this.#where);
     } catch (err) {
-      if (err && typeof err === "object") Object.assign(err, { lostClientId: clientId });
+      if (err instanceof RedisConnectionError) Object.assign(err, { lostClientId: clientId });
       throw err;
     }
     return resultOf(replies);
+  }
+
+  /**
+   * With `wait-for-replicas`: WAIT on the slot's connection for the writes it sent (after a
+   * ReplicaWaitError, once the entries are known to have landed). Rejects like `appendVia`.
+   */
+  async waitForReplicas(slot: number, stream: string): Promise<void> {
+    if (this.#cluster) return await this.#cluster.waitForReplicas(slot, stream);
+    await waitForReplicas(await this.#writer(slot), stream, this.options, this.#where);
   }
 
   /**
@@ -164,6 +171,11 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     const c = this.#pool[this.#next % this.#pool.length];
     this.#next++;
     return c;
+  }
+
+  /** The server, in messages. */
+  get #where(): string {
+    return `${this.target.host}:${this.target.port}`;
   }
 
   get client(): C {
