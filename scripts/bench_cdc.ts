@@ -18,10 +18,10 @@
  *       visible - committed.
  *   bigtx --stream S --rows 1000000
  *       one INSERT … SELECT of --rows rows in a single transaction; waits until they landed.
- *   decode --rows 1000000
+ *   decode --rows 1000000 [--tx-rows 10000]
  *       no Redis, no replicant: opens PgLogicalSource (fresh slot and publication) or
  *       MysqlBinlogSource (at the binlog's current end), writes --rows rows in transactions of
- *       10 000, then starts the source and times how fast it hands out the decoded events.
+ *       --tx-rows, then starts the source and times how fast it hands out the decoded events.
  *
  * --pid PID (sustained, latency, bigtx): the replicant measured; waits give up when it exits.
  * sustained, latency and bigtx first make sure replicant is streaming: they insert a marker row
@@ -369,7 +369,7 @@ async function bigtx(a: Map<string, string>) {
 async function decode(a: Map<string, string>) {
   const kind = a.get("source")!;
   const rows = num(a, "rows", 1_000_000);
-  const chunk = 10_000;
+  const chunk = num(a, "tx-rows", 10_000);
   const db = await openDb(kind);
   const isBench = (id: TableId) => id.table === "cdc_rows" && (id.schema ?? id.catalog) === "bench";
   const selection = { table: isBench, columns: () => null };

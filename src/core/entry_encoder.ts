@@ -1,5 +1,6 @@
 import type { ChangeEvent, Op, RowFragments, SourcePosition } from "./change_event.ts";
 import { qualifiedName, type TableSchema } from "./table_schema.ts";
+import { type EntryField, WrappedField } from "./entry_field.ts";
 
 export type MessageFormat = "compact" | "extended" | "fields";
 export type Connector = "postgresql" | "mysql";
@@ -30,7 +31,10 @@ export const TOMBSTONE_VALUE = "default";
  * does not depend on the row (schemas, JSON key prefixes, source header) is built once
  * per table, so encoding a row is string concatenation only.
  */
-export class TableEntryEncoder {
+/** Fields are strings unless the encoder wraps schema halves (see WrappedField). */
+type FieldOf<W extends boolean> = W extends true ? EntryField : string;
+
+export class TableEntryEncoder<W extends boolean = false> {
   readonly #format: MessageFormat;
   readonly #tombstones: boolean;
   readonly #columnPrefixes: string[];
@@ -42,8 +46,14 @@ export class TableEntryEncoder {
   readonly #sourceTableSnapshot: string;
   readonly #sourceTableStreaming: string;
   readonly #tableName: string;
+  readonly #wrap: boolean;
 
-  constructor(readonly table: TableSchema, options: EntryOptions) {
+  /**
+   * `wrap`: schema-wrapped keys and values come as WrappedField (writers that encode the
+   * constant schema half once); otherwise every field is a string.
+   */
+  constructor(readonly table: TableSchema, options: EntryOptions, wrap?: W) {
+    this.#wrap = wrap === true;
     this.#format = options.format;
     this.#tombstones = options.tombstones;
     const cols = table.columns;
@@ -119,7 +129,7 @@ export class TableEntryEncoder {
   }
 
   /** Field/value list of the entry for one event, plus a tombstone after deletes. */
-  encode(event: ChangeEvent, nowMs: number): string[][] {
+  encode(event: ChangeEvent, nowMs: number): FieldOf<W>[][] {
     const row = event.after ?? event.before;
     const key = this.keyPayload(row);
     const entry = this.#encodeOne(event.op, key, event.before, event.after, event.position, nowMs);
@@ -128,11 +138,11 @@ export class TableEntryEncoder {
   }
 
   /** A snapshot read (`op: r`) of one row. */
-  encodeRead(row: RowFragments, position: SourcePosition, nowMs: number): string[] {
+  encodeRead(row: RowFragments, position: SourcePosition, nowMs: number): FieldOf<W>[] {
     return this.#encodeOne("r", this.keyPayload(row), null, row, position, nowMs);
   }
 
-  tombstone(keyPayload: string): string[] {
+  tombstone(keyPayload: string): FieldOf<W>[] {
     const key = this.#key(keyPayload);
     switch (this.#format) {
       case "compact":
@@ -154,9 +164,12 @@ export class TableEntryEncoder {
   }
 
   /** The key with its schema half; the literal `default` stays bare. */
-  #key(keyPayload: string): string {
-    if (this.#keySchemaOpen === "" || keyPayload === TOMBSTONE_VALUE) return keyPayload;
-    return this.#keySchemaOpen + keyPayload + "}";
+  #key(keyPayload: string): FieldOf<W> {
+    if (this.#keySchemaOpen === "" || keyPayload === TOMBSTONE_VALUE) {
+      return keyPayload as FieldOf<W>;
+    }
+    if (this.#wrap) return new WrappedField(this.#keySchemaOpen, keyPayload) as FieldOf<W>;
+    return (this.#keySchemaOpen + keyPayload + "}") as FieldOf<W>;
   }
 
   #row(row: RowFragments | null): string {
@@ -175,7 +188,7 @@ export class TableEntryEncoder {
     after: RowFragments | null,
     position: SourcePosition,
     nowMs: number,
-  ): string[] {
+  ): FieldOf<W>[] {
     const source = this.#sourceOpen + position.tsMs +
       (op === "r" ? this.#sourceTableSnapshot : this.#sourceTableStreaming) +
       (position.fields === "" ? "}" : "," + position.fields + "}");
@@ -200,7 +213,12 @@ export class TableEntryEncoder {
       ];
     }
     const payload = `{"before":${b},"after":${a},"source":${source},"op":"${op}","ts_ms":${nowMs}}`;
-    const value = this.#valueSchemaOpen === "" ? payload : this.#valueSchemaOpen + payload + "}";
+    const value =
+      (this.#valueSchemaOpen === ""
+        ? payload
+        : this.#wrap
+        ? new WrappedField(this.#valueSchemaOpen, payload)
+        : this.#valueSchemaOpen + payload + "}") as FieldOf<W>;
     const key = this.#key(keyPayload);
     return this.#format === "compact" ? [key, value] : ["key", key, "value", value];
   }

@@ -6,6 +6,7 @@
  * `metrics` is the process-wide default the pipelines report into; tests build their own
  * ReplicantMetrics.
  */
+import type { EntryField } from "../core/entry_field.ts";
 import process from "node:process";
 import type { Op } from "../core/change_event.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
@@ -37,7 +38,7 @@ interface TableChildren {
 
 /** What the realtime pipeline accepted in one batch (its queued items). */
 export interface AcceptedChange {
-  entries: string[][];
+  entries: EntryField[][];
   op?: Op;
   table?: TableSchema;
   tsMs?: number;

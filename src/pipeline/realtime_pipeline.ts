@@ -1,4 +1,5 @@
 import { collectGarbageHint } from "./memory_budget.ts";
+import { type EntryField, fieldLength } from "../core/entry_field.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ChangeEvent } from "../core/change_event.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
@@ -127,7 +128,7 @@ export interface RealtimeOutcome {
 class TableFailure extends ReplicantError {}
 
 interface Queued {
-  entries: string[][];
+  entries: EntryField[][];
   tx: InFlightTransaction;
   bytes: number;
   sortKey: string | undefined;
@@ -201,7 +202,11 @@ class Semaphore {
 export class RealtimePipeline {
   #checkpointer = new Checkpointer();
   readonly #writers = new Map<string, StreamWriter>();
-  readonly #encoders = new Map<string, TableEntryEncoder>();
+  /** Per (labelled) schema object: its stream's writer and its encoder. */
+  readonly #routes = new WeakMap<
+    TableSchema,
+    { writer: StreamWriter; encoder: TableEntryEncoder<true> }
+  >();
   readonly #global: boolean;
   readonly #sem: Semaphore;
   readonly #internal = new AbortController();
@@ -221,6 +226,17 @@ export class RealtimePipeline {
   #latestSchemas: string | null = null;
   /** Each source schema object, labelled with its version. */
   #labelled = new WeakMap<TableSchema, TableSchema>();
+
+  /**
+   * The queue holds several batches' worth, so the source keeps decoding while a batch is
+   * in flight (a queue the size of one batch makes the two take turns).
+   */
+  get #maxQueueBytes(): number {
+    return this.settings.maxQueueBytes ?? 16 * 1024 * 1024;
+  }
+  get #maxBatchBytes(): number {
+    return Math.max(64 * 1024, Math.floor(this.#maxQueueBytes / 4));
+  }
 
   constructor(
     private readonly source: StreamingSource,
@@ -490,14 +506,17 @@ export class RealtimePipeline {
     return w;
   }
 
-  #encoder(table: TableSchema): TableEntryEncoder {
-    const name = qualifiedName(table.id);
-    let e = this.#encoders.get(name);
-    if (!e || e.table !== table) {
-      e = new TableEntryEncoder(table, this.settings.entry);
-      this.#encoders.set(name, e);
+  /** The writer and encoder of a schema object, made once per object (hot path). */
+  #route(table: TableSchema): { writer: StreamWriter; encoder: TableEntryEncoder<true> } {
+    let r = this.#routes.get(table);
+    if (!r) {
+      r = {
+        writer: this.#writer(table),
+        encoder: new TableEntryEncoder(table, this.settings.entry, true),
+      };
+      this.#routes.set(table, r);
     }
-    return e;
+    return r;
   }
 
   async #onTransaction(part: SourceTransactionPart): Promise<void> {
@@ -514,7 +533,8 @@ export class RealtimePipeline {
     for (const ev of part.events as ChangeEvent[]) {
       const table = this.#labelled.get(ev.table) ??
         await this.#labelSchema(ev.table, ev.position, tx);
-      const w = this.#writer(table);
+      const route = this.#route(table);
+      const w = route.writer;
       if (w.skipped) continue;
       if (this.#global && this.settings.skipThrough) {
         // MySQL `full`: each table's snapshot covers its changes up to its own position.
@@ -522,9 +542,9 @@ export class RealtimePipeline {
         const key = ev.position.sortKey;
         if (floor !== undefined && key !== undefined && key <= floor) continue;
       }
-      const entries = this.#encoder(table).encode(ev, now);
+      const entries = route.encoder.encode(ev, now);
       let bytes = 64;
-      for (const e of entries) for (const f of e) bytes += f.length;
+      for (const e of entries) for (const f of e) bytes += fieldLength(f);
       this.#checkpointer.add(tx);
       w.queue.push({
         entries,
@@ -545,7 +565,7 @@ export class RealtimePipeline {
     }
     for (const w of touched) this.#kick(w);
     this.#advance();
-    const max = this.settings.maxQueueBytes ?? 4 * 1024 * 1024;
+    const max = this.#maxQueueBytes;
     while (this.#bytes > max && this.#fatal === null) await this.#changed();
     if (this.#fatal !== null) throw this.#fatal;
   }
@@ -573,7 +593,10 @@ export class RealtimePipeline {
         await this.#sem.acquire();
         try {
           let n = 0;
-          while (w.head < w.queue.length && n < this.settings.batchRows) {
+          let bytes = 0;
+          while (
+            w.head < w.queue.length && n < this.settings.batchRows && bytes < this.#maxBatchBytes
+          ) {
             const q = w.queue[w.head++];
             if (w.tailKey !== null && q.sortKey !== undefined && q.sortKey <= w.tailKey) {
               w.duplicates++;
@@ -582,6 +605,7 @@ export class RealtimePipeline {
             }
             batch.push(q);
             n += q.entries.length;
+            bytes += q.bytes;
           }
           if (batch.length > 0) {
             await this.#send(w, batch.flatMap((q) => q.entries), batch[0].sortKey);
@@ -669,7 +693,7 @@ export class RealtimePipeline {
    * Writes one batch; on any failure undoes what landed and retries it whole (SPEC §5).
    * `at` is the position of the batch's first change, for messages.
    */
-  async #send(w: StreamWriter, entries: string[][], at: string | undefined): Promise<void> {
+  async #send(w: StreamWriter, entries: EntryField[][], at: string | undefined): Promise<void> {
     const where = `"${w.stream}" at position ${at ?? "?"} (after entry ${w.lastId ?? "-"})`;
     for (let attempt = 0;; attempt++) {
       let result: BatchResult | null = null;

@@ -1,4 +1,5 @@
 import { collectGarbageHint } from "./memory_budget.ts";
+import { type EntryField, entryText } from "../core/entry_field.ts";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import { ExistingStreamsError, ReplicantError, SinkError } from "../core/errors.ts";
@@ -146,7 +147,7 @@ export class SnapshotPipeline {
     const name = qualifiedName(table.schema.id);
     const stream = this.#stream(table.schema);
     const schema = await this.settings.schemas?.label(table.schema) ?? table.schema;
-    const encoder = new TableEntryEncoder(schema, this.settings.entry);
+    const encoder = new TableEntryEncoder(schema, this.settings.entry, true);
     const position = { tsMs: this.source.snapshotTsMs, fields: "" };
     let after: KeyValue[] | null = null;
     let already = 0;
@@ -224,7 +225,7 @@ export class SnapshotPipeline {
   }
 
   /** Writes a batch; on partial failure retries only the entries that failed (SPEC §5). */
-  async #writeBatch(slot: number, table: string, stream: string, entries: string[][]) {
+  async #writeBatch(slot: number, table: string, stream: string, entries: EntryField[][]) {
     let pending = entries;
     /** The last try lost its connection: some of `pending` may have landed unseen. */
     let unknown = false;
@@ -262,7 +263,7 @@ export class SnapshotPipeline {
           if (errors[i]) {
             this.log.warn(
               `row of ${table} failed (${errors[i]!.message}): key ${
-                keyText(fields, this.settings.entry.format).slice(0, 500)
+                keyText(entryText(fields), this.settings.entry.format).slice(0, 500)
               }`,
             );
           }
@@ -298,7 +299,7 @@ export class SnapshotPipeline {
    * table's batches go in order over one connection, so what landed is among the stream's
    * newest entries (at most two chunks in flight); compared by key, which is unique.
    */
-  async #notLanded(stream: string, pending: string[][]): Promise<string[][]> {
+  async #notLanded(stream: string, pending: EntryField[][]): Promise<EntryField[][]> {
     const scan = pending.length + 2 * this.settings.fetchRows + this.settings.batchRows;
     const tail = await this.sink.client.xrevrange(stream, "+", "-", "COUNT", scan) as [
       string,
@@ -306,7 +307,7 @@ export class SnapshotPipeline {
     ][];
     const format = this.settings.entry.format;
     const present = new Set(tail.map(([, fields]) => keyText(fields, format)));
-    const left = pending.filter((fields) => !present.has(keyText(fields, format)));
+    const left = pending.filter((fields) => !present.has(keyText(entryText(fields), format)));
     if (left.length < pending.length) {
       this.log.info(
         `${pending.length - left.length} of ${pending.length} entries of a batch cut off from ` +

@@ -1,4 +1,5 @@
 import type { Cluster } from "ioredis";
+import type { EntryField } from "../../core/entry_field.ts";
 import { keySlot, SLOT_COUNT } from "./key_slot.ts";
 import type { RedisTarget } from "./redis_connection.ts";
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
@@ -115,7 +116,7 @@ export class ClusterWriter {
     writer: number,
     node: string,
     stream: string,
-    entries: string[][],
+    entries: EntryField[][],
     asking: boolean,
   ): Promise<(string | Error)[]> {
     let conn: RespPipeline;
@@ -143,7 +144,7 @@ export class ClusterWriter {
   }
 
   /** XADDs a batch to the node owning the stream; one reply per entry (id or Error). */
-  append(writer: number, stream: string, entries: string[][]): Promise<(string | Error)[]> {
+  append(writer: number, stream: string, entries: EntryField[][]): Promise<(string | Error)[]> {
     const previous = this.#chains.get(stream);
     const run = (previous ?? Promise.resolve()).then(() => this.#append(writer, stream, entries));
     const settled = run.catch(() => {});
@@ -154,7 +155,7 @@ export class ClusterWriter {
     return run;
   }
 
-  async #append(writer: number, stream: string, entries: string[][]) {
+  async #append(writer: number, stream: string, entries: EntryField[][]) {
     const slot = keySlot(stream);
     let node = await this.#ownerOf(slot);
     const replies = await this.#send(writer, node, stream, entries, false);

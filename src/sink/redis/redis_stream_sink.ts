@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { type EntryField, entryText } from "../../core/entry_field.ts";
 import { ClusterWriter } from "./cluster_writer.ts";
 import {
   openRedis,
@@ -121,7 +122,7 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
    * every reply checked on its own. A lost connection rejects (retriable); the next call
    * reconnects.
    */
-  async appendVia(slot: number, stream: string, entries: string[][]): Promise<BatchResult> {
+  async appendVia(slot: number, stream: string, entries: EntryField[][]): Promise<BatchResult> {
     if (this.#cluster) return resultOf(await this.#cluster.append(slot, stream, entries));
     const writer = await this.#writer(slot);
     const clientId = this.#writerIds[slot];
@@ -183,10 +184,11 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
   }
 
   /** XADD every entry in one pipeline and checks every reply on its own. */
-  async append(client: RedisClient, stream: string, entries: string[][]): Promise<BatchResult> {
+  async append(client: RedisClient, stream: string, entries: EntryField[][]): Promise<BatchResult> {
     const pipe = client.pipeline();
     const max = this.options.maxStreamLength;
-    for (const fields of entries) {
+    for (const entry of entries) {
+      const fields = entryText(entry);
       if (max > 0) pipe.xadd(stream, "MAXLEN", "~", max, "*", ...fields);
       else pipe.xadd(stream, "*", ...fields);
     }

@@ -13,6 +13,7 @@
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import tls from "node:tls";
+import { type EntryField, fieldText } from "../../core/entry_field.ts";
 
 export interface RespPipelineOptions {
   host: string;
@@ -140,6 +141,7 @@ export class RespPipeline {
   /** The whole buffer the last encoded batch lives in. */
   #owner: Buffer | null = null;
   #prefixes = new Map<string, Buffer | string>();
+  #opens = new Map<string, Buffer>();
   readonly #bytesEncoding: boolean;
 
   private constructor(opts: RespPipelineOptions) {
@@ -232,7 +234,7 @@ export class RespPipeline {
    * with one reply per entry in order: the id, or an Error carrying Redis's message.
    * Rejects (whole batch) only when the connection is lost.
    */
-  xaddBatch(stream: string, entries: string[][], maxLen = 0): Promise<(string | Error)[]> {
+  xaddBatch(stream: string, entries: EntryField[][], maxLen = 0): Promise<(string | Error)[]> {
     if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
     if (entries.length === 0) return Promise.resolve([]);
     let data: Buffer;
@@ -308,6 +310,17 @@ export class RespPipeline {
     return p;
   }
 
+  /** UTF-8 bytes of a WrappedField's constant half, encoded once. */
+  #openBytes(open: string): Buffer {
+    let b = this.#opens.get(open);
+    if (b === undefined) {
+      if (this.#opens.size >= 256) this.#opens.clear();
+      b = Buffer.from(open);
+      this.#opens.set(open, b);
+    }
+    return b;
+  }
+
   /** A buffer of at least `size` bytes that no pending write holds. */
   #take(size: number): Buffer {
     while (this.#free.length > 0) {
@@ -326,7 +339,7 @@ export class RespPipeline {
    * Deno: one string for the whole batch (header lengths by Buffer.byteLength), encoded with
    * one TextEncoder.encodeInto — far fewer native calls than writing argument by argument.
    */
-  #encodeString(stream: string, entries: string[][], maxLen: number): Buffer {
+  #encodeString(stream: string, entries: EntryField[][], maxLen: number): Buffer {
     let str = "";
     let lastCount = -1;
     let prefix = "";
@@ -338,7 +351,7 @@ export class RespPipeline {
       }
       str += prefix;
       for (let j = 0; j < fields.length; j++) {
-        const s = fields[j];
+        const s = fieldText(fields[j]);
         str += "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
       }
     }
@@ -358,7 +371,7 @@ export class RespPipeline {
    * UTF-16 length; multi-byte text rarely changes the digit count, and then the bytes are
    * moved (copyWithin) to make room for the longer header.
    */
-  #encodeBytes(stream: string, entries: string[][], maxLen: number): Buffer {
+  #encodeBytes(stream: string, entries: EntryField[][], maxLen: number): Buffer {
     let buf = this.#take(this.#scratchSize);
     let pos = 0;
     let lastCount = -1;
@@ -374,7 +387,12 @@ export class RespPipeline {
       }
       // Worst case for this entry: prefix + per field header (13) + 3 bytes/char + CRLF.
       let need = prefix.length;
-      for (let j = 0; j < fields.length; j++) need += fields[j].length * 3 + 16;
+      for (let j = 0; j < fields.length; j++) {
+        const f = fields[j];
+        need += typeof f === "string"
+          ? f.length * 3 + 16
+          : this.#openBytes(f.open).length + f.body.length * 3 + 17;
+      }
       if (pos + need > buf.length) {
         this.#scratchSize = Math.max(buf.length * 2, pos + need);
         const bigger = Buffer.allocUnsafe(this.#scratchSize);
@@ -384,10 +402,24 @@ export class RespPipeline {
       for (let k = 0; k < prefix.length; k++) buf[pos + k] = prefix[k];
       pos += prefix.length;
       for (let j = 0; j < fields.length; j++) {
-        const s = fields[j];
-        const guess = digitCount(s.length);
-        const start = pos + guess + 3;
-        const n = utf8Write.call(buf, s, start, buf.length - start);
+        const f = fields[j];
+        let n: number;
+        let start: number;
+        let guess: number;
+        if (typeof f === "string") {
+          guess = digitCount(f.length);
+          start = pos + guess + 3;
+          n = utf8Write.call(buf, f, start, buf.length - start);
+        } else {
+          // The schema half's bytes are cached: only the payload is encoded.
+          const open = this.#openBytes(f.open);
+          guess = digitCount(open.length + f.body.length + 1);
+          start = pos + guess + 3;
+          open.copy(buf, start);
+          n = open.length;
+          n += utf8Write.call(buf, f.body, start + n, buf.length - start - n);
+          buf[start + n++] = 0x7d; // }
+        }
         const digits = digitCount(n);
         if (digits !== guess) buf.copyWithin(pos + digits + 3, start, start + n);
         pos = writeBulkHeader(buf, pos, n, digits) + n;

@@ -1,4 +1,5 @@
 import { SinkError } from "../../core/errors.ts";
+import type { EntryField } from "../../core/entry_field.ts";
 import { RedisConnectionError, type RespPipeline } from "./resp_pipeline.ts";
 
 export interface AppendOptions {
@@ -36,7 +37,7 @@ export class ReplicaWaitError extends SinkError {
 export function sendBatch(
   conn: RespPipeline,
   stream: string,
-  entries: string[][],
+  entries: EntryField[][],
   options: AppendOptions,
   where: string,
   asking = false,
