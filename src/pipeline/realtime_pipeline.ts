@@ -98,6 +98,9 @@ export interface RealtimeSettings {
   snapshotTable?: (table: TableSchema) => Promise<void>;
 }
 
+/** Checkpoint writes while streaming: at most one per this many ms. */
+const CHECKPOINT_INTERVAL_MS = 50;
+
 /** Label of the DDL stream's writer in outcomes and messages. */
 export const SCHEMA_CHANGES = "(schema changes)";
 
@@ -218,6 +221,7 @@ export class RealtimePipeline {
   #latest: string | null = null;
   #written: string | null = null;
   #committing: Promise<void> | null = null;
+  #lastCheckpointAt = 0;
   /** Per table key: the schema version changes are at, as processed. */
   #inEffect = new Map<string, SchemaDumpEntry>();
   /** Per table key: the version at the newest checkpoint (saved with it). */
@@ -825,7 +829,7 @@ export class RealtimePipeline {
     if (token !== null) {
       this.#latest = token;
       if (!this.#committing) {
-        this.#committing = this.#commit().catch((err) => {
+        this.#committing = this.#writeCheckpoints(true).catch((err) => {
           if (this.#fatal === null) this.#fatal = err;
           this.#internal.abort();
           this.#notify();
@@ -834,10 +838,24 @@ export class RealtimePipeline {
     }
   }
 
-  /** Writes the newest checkpoint to Redis, then acknowledges it to the source. */
+  /** Writes the newest checkpoint now (draining, stopping), after any write in progress. */
   async #commit(): Promise<void> {
     if (this.#committing) await this.#committing.catch(() => {});
+    await this.#writeCheckpoints(false);
+  }
+
+  /**
+   * Writes the newest checkpoint to Redis, then acknowledges it to the source, until the
+   * newest is written. `paced`: at most one write per CHECKPOINT_INTERVAL_MS while changes
+   * stream (a checkpoint per small transaction would cost a round trip each).
+   */
+  async #writeCheckpoints(paced: boolean): Promise<void> {
     for (let failures = 0; this.#latest !== null && this.#latest !== this.#written;) {
+      if (paced) {
+        const wait = this.#lastCheckpointAt + CHECKPOINT_INTERVAL_MS - Date.now();
+        if (wait > 0) await sleep(wait, this.#internal.signal);
+      }
+      this.#lastCheckpointAt = Date.now();
       const token = this.#latest;
       const schemas = this.#latestSchemas;
       try {
