@@ -2,6 +2,7 @@
  * RespPipeline against real Redis: the shared private server for data tests, servers of the
  * test's own (`redis-server --port …`) for ACL users and for stopping a server under load.
  */
+import { type EntryField, entryText, WrappedField } from "../../src/core/entry_field.ts";
 import assert from "node:assert/strict";
 import net from "node:net";
 import process from "node:process";
@@ -139,6 +140,29 @@ for (const encoding of ENCODINGS) {
         const own = (await conn.command("XRANGE", stream, "-", "+")) as [string, string[]][];
         assert.deepEqual(own.map(([id]) => id), ids);
         assert.deepEqual(own.map(([, f]) => f), entries);
+      } finally {
+        await conn.close();
+      }
+    });
+  });
+
+  Deno.test(`resp: wrapped fields (schema half + payload) round-trip (${encoding})`, async () => {
+    await withRedis(async (redis) => {
+      const conn = await open(encoding);
+      try {
+        const stream = `${prefix}wrapped:${encoding}`;
+        const open8 = '{"schema":{"é":1},"payload":'; // multi-byte in the cached half
+        const entries: EntryField[][] = [
+          [new WrappedField(open8, '{"id":1}'), new WrappedField(open8, '"😀"')],
+          // Total lengths around a digit boundary of the bulk header (99 -> 100 bytes).
+          [new WrappedField("x".repeat(90), "é".repeat(4)), "plain"],
+          [new WrappedField("x".repeat(90), "é".repeat(5)), new WrappedField("", "")],
+          [new WrappedField(open8, "ü✓".repeat(50_000)), "v"],
+        ];
+        const ids = await conn.xaddBatch(stream, entries);
+        assert.ok(ids.every((id) => typeof id === "string"), String(ids));
+        const stored = await readStream(redis, stream);
+        assert.deepEqual(stored.map(([, f]) => f), entries.map(entryText));
       } finally {
         await conn.close();
       }
