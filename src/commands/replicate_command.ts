@@ -4,6 +4,8 @@ import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
 import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
+import { MysqlLagSampler } from "../observe/mysql_lag_sampler.ts";
+import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
 import { observeSettingsOf, RunObserver, stderrLine } from "../observe/run_observer.ts";
 import {
   SnapshotPipeline,
@@ -93,9 +95,19 @@ export async function replicate(
     waitForReplicas: streams.waitForReplicas,
     waitForReplicasTimeoutMs: streams.waitForReplicasTimeoutMs,
   });
-  const lag = mode !== "snapshot" && setup.source.type === "POSTGRESQL"
+  const naming = namingOf(setup);
+  const checkpoints = new CheckpointStore(
+    sink.client,
+    naming.checkpointKey(setup.target.mode === "cluster"),
+  );
+  const lag = mode === "snapshot"
+    ? null
+    : setup.source.type === "POSTGRESQL"
     ? new PgLagSampler(pgEndpointOf(setup.source), pgSlotName(setup))
-    : null;
+    : new MysqlLagSampler(
+      mysqlEndpointOf(setup.source),
+      () => checkpoints.get(REALTIME_CHECKPOINT_FIELD),
+    );
   const observer = new RunObserver(observe, {
     metrics,
     log,
@@ -105,11 +117,6 @@ export async function replicate(
   });
   try {
     await observer.start();
-    const naming = namingOf(setup);
-    const checkpoints = new CheckpointStore(
-      sink.client,
-      naming.checkpointKey(setup.target.mode === "cluster"),
-    );
     const resume = await decideState(setup, checkpoints, opts);
     writeManifest(setup.home, {
       id: setup.id,
