@@ -5,11 +5,10 @@ import type { ChangeEvent } from "../core/change_event.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import { ReplicantError, SinkError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
-import type { SourcePosition } from "../core/change_event.ts";
-import { type DdlSchemaSide, encodeDdlEntry } from "../schema/ddl_entry.ts";
-import { buildSchemaDumpEntry, type SchemaDumpEntry, tableKeyOf } from "../schema/schema_dump.ts";
+import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import { encodeDdlEntry } from "../schema/ddl_entry.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
+import { REALTIME_SCHEMAS_FIELD, type SchemaChange, SchemaTracker } from "./schema_tracker.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import {
   appendIndoubt,
@@ -35,12 +34,6 @@ import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 
 /** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
 export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
-/**
- * Field of the checkpoint hash holding the schema version of each table at the checkpoint
- * (JSON `[[catalog, schema, table, version], …]`), so a resume decodes and labels the
- * changes it replays with the schemas they were written under.
- */
-export const REALTIME_SCHEMAS_FIELD = "realtime:schemas";
 
 /** Where the pipeline reports (ReplicationLog fits). */
 export interface PipelineLog {
@@ -222,14 +215,7 @@ export class RealtimePipeline {
   #written: string | null = null;
   #committing: Promise<void> | null = null;
   #lastCheckpointAt = 0;
-  /** Per table key: the schema version changes are at, as processed. */
-  #inEffect = new Map<string, SchemaDumpEntry>();
-  /** Per table key: the version at the newest checkpoint (saved with it). */
-  readonly #committedSchemas = new Map<string, [TableId, number]>();
-  /** JSON of the versions to save with `#latest`, when they changed (null: unchanged). */
-  #latestSchemas: string | null = null;
-  /** Each source schema object, labelled with its version. */
-  #labelled = new WeakMap<TableSchema, TableSchema>();
+  readonly #schemas: SchemaTracker;
 
   /**
    * The queue holds several batches' worth, so the source keeps decoding while a batch is
@@ -252,6 +238,11 @@ export class RealtimePipeline {
     private readonly signal: AbortSignal,
   ) {
     this.#global = settings.replayConsistency === "GLOBAL";
+    this.#schemas = new SchemaTracker(
+      settings.schemas,
+      (change, tx) => this.#queueDdl(change, tx),
+      log,
+    );
     this.#sem = new Semaphore(this.#global ? 1 : settings.threads);
   }
 
@@ -260,7 +251,12 @@ export class RealtimePipeline {
       ? await this.checkpoints.get(REALTIME_CHECKPOINT_FIELD)
       : null;
     this.#written = from;
-    await this.#loadSchemas();
+    if (this.settings.schemas) {
+      const saved = this.settings.resume
+        ? await this.checkpoints.get(REALTIME_SCHEMAS_FIELD)
+        : null;
+      this.source.useSchemaHistory?.(this.settings.schemas, this.#schemas.load(saved));
+    }
     const stop = () => this.#internal.abort();
     if (this.signal.aborted) stop();
     this.signal.addEventListener("abort", stop, { once: true });
@@ -341,118 +337,24 @@ export class RealtimePipeline {
     }
     this.#checkpointer = new Checkpointer();
     this.#open = null;
-    this.#labelled = new WeakMap();
+    this.#schemas.restart();
     return this.#written;
   }
 
-  /** The versions in effect at the checkpoint (resume), else the newest of each table. */
-  async #loadSchemas(): Promise<void> {
-    const history = this.settings.schemas;
-    if (!history) return;
-    const inEffect = new Map(history.newest().map((e) => [tableKeyOf(e.id), e]));
-    const saved = this.settings.resume ? await this.checkpoints.get(REALTIME_SCHEMAS_FIELD) : null;
-    if (saved) {
-      let list: [string, string | null, string, number][] = [];
-      try {
-        list = JSON.parse(saved);
-      } catch {
-        this.log.warn(
-          `checkpoint field ${REALTIME_SCHEMAS_FIELD} is not JSON; using the newest schemas`,
-        );
-      }
-      for (const [catalog, schema, table, version] of list) {
-        const id = { catalog, schema, table };
-        const e = history.version(id, version);
-        if (e) inEffect.set(tableKeyOf(id), e);
-        else inEffect.delete(tableKeyOf(id));
-      }
-    }
-    this.#inEffect = inEffect;
-    for (const [k, e] of inEffect) this.#committedSchemas.set(k, [e.id, e.version]);
-    this.#latestSchemas = this.#schemasJson();
-    this.source.useSchemaHistory?.(history, [...inEffect.values()]);
-  }
-
-  #schemasJson(): string {
-    return JSON.stringify(
-      [...this.#committedSchemas.values()].map(([id, v]) => [id.catalog, id.schema, id.table, v]),
-    );
-  }
-
-  /**
-   * A schema object the pipeline has not seen: its version (recorded in the dump first when
-   * new), and a DDL entry when it differs from the version in effect.
-   */
-  async #labelSchema(schema: TableSchema, position: SourcePosition, tx: InFlightTransaction) {
-    const history = this.settings.schemas;
-    let labelled = schema;
-    if (history) {
-      const key = tableKeyOf(schema.id);
-      const before = this.#inEffect.get(key) ?? null;
-      const fingerprint = buildSchemaDumpEntry(schema, 0, 0).fingerprint;
-      const after = before?.fingerprint === fingerprint
-        ? before
-        : (await history.record(schema, position.sortKey ?? null)).entry;
-      if (after !== before) this.#schemaChanged(schema.id, before, after, "", position, tx);
-      if (schema.version !== after.version) labelled = { ...schema, version: after.version };
-    }
-    this.#labelled.set(schema, labelled);
-    return labelled;
-  }
-
-  /** A DDL statement from the source: new version, dropped table, or the statement alone. */
+  /** A DDL statement from the source; a table renamed into the selection is copied first. */
   async #ddlStatement(d: DdlStatement, tx: InFlightTransaction): Promise<void> {
-    const key = tableKeyOf(d.table);
-    const before = this.#inEffect.get(key) ?? null;
-    let after: SchemaDumpEntry | null = d.dropped ? null : before;
-    if (d.after) {
-      const { entry } = this.settings.schemas
-        ? await this.settings.schemas.record(d.after, d.position.sortKey ?? null)
-        : { entry: null };
-      after = entry;
-      this.#labelled.set(
-        d.after,
-        entry && d.after.version !== entry.version
-          ? { ...d.after, version: entry.version }
-          : d.after,
-      );
-    }
-    this.#schemaChanged(d.table, before, after, d.statement, d.position, tx);
-    if (d.snapshot && d.after && this.settings.snapshotTable) {
+    const after = await this.#schemas.statement(d, tx);
+    if (d.snapshot && after && this.settings.snapshotTable) {
       this.log.info(`${qualifiedName(d.table)} was renamed into the selection: copying its rows`);
-      await this.settings.snapshotTable(this.#labelled.get(d.after) ?? d.after);
+      await this.settings.snapshotTable(after);
     }
   }
 
-  /** Moves the version in effect (saved with the transaction's checkpoint), writes the DDL entry. */
-  #schemaChanged(
-    id: TableId,
-    before: SchemaDumpEntry | null,
-    after: SchemaDumpEntry | null,
-    statement: string,
-    position: SourcePosition,
-    tx: InFlightTransaction,
-  ): void {
-    const key = tableKeyOf(id);
-    if (after !== before) {
-      if (after) this.#inEffect.set(key, after);
-      else this.#inEffect.delete(key);
-      (tx.schemas ??= new Map()).set(key, after ? after.version : null);
-      this.log.info(
-        `schema of ${qualifiedName(id)}: ${before ? `v${before.version}` : "new"} -> ${
-          after ? `v${after.version}` : "dropped"
-        }${statement ? ` (${statement.slice(0, 80)})` : ""}`,
-      );
-    }
+  /** A schema change or DDL statement: an entry of the DDL stream, when it is on. */
+  #queueDdl({ change }: SchemaChange, tx: InFlightTransaction): void {
     const stream = this.settings.ddlStream;
-    if (!stream || (after === before && statement === "")) return;
-    const side = (e: SchemaDumpEntry | null): DdlSchemaSide | null =>
-      e ? { version: e.version, columns: e.columns } : null;
-    const fields = encodeDdlEntry(
-      { table: id, statement, before: side(before), after: side(after), position },
-      this.settings.entry,
-      Date.now(),
-    );
+    if (!stream) return;
+    const fields = encodeDdlEntry(change, this.settings.entry, Date.now());
     let w = this.#writers.get(stream);
     if (!w) {
       w = new StreamWriter(SCHEMA_CHANGES, stream, this.sink.lease(), this.sink.writerSlot(), true);
@@ -461,6 +363,7 @@ export class RealtimePipeline {
     let bytes = 64;
     for (const f of fields) bytes += f.length;
     this.#checkpointer.add(tx);
+    const position = change.position;
     w.queue.push({ entries: [fields], tx, bytes, sortKey: position.sortKey, tsMs: position.tsMs });
     this.#bytes += bytes;
     this.#kick(w);
@@ -535,8 +438,8 @@ export class RealtimePipeline {
     const touched = new Set<StreamWriter>();
     const now = Date.now();
     for (const ev of part.events as ChangeEvent[]) {
-      const table = this.#labelled.get(ev.table) ??
-        await this.#labelSchema(ev.table, ev.position, tx);
+      const table = this.#schemas.labelled(ev.table) ??
+        await this.#schemas.label(ev.table, ev.position, tx);
       const route = this.#route(table);
       const w = route.writer;
       if (w.skipped) continue;
@@ -703,6 +606,7 @@ export class RealtimePipeline {
       let result: BatchResult | null = null;
       let thrown: unknown = null;
       try {
+        await this.sink.awaitMemory(this.#internal.signal, this.log);
         const t0 = performance.now(); // issue 8: metrics
         result = await this.sink.appendVia(w.slot, w.stream, entries);
         metrics.realtimeRoundTrip(performance.now() - t0);
@@ -815,17 +719,7 @@ export class RealtimePipeline {
   }
 
   #advance(): void {
-    let schemasMoved = false;
-    const token = this.#checkpointer.advance((tx) => {
-      if (!tx.schemas) return;
-      for (const [key, version] of tx.schemas) {
-        const id = this.#committedSchemas.get(key)?.[0] ?? idOfKey(key);
-        if (version === null) this.#committedSchemas.delete(key);
-        else this.#committedSchemas.set(key, [id, version]);
-      }
-      schemasMoved = true;
-    });
-    if (schemasMoved) this.#latestSchemas = this.#schemasJson();
+    const token = this.#checkpointer.advance((tx) => this.#schemas.committed(tx));
     if (token !== null) {
       this.#latest = token;
       if (!this.#committing) {
@@ -857,13 +751,13 @@ export class RealtimePipeline {
       }
       this.#lastCheckpointAt = Date.now();
       const token = this.#latest;
-      const schemas = this.#latestSchemas;
+      const schemas = this.#schemas.pending();
       try {
         await this.checkpoints.write({
           [REALTIME_CHECKPOINT_FIELD]: token,
           ...(schemas === null ? {} : { [REALTIME_SCHEMAS_FIELD]: schemas }),
         });
-        if (this.#latestSchemas === schemas) this.#latestSchemas = null;
+        if (schemas !== null) this.#schemas.saved(schemas);
         await this.source.acknowledge(token);
         this.#written = token;
       } catch (err) {
@@ -952,9 +846,4 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
   } finally {
     await source.close();
   }
-}
-
-function idOfKey(key: string): TableId {
-  const [catalog, schema, table] = JSON.parse(key) as [string, string | null, string];
-  return { catalog, schema, table };
 }
