@@ -94,6 +94,7 @@ export async function replicate(
     maxStreamLength: streams.maxStreamLength ?? 0,
     waitForReplicas: streams.waitForReplicas,
     waitForReplicasTimeoutMs: streams.waitForReplicasTimeoutMs,
+    pauseAboveMemoryPercent: streams.pauseAboveMemoryPercent,
   });
   const naming = namingOf(setup);
   const checkpoints = new CheckpointStore(

@@ -17,6 +17,8 @@ export interface StreamOptions {
   waitForReplicas?: number;
   /** Timeout of that `WAIT` (default 1000 ms). */
   waitForReplicasTimeoutMs?: number;
+  /** Writers pause while Redis uses more than this % of its maxmemory; absent: never. */
+  pauseAboveMemoryPercent?: number;
 }
 
 export interface SnapshotApplierConfig {
@@ -71,6 +73,7 @@ function streamFields() {
     "max-stream-length": int({ min: 1 }),
     "wait-for-replicas": int({ min: 0 }),
     "wait-for-replicas-timeout-ms": int({ min: 1 }),
+    "pause-above-memory-percent": int({ min: 1, max: 100 }),
   };
 }
 
@@ -159,6 +162,7 @@ const STREAM_KEYS: Record<StreamKey, keyof StreamOptions> = {
   "max-stream-length": "maxStreamLength",
   "wait-for-replicas": "waitForReplicas",
   "wait-for-replicas-timeout-ms": "waitForReplicasTimeoutMs",
+  "pause-above-memory-percent": "pauseAboveMemoryPercent",
 };
 
 /** One value per stream option; the same option set differently in two places is a problem. */

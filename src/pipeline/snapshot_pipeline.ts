@@ -243,6 +243,7 @@ export class SnapshotPipeline {
         }
         unknown = false;
         if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
+        await this.sink.awaitMemory(this.signal, this.log);
         t0 = performance.now(); // issue 8: metrics
         errors = (await this.sink.appendVia(slot, stream, pending)).errors;
       } catch (err) {

@@ -183,3 +183,81 @@ Deno.test("backpressure e2e: realtime waits on OOM and every change reaches the 
     rmSync(home.dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("backpressure: above pause-above-memory-percent nothing is written; resumes when memory frees", async () => {
+  const schema = `bpm_${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  const db = await pgClient();
+  const redis = await privateRedis();
+  const admin = redis.admin();
+  const home = scratchHome();
+  let run: RunningReplicant | null = null;
+  try {
+    await admin.config("SET", "appendonly", "no");
+    await admin.config("SET", "maxmemory", String(64 * 1024 * 1024));
+    // A 40 MB value; the mark is set just below the share of maxmemory Redis then uses.
+    await admin.setrange("filler", 40 * 1024 * 1024, "x");
+    const info = await admin.info("memory");
+    const used = Number(/used_memory:(\d+)/.exec(info)![1]);
+    const mark = Math.floor((100 * used) / (64 * 1024 * 1024)) - 5;
+    assert.ok(mark > 20 && mark < 95, `mark ${mark}`);
+    await db.query(`CREATE SCHEMA ${schema}`);
+    await db.query(`CREATE TABLE ${schema}.t (id int PRIMARY KEY, v text NOT NULL)`);
+    await db.query(
+      `INSERT INTO ${schema}.t SELECT g, md5(g::text) FROM generate_series(1, 2000) g`,
+    );
+    const stream = `replicant_${schema}_t`;
+    run = startReplicant([
+      "snapshot",
+      home.pgConn,
+      redis.connFile(home.dir, "private_redis.yaml"),
+      "--filter",
+      home.write(
+        "filter.yaml",
+        `allow:\n  - catalog: replicant\n    schema: ${schema}\n    types: [TABLE]\n`,
+      ),
+      "--applier",
+      home.write("applier.yaml", `include-schema: false\npause-above-memory-percent: ${mark}\n`),
+      "--id",
+      schema,
+      "--home",
+      home.dir,
+    ]);
+    const current = run;
+    const trace = `${home.dir}/data/${schema}/trace.log`;
+    const traceText = () => {
+      try {
+        return Deno.readTextFileSync(trace);
+      } catch {
+        return "";
+      }
+    };
+    await waitFor(() => /writes paused until it falls/.test(traceText()), {
+      what: "the pause in trace.log",
+      timeoutMs: 20_000,
+    });
+    assert.match(
+      traceText(),
+      new RegExp(
+        `Redis uses \\d+% of its maxmemory \\(applier pause-above-memory-percent: ${mark}\\)`,
+      ),
+    );
+    // Paused: the process runs and nothing has been written.
+    assert.equal(await admin.exists(stream), 0);
+    await admin.del("filler");
+    const out = await current.done;
+    run = null;
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(await admin.xlen(stream), 2000);
+    assert.match(traceText(), /writes resumed after/);
+  } finally {
+    if (run) {
+      run.kill("SIGKILL");
+      await run.done;
+    }
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+    await db.end();
+    admin.disconnect();
+    await redis.stop();
+    rmSync(home.dir, { recursive: true, force: true });
+  }
+});

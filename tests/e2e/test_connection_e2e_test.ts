@@ -302,7 +302,7 @@ Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges,
     assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
     assert.match(
       wrong.stdout,
-      /credentials\s+FAILED\s+.*mariadb_plain\.yaml\): access denied for user "plain": check `username` and `password`/,
+      /credentials\s+FAILED\s+.*mariadb_plain\.yaml\): authentication failed: access denied for user "plain"/,
     );
     assert.doesNotMatch(wrong.stdout + wrong.stderr, /nope/);
 

@@ -8,6 +8,7 @@ import {
   type RedisTarget,
 } from "./redis_connection.ts";
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
+import { MemoryGate } from "./memory_gate.ts";
 import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
 
 export type { AppendOptions } from "./xadd_batch.ts";
@@ -33,6 +34,8 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
   /** Redis's CLIENT ID of each writer's connection (null when unknown). */
   readonly #writerIds: (number | null)[];
   #nextWriter = 0;
+  /** Writers call `memory.wait()` before each batch (applier `pause-above-memory-percent`). */
+  readonly memory: MemoryGate;
 
   private constructor(
     pool: C[],
@@ -44,6 +47,11 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     this.#cluster = cluster;
     this.#writers = new Array(Math.max(1, target.poolSize)).fill(null);
     this.#writerIds = new Array(this.#writers.length).fill(null);
+    this.memory = new MemoryGate(options.pauseAboveMemoryPercent, async () => {
+      const admin = pool[0] as RedisClient;
+      const servers = "nodes" in admin ? admin.nodes("master") : [admin];
+      return await Promise.all(servers.map((s) => s.info("memory")));
+    });
   }
 
   /**
@@ -115,6 +123,26 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     });
     this.#writers[slot] = opening;
     return await opening;
+  }
+
+  /** Before a batch: waits while Redis memory is above `pause-above-memory-percent`. */
+  awaitMemory(
+    signal: AbortSignal | undefined,
+    log: { info(message: string): void; warn(message: string): void },
+  ): Promise<void> {
+    return this.memory.wait(
+      signal,
+      (percent) =>
+        log.warn(
+          `Redis uses ${
+            percent.toFixed(0)
+          }% of its maxmemory (applier pause-above-memory-percent: ${this.options.pauseAboveMemoryPercent}): writes paused until it falls`,
+        ),
+      (ms) =>
+        log.info(
+          `Redis memory is below the mark: writes resumed after ${(ms / 1000).toFixed(1)} s`,
+        ),
+    );
   }
 
   /**

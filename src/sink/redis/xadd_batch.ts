@@ -9,6 +9,8 @@ export interface AppendOptions {
   waitForReplicas?: number;
   /** Timeout of that WAIT (applier `wait-for-replicas-timeout-ms`, default 1000). */
   waitForReplicasTimeoutMs?: number;
+  /** Pause writers while Redis uses more than this % of maxmemory (MemoryGate). */
+  pauseAboveMemoryPercent?: number;
 }
 
 /**
