@@ -1,5 +1,5 @@
 import type { ChangeEvent, Op, RowFragments, SourcePosition } from "./change_event.ts";
-import { qualifiedName, type TableSchema } from "./table_schema.ts";
+import { qualifiedName, type TableId, type TableSchema } from "./table_schema.ts";
 import { type EntryField, WrappedField } from "./entry_field.ts";
 
 export type MessageFormat = "compact" | "extended" | "fields";
@@ -22,6 +22,22 @@ const POSITION_FIELDS: Record<Connector, [string, string][]> = {
     "int32",
   ]],
 };
+
+/** Start of a `source` block, up to its `"ts_ms":` (SPEC §4). */
+export function sourceOpen(
+  options: Pick<EntryOptions, "connector" | "replicationId" | "version">,
+): string {
+  return `{"version":${JSON.stringify(options.version)},"connector":"${options.connector}","name":${
+    JSON.stringify(options.replicationId)
+  },"ts_ms":`;
+}
+
+/** The `db`, `schema` and `table` fields of a `source` block. */
+export function sourceTableFields(id: TableId): string {
+  return `"db":${JSON.stringify(id.catalog)},"schema":${JSON.stringify(id.schema)},"table":${
+    JSON.stringify(id.table)
+  }`;
+}
 
 /** Value of a tombstone entry (SPEC §4). */
 export const TOMBSTONE_VALUE = "default";
@@ -116,14 +132,9 @@ export class TableEntryEncoder<W extends boolean = false> {
     const withSchema = options.includeSchema && options.format !== "fields";
     this.#keySchemaOpen = withSchema ? `{"schema":${JSON.stringify(keySchema)},"payload":` : "";
     this.#valueSchemaOpen = withSchema ? `{"schema":${JSON.stringify(valueSchema)},"payload":` : "";
-    this.#sourceOpen = `{"version":${
-      JSON.stringify(options.version)
-    },"connector":"${options.connector}","name":${JSON.stringify(options.replicationId)},"ts_ms":`;
-    const tableFields = `"db":${JSON.stringify(table.id.catalog)},"schema":${
-      JSON.stringify(table.id.schema)
-    },"table":${JSON.stringify(table.id.table)}${
-      table.version === undefined ? "" : `,"schema_version":${table.version}`
-    }`;
+    this.#sourceOpen = sourceOpen(options);
+    const tableFields = sourceTableFields(table.id) +
+      (table.version === undefined ? "" : `,"schema_version":${table.version}`);
     this.#sourceTableSnapshot = `,"snapshot":"true",${tableFields}`;
     this.#sourceTableStreaming = `,"snapshot":"false",${tableFields}`;
   }

@@ -16,7 +16,7 @@
  */
 
 import type { SourcePosition } from "../core/change_event.ts";
-import type { EntryOptions } from "../core/entry_encoder.ts";
+import { type EntryOptions, sourceOpen, sourceTableFields } from "../core/entry_encoder.ts";
 import type { TableId } from "../core/table_schema.ts";
 import { qualifiedName } from "../core/table_schema.ts";
 import type { DumpColumn } from "./schema_dump.ts";
@@ -43,13 +43,9 @@ export function encodeDdlEntry(
   nowMs: number,
 ): string[] {
   const id = change.table;
-  const source =
-    `{"version":${JSON.stringify(options.version)},"connector":"${options.connector}",` +
-    `"name":${JSON.stringify(options.replicationId)},"ts_ms":${change.position.tsMs},` +
-    `"snapshot":"false","db":${JSON.stringify(id.catalog)},"schema":${
-      JSON.stringify(id.schema)
-    },"table":${JSON.stringify(id.table)}` +
-    (change.position.fields === "" ? "}" : "," + change.position.fields + "}");
+  const position = change.position;
+  const source = sourceOpen(options) + position.tsMs + `,"snapshot":"false",` +
+    sourceTableFields(id) + (position.fields === "" ? "}" : "," + position.fields + "}");
   return [
     "op",
     "ddl",

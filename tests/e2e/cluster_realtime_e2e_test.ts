@@ -29,6 +29,8 @@ import {
   type Entry,
   type GeneratorOptions,
   killAndResume,
+  mysqlTxRunner,
+  pgTxRunner,
   readEntries,
   replay,
   tailHas,
@@ -78,18 +80,7 @@ async function pgSource(tag: string, id: string, rows: (t: string) => number): P
     tables,
     snapStream: (t) => `replicant_${schema}_${t}`,
     placeholders: "dollar",
-    run: async (stmts) => {
-      await writer.query("BEGIN");
-      try {
-        for (const s of stmts) await writer.query(s.sql, s.params);
-        const r = await writer.query("SELECT (txid_current() % 4294967296)::text AS x");
-        await writer.query("COMMIT");
-        return r.rows[0].x;
-      } catch (err) {
-        await writer.query("ROLLBACK").catch(() => {});
-        throw err;
-      }
-    },
+    run: pgTxRunner(writer),
     connFile: (home) => home.pgConn,
     filter: `allow:\n  - catalog: replicant\n    schema: ${schema}\n    types: [TABLE]\n`,
     async rows(t) {
@@ -134,18 +125,7 @@ async function mariadbSource(tag: string, rows: (t: string) => number): Promise<
     tables,
     snapStream: (t) => `${database}_${t}`,
     placeholders: "question",
-    run: async (stmts) => {
-      await writer.query("BEGIN");
-      try {
-        for (const s of stmts) await writer.query(s.sql, s.params);
-        await writer.query("COMMIT");
-        const [rows] = await writer.query("SELECT @@last_gtid AS g");
-        return String((rows as { g: string }[])[0].g);
-      } catch (err) {
-        await writer.query("ROLLBACK").catch(() => {});
-        throw err;
-      }
-    },
+    run: mysqlTxRunner(writer),
     // Binlog clients of this test area use server ids 5201-5299.
     connFile: (home) =>
       home.write(

@@ -16,6 +16,7 @@ import {
   canonical,
   ChangeGenerator,
   killAndResume,
+  mysqlTxRunner,
   readEntries,
   replay,
 } from "../helpers/change_log.ts";
@@ -62,18 +63,7 @@ async function crashRun(SNAPSHOT_KILLS: number): Promise<void> {
     placeholders: "question",
     seed,
     pauseMs: 3,
-    run: async (stmts) => {
-      await writer.query("BEGIN");
-      try {
-        for (const s of stmts) await writer.query(s.sql, s.params);
-        await writer.query("COMMIT");
-        const [rows] = await writer.query("SELECT @@last_gtid AS g");
-        return String((rows as { g: string }[])[0].g);
-      } catch (err) {
-        await writer.query("ROLLBACK").catch(() => {});
-        throw err;
-      }
-    },
+    run: mysqlTxRunner(writer),
   });
   try {
     await db.query(`CREATE DATABASE ${database}`);

@@ -16,6 +16,7 @@ import {
   canonical,
   ChangeGenerator,
   killAndResume,
+  pgTxRunner,
   readEntries,
   replay,
 } from "../helpers/change_log.ts";
@@ -55,18 +56,7 @@ Deno.test("crash (pg): kill -9 ≥10 times across snapshot and realtime, --resum
     placeholders: "dollar",
     seed,
     pauseMs: 3,
-    run: async (stmts) => {
-      await writer.query("BEGIN");
-      try {
-        for (const s of stmts) await writer.query(s.sql, s.params);
-        const r = await writer.query("SELECT (txid_current() % 4294967296)::text AS x");
-        await writer.query("COMMIT");
-        return r.rows[0].x;
-      } catch (err) {
-        await writer.query("ROLLBACK").catch(() => {});
-        throw err;
-      }
-    },
+    run: pgTxRunner(writer),
   });
   try {
     await db.query(`CREATE SCHEMA ${schema}`);

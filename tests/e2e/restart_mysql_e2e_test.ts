@@ -17,6 +17,7 @@ import {
   assertExactlyOnce,
   assertPositions,
   ChangeGenerator,
+  mysqlTxRunner,
   readEntries,
   tailHas,
   totalLength,
@@ -116,18 +117,7 @@ async function restartRun(mustReconnect: boolean): Promise<void> {
     placeholders: "question",
     seed: Math.floor(Math.random() * 2 ** 31),
     pauseMs: 3,
-    run: async (stmts) => {
-      await writer.query("BEGIN");
-      try {
-        for (const s of stmts) await writer.query(s.sql, s.params);
-        await writer.query("COMMIT");
-        const [rows] = await writer.query("SELECT @@last_gtid AS g");
-        return String((rows as { g: string }[])[0].g);
-      } catch (err) {
-        await writer.query("ROLLBACK").catch(() => {});
-        throw err;
-      }
-    },
+    run: mysqlTxRunner(() => writer),
   });
   try {
     await writer.query(`CREATE DATABASE ${database}`);

@@ -47,6 +47,50 @@ export interface Statement {
 /** Runs statements in one transaction, commits, and returns the transaction's token. */
 export type TxRunner = (statements: Statement[]) => Promise<string>;
 
+/** Minimal query interfaces of a `pg` client and a `mysql2/promise` connection. */
+interface PgQuery {
+  query(sql: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+interface MysqlQuery {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/** Statements in one transaction; the token is the PostgreSQL transaction id. */
+export function pgTxRunner(writer: PgQuery): TxRunner {
+  return async (stmts) => {
+    await writer.query("BEGIN");
+    try {
+      for (const s of stmts) await writer.query(s.sql, s.params);
+      const r = await writer.query("SELECT (txid_current() % 4294967296)::text AS x");
+      await writer.query("COMMIT");
+      return String(r.rows[0].x);
+    } catch (err) {
+      await writer.query("ROLLBACK").catch(() => {});
+      throw err;
+    }
+  };
+}
+
+/**
+ * Statements in one transaction; the token is the MariaDB GTID it committed as. `writer`
+ * may be a function giving the current connection (a test that reconnects after a restart).
+ */
+export function mysqlTxRunner(conn: MysqlQuery | (() => MysqlQuery)): TxRunner {
+  return async (stmts) => {
+    const writer = typeof conn === "function" ? conn() : conn;
+    await writer.query("BEGIN");
+    try {
+      for (const s of stmts) await writer.query(s.sql, s.params);
+      await writer.query("COMMIT");
+      const [rows] = await writer.query("SELECT @@last_gtid AS g") as [{ g: string }[]];
+      return String(rows[0].g);
+    } catch (err) {
+      await writer.query("ROLLBACK").catch(() => {});
+      throw err;
+    }
+  };
+}
+
 /** A small seeded PRNG (mulberry32), so a failing run can be repeated with its seed. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
