@@ -165,7 +165,7 @@ export class SnapshotPipeline {
           await this.beforeFirstWrite?.(table.schema);
         }
         const now = Date.now();
-        const entries = chunk.map((row) => encoder.encodeRead(row, position, now));
+        const entries = chunk.toRows().map((row) => encoder.encodeRead(row, position, now));
         const batches: Promise<void>[] = [];
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);

@@ -1,4 +1,4 @@
-import type { RowFragments } from "../core/change_event.ts";
+import type { JsonRowBatch } from "../core/json_row_batch.ts";
 import type { Connector } from "../core/entry_encoder.ts";
 import type { TableId, TableSchema } from "../core/table_schema.ts";
 
@@ -36,11 +36,12 @@ export interface TableReader {
   /**
    * Rows of a table in key order, in chunks of at most `chunkRows`, after `after` (the key
    * of the last row already written) when given. Never holds more than one chunk ahead.
+   * A batch may be reused for a later chunk once the consumer asks for the next one.
    */
   read(
     table: TableSchema,
     after: KeyValue[] | null,
     chunkRows: number,
-  ): AsyncIterable<RowFragments[]>;
+  ): AsyncIterable<JsonRowBatch>;
   close(): Promise<void>;
 }

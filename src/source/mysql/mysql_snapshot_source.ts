@@ -1,6 +1,6 @@
 import { Buffer } from "node:buffer";
 import type mysql from "mysql2";
-import type { RowFragments } from "../../core/change_event.ts";
+import { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../../core/table_schema.ts";
 import type {
@@ -251,7 +251,7 @@ export class MysqlTableReader implements TableReader {
     schema: TableSchema,
     after: KeyValue[] | null,
     chunkRows: number,
-  ): AsyncIterable<RowFragments[]> {
+  ): AsyncIterable<JsonRowBatch> {
     const table = schema as MysqlTable;
     if (!table.types) {
       throw new SourceError(`${qualifiedName(schema.id)} was not read by the MySQL schema reader`);
@@ -317,7 +317,7 @@ export class MysqlTableReader implements TableReader {
     decoders: SnapshotValueDecoder[],
     chunkRows: number,
     what: string,
-  ): AsyncIterable<RowFragments[]> {
+  ): AsyncIterable<JsonRowBatch> {
     const core = (this.conn as unknown as { connection: mysql.Connection }).connection;
     const stream = core.query({
       sql: select,
@@ -357,14 +357,13 @@ export class MysqlTableReader implements TableReader {
   }
 }
 
-function decodeRows(rows: (Buffer | null)[][], decoders: SnapshotValueDecoder[]): RowFragments[] {
-  const out: RowFragments[] = new Array(rows.length);
+function decodeRows(rows: (Buffer | null)[][], decoders: SnapshotValueDecoder[]): JsonRowBatch {
   const n = decoders.length;
+  const batch = new JsonRowBatch(n, 64 * 1024, rows.length * n);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r];
-    const frag: string[] = new Array(n);
-    for (let i = 0; i < n; i++) frag[i] = decoders[i](row[i]);
-    out[r] = frag;
+    for (let i = 0; i < n; i++) batch.pushFragment(decoders[i](row[i]));
+    batch.endRow();
   }
-  return out;
+  return batch;
 }

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { RowFragments } from "../../core/change_event.ts";
+import { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../../core/table_schema.ts";
 import type {
@@ -111,7 +111,7 @@ class PgTableReader implements TableReader {
     schema: TableSchema,
     after: KeyValue[] | null,
     chunkRows: number,
-  ): AsyncIterable<RowFragments[]> {
+  ): AsyncIterable<JsonRowBatch> {
     const table = schema as PgTable;
     const decoders = table.typeOids.map((oid) => pgTextDecoder(oid, this.catalog));
     const columns = table.columns.map((c) => quoteIdent(c.name)).join(", ");
@@ -152,7 +152,7 @@ class PgTableReader implements TableReader {
     decoders: JsonFragmentDecoder[],
     chunkRows: number,
     what: string,
-  ): AsyncIterable<RowFragments[]> {
+  ): AsyncIterable<JsonRowBatch> {
     try {
       await this.client.query(`DECLARE replicant_whole NO SCROLL CURSOR FOR ${select}`);
       while (true) {
@@ -178,16 +178,15 @@ class PgTableReader implements TableReader {
   }
 }
 
-function decodeRows(rows: (string | null)[][], decoders: JsonFragmentDecoder[]): RowFragments[] {
-  const out: RowFragments[] = new Array(rows.length);
+function decodeRows(rows: (string | null)[][], decoders: JsonFragmentDecoder[]): JsonRowBatch {
   const n = decoders.length;
+  const batch = new JsonRowBatch(n, 64 * 1024, rows.length * n);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r];
-    const frag: string[] = new Array(n);
-    for (let i = 0; i < n; i++) frag[i] = decoders[i](row[i]);
-    out[r] = frag;
+    for (let i = 0; i < n; i++) batch.pushFragment(decoders[i](row[i]));
+    batch.endRow();
   }
-  return out;
+  return batch;
 }
 
 /** A key value read back from a stream, as PostgreSQL input text. */

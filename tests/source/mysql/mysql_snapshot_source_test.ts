@@ -4,17 +4,18 @@ import { MysqlSnapshotSource } from "../../../src/source/mysql/mysql_snapshot_so
 import { formatCheckpoint, parseCheckpoint } from "../../../src/source/mysql/mysql_position.ts";
 import type { MysqlTable } from "../../../src/source/mysql/mysql_schema_reader.ts";
 import type { RowFragments } from "../../../src/core/change_event.ts";
+import type { JsonRowBatch } from "../../../src/core/json_row_batch.ts";
 import type { TableId } from "../../../src/core/table_schema.ts";
 import { admin, collect, endpoint, env, selectTables, uniqueName } from "./mysql_test_helpers.ts";
 
 async function readAll(
-  it: AsyncIterable<RowFragments[]>,
+  it: AsyncIterable<JsonRowBatch>,
 ): Promise<{ chunks: number[]; rows: RowFragments[] }> {
   const chunks: number[] = [];
   const rows: RowFragments[] = [];
   for await (const c of it) {
-    chunks.push(c.length);
-    rows.push(...c);
+    chunks.push(c.rows);
+    rows.push(...c.toRows());
   }
   return { chunks, rows };
 }

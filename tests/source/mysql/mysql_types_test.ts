@@ -255,7 +255,7 @@ Deno.test("mysql types: every type round-trips exactly through snapshot and binl
       assert.equal(t.schema.id.table, table);
       const reader = await snap.reader();
       for await (const chunk of reader.read(t.schema, null, 2)) {
-        for (const r of chunk) snapRows.set(Number(r[0]), r);
+        for (const r of chunk.toRows()) snapRows.set(Number(r[0]), r);
       }
       const cols = (t.schema as MysqlTable).columns.map((c) => c.name);
       assert.deepEqual(cols, ["id", ...COLUMNS.map(([n]) => n)]);
