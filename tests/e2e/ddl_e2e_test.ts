@@ -119,14 +119,16 @@ async function scenario(d: Dialect, id: string, redis: Redis, expectSameTx: bool
     run = null;
     return out?.stderr ?? "";
   };
-  const rows = async (n: number) => (await readData(redis, d.dataStream)).length >= n;
-  const upTo = async (n: number, what: string) => {
+  /** Waits for a condition of the run; a timeout carries the run's stderr. */
+  const until = async (cond: () => Promise<boolean>, what: string) => {
     try {
-      await waitFor(() => rows(n), { timeoutMs: 30_000, what });
+      await waitFor(cond, { timeoutMs: 30_000, what });
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${await killed()}`);
     }
   };
+  const upTo = (n: number, what: string) =>
+    until(async () => (await readData(redis, d.dataStream)).length >= n, what);
   try {
     // Realtime is streaming once a row of the probe table arrives.
     await waitFor(async () => {
@@ -172,9 +174,10 @@ async function scenario(d: Dialect, id: string, redis: Redis, expectSameTx: bool
     await d.exec(`CREATE TABLE ${t2} (id int PRIMARY KEY, x text)`);
     await d.exec(`INSERT INTO ${t2} (id, x) VALUES (1, 'new')`);
     const t2Stream = d.dataStream.replace(/_t_cdc_logs$/, "_t2_cdc_logs");
-    await waitFor(async () => (await readData(redis, t2Stream)).length === 1, {
-      what: "the new table's first row",
-    });
+    await until(
+      async () => (await readData(redis, t2Stream)).length === 1,
+      "the new table's first row",
+    );
     await d.exec(`DROP TABLE ${t2}`);
     // A table renamed into the selection: its rows are copied, then its changes follow.
     const old = d.table.replace(/t$/, "x_old");
@@ -186,9 +189,10 @@ async function scenario(d: Dialect, id: string, redis: Redis, expectSameTx: bool
     await d.exec(`INSERT INTO ${t3} (id, x) VALUES (3, 'after')`);
     const t3Cdc = d.dataStream.replace(/_t_cdc_logs$/, "_t3_cdc_logs");
     const t3Snapshot = d.dataStream.replace(/_t_cdc_logs$/, "_t3");
-    await waitFor(async () => (await readData(redis, t3Cdc)).length === 1, {
-      what: "the renamed table's first change",
-    });
+    await until(
+      async () => (await readData(redis, t3Cdc)).length === 1,
+      "the renamed table's first change",
+    );
     // The copy is the table as it is when the rename is read: the row inserted after it may
     // be there too (as with any snapshot followed by its changes), never an older state.
     const copied = (await readData(redis, t3Snapshot)).map((e) => [e.op, e.row]);
@@ -206,10 +210,10 @@ async function scenario(d: Dialect, id: string, redis: Redis, expectSameTx: bool
     await upTo(n += 1, "row 6");
     await d.exec(`ALTER TABLE ${d.table} ADD COLUMN d int`);
     if (d.name === "mysql") {
-      await waitFor(
+      await until(
         async () =>
           (await readDdl(redis, ddlStream)).some((e) => /ADD COLUMN d/i.test(e.statement)),
-        { what: "the DDL entry of ADD COLUMN d" },
+        "the DDL entry of ADD COLUMN d",
       );
     }
     run.kill("SIGKILL");
