@@ -340,7 +340,7 @@ export class MysqlBinlogSource implements StreamingSource {
       const opts = mysqlConnectionOptions(this.endpoint);
       const zongji = new ZongJi({ ...opts, database: undefined });
       this.#zongji = zongji;
-      this.#serveHistoricalColumns(zongji);
+      const recovered = this.#serveColumns(zongji);
 
       const finish = (err?: unknown) => {
         if (finished) return;
@@ -701,7 +701,22 @@ export class MysqlBinlogSource implements StreamingSource {
       };
 
       zongji.on("binlog", onEvent);
-      zongji.on("error", (err: Error) => finish(err));
+      zongji.on("error", (err: Error) => {
+        if (recovered(err)) return;
+        if (/^Insufficient permissions to access: /.test(err.message)) {
+          const table = err.message.replace(/^Insufficient permissions to access: /, "");
+          return finish(
+            new SourceError(
+              `Cannot decode rows of ${table} near ${file}: the server no longer has this ` +
+                `table (or the user cannot read its columns in information_schema) and its ` +
+                `columns at that point of the binlog are not known. If it was dropped, take ` +
+                `a new snapshot (replicant full --overwrite); else grant SELECT on it`,
+              table,
+            ),
+          );
+        }
+        finish(err);
+      });
       this.#startOptions(from).then(({ opts: startOpts, at }) => {
         if (finished) return;
         file = at.file;
@@ -718,11 +733,20 @@ export class MysqlBinlogSource implements StreamingSource {
   }
 
   /**
-   * zongji names the columns of a row image from information_schema as it is now, and
-   * fails when an old image has more columns than the table has today (a replay from
-   * before DROP COLUMN). For tables decoded with a historical schema, give it that schema.
+   * How zongji learns the columns of a table map event, and which tables it skips.
+   *
+   * - zongji names the columns of a row image from information_schema as it is now, and
+   *   fails when an old image has more columns than the table has today (a replay from
+   *   before DROP COLUMN). Tables decoded with a historical schema get that schema.
+   * - Tables outside the selection are skipped before any lookup: their rows are never
+   *   used, and a table dropped or renamed since its rows were written (information_schema
+   *   no longer has it) would stop the stream.
+   * - A selected table dropped or renamed since (the stream is behind the server) is
+   *   served from the schema known at this point of the binlog, when there is one.
+   *
+   * Returns the handler of zongji's errors that recovers the last case.
    */
-  #serveHistoricalColumns(zongji: ZongJi): void {
+  #serveColumns(zongji: ZongJi): (err: Error) => boolean {
     type TableMapEvent = {
       tableId: number;
       schemaName: string;
@@ -731,12 +755,9 @@ export class MysqlBinlogSource implements StreamingSource {
     };
     // deno-lint-ignore no-explicit-any
     const z = zongji as any;
-    const fetchInfo = z._fetchTableInfo.bind(zongji);
-    z._fetchTableInfo = (ev: TableMapEvent, next: () => void) => {
-      const known = this.#tables.get(mysqlTableKey(ev.schemaName, ev.tableName));
-      const t = known?.historical ? known.table : null;
+    const serve = (ev: TableMapEvent, t: MysqlTable | null | undefined): boolean => {
       if (!t || t.totalColumns !== ev.columnCount || t.ordinals.length !== t.totalColumns) {
-        return fetchInfo(ev, next);
+        return false;
       }
       z.tableMap[ev.tableId] = {
         columnSchemas: t.columns.map((c, i) => ({
@@ -749,7 +770,41 @@ export class MysqlBinlogSource implements StreamingSource {
         parentSchema: ev.schemaName,
         tableName: ev.tableName,
       };
-      next();
+      return true;
+    };
+    let fetching: { ev: TableMapEvent; next: () => void } | null = null;
+    const fetchInfo = z._fetchTableInfo.bind(zongji);
+    z._fetchTableInfo = (ev: TableMapEvent, next: () => void) => {
+      const known = this.#tables.get(mysqlTableKey(ev.schemaName, ev.tableName));
+      if (known?.historical && serve(ev, known.table)) return next();
+      fetching = { ev, next };
+      fetchInfo(ev, () => {
+        fetching = null;
+        next();
+      });
+    };
+    const selected = new Map<string, boolean>();
+    const hb = this.options.heartbeat;
+    const skipSchema = z._skipSchema.bind(zongji);
+    z._skipSchema = (database: string, table: string): boolean => {
+      if (skipSchema(database, table)) return true;
+      const key = mysqlTableKey(database, table);
+      let keep = selected.get(key);
+      if (keep === undefined) {
+        keep = (hb !== undefined && database === hb.database && table === hb.table) ||
+          (!(this.endpoint.database && database !== this.endpoint.database) &&
+            this.options.selection.table({ catalog: database, schema: null, table }));
+        selected.set(key, keep);
+      }
+      return !keep;
+    };
+    return (err) => {
+      const f = fetching;
+      if (!f || !/^Insufficient permissions to access: /.test(err.message)) return false;
+      fetching = null;
+      if (!serve(f.ev, this.#known(f.ev.schemaName, f.ev.tableName)?.table)) return false;
+      f.next();
+      return true;
     };
   }
 

@@ -293,3 +293,41 @@ Deno.test("mysql binlog: a cut connection fails start() with a SourceError; resu
     await teardown(db, t1);
   }
 });
+
+Deno.test("mysql binlog: rows of tables dropped or renamed before the stream reads them", async () => {
+  const kept = uniqueName("bl_kept"), gone = uniqueName("bl_gone");
+  const other = uniqueName("bl_other"), moved = uniqueName("bl_moved");
+  const db = await setup(kept, gone, other);
+  const source = await MysqlBinlogSource.open(endpoint(), { selection: selectTables(kept, gone) });
+  try {
+    // The stream learns `gone`'s columns from its first row.
+    const first = collect(source, await source.currentPosition());
+    await db.query(`INSERT INTO ${gone} VALUES (1, 'one')`);
+    await first.waitEvents(1);
+    await first.stop();
+    const checkpoint = first.nonEmpty()[0].checkpoint;
+    // While no stream reads: rows of an unselected table that is then renamed, and of a
+    // selected table that is then dropped. information_schema has neither when they are read.
+    await db.query(`INSERT INTO ${other} VALUES (1, 'x')`);
+    await db.query(`INSERT INTO ${gone} VALUES (2, 'two')`);
+    await db.query(`RENAME TABLE ${other} TO ${moved}`);
+    await db.query(`DROP TABLE ${gone}`);
+    await db.query(`INSERT INTO ${kept} VALUES (1, 'kept')`);
+    const again = collect(source, checkpoint);
+    await again.waitEvents(2);
+    await again.stop();
+    assert.deepEqual(
+      again.events().map((e) => [
+        e.table.id.table,
+        e.op,
+        e.after && payload(
+          e.after.map((v, i) => `"${e.table.columns[i].name}":${v}`).join(","),
+        ),
+      ]),
+      [[gone, "c", { id: 2, v: "two" }], [kept, "c", { id: 1, v: "kept" }]],
+    );
+  } finally {
+    await source.close();
+    await teardown(db, kept, gone, other, moved);
+  }
+});
