@@ -70,19 +70,23 @@ Deno.test("restart: replication connection cut repeatedly, the pipeline reconnec
         );
       }
     })();
+    let cutPid = 0;
     for (const mark of [150, 400, 650]) {
       await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= mark, {
         what: `${mark} entries`,
         timeoutMs: 20_000,
       });
-      // Cut the walsender's connection as soon as the slot is streaming again.
+      // Cut the walsender's connection as soon as the slot is streaming again: a new one,
+      // since the slot may still name the last cut walsender while it exits.
       await waitFor(async () => {
         const r = await fx.pg.query({
-          text: `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-                  WHERE slot_name = $1 AND active_pid IS NOT NULL`,
-          values: [fx.slot],
+          text: `SELECT active_pid, pg_terminate_backend(active_pid) FROM pg_replication_slots
+                  WHERE slot_name = $1 AND active_pid IS NOT NULL AND active_pid <> $2`,
+          values: [fx.slot, cutPid],
         });
-        return r.rows.length > 0;
+        if (r.rows.length === 0) return false;
+        cutPid = r.rows[0].active_pid;
+        return true;
       }, { what: "an active slot", intervalMs: 10 });
     }
     await writing;
