@@ -1,3 +1,4 @@
+import type { JsonRowBatch } from "./json_row_batch.ts";
 import type { TableSchema } from "./table_schema.ts";
 
 /**
@@ -29,4 +30,42 @@ export interface ChangeEvent {
   before: RowFragments | null;
   after: RowFragments | null;
   position: SourcePosition;
+  /** The rows as bytes, when the source wrote them so (the encoder then copies bytes). */
+  rows?: EventRows;
+}
+
+/** Rows of an event in a batch of its table's rows; -1 for none. */
+export interface EventRows {
+  readonly batch: JsonRowBatch;
+  readonly before: number;
+  readonly after: number;
+}
+
+/**
+ * A change whose rows are UTF-8 JSON in a JsonRowBatch. The text fragments are made only
+ * when asked for (tests, string-only paths); the encoder copies the bytes.
+ */
+export class BatchChangeEvent implements ChangeEvent {
+  #before: RowFragments | null | undefined;
+  #after: RowFragments | null | undefined;
+  constructor(
+    readonly table: TableSchema,
+    readonly op: Op,
+    readonly rows: EventRows,
+    readonly position: SourcePosition,
+  ) {}
+  get before(): RowFragments | null {
+    return this.#before ??= rowText(this.rows.batch, this.rows.before);
+  }
+  get after(): RowFragments | null {
+    return this.#after ??= rowText(this.rows.batch, this.rows.after);
+  }
+}
+
+function rowText(batch: JsonRowBatch, row: number): RowFragments | null {
+  if (row < 0) return null;
+  const n = batch.columns;
+  const out: RowFragments = new Array(n);
+  for (let c = 0; c < n; c++) out[c] = batch.text(row * n + c);
+  return out;
 }

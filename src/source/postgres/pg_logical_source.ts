@@ -1,7 +1,13 @@
 import type { Buffer } from "node:buffer";
 import type pg from "pg";
 import { LogicalReplicationService, type PgoutputPlugin } from "pg-logical-replication";
-import type { ChangeEvent, Op, RowFragments, SourcePosition } from "../../core/change_event.ts";
+import {
+  BatchChangeEvent,
+  type ChangeEvent,
+  type Op,
+  type SourcePosition,
+} from "../../core/change_event.ts";
+import { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
@@ -22,7 +28,14 @@ import { pgConnectType, type PgTable, readPgTables } from "./pg_schema_reader.ts
 import type { SchemaHistory } from "../../schema/schema_history.ts";
 import { type JsonFragmentDecoder, pgTextDecoder } from "./pg_text_decoder.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
-import { decodePgoutput, type RawMessage, type RawTuple } from "./pgoutput_decoder.ts";
+import {
+  decodePgoutput,
+  type RawMessage,
+  type RawTuple,
+  TUPLE_NULL,
+  TUPLE_TEXT,
+  TUPLE_TOAST,
+} from "./pgoutput_decoder.ts";
 import { formatLsn, parseLsn } from "./pgoutput_position.ts";
 
 /** JSON fragment of a TOAST value PostgreSQL did not send (SPEC §4). */
@@ -61,6 +74,15 @@ interface SelectedRelation {
   /** For each schema column, its index in the relation message's columns. */
   relIndex: number[];
   decoders: JsonFragmentDecoder[];
+  /** For each schema column, writes a text value as JSON into a batch. */
+  writers: PgValueWriter[];
+}
+
+/** Writes the JSON of the text value `buf[start, end)` as the next fragment of `batch`. */
+type PgValueWriter = (buf: Buffer, start: number, end: number, batch: JsonRowBatch) => void;
+
+function stringWriter(decode: JsonFragmentDecoder): PgValueWriter {
+  return (buf, start, end, batch) => batch.pushFragment(decode(buf.toString("utf8", start, end)));
 }
 type Relation = SelectedRelation | { selected: false; id: TableId };
 
@@ -75,6 +97,8 @@ interface OpenTransaction {
   ddl: DdlStatement[];
   bytes: number;
   partsSent: number;
+  /** This part's rows, one batch per table (a batch has one column count). */
+  batches: Map<SelectedRelation, JsonRowBatch>;
 }
 
 /** pgoutput output plugin that hands out raw text values (see pgoutput_decoder.ts). */
@@ -329,6 +353,7 @@ export class PgLogicalSource implements StreamingSource {
           ddl: [],
           bytes: 0,
           partsSent: 0,
+          batches: new Map(),
         };
         return;
       }
@@ -431,7 +456,14 @@ export class PgLogicalSource implements StreamingSource {
     }
     const schema: TableSchema = { id, columns, keyColumns, hasKey };
     const decoders = relIndex.map((ri) => pgTextDecoder(msg.columns[ri].typeOid, this.catalog));
-    this.#relations.set(msg.relationOid, { selected: true, schema, relIndex, decoders });
+    const writers = decoders.map(stringWriter);
+    this.#relations.set(msg.relationOid, {
+      selected: true,
+      schema,
+      relIndex,
+      decoders,
+      writers,
+    });
     const oldId = previous ? (previous.selected ? previous.schema.id : previous.id) : null;
     const tx = this.#tx;
     if (oldId && tx && (oldId.schema !== id.schema || oldId.table !== id.table)) {
@@ -489,19 +521,33 @@ export class PgLogicalSource implements StreamingSource {
     return undefined;
   }
 
-  #row(rel: SelectedRelation, tuple: RawTuple, fallback: RawTuple | null): RowFragments {
+  /** Writes a tuple as the next row of the part's batch of its table; gives the row. */
+  #row(rel: SelectedRelation, tuple: RawTuple, fallback: RawTuple | null): number {
+    const batches = this.#tx!.batches;
+    let batch = batches.get(rel);
+    if (!batch) {
+      batch = new JsonRowBatch(rel.relIndex.length, 16 * 1024, 64 * rel.relIndex.length);
+      batches.set(rel, batch);
+    }
     const n = rel.relIndex.length;
-    const out: RowFragments = new Array(n);
     for (let j = 0; j < n; j++) {
       const ri = rel.relIndex[j];
-      let v = tuple[ri];
-      if (v === undefined && fallback) v = fallback[ri];
-      out[j] = v === undefined ? UNAVAILABLE_VALUE : rel.decoders[j](v);
+      let t = tuple;
+      let kind = t.kind(ri);
+      if (kind === TUPLE_TOAST && fallback) {
+        t = fallback;
+        kind = t.kind(ri);
+      }
+      if (kind === TUPLE_TEXT) rel.writers[j](t.buf, t.start(ri), t.end(ri), batch);
+      else if (kind === TUPLE_NULL) batch.pushNull();
+      else if (kind === TUPLE_TOAST) batch.pushFragment(UNAVAILABLE_VALUE);
+      else batch.pushFragment(rel.decoders[j](t.value(ri)!));
     }
-    return out;
+    batch.endRow();
+    return batch.rows - 1;
   }
 
-  #emit(rel: SelectedRelation, op: Op, before: RowFragments | null, after: RowFragments | null) {
+  #emit(rel: SelectedRelation, op: Op, before: number, after: number) {
     const tx = this.#tx!;
     const seq = tx.sequence++;
     const position: SourcePosition = {
@@ -509,7 +555,8 @@ export class PgLogicalSource implements StreamingSource {
       fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
       sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
     };
-    tx.events.push({ table: rel.schema, op, before, after, position });
+    const batch = before < 0 && after < 0 ? EMPTY_BATCH : tx.batches.get(rel)!;
+    tx.events.push(new BatchChangeEvent(rel.schema, op, { batch, before, after }, position));
   }
 
   async #change(
@@ -522,7 +569,7 @@ export class PgLogicalSource implements StreamingSource {
       for (const oid of msg.relationOids) {
         const rel = this.#relations.get(oid);
         if (!rel?.selected) continue;
-        this.#emit(rel, "t", null, null);
+        this.#emit(rel, "t", -1, -1);
         const id = rel.schema.id;
         tx.ddl.push({
           table: id,
@@ -540,19 +587,20 @@ export class PgLogicalSource implements StreamingSource {
       const size = msg.bytes + 200;
       tx.bytes += size;
       if (msg.tag === "insert") {
-        this.#emit(rel, "c", null, this.#row(rel, msg.new, null));
+        this.#emit(rel, "c", -1, this.#row(rel, msg.new, null));
       } else if (msg.tag === "delete") {
         const old = msg.old ?? msg.key;
-        this.#emit(rel, "d", old ? this.#row(rel, old, null) : null, null);
+        this.#emit(rel, "d", old ? this.#row(rel, old, null) : -1, -1);
       } else {
         const oldTuple = msg.old ?? msg.key;
         const after = this.#row(rel, msg.new, msg.old);
-        const before = oldTuple ? this.#row(rel, oldTuple, null) : null;
-        const keyChanged = before !== null && rel.schema.hasKey &&
-          rel.schema.keyColumns.some((ci) => before[ci] !== after[ci]);
+        const before = oldTuple ? this.#row(rel, oldTuple, null) : -1;
+        const batch = this.#tx!.batches.get(rel)!;
+        const keyChanged = before >= 0 && rel.schema.hasKey &&
+          rel.schema.keyColumns.some((ci) => !sameFragment(batch, before, after, ci));
         if (keyChanged) {
-          this.#emit(rel, "d", before, null);
-          this.#emit(rel, "c", null, after);
+          this.#emit(rel, "d", before, -1);
+          this.#emit(rel, "c", -1, after);
         } else this.#emit(rel, "u", before, after);
       }
     }
@@ -571,10 +619,26 @@ export class PgLogicalSource implements StreamingSource {
       tx.events = [];
       tx.ddl = [];
       tx.bytes = 0;
+      tx.batches = new Map();
       tx.partsSent++;
       await deliver(part);
     }
   }
+}
+
+/** The batch of events without rows (truncate). */
+const EMPTY_BATCH = new JsonRowBatch(0, 0, 0);
+
+/** Whether column `c` has the same JSON in rows `a` and `b` of a batch. */
+function sameFragment(batch: JsonRowBatch, a: number, b: number, c: number): boolean {
+  const n = batch.columns;
+  const ka = a * n + c, kb = b * n + c;
+  const sa = batch.start(ka), sb = batch.start(kb);
+  const len = batch.end(ka) - sa;
+  if (batch.end(kb) - sb !== len) return false;
+  const bytes = batch.bytes;
+  for (let i = 0; i < len; i++) if (bytes[sa + i] !== bytes[sb + i]) return false;
+  return true;
 }
 
 /**

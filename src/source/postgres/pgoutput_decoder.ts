@@ -4,14 +4,56 @@
  * pg-logical-replication's own parser turns values into JS objects with node-postgres'
  * global type parsers (dates, numbers) and loses the difference between NULL and an
  * unchanged TOAST value. Replicant needs PostgreSQL's exact text for its lossless decoders,
- * so this parser keeps each value as text: `string` (text), `null` (SQL NULL) or
- * `undefined` (unchanged TOAST value not sent, kind `u`).
+ * so this parser keeps each value as its bytes in the message (RawTuple): text, SQL NULL,
+ * or an unchanged TOAST value not sent (kind `u`).
  */
 import type { Buffer } from "node:buffer";
 
 /** One column value: text, SQL NULL, or `undefined` for an unchanged TOAST value. */
 export type RawValue = string | null | undefined;
-export type RawTuple = RawValue[];
+
+/** Value kinds of a TupleData column (the protocol's own bytes). */
+export const TUPLE_TEXT = 0x74; // t
+export const TUPLE_NULL = 0x6e; // n
+export const TUPLE_TOAST = 0x75; // u
+export const TUPLE_BINARY = 0x62; // b
+
+/**
+ * A TupleData as it arrived: each column's kind and the byte range of its text in the
+ * message, so values can be written as JSON straight from the bytes (no string per value).
+ */
+export class RawTuple {
+  /** `kind, start, end` per column. */
+  readonly refs: number[];
+  constructor(readonly buf: Buffer, refs: number[]) {
+    this.refs = refs;
+  }
+  get length(): number {
+    return this.refs.length / 3;
+  }
+  kind(i: number): number {
+    return this.refs[3 * i];
+  }
+  start(i: number): number {
+    return this.refs[3 * i + 1];
+  }
+  end(i: number): number {
+    return this.refs[3 * i + 2];
+  }
+  /** The column's text (binary values as `\x` hex, so nothing is lost). */
+  value(i: number): RawValue {
+    const r = this.refs, k = r[3 * i];
+    if (k === TUPLE_TEXT) return this.buf.toString("utf8", r[3 * i + 1], r[3 * i + 2]);
+    if (k === TUPLE_NULL) return null;
+    if (k === TUPLE_TOAST) return undefined;
+    return "\\x" + this.buf.toString("hex", r[3 * i + 1], r[3 * i + 2]);
+  }
+  values(): RawValue[] {
+    const out: RawValue[] = new Array(this.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.value(i);
+    return out;
+  }
+}
 
 export interface RawRelationColumn {
   name: string;
@@ -102,29 +144,29 @@ class Reader {
     this.p += n;
     return v;
   }
-  /** A TupleData; returns the values and the number of text bytes read. */
+  /** A TupleData; returns it and the number of text bytes in it. */
   tuple(): [RawTuple, number] {
     const n = this.i16();
-    const out: RawTuple = new Array(n);
+    const refs: number[] = new Array(3 * n);
+    const b = this.b;
+    let p = this.p;
     let bytes = 0;
-    for (let i = 0; i < n; i++) {
-      const kind = this.b[this.p++];
-      if (kind === 0x74 /* t */) {
-        const len = this.u32();
-        out[i] = this.b.toString("utf8", this.p, this.p + len);
-        this.p += len;
+    for (let i = 0, j = 0; i < n; i++, j += 3) {
+      const kind = b[p++];
+      refs[j] = kind;
+      if (kind === TUPLE_TEXT || kind === TUPLE_BINARY) {
+        const len = (b[p] << 24 | b[p + 1] << 16 | b[p + 2] << 8 | b[p + 3]) >>> 0;
+        p += 4;
+        refs[j + 1] = p;
+        refs[j + 2] = p + len;
+        p += len;
         bytes += len;
-      } else if (kind === 0x6e /* n */) out[i] = null;
-      else if (kind === 0x75 /* u */) out[i] = undefined;
-      else if (kind === 0x62 /* b */) {
-        // Binary mode is never requested; keep the bytes as hex so nothing is lost.
-        const len = this.u32();
-        out[i] = "\\x" + this.b.toString("hex", this.p, this.p + len);
-        this.p += len;
-        bytes += len * 2;
+      } else if (kind === TUPLE_NULL || kind === TUPLE_TOAST) {
+        refs[j + 1] = refs[j + 2] = 0;
       } else throw new Error(`pgoutput: unknown tuple value kind ${kind}`);
     }
-    return [out, bytes];
+    this.p = p;
+    return [new RawTuple(b, refs), bytes];
   }
 }
 

@@ -101,11 +101,11 @@ Deno.test("pgoutput decoder keeps text, NULL and unchanged TOAST apart", () => {
     msg([0x55], u32(16500), [0x4e], [0, 2], [0x74], u32(2), Buffer.from("é"), [0x75]),
   );
   assert.equal(upd.tag, "update");
-  if (upd.tag === "update") assert.deepEqual(upd.new, ["é", undefined]);
+  if (upd.tag === "update") assert.deepEqual(upd.new.values(), ["é", undefined]);
   const ins = decodePgoutput(
     msg([0x49], u32(16500), [0x4e], [0, 2], [0x6e], [0x74], u32(1), Buffer.from("x")),
   );
-  if (ins.tag === "insert") assert.deepEqual(ins.new, [null, "x"]);
+  if (ins.tag === "insert") assert.deepEqual(ins.new.values(), [null, "x"]);
   const commit = decodePgoutput(msg([0x43, 0], u64(0x10n), u64(0x20n), u64(1000n)));
   assert.deepEqual(commit, {
     tag: "commit",
