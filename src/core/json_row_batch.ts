@@ -31,7 +31,7 @@ export class JsonRowBatch {
   room(n: number): void {
     const need = this.length + n;
     if (need <= this.bytes.length) return;
-    let size = this.bytes.length * 2;
+    let size = Math.max(1024, this.bytes.length * 2);
     while (size < need) size *= 2;
     const grown = new Uint8Array(size);
     grown.set(this.bytes.subarray(0, this.length));
@@ -41,7 +41,7 @@ export class JsonRowBatch {
   /** Ends the fragment being written at `length`. */
   endFragment(): void {
     if (this.fragments === this.ends.length) {
-      const grown = new Int32Array(this.ends.length * 2);
+      const grown = new Int32Array(Math.max(64, this.ends.length * 2));
       grown.set(this.ends);
       this.ends = grown;
     }
@@ -95,6 +95,16 @@ export class JsonRowBatch {
     return utf8Decoder.decode(this.bytes.subarray(this.start(k), this.ends[k]));
   }
 
+  /** Whether fragments `a` and `b` are the same bytes. */
+  sameFragment(a: number, b: number): boolean {
+    const sa = this.start(a), sb = this.start(b);
+    const len = this.ends[a] - sa;
+    if (this.ends[b] - sb !== len) return false;
+    const bytes = this.bytes;
+    for (let i = 0; i < len; i++) if (bytes[sa + i] !== bytes[sb + i]) return false;
+    return true;
+  }
+
   /** The rows as text fragments (for paths that still take strings, and for tests). */
   toRows(): RowFragments[] {
     const out: RowFragments[] = new Array(this.rows);
@@ -123,3 +133,6 @@ export class JsonRowBatch {
     return batch;
   }
 }
+
+/** The batch of events without rows (truncate). */
+export const NO_ROWS: JsonRowBatch = new JsonRowBatch(0, 0, 0);

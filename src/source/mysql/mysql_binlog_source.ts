@@ -7,7 +7,8 @@ import type {
   TableMapEntry,
   UpdateRowData,
 } from "@vlasky/zongji";
-import type { ChangeEvent, Op, RowFragments } from "../../core/change_event.ts";
+import { BatchChangeEvent, type ChangeEvent, type Op } from "../../core/change_event.ts";
+import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
@@ -94,6 +95,8 @@ interface OpenTransaction {
   gtid: string | undefined;
   serverId: number;
   events: ChangeEvent[];
+  /** This part's rows, one batch per table. */
+  batches: Map<MysqlTable, JsonRowBatch>;
   ddl: DdlStatement[];
   row: number;
   bytes: number;
@@ -427,6 +430,7 @@ export class MysqlBinlogSource implements StreamingSource {
           gtid,
           serverId,
           events: [],
+          batches: new Map(),
           ddl: [],
           row: 0,
           bytes: 0,
@@ -443,31 +447,25 @@ export class MysqlBinlogSource implements StreamingSource {
         t: OpenTransaction,
         table: MysqlTable,
         op: Op,
-        before: RowFragments | null,
-        after: RowFragments | null,
+        batch: JsonRowBatch,
+        before: number,
+        after: number,
       ) => {
         const row = t.row++;
-        t.events.push({
-          table,
-          op,
-          before,
-          after,
-          position: {
+        t.events.push(
+          new BatchChangeEvent(table, op, { batch, before, after }, {
             tsMs: t.tsMs,
             fields: t.fieldsPrefix + row,
             sortKey: t.sortKeyPrefix +
               (row < 10 ? "000000000" + row : String(row).padStart(10, "0")),
-          },
-        });
-        let bytes = 64;
-        if (before) { for (const f of before) bytes += f.length; }
-        if (after) { for (const f of after) bytes += f.length; }
-        t.bytes += bytes;
+          }),
+        );
       };
       /** Hands over the changes gathered so far of a still-open transaction. */
       const deliverPart = async (t: OpenTransaction) => {
         const events = t.events;
         t.events = [];
+        t.batches = new Map();
         const bytes = t.bytes;
         t.bytes = 0;
         await deliver({ checkpoint: lastCheckpoint, events, bytes, commitTsMs: t.tsMs });
@@ -496,20 +494,37 @@ export class MysqlBinlogSource implements StreamingSource {
         else if (idleTimer === null) idleTimer = setTimeout(flushEmpty, due);
       };
 
-      const decodeRow = (entry: TableEntry, row: RowData): RowFragments => {
+      /** This part's rows of a table (a batch has one column count). */
+      const batchOf = (t: OpenTransaction, table: MysqlTable): JsonRowBatch => {
+        let batch = t.batches.get(table);
+        if (!batch) {
+          const n = table.ordinals.length;
+          batch = new JsonRowBatch(n, 16 * 1024, 64 * n);
+          t.batches.set(table, batch);
+        }
+        return batch;
+      };
+      /** Writes a row image as the next row of the batch; gives the row. */
+      const decodeRow = (
+        t: OpenTransaction,
+        entry: TableEntry,
+        batch: JsonRowBatch,
+        row: RowData,
+      ): number => {
         const table = entry.table!;
         const values = Object.values(row);
         const ord = table.ordinals;
         const dec = entry.decoders;
-        const out: string[] = new Array(ord.length);
+        const from = batch.length;
         for (let i = 0; i < ord.length; i++) {
           const o = ord[i];
-          out[i] = o < values.length ? dec[i](values[o]) : "null";
+          if (o < values.length) batch.pushFragment(dec[i](values[o]));
+          else batch.pushNull();
         }
-        return out;
+        batch.endRow();
+        t.bytes += 64 + batch.length - from;
+        return batch.rows - 1;
       };
-      const sameKey = (table: MysqlTable, a: RowFragments, b: RowFragments) =>
-        table.keyColumns.every((i) => a[i] === b[i]);
 
       type RowsEvent = AnyBinlogEvent & { tableId: number; rows: unknown[] };
       const addRows = (
@@ -520,19 +535,26 @@ export class MysqlBinlogSource implements StreamingSource {
         to: number,
       ) => {
         const table = entry.table!;
+        const batch = batchOf(t, table);
+        const n = batch.columns;
         const name = eventName(e);
         for (let i = from; i < to; i++) {
           const r = e.rows[i];
-          if (name === "writerows") addEvent(t, table, "c", null, decodeRow(entry, r as RowData));
-          else if (name === "deleterows") {
-            addEvent(t, table, "d", decodeRow(entry, r as RowData), null);
+          if (name === "writerows") {
+            addEvent(t, table, "c", batch, -1, decodeRow(t, entry, batch, r as RowData));
+          } else if (name === "deleterows") {
+            addEvent(t, table, "d", batch, decodeRow(t, entry, batch, r as RowData), -1);
           } else {
             const u = r as UpdateRowData;
-            const before = decodeRow(entry, u.before), after = decodeRow(entry, u.after);
-            if (table.hasKey && !sameKey(table, before, after)) {
-              addEvent(t, table, "d", before, null);
-              addEvent(t, table, "c", null, after);
-            } else addEvent(t, table, "u", before, after);
+            const before = decodeRow(t, entry, batch, u.before);
+            const after = decodeRow(t, entry, batch, u.after);
+            if (
+              table.hasKey &&
+              !table.keyColumns.every((c) => batch.sameFragment(before * n + c, after * n + c))
+            ) {
+              addEvent(t, table, "d", batch, before, -1);
+              addEvent(t, table, "c", batch, -1, after);
+            } else addEvent(t, table, "u", batch, before, after);
           }
         }
       };
@@ -620,7 +642,7 @@ export class MysqlBinlogSource implements StreamingSource {
           };
           if (target.kind === "truncate") {
             const entry = await this.#lookup(id.catalog, id.table);
-            if (entry.table) addEvent(t, entry.table, "t", null, null);
+            if (entry.table) addEvent(t, entry.table, "t", NO_ROWS, -1, -1);
             t.ddl.push({ table: id, statement: q, after: null, dropped: false, position });
             continue;
           }

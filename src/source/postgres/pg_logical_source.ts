@@ -7,7 +7,7 @@ import {
   type Op,
   type SourcePosition,
 } from "../../core/change_event.ts";
-import { JsonRowBatch } from "../../core/json_row_batch.ts";
+import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
@@ -555,7 +555,7 @@ export class PgLogicalSource implements StreamingSource {
       fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
       sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
     };
-    const batch = before < 0 && after < 0 ? EMPTY_BATCH : tx.batches.get(rel)!;
+    const batch = before < 0 && after < 0 ? NO_ROWS : tx.batches.get(rel)!;
     tx.events.push(new BatchChangeEvent(rel.schema, op, { batch, before, after }, position));
   }
 
@@ -596,8 +596,9 @@ export class PgLogicalSource implements StreamingSource {
         const after = this.#row(rel, msg.new, msg.old);
         const before = oldTuple ? this.#row(rel, oldTuple, null) : -1;
         const batch = this.#tx!.batches.get(rel)!;
+        const n = batch.columns;
         const keyChanged = before >= 0 && rel.schema.hasKey &&
-          rel.schema.keyColumns.some((ci) => !sameFragment(batch, before, after, ci));
+          rel.schema.keyColumns.some((ci) => !batch.sameFragment(before * n + ci, after * n + ci));
         if (keyChanged) {
           this.#emit(rel, "d", before, -1);
           this.#emit(rel, "c", -1, after);
@@ -624,21 +625,6 @@ export class PgLogicalSource implements StreamingSource {
       await deliver(part);
     }
   }
-}
-
-/** The batch of events without rows (truncate). */
-const EMPTY_BATCH = new JsonRowBatch(0, 0, 0);
-
-/** Whether column `c` has the same JSON in rows `a` and `b` of a batch. */
-function sameFragment(batch: JsonRowBatch, a: number, b: number, c: number): boolean {
-  const n = batch.columns;
-  const ka = a * n + c, kb = b * n + c;
-  const sa = batch.start(ka), sb = batch.start(kb);
-  const len = batch.end(ka) - sa;
-  if (batch.end(kb) - sb !== len) return false;
-  const bytes = batch.bytes;
-  for (let i = 0; i < len; i++) if (bytes[sa + i] !== bytes[sb + i]) return false;
-  return true;
 }
 
 /**
