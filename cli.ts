@@ -7,14 +7,20 @@ import { Command, CommanderError, Option } from "commander";
 import {
   cleanupIndoubt,
   type CommonOptions,
-  describeError,
+  errorOutput,
   fetchSchemas,
+  idOfArgv,
   logFormatOfArgv,
   replicate,
-  stderrLine,
+  routeConsoleToJson,
   testConnection,
+  usageOutput,
   versionText,
 } from "./mod.ts";
+
+const argv = process.argv.slice(2);
+const logFormat = logFormatOfArgv(argv);
+if (logFormat === "json") routeConsoleToJson(idOfArgv(argv));
 
 const program = new Command("replicant")
   .description(
@@ -24,7 +30,9 @@ const program = new Command("replicant")
   .version(versionText(), "-V, --version", "print version, commit, build date and compiler")
   .option("--verbose", "print stack traces of internal errors")
   .exitOverride()
-  .configureOutput({ outputError: (text, write) => write(text) })
+  .configureOutput({
+    outputError: (text, write) => write(usageOutput(text, logFormat, idOfArgv(argv))),
+  })
   .addHelpText(
     "after",
     `
@@ -79,10 +87,17 @@ function replicationCommand(name: "snapshot" | "realtime" | "full", summary: str
     )
     .option("--metrics-host <host>", "address the metrics server binds", "127.0.0.1")
     .addOption(
-      new Option("--log-format <format>", "trace.log, error.log and stderr messages")
+      new Option(
+        "--log-format <format>",
+        "text, or json: one JSON object a line on stdout, stderr and in the logs",
+      )
         .choices(["text", "json"]).default("text"),
     )
-    .option("--stats-interval <s>", "seconds between per-table statistics in trace.log", "60");
+    .option(
+      "--stats-interval <s>",
+      "seconds between per-table statistics in trace.log (json: on stderr too)",
+      "60",
+    );
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -152,13 +167,13 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const verbose = argv.includes("--verbose");
-    const { message, code } = describeError(err, verbose);
-    process.stderr.write(stderrLine(logFormatOfArgv(argv), "error", message));
+    const { text, code } = errorOutput(err, { verbose, format: logFormat, id: idOfArgv(argv) });
+    process.stderr.write(text);
     return code;
   }
   return exitCode;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(argv);
 // Open handles (pools, timers) must not keep a finished run alive.
 process.exit();

@@ -4,7 +4,7 @@
  */
 export { EXIT, replicate, type ReplicationMode } from "./src/commands/replicate_command.ts";
 export { type CommonOptions } from "./src/commands/common_options.ts";
-export { describeError } from "./src/commands/describe_error.ts";
+export { describeError, errorOutput, usageOutput } from "./src/commands/describe_error.ts";
 export { cleanupIndoubt } from "./src/commands/cleanup_indoubt_command.ts";
 export { fetchSchemas } from "./src/commands/fetch_schemas_command.ts";
 export { testConnection } from "./src/commands/test_connection_command.ts";
@@ -18,4 +18,5 @@ export { decodeEntry } from "./src/core/entry_decoder.ts";
 export { StreamNaming } from "./src/core/stream_naming.ts";
 export * from "./src/core/errors.ts";
 export { ConfigError } from "./src/config/mod.ts";
-export { logFormatOfArgv, stderrLine } from "./src/observe/run_observer.ts";
+export { idOfArgv, logFormatOfArgv, stderrLine } from "./src/observe/run_observer.ts";
+export { routeConsoleToJson } from "./src/observe/log_event.ts";

@@ -5,12 +5,14 @@
  *   ./scripts/deno run -A scripts/bench_cdc.ts COMMAND --source pg|mysql [options]
  *
  * Commands (each prints one JSON line on stdout; progress goes to stderr):
- *   sustained --stream S --seconds 60 [--tx-rows 100]
- *       with `replicant realtime` already running: inserts rows into bench.cdc_rows in
- *       transactions of --tx-rows rows (one multi-row INSERT each, one connection) as fast as
- *       the server takes them for --seconds, sampling the cdc stream every second; then waits
- *       until every committed row has landed (drain). Counts use XINFO STREAM `entries-added`,
- *       so a stream capped with max-stream-length still counts every entry.
+ *   sustained --stream S --seconds 60 [--tx-rows 100] [--writers 3]
+ *       with `replicant realtime` already running: --writers writers, each on its own
+ *       connection, insert rows into bench.cdc_rows in transactions of --tx-rows rows (one
+ *       multi-row INSERT each; disjoint ids) as fast as the server takes them for --seconds,
+ *       sampling the cdc stream every second; then waits until every committed row has landed
+ *       (drain). Several writers, so the figure measures replicant rather than the round trips
+ *       of a single connection. Counts use XINFO STREAM `entries-added`, so a stream capped
+ *       with max-stream-length still counts every entry.
  *   latency --stream S --rate 1000 --seconds 20
  *       inserts --rate rows/s (100 transactions/s of rate/100 rows) and records Date.now()
  *       after each COMMIT returns, per row id; a reader does XREAD BLOCK on the cdc stream
@@ -196,11 +198,14 @@ async function waitLanded(r: Redis, stream: string, target: number, timeoutMs: n
 async function sustained(a: Map<string, string>) {
   const stream = a.get("stream")!;
   const seconds = num(a, "seconds", 60), txRows = num(a, "tx-rows", 100);
-  const db = await openDb(a.get("source")!), r = redis();
+  const writers = num(a, "writers", 3);
+  const dbs: Db[] = [];
+  const r = redis();
   try {
-    const base = await waitStreaming(db, r, stream);
+    for (let w = 0; w < writers; w++) dbs.push(await openDb(a.get("source")!));
+    const base = await waitStreaming(dbs[0], r, stream);
     const samples: { t: number; committed: number; landed: number }[] = [];
-    let committed = 0, next = 1;
+    let committed = 0;
     const t0 = performance.now(), end = t0 + seconds * 1000;
     const sampler = (async () => {
       while (performance.now() < end) {
@@ -212,11 +217,14 @@ async function sustained(a: Map<string, string>) {
         }
       }
     })();
-    while (performance.now() < end) {
-      await db.insertRange(next, next + txRows - 1);
-      next += txRows;
-      committed += txRows;
-    }
+    // Disjoint blocks of txRows ids, so writers never wait on each other's keys: writer w
+    // takes blocks w, w + writers, w + 2·writers, …
+    await Promise.all(dbs.map(async (db, w) => {
+      for (let next = 1 + w * txRows; performance.now() < end; next += writers * txRows) {
+        await db.insertRange(next, next + txRows - 1);
+        committed += txRows;
+      }
+    }));
     const writeSeconds = (performance.now() - t0) / 1000;
     await sampler;
     const landedAtEnd = (await entriesAdded(r, stream)) - base;
@@ -231,6 +239,7 @@ async function sustained(a: Map<string, string>) {
     const sEnd = samples.at(-1)!;
     const steady = (sEnd.landed - s10.landed) / (sEnd.t - s10.t);
     console.log(JSON.stringify({
+      writers,
       committed,
       writeSeconds: +writeSeconds.toFixed(2),
       writerRowsPerSec: Math.round(committed / writeSeconds),
@@ -244,7 +253,7 @@ async function sustained(a: Map<string, string>) {
       samples,
     }));
   } finally {
-    await db.close();
+    for (const db of dbs) await db.close();
     r.disconnect();
   }
 }

@@ -3,7 +3,8 @@ import { qualifiedName, type TableId, type TableSchema } from "../core/table_sch
 import type { SnapshotSource, TableSelection } from "../pipeline/snapshot_source.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
-import type { ReplicationLog } from "../observe/replication_log.ts";
+import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
+import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
 import { runFull, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
 import {
@@ -122,7 +123,7 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
       ctx.checkpoints,
       { ...ctx.snapshot, resume: true, writeMode: "append", schemas: ctx.schemas },
       ctx.log,
-      new SnapshotProgress(process.stderr),
+      new SnapshotProgress(process.stderr, undefined, { format: ctx.log.format, id: setup.id }),
       ctx.signal,
     ).run();
   } finally {
@@ -329,7 +330,11 @@ export async function runFullMode(
   };
 }
 
-export function realtimeSummary(out: RealtimeOutcome): string {
+/** Per table and stream: changes written, duplicates skipped; json: summary events. */
+export function realtimeSummary(out: RealtimeOutcome, format: LogFormat = "text", id?: string) {
+  if (format === "json") {
+    return realtimeSummaryEvents(out).map((e) => jsonLine(e, id).trimEnd()).join("\n");
+  }
   const rows = out.tables.map((t) => [
     t.table,
     t.stream,
@@ -343,4 +348,36 @@ export function realtimeSummary(out: RealtimeOutcome): string {
     rows,
   ) +
     `\n${formatCount(out.transactions)} transaction(s); checkpoint ${out.checkpoint ?? "-"}`;
+}
+
+/** json: one `summary` object per stream writer, then a `summary_total` (as for snapshot). */
+export function realtimeSummaryEvents(out: RealtimeOutcome): LogEvent[] {
+  const events: LogEvent[] = out.tables.map((t) => ({
+    level: t.status === "ok" ? "info" : "warn",
+    event: "summary",
+    fields: {
+      phase: "realtime",
+      table: t.table,
+      stream: t.stream,
+      status: t.status,
+      changes: t.changes,
+      duplicates: t.duplicates,
+      error: t.error,
+    },
+  }));
+  events.push({
+    level: "info",
+    event: "summary_total",
+    fields: {
+      phase: "realtime",
+      tables: out.tables.length,
+      skipped: out.skippedTables.length,
+      changes: out.tables.reduce((n, t) => n + t.changes, 0),
+      duplicates: out.tables.reduce((n, t) => n + t.duplicates, 0),
+      transactions: out.transactions,
+      checkpoint: out.checkpoint,
+      interrupted: out.interrupted,
+    },
+  });
+  return events;
 }

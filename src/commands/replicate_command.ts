@@ -6,7 +6,8 @@ import { metrics } from "../observe/replicant_metrics.ts";
 import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
 import { MysqlLagSampler } from "../observe/mysql_lag_sampler.ts";
 import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
-import { observeSettingsOf, RunObserver, stderrLine } from "../observe/run_observer.ts";
+import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
+import { RunConsole } from "../observe/run_console.ts";
 import {
   SnapshotPipeline,
   type SnapshotSettings,
@@ -75,8 +76,8 @@ export async function replicate(
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
   const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
-  const say = (level: "info" | "warn" | "error", text: string) =>
-    process.stderr.write(stderrLine(observe.logFormat, level, text, setup.id));
+  const out = new RunConsole(observe.logFormat, setup.id);
+  const say = (level: "info" | "warn" | "error", text: string) => out.say(level, text);
   const controller = new AbortController();
   const stop = (signal: string) => {
     if (controller.signal.aborted) return;
@@ -115,6 +116,7 @@ export async function replicate(
     ping: () => sink.client.ping(),
     lagBytes: lag ? () => lag.sample() : undefined,
     announce: (text) => say("info", text),
+    emit: (e) => out.emit(e),
   });
   try {
     await observer.start();
@@ -144,6 +146,7 @@ export async function replicate(
         resume,
         opts,
         log,
+        out,
         controller.signal,
         schemas,
       );
@@ -163,24 +166,26 @@ export async function replicate(
         "info",
         `replicant: streaming changes of id ${setup.id} (SIGINT or SIGTERM stops cleanly)`,
       );
-      const out = await runRealtimeMode(ctx);
-      process.stdout.write(realtimeSummary(out) + "\n");
-      return finish(out.skippedTables, out.interrupted, setup, log);
+      const outcome = await runRealtimeMode(ctx);
+      out.printFormatted(realtimeSummary(outcome, out.format, setup.id));
+      return finish(outcome.skippedTables, outcome.interrupted, setup, log, out);
     }
-    const progress = new SnapshotProgress(process.stderr, progressInterval(opts));
-    const out = await runFullMode(
+    const progress = progressOf(opts, out);
+    const outcome = await runFullMode(
       ctx,
       snapshotSettingsOf(setup, opts),
       opts.terminatePostSnapshot === true,
       progress,
     );
-    if (out.realtime) process.stdout.write(realtimeSummary(out.realtime) + "\n");
-    if (opts.terminatePostSnapshot && !out.interrupted) {
-      process.stdout.write(
-        `Snapshot done; continue with realtime: replicant full … --id ${setup.id} --resume\n`,
+    if (outcome.realtime) {
+      out.printFormatted(realtimeSummary(outcome.realtime, out.format, setup.id));
+    }
+    if (opts.terminatePostSnapshot && !outcome.interrupted) {
+      out.print(
+        `Snapshot done; continue with realtime: replicant full … --id ${setup.id} --resume`,
       );
     }
-    return finish(out.skipped, out.interrupted, setup, log);
+    return finish(outcome.skipped, outcome.interrupted, setup, log, out);
   } catch (caught) {
     // A missing ACL right is named (file, user, right) instead of a bare NOPERM.
     const err = permissionError(caught, target) ?? caught;
@@ -253,15 +258,16 @@ async function runSnapshot(
   resume: boolean,
   opts: CommonOptions,
   log: ReplicationLog,
+  out: RunConsole,
   signal: AbortSignal,
   schemas: SchemaHistory,
 ): Promise<number> {
   const state = resume ? await checkpoints.read() : {};
   if (state["snapshot:complete"] === "1") {
-    process.stdout.write(
+    out.print(
       `Snapshot of id ${
         JSON.stringify(setup.id)
-      } is already complete. Use --overwrite to take it again.\n`,
+      } is already complete. Use --overwrite to take it again.`,
     );
     return EXIT.ok;
   }
@@ -270,7 +276,7 @@ async function runSnapshot(
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection)
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);
-  const progress = new SnapshotProgress(process.stderr, progressInterval(opts));
+  const progress = progressOf(opts, out);
   try {
     const outcome = await new SnapshotPipeline(
       source,
@@ -282,19 +288,20 @@ async function runSnapshot(
       progress,
       signal,
     ).run();
-    process.stdout.write(progress.summary() + "\n");
+    out.printFormatted(progress.summary());
     const skipped = outcome.tables.filter((t) => t.status === "skipped");
     if (outcome.interrupted) {
-      process.stdout.write(`Stopped. Continue with --resume --id ${setup.id}.\n`);
+      out.print(`Stopped. Continue with --resume --id ${setup.id}.`);
       return EXIT.ok;
     }
     await checkpoints.write({ "snapshot:complete": "1" });
     log.info(`snapshot complete: ${outcome.tables.length} table(s), ${skipped.length} skipped`);
     if (skipped.length > 0) {
-      process.stdout.write(
+      out.print(
         `${skipped.length} table(s) skipped: ${
           skipped.map((t) => t.table).join(", ")
-        } (see ${log.error})\n`,
+        } (see ${log.error})`,
+        "warn",
       );
       return EXIT.skipped;
     }
@@ -321,6 +328,13 @@ function snapshotSettingsOf(
   };
 }
 
+function progressOf(opts: CommonOptions, out: RunConsole): SnapshotProgress {
+  return new SnapshotProgress(process.stderr, progressInterval(opts), {
+    format: out.format,
+    id: out.id,
+  });
+}
+
 function progressInterval(opts: CommonOptions): number | undefined {
   if (opts.progressInterval === undefined) return undefined;
   const ms = Number(opts.progressInterval);
@@ -338,13 +352,13 @@ function finish(
   interrupted: boolean,
   setup: ReplicationSetup,
   log: ReplicationLog,
+  out: RunConsole,
 ): number {
-  if (interrupted) {
-    process.stdout.write(`Stopped cleanly. Continue with --resume --id ${setup.id}.\n`);
-  }
+  if (interrupted) out.print(`Stopped cleanly. Continue with --resume --id ${setup.id}.`);
   if (skipped.length > 0) {
-    process.stdout.write(
-      `${skipped.length} table(s) skipped: ${skipped.join(", ")} (see ${log.error})\n`,
+    out.print(
+      `${skipped.length} table(s) skipped: ${skipped.join(", ")} (see ${log.error})`,
+      "warn",
     );
     return EXIT.skipped;
   }

@@ -33,6 +33,7 @@ import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
 import type { MysqlEndpoint } from "../source/mysql/mysql_endpoint.ts";
 import { VERSION } from "../version.ts";
 import type { CommonOptions } from "./common_options.ts";
+import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { homeDir, type Manifest, readManifest } from "./manifest.ts";
 
 /** Everything a replication mode needs, resolved and validated before any connection. */
@@ -134,7 +135,7 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  printWarnings([source, target, extractor, applier, filter]);
+  printWarnings([source, target, extractor, applier, filter], opts.logFormat, id);
   return {
     home,
     id,
@@ -156,13 +157,32 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
   };
 }
 
-/** Writes the warnings of loaded files (ignored keys, loose password files) to stderr. */
-function printWarnings(loaded: readonly ({ warnings: readonly ConfigProblem[] } | null)[]): void {
+/**
+ * Writes the warnings of loaded files (ignored keys, loose password files) to stderr; with
+ * `--log-format json` as `config_warning` events carrying the file and key.
+ */
+function printWarnings(
+  loaded: readonly ({ warnings: readonly ConfigProblem[] } | null)[],
+  format?: string,
+  id?: string,
+): void {
   for (const file of loaded) {
     for (const w of file?.warnings ?? []) {
-      process.stderr.write(`replicant: warning: ${formatProblem(w)}\n`);
+      process.stderr.write(
+        format === "json"
+          ? jsonLine(configWarningEvent(w), id)
+          : `replicant: warning: ${formatProblem(w)}\n`,
+      );
     }
   }
+}
+
+export function configWarningEvent(w: ConfigProblem): LogEvent {
+  return {
+    level: "warn",
+    event: "config_warning",
+    fields: { msg: formatProblem(w), file: w.file, key: w.key },
+  };
 }
 
 /**

@@ -1,7 +1,11 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { jsonLine, type LogEvent, messageEvent } from "./log_event.ts";
 
-/** `--log-format`: `text` (`<ts> LEVEL message`) or `json` (`{ts, level, msg, id}` a line). */
+/**
+ * `--log-format`: `text` (`<ts> LEVEL message`) or `json` (one object a line: `ts`, `level`,
+ * `event`, `id`, then the event's fields; a message is event `log` with `msg`).
+ */
 export type LogFormat = "text" | "json";
 
 /** One log line (with its newline) in the given format. */
@@ -13,8 +17,7 @@ export function formatLogLine(
   ts = new Date(),
 ): string {
   if (format === "json") {
-    return JSON.stringify({ ts: ts.toISOString(), level: level.toLowerCase(), msg: message, id }) +
-      "\n";
+    return jsonLine(messageEvent(level.toLowerCase() as Lowercase<typeof level>, message), id, ts);
   }
   return `${ts.toISOString()} ${level} ${message}\n`;
 }
@@ -43,6 +46,13 @@ export class ReplicationLog {
 
   warn(message: string): void {
     appendFileSync(this.trace, formatLogLine(this.format, "WARN", message, this.id));
+  }
+
+  /** A structured event (json format), e.g. statistics; error events go to error.log too. */
+  event(e: LogEvent): void {
+    const line = jsonLine(e, this.id);
+    appendFileSync(this.trace, line);
+    if (e.level === "error") appendFileSync(this.error, line);
   }
 
   fail(message: string): void {

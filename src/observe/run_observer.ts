@@ -7,6 +7,7 @@ import { UsageError } from "../core/errors.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
 import type { ReplicantMetrics } from "./replicant_metrics.ts";
 import type { LogFormat, ReplicationLog } from "./replication_log.ts";
+import { jsonLine, type LogEvent, type LogLevel, messageEvent } from "./log_event.ts";
 import { StatsReporter } from "./stats_summary.ts";
 
 export interface ObserveOptions {
@@ -56,16 +57,23 @@ export function logFormatOfArgv(argv: readonly string[]): LogFormat {
   return "text";
 }
 
-/** A stderr message of the run: as is (text) or one JSON object a line. */
+/** `--id` straight from argv, for the JSON lines written before options are parsed. */
+export function idOfArgv(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--id") return argv[i + 1];
+    if (argv[i].startsWith("--id=")) return argv[i].slice("--id=".length);
+  }
+  return undefined;
+}
+
+/** A stderr message of the run: as is (text) or one JSON object a line (event `log`). */
 export function stderrLine(
   format: LogFormat,
-  level: "info" | "warn" | "error",
+  level: LogLevel,
   message: string,
   id?: string,
 ): string {
-  if (format === "json") {
-    return JSON.stringify({ ts: new Date().toISOString(), level, msg: message.trim(), id }) + "\n";
-  }
+  if (format === "json") return jsonLine(messageEvent(level, message), id);
   return message.endsWith("\n") ? message : message + "\n";
 }
 
@@ -78,6 +86,8 @@ export interface RunObserverDeps {
   lagBytes?: () => Promise<number | null>;
   /** Where the metrics address is announced (stderr). */
   announce: (message: string) => void;
+  /** json format: where statistics events go besides trace.log (stderr). */
+  emit?: (e: LogEvent) => void;
 }
 
 export class RunObserver {
@@ -89,7 +99,13 @@ export class RunObserver {
   #lagBytes = 0;
 
   constructor(private readonly settings: ObserveSettings, private readonly deps: RunObserverDeps) {
-    this.#stats = new StatsReporter(deps.metrics, deps.log, settings.statsIntervalSeconds);
+    this.#stats = new StatsReporter(
+      deps.metrics,
+      deps.log,
+      settings.statsIntervalSeconds,
+      settings.logFormat,
+      deps.emit,
+    );
   }
 
   get port(): number | null {

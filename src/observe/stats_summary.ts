@@ -1,12 +1,17 @@
 /**
  * Per-table statistics summary (issue 8): table, snapshot rows, realtime changes with their
  * operations, and the rate since the previous summary; written to trace.log every
- * `--stats-interval` seconds and once at exit.
+ * `--stats-interval` seconds and once at exit. With `--log-format json` they are `stats`
+ * events, written to stderr as well: a log collector reading the process output gets them
+ * without a file on disk to tail.
  */
 import type { ReplicantMetrics, TableStats } from "./replicant_metrics.ts";
+import { type LogEvent, rounded } from "./log_event.ts";
+import type { LogFormat } from "./replication_log.ts";
 
 export interface StatsLog {
   info(message: string): void;
+  event(e: LogEvent): void;
 }
 
 /** One line per table; `previous` (counts at the last summary) gives the rate. */
@@ -34,6 +39,47 @@ export function formatStats(
   return lines;
 }
 
+/**
+ * `--log-format json`: one `stats` event per table (its own counts, so a pipeline can graph
+ * a table without splitting prose), then one `stats_total`. `rows_per_s` is snapshot rows
+ * plus changes per second since the previous summary.
+ */
+export function statsEvents(
+  stats: TableStats[],
+  previous: ReadonlyMap<string, number>,
+  seconds: number,
+  final: boolean,
+): LogEvent[] {
+  const rate = (now: number, before: number) => seconds > 0 ? rounded((now - before) / seconds) : 0;
+  const events: LogEvent[] = stats.map((t) => ({
+    level: "info",
+    event: "stats",
+    fields: {
+      table: t.table,
+      final,
+      snapshot_rows: t.snapshotRows,
+      changes: t.changes,
+      ops: t.ops,
+      rows_per_s: rate(t.snapshotRows + t.changes, previous.get(t.table) ?? 0),
+    },
+  }));
+  const sum = (f: (t: TableStats) => number) => stats.reduce((n, t) => n + f(t), 0);
+  const before = [...previous.values()].reduce((n, v) => n + v, 0);
+  events.push({
+    level: "info",
+    event: "stats_total",
+    fields: {
+      final,
+      tables: stats.length,
+      snapshot_rows: sum((t) => t.snapshotRows),
+      changes: sum((t) => t.changes),
+      rows_per_s: rate(sum((t) => t.snapshotRows + t.changes), before),
+      interval_s: rounded(seconds, 3),
+    },
+  });
+  return events;
+}
+
 export class StatsReporter {
   #timer: ReturnType<typeof setInterval> | null = null;
   #previous = new Map<string, number>();
@@ -43,6 +89,9 @@ export class StatsReporter {
     private readonly metrics: ReplicantMetrics,
     private readonly log: StatsLog,
     private readonly intervalSeconds: number,
+    private readonly format: LogFormat = "text",
+    /** json: where the events go besides the log (stderr). */
+    private readonly emit: (e: LogEvent) => void = () => {},
   ) {}
 
   start(): void {
@@ -54,8 +103,14 @@ export class StatsReporter {
   report(final: boolean): void {
     const now = Date.now();
     const stats = this.metrics.tableStats();
-    for (const line of formatStats(stats, this.#previous, (now - this.#at) / 1000, final)) {
-      this.log.info(line);
+    const seconds = (now - this.#at) / 1000;
+    if (this.format === "json") {
+      for (const e of statsEvents(stats, this.#previous, seconds, final)) {
+        this.log.event(e);
+        this.emit(e);
+      }
+    } else {
+      for (const line of formatStats(stats, this.#previous, seconds, final)) this.log.info(line);
     }
     this.#previous = new Map(stats.map((t) => [t.table, t.snapshotRows + t.changes]));
     this.#at = now;

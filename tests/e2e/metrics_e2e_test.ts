@@ -3,7 +3,7 @@
  * Redis. /metrics parses with the strict Prometheus text parser and its per-table counters
  * equal the changes made and the entries in Redis; /health is ready, turns failed while
  * Redis is down and ready again after; SIGTERM exits 0; `--log-format json` writes one JSON
- * object a line to trace.log, with the per-table statistics summary.
+ * object a line to trace.log, with the per-table statistics as `stats` events.
  */
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
@@ -157,21 +157,24 @@ Deno.test("metrics e2e: /metrics counts match Redis, /health follows Redis, JSON
     // stderr messages of the run are JSON lines too.
     const errLines = r.stderr.split("\n").filter((l) => l.trim() !== "");
     assert.ok(errLines.length > 0);
-    for (const l of errLines) assert.equal(typeof JSON.parse(l).msg, "string", l);
+    for (const l of errLines) assert.equal(typeof JSON.parse(l).event, "string", l);
 
     const trace = readFileSync(join(home.dir, "data", id, "trace.log"), "utf8");
     const lines = trace.split("\n").filter((l) => l !== "");
     assert.ok(lines.length > 3);
     const objs = lines.map((l) => JSON.parse(l));
     for (const o of objs) {
-      assert.deepEqual(Object.keys(o).sort(), ["id", "level", "msg", "ts"]);
+      assert.deepEqual(Object.keys(o).slice(0, 4), ["ts", "level", "event", "id"]);
       assert.equal(o.id, id);
       assert.ok(!Number.isNaN(Date.parse(o.ts)));
+      if (o.event === "log") assert.equal(typeof o.msg, "string");
     }
-    const final = objs.filter((o) => o.msg.startsWith(`statistics: table ${table}:`)).pop();
+    const final = objs.filter((o) => o.event === "stats" && o.table === table).pop();
     assert.ok(final, "per-table statistics in trace.log");
-    assert.match(final.msg, /changes 45 \(insert=30 update=10 delete=5\)/);
-    assert.ok(objs.some((o) => o.msg.startsWith("statistics (final)")));
+    assert.equal(final.final, true);
+    assert.equal(final.changes, 45);
+    assert.deepEqual(final.ops, { insert: 30, update: 10, delete: 5 });
+    assert.ok(objs.some((o) => o.event === "stats_total" && o.final));
   } finally {
     if (run) {
       run.kill("SIGKILL");

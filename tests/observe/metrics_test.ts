@@ -198,7 +198,7 @@ Deno.test("statistics summary: per table rows, ops and rate", () => {
   ]);
 });
 
-Deno.test("log format: JSON lines {ts, level, msg, id}; options validated", () => {
+Deno.test("log format: JSON lines {ts, level, event, id, msg}; options validated", () => {
   const ts = new Date("2026-01-02T03:04:05.000Z");
   assert.equal(formatLogLine("text", "WARN", "x", "id1", ts), "2026-01-02T03:04:05.000Z WARN x\n");
   const line = formatLogLine("json", "ERROR", 'bad "thing"\nnext', "id1", ts);
@@ -206,8 +206,9 @@ Deno.test("log format: JSON lines {ts, level, msg, id}; options validated", () =
   assert.deepEqual(JSON.parse(line), {
     ts: "2026-01-02T03:04:05.000Z",
     level: "error",
-    msg: 'bad "thing"\nnext',
+    event: "log",
     id: "id1",
+    msg: 'bad "thing"\nnext',
   });
   assert.equal(JSON.parse(stderrLine("json", "info", "\nhello\n", "x")).msg, "hello");
   assert.equal(stderrLine("text", "info", "hello"), "hello\n");
