@@ -8,7 +8,7 @@
  */
 
 import { Cluster, type Redis } from "ioredis";
-import { failed, passed, type PrerequisiteCheck } from "../../core/prerequisite_check.ts";
+import { failed, passed, type PrerequisiteCheck, warning } from "../../core/prerequisite_check.ts";
 import type { RedisClient } from "./redis_connection.ts";
 
 /** Commands Replicant sends, each with a harmless probe on a scratch key. */
@@ -125,18 +125,23 @@ async function serverChecks(
   } else if (policy === "noeviction") {
     policyChecks.push(passed(`maxmemory-policy${where}`, "noeviction"));
   } else if (policy.startsWith("volatile")) {
-    policyChecks.push({
-      name: `maxmemory-policy${where}`,
-      status: "WARNING",
-      detail: `${policy}: Replicant's keys have no TTL so they are not evicted, but noeviction ` +
-        "is recommended (CONFIG SET maxmemory-policy noeviction)",
-    });
+    const fix = "CONFIG SET maxmemory-policy noeviction";
+    policyChecks.push(
+      warning(
+        `maxmemory-policy${where}`,
+        `${policy}: Replicant's keys have no TTL so they are not evicted, but noeviction ` +
+          `is recommended (${fix})`,
+        fix,
+      ),
+    );
   } else {
+    const fix = "run CONFIG SET maxmemory-policy noeviction (and set it in redis.conf)";
     policyChecks.push(
       failed(
         `maxmemory-policy${where}`,
         `${policy}: Redis may evict streams and checkpoints under memory pressure, losing ` +
-          "data; run CONFIG SET maxmemory-policy noeviction (and set it in redis.conf)",
+          `data; ${fix}`,
+        fix,
       ),
     );
   }
@@ -148,12 +153,12 @@ async function serverChecks(
   } catch { /* CONFIG denied: AOF from INFO is all we know */ }
   const rdb = save !== undefined && save.trim() !== "";
   const what = [aof ? "appendonly yes" : "appendonly no", `save "${save ?? "?"}"`].join(", ");
-  const persistence: PrerequisiteCheck = aof || rdb ? passed(`persistence${where}`, what) : {
-    name: `persistence${where}`,
-    status: "WARNING",
-    detail: `${what}: a Redis restart loses the streams and checkpoints; enable ` +
-      "appendonly yes (recommended) or RDB snapshots",
-  };
+  const persistenceFix = "enable appendonly yes (recommended) or RDB snapshots";
+  const persistence: PrerequisiteCheck = aof || rdb ? passed(`persistence${where}`, what) : warning(
+    `persistence${where}`,
+    `${what}: a Redis restart loses the streams and checkpoints; ${persistenceFix}`,
+    persistenceFix,
+  );
   return [versionChecks, policyChecks, [persistence]];
 }
 
@@ -182,12 +187,12 @@ async function aclCheck(client: RedisClient): Promise<PrerequisiteCheck> {
     }
   }
   if (!denied.includes("DEL")) await client.del(key, key + ":h").catch(() => {});
-  return denied.length === 0
-    ? passed("ACL rights", `user ${user}: ${PROBES.map(([c]) => c).join(", ")} allowed`)
-    : failed(
-      "ACL rights",
-      `user ${user} may not run ${denied.join(", ")}: run ACL SETUSER ${user} ${
-        denied.flatMap((c) => c.split("/")).map((c) => "+" + c.toLowerCase()).join(" ")
-      }` + (denied.includes("DEL") ? ` (probe key ${key} may remain)` : ""),
-    );
+  if (denied.length === 0) {
+    return passed("ACL rights", `user ${user}: ${PROBES.map(([c]) => c).join(", ")} allowed`);
+  }
+  const fix =
+    `run ACL SETUSER ${user} ${
+      denied.flatMap((c) => c.split("/")).map((c) => "+" + c.toLowerCase()).join(" ")
+    }` + (denied.includes("DEL") ? ` (probe key ${key} may remain)` : "");
+  return failed("ACL rights", `user ${user} may not run ${denied.join(", ")}: ${fix}`, fix);
 }

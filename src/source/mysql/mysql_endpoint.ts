@@ -164,6 +164,13 @@ export function missingPrivileges(grants: string[], database?: string): string[]
   });
 }
 
+/** A CDC prerequisite that is not met: the message, and the part of it that fixes it. */
+export interface MysqlProblem {
+  message: string;
+  /** What to change (a part of `message`); absent when Replicant does not know. */
+  hint?: string;
+}
+
 /**
  * Checks what CDC needs: binary log on, ROW format, FULL row image, the privileges, and
  * that no configured slave-server-id equals the server's own. Returns one message per
@@ -173,36 +180,47 @@ export async function checkMysqlPrerequisites(
   conn: MysqlConnection,
   endpoint: MysqlEndpoint,
 ): Promise<string[]> {
-  const problems: string[] = [];
+  return (await mysqlPrerequisiteProblems(conn, endpoint)).map((p) => p.message);
+}
+
+/** checkMysqlPrerequisites with the fix of each problem apart (test-connection's hints). */
+export async function mysqlPrerequisiteProblems(
+  conn: MysqlConnection,
+  endpoint: MysqlEndpoint,
+): Promise<MysqlProblem[]> {
+  const problems: MysqlProblem[] = [];
+  const problem = (found: string, hint: string) =>
+    problems.push({ message: `${found}: ${hint}`, hint });
   const [rows] = await conn.query(
     "SELECT @@GLOBAL.log_bin AS log_bin, @@GLOBAL.binlog_format AS binlog_format, " +
       "@@GLOBAL.binlog_row_image AS binlog_row_image, @@GLOBAL.server_id AS server_id",
   ) as unknown as [Record<string, unknown>[]];
   const v = rows[0];
   if (String(v.log_bin) !== "1" && String(v.log_bin).toUpperCase() !== "ON") {
-    problems.push(
-      "the binary log is off: start the server with `log-bin` (e.g. `log-bin=binlog` in " +
-        "my.cnf [mysqld]) and restart it",
+    problem(
+      "the binary log is off",
+      "start the server with `log-bin` (e.g. `log-bin=binlog` in my.cnf [mysqld]) and restart it",
     );
   }
   if (String(v.binlog_format).toUpperCase() !== "ROW") {
-    problems.push(
-      `binlog_format is ${v.binlog_format}: run SET GLOBAL binlog_format = 'ROW' ` +
-        "(and `binlog_format=ROW` in my.cnf to keep it)",
+    problem(
+      `binlog_format is ${v.binlog_format}`,
+      "run SET GLOBAL binlog_format = 'ROW' (and `binlog_format=ROW` in my.cnf to keep it)",
     );
   }
   if (String(v.binlog_row_image).toUpperCase() !== "FULL") {
-    problems.push(
-      `binlog_row_image is ${v.binlog_row_image}: run SET GLOBAL binlog_row_image = 'FULL' ` +
-        "(and `binlog_row_image=FULL` in my.cnf to keep it)",
+    problem(
+      `binlog_row_image is ${v.binlog_row_image}`,
+      "run SET GLOBAL binlog_row_image = 'FULL' (and `binlog_row_image=FULL` in my.cnf to " +
+        "keep it)",
     );
   }
   const serverId = Number(v.server_id);
   for (const id of endpoint.serverIds) {
     if (id === serverId) {
-      problems.push(
-        `slave-server-ids contains ${id}, the server's own server_id: choose another id in ` +
-          `${endpoint.origin}`,
+      problem(
+        `slave-server-ids contains ${id}, the server's own server_id`,
+        `choose another id in ${endpoint.origin}`,
       );
     }
   }
@@ -213,14 +231,15 @@ export async function checkMysqlPrerequisites(
     const grants = grantRows.map((r) => String(r[0]));
     const missing = missingPrivileges(grants, endpoint.database);
     if (missing.length > 0) {
-      problems.push(
-        `user ${JSON.stringify(endpoint.user)} lacks ${missing.join(", ")}: run GRANT ${
-          missing.join(", ")
-        } ON *.* TO ${JSON.stringify(endpoint.user)}@'%'`,
+      problem(
+        `user ${JSON.stringify(endpoint.user)} lacks ${missing.join(", ")}`,
+        `run GRANT ${missing.join(", ")} ON *.* TO ${JSON.stringify(endpoint.user)}@'%'`,
       );
     }
   } catch (err) {
-    problems.push(`cannot read the grants (SHOW GRANTS): ${(err as Error).message}`);
+    problems.push({
+      message: `cannot read the grants (SHOW GRANTS): ${(err as Error).message}`,
+    });
   }
   return problems;
 }

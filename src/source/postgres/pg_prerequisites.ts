@@ -23,11 +23,13 @@ export async function checkPgPrerequisites(
     (await client.query({ text: sql, values, rowMode: "array" })).rows[0] as string[];
 
   const [walLevel] = await one("SELECT current_setting('wal_level')");
+  const walFix = "run ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and " +
+    "restart the server";
   checks.push(
     walLevel === "logical" ? passed("wal_level", "logical") : failed(
       "wal_level",
-      `wal_level is ${walLevel}: logical decoding needs wal_level = logical; run ALTER SYSTEM ` +
-        "SET wal_level = logical (or set it in postgresql.conf) and restart the server",
+      `wal_level is ${walLevel}: logical decoding needs wal_level = logical; ${walFix}`,
+      walFix,
     ),
   );
 
@@ -37,6 +39,8 @@ export async function checkPgPrerequisites(
     [options.slotName ?? ""],
   );
   const freeSlots = Number(maxSlots) - Number(usedSlots);
+  const slotFix = "drop an unused slot (pg_drop_replication_slot) or raise " +
+    "max_replication_slots and restart";
   checks.push(
     Number(ourSlot) > 0
       ? passed("replication slots", `slot ${options.slotName} exists (${usedSlots}/${maxSlots})`)
@@ -45,7 +49,8 @@ export async function checkPgPrerequisites(
       : failed(
         "replication slots",
         `no free replication slot (${usedSlots} of max_replication_slots = ${maxSlots} in use): ` +
-          "drop an unused slot (pg_drop_replication_slot) or raise max_replication_slots and restart",
+          slotFix,
+        slotFix,
       ),
   );
 
@@ -53,11 +58,12 @@ export async function checkPgPrerequisites(
     `SELECT current_setting('max_wal_senders'), (SELECT count(*) FROM pg_stat_replication)`,
   );
   const freeSenders = Number(maxSenders) - Number(usedSenders);
+  const senderFix = "raise max_wal_senders and restart, or stop another replication client";
   checks.push(
     freeSenders > 0 ? passed("wal senders", `${freeSenders} of ${maxSenders} free`) : failed(
       "wal senders",
-      `no free WAL sender (${usedSenders} of max_wal_senders = ${maxSenders} in use): ` +
-        "raise max_wal_senders and restart, or stop another replication client",
+      `no free WAL sender (${usedSenders} of max_wal_senders = ${maxSenders} in use): ${senderFix}`,
+      senderFix,
     ),
   );
 
@@ -66,12 +72,16 @@ export async function checkPgPrerequisites(
             has_database_privilege(current_database(), 'CREATE')::text
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
+  const replicationFix = `run ALTER ROLE "${user}" WITH REPLICATION`;
+  const createFix = `run GRANT CREATE ON DATABASE <database> TO "${user}" (and make it owner ` +
+    "of the replicated tables)";
   checks.push(
     isSuper === "true" || canReplicate === "true"
       ? passed("replication privilege", isSuper === "true" ? "superuser" : "REPLICATION")
       : failed(
         "replication privilege",
-        `user "${user}" may not stream changes: run ALTER ROLE "${user}" WITH REPLICATION`,
+        `user "${user}" may not stream changes: ${replicationFix}`,
+        replicationFix,
       ),
   );
   checks.push(
@@ -79,8 +89,8 @@ export async function checkPgPrerequisites(
       ? passed("publication rights", isSuper === "true" ? "superuser" : "CREATE on the database")
       : failed(
         "publication rights",
-        `user "${user}" may not create the publication: run GRANT CREATE ON DATABASE ` +
-          `<database> TO "${user}" (and make it owner of the replicated tables)`,
+        `user "${user}" may not create the publication: ${createFix}`,
+        createFix,
       ),
   );
   return checks;
