@@ -50,6 +50,14 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
 3 finished with skipped tables, 4 stopped with in-doubt entries.`,
   );
 
+/** `--log-format`, the same for every command. */
+function logFormatOption(): Option {
+  return new Option(
+    "--log-format <format>",
+    "text, or json: one JSON object a line on stdout, stderr and in the logs",
+  ).choices(["text", "json"]).default("text");
+}
+
 function replicationCommand(name: "snapshot" | "realtime" | "full", summary: string): Command {
   return program.command(name)
     .description(summary)
@@ -86,13 +94,7 @@ function replicationCommand(name: "snapshot" | "realtime" | "full", summary: str
       "serve /metrics (Prometheus) and /health on this port (0: off)",
     )
     .option("--metrics-host <host>", "address the metrics server binds", "127.0.0.1")
-    .addOption(
-      new Option(
-        "--log-format <format>",
-        "text, or json: one JSON object a line on stdout, stderr and in the logs",
-      )
-        .choices(["text", "json"]).default("text"),
-    )
+    .addOption(logFormatOption())
     .option(
       "--stats-interval <s>",
       "seconds between per-table statistics in trace.log (json: on stderr too)",
@@ -133,6 +135,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--output-file <file>", "where to write", "schemas.yaml")
     .option("--filter <file>", "only tables this filter selects")
     .option("--home <dir>", "where data/<id>/ lives")
+    .addOption(logFormatOption())
     .action((conn: string | undefined, _o, self: Command) =>
       run(() => fetchSchemas(conn, common(self)))()
     );
@@ -144,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--replication-group <name>", "replication group", "default")
     .option("--dry-run", "only list what would be deleted")
     .option("--home <dir>", "where data/<id>/ lives")
+    .addOption(logFormatOption())
     .action((conn: string | undefined, _o, self: Command) =>
       run(() => cleanupIndoubt(conn, common(self)))()
     );
@@ -154,6 +158,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--id <id>", "replication id (where the report is written)", "default")
     .option("--validate <file>", "Arcion validation file: end-point-type, mode, which checks")
     .option("--home <dir>", "where data/<id>/ lives")
+    .addOption(logFormatOption())
     .action((conns: string[], _o, self: Command) =>
       run(() => testConnection(conns, common(self)))()
     );

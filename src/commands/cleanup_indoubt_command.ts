@@ -1,6 +1,8 @@
-import process from "node:process";
 import type { RedisConnection } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
+import type { LogEvent } from "../observe/log_event.ts";
+import { RunConsole } from "../observe/run_console.ts";
+import { logFormatOf } from "../observe/run_observer.ts";
 import {
   type InDoubtEntry,
   indoubtPath,
@@ -19,18 +21,29 @@ export type CleanupStatus = "deleted" | "already absent" | "failed" | "would del
  * `replicant cleanup-indoubt [DST_CONN] --id ID [--dry-run]` (SPEC §1, §5): XDELs every entry
  * listed in the id's in-doubt file, prints one line per entry, and rewrites the file
  * (atomically) with only the entries it could not delete. Exit 0 once the file is empty,
- * 4 while entries stay in doubt.
+ * 4 while entries stay in doubt. With `--log-format json` the lines are `indoubt_entry`
+ * events and the last one `cleanup_indoubt` (the counts and streams).
  */
 export async function cleanupIndoubt(
   conn: string | undefined,
   opts: CommonOptions,
 ): Promise<number> {
+  const format = logFormatOf(opts);
   const home = homeDir(opts.home);
   const id = validateId(opts.id ?? "default");
+  const out = new RunConsole(format, id);
   const file = indoubtPath(home, id);
   const entries = readIndoubt(file);
+  const counts: Record<CleanupStatus, number> = {
+    "deleted": 0,
+    "already absent": 0,
+    "failed": 0,
+    "would delete": 0,
+  };
+  const done = (text: string, remaining: number) =>
+    out.result(cleanupEvent(file, entries, counts, remaining, opts.dryRun === true), text);
   if (entries.length === 0) {
-    process.stdout.write(`No in-doubt entries for id ${id} (${file}).\n`);
+    done(`No in-doubt entries for id ${id} (${file}).`, 0);
     return 0;
   }
   const targetFile = conn ?? readManifest(home, id)?.target ?? null;
@@ -41,22 +54,16 @@ export async function cleanupIndoubt(
       } under ${home}/data names the Redis connection: give DST_CONN (or --home)`,
     );
   }
-  const target = await loadConnectionFile(targetFile, "target") as RedisConnection;
+  const target = await loadConnectionFile(targetFile, "target", out) as RedisConnection;
   if (target.type !== "REDIS_STREAM") {
     throw new UsageError(`${targetFile}: cleanup-indoubt needs a REDIS_STREAM connection`);
   }
   const client = await openRedisAdmin(redisTargetOf(target), "replicant-cleanup");
   const failed: InDoubtEntry[] = [];
-  const counts: Record<CleanupStatus, number> = {
-    "deleted": 0,
-    "already absent": 0,
-    "failed": 0,
-    "would delete": 0,
-  };
   try {
     for (const e of entries) {
       let status: CleanupStatus;
-      let detail = "";
+      let error: string | undefined;
       try {
         if (opts.dryRun) {
           const found = await client.xrange(e.stream, e.id, e.id);
@@ -66,31 +73,69 @@ export async function cleanupIndoubt(
         }
       } catch (err) {
         status = "failed";
-        detail = `: ${(err as Error).message}`;
+        error = (err as Error).message;
         failed.push(e);
       }
       counts[status]++;
-      process.stdout.write(`${status} ${e.stream} ${e.id}${detail}\n`);
+      out.result(
+        {
+          level: status === "failed" ? "error" : "info",
+          event: "indoubt_entry",
+          fields: { stream: e.stream, entry_id: e.id, status: status.replace(" ", "_"), error },
+        },
+        `${status} ${e.stream} ${e.id}${error === undefined ? "" : `: ${error}`}`,
+      );
     }
   } finally {
     await client.quit().catch(() => client.disconnect());
   }
   if (opts.dryRun) {
-    process.stdout.write(
+    done(
       `dry run: ${counts["would delete"]} to delete, ${
         counts["already absent"]
-      } already absent, ${counts.failed} failed; ${file} unchanged\n`,
+      } already absent, ${counts.failed} failed; ${file} unchanged`,
+      entries.length,
     );
     return 0;
   }
   rewriteIndoubt(file, failed);
-  process.stdout.write(
+  done(
     `${counts.deleted} deleted, ${
       counts["already absent"]
     } already absent, ${failed.length} failed` +
       (failed.length === 0
-        ? `; ${file} is empty: continue with --resume --id ${id}\n`
-        : `; ${failed.length} entr${failed.length === 1 ? "y stays" : "ies stay"} in ${file}\n`),
+        ? `; ${file} is empty: continue with --resume --id ${id}`
+        : `; ${failed.length} entr${failed.length === 1 ? "y stays" : "ies stay"} in ${file}`),
+    failed.length,
   );
   return failed.length === 0 ? 0 : 4;
+}
+
+/**
+ * `--log-format json`: what cleanup-indoubt did, as one object: the in-doubt file, how many
+ * entries it listed, the count of each outcome, the entries still listed after the run, and
+ * the streams the entries belong to.
+ */
+function cleanupEvent(
+  file: string,
+  entries: readonly InDoubtEntry[],
+  counts: Record<CleanupStatus, number>,
+  remaining: number,
+  dryRun: boolean,
+): LogEvent {
+  return {
+    level: counts.failed > 0 ? "error" : "info",
+    event: "cleanup_indoubt",
+    fields: {
+      file,
+      dry_run: dryRun,
+      entries: entries.length,
+      deleted: counts.deleted,
+      already_absent: counts["already absent"],
+      would_delete: counts["would delete"],
+      failed: counts.failed,
+      remaining,
+      streams: [...new Set(entries.map((e) => e.stream))],
+    },
+  };
 }

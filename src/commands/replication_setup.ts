@@ -204,14 +204,16 @@ export async function resolveConnectionSecrets<T extends Connection>(
 
 /**
  * One connection file for fetch-schemas, cleanup-indoubt and test-connection: loaded, its
- * warnings printed, its secrets resolved as for replicate (resolveConnectionSecrets).
+ * warnings printed (in the command's `--log-format`), its secrets resolved as for replicate
+ * (resolveConnectionSecrets).
  */
 export async function loadConnectionFile(
   file: string,
   role?: "source" | "target",
+  log: { format?: string; id?: string } = {},
 ): Promise<Connection> {
   const conn = loadConnection(file, { role });
-  printWarnings([conn]);
+  printWarnings([conn], log.format, log.id);
   return await resolveConnectionSecrets(conn, role);
 }
 

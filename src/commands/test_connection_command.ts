@@ -1,17 +1,19 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import net from "node:net";
-import process from "node:process";
 import { parse as parseYaml } from "yaml";
 import type { MysqlConnection, PostgresConnection, RedisConnection } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
-import { failed, passed, type PrerequisiteCheck } from "../core/prerequisite_check.ts";
+import { failed, foundOf, passed, type PrerequisiteCheck } from "../core/prerequisite_check.ts";
+import type { LogEvent } from "../observe/log_event.ts";
+import { RunConsole } from "../observe/run_console.ts";
+import { logFormatOf } from "../observe/run_observer.ts";
 import { renderTable } from "../observe/text_table.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
 import { checkPgPrerequisites } from "../source/postgres/pg_prerequisites.ts";
-import { checkMysqlPrerequisites, openMysql } from "../source/mysql/mysql_endpoint.ts";
+import { mysqlPrerequisiteProblems, openMysql } from "../source/mysql/mysql_endpoint.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
 import {
@@ -111,8 +113,12 @@ function reachable(host: string, port: number, timeoutMs = 5000): Promise<string
 
 const PERMISSION_CHECKS = /privilege|rights|ACL|publication/i;
 
-async function testOne(file: string, validate: ValidateConfig): Promise<ConnectionReport> {
-  const conn = await loadConnectionFile(file);
+async function testOne(
+  file: string,
+  validate: ValidateConfig,
+  out: RunConsole,
+): Promise<ConnectionReport> {
+  const conn = await loadConnectionFile(file, undefined, out);
   const isSource = conn.type !== "REDIS_STREAM";
   const checks: PrerequisiteCheck[] = [];
   const report: ConnectionReport = {
@@ -181,7 +187,8 @@ async function credentials<T>(
     report.credentialCheck = "PASSED";
     return client;
   } catch (e) {
-    checks.push(failed("credentials", (e as Error).message));
+    const message = (e as Error).message;
+    checks.push(failed("credentials", message, connectHintOf(message)));
     report.credentialCheck = "FAILED";
     return null;
   }
@@ -250,13 +257,22 @@ async function testMysql(
       report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
     }
     if (cdc) {
-      const problems = await checkMysqlPrerequisites(client, endpoint);
+      const problems = await mysqlPrerequisiteProblems(client, endpoint);
       const cdcChecks = MYSQL_CHECKS.map(([name, re]) => {
-        const hit = problems.filter((p) => re.test(p));
-        return hit.length > 0 ? failed(name, hit.join("; ")) : passed(name, "ok");
+        const hit = problems.filter((p) => re.test(p.message));
+        const hints = hit.flatMap((p) => p.hint ?? []);
+        return hit.length > 0
+          ? failed(
+            name,
+            hit.map((p) => p.message).join("; "),
+            hints.length > 0 ? hints.join("; ") : undefined,
+          )
+          : passed(name, "ok");
       });
       for (const p of problems) {
-        if (!MYSQL_CHECKS.some(([, re]) => re.test(p))) cdcChecks.push(failed("binlog", p));
+        if (!MYSQL_CHECKS.some(([, re]) => re.test(p.message))) {
+          cdcChecks.push(failed("binlog", p.message, p.hint));
+        }
       }
       checks.push(...cdcChecks);
       report.readAccessToCdcLogs = statusOf(cdcChecks);
@@ -291,22 +307,63 @@ async function testRedis(
 }
 
 /**
+ * What to change after a failed connect, as the endpoints' messages say it: their closing
+ * `(check …)` or `: check …` (a wrong password, user or database name). Undefined otherwise.
+ */
+export function connectHintOf(message: string): string | undefined {
+  return /(?:\(|: )(check [^()]*)\)?$/.exec(message)?.[1];
+}
+
+/** Status of a check in json events: `ok`, `failed`, `warning`, `skipped`. */
+const EVENT_STATUS = {
+  PASSED: "ok",
+  FAILED: "failed",
+  WARNING: "warning",
+  SKIPPED: "skipped",
+} as const;
+
+/** `--log-format json`: one check of one connection file. */
+export function checkEvent(
+  check: PrerequisiteCheck,
+  report: { connection: string; type: string },
+  path: string,
+): LogEvent {
+  return {
+    level: check.status === "FAILED" ? "error" : check.status === "WARNING" ? "warn" : "info",
+    event: "check",
+    fields: {
+      connection: report.connection,
+      type: report.type,
+      name: check.name,
+      status: EVENT_STATUS[check.status],
+      detail: foundOf(check),
+      hint: check.hint ?? null,
+      report: path,
+    },
+  };
+}
+
+/**
  * `replicant test-connection CONN... [--validate FILE]`: per connection file, reachability,
  * credentials and (sources) CDC prerequisites or (Redis) version, ACL rights, memory policy
  * and persistence. Prints a table, writes one JSON report per file under <home>/data/<id>/,
- * exits 0 only when no check failed (warnings are printed but pass).
+ * exits 0 only when no check failed (warnings are printed but pass). With `--log-format json`
+ * one `check` event per check instead of the table, then `check_total`.
  */
 export async function testConnection(conns: string[], opts: CommonOptions): Promise<number> {
+  const format = logFormatOf(opts);
   const home = homeDir(opts.home);
   const id = validateId(opts.id ?? "default");
+  const out = new RunConsole(format, id);
   const validate = loadValidate(opts.validate);
   const dir = idDir(home, id);
   mkdirSync(dir, { recursive: true });
   const rows: string[][] = [];
-  let failures = 0;
+  const count = { PASSED: 0, FAILED: 0, WARNING: 0, SKIPPED: 0 };
+  const reports: string[] = [];
   const used = new Set<string>();
   for (const file of conns) {
-    const report = await testOne(file, validate);
+    const report = await testOne(file, validate, out);
     let name = `test_connection_${basename(file, extname(file))}`;
     for (let i = 2; used.has(name); i++) {
       name = `test_connection_${basename(file, extname(file))}_${i}`;
@@ -314,15 +371,33 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
     used.add(name);
     const path = join(dir, `${name}.json`);
     writeFileSync(path, JSON.stringify(report, null, 2) + "\n");
+    reports.push(path);
     for (const c of report.checks) {
-      if (c.status === "FAILED") failures++;
+      count[c.status]++;
       rows.push([file, c.name, c.status, c.detail]);
+      out.result(checkEvent(c, report, path));
     }
-    process.stdout.write(`report: ${path}\n`);
+    if (format === "text") out.print(`report: ${path}`);
   }
-  process.stdout.write(renderTable(["connection", "check", "status", "detail"], rows) + "\n");
-  process.stdout.write(
-    failures === 0 ? "All checks passed.\n" : `${failures} check(s) failed.\n`,
+  const failures = count.FAILED;
+  if (format === "text") {
+    out.print(renderTable(["connection", "check", "status", "detail"], rows));
+  }
+  out.result(
+    {
+      level: failures === 0 ? "info" : "error",
+      event: "check_total",
+      fields: {
+        connections: conns.length,
+        checks: rows.length,
+        ok: count.PASSED,
+        warning: count.WARNING,
+        failed: failures,
+        skipped: count.SKIPPED,
+        reports,
+      },
+    },
+    failures === 0 ? "All checks passed." : `${failures} check(s) failed.`,
   );
   return failures === 0 ? 0 : 1;
 }

@@ -30,6 +30,15 @@ export class RunConsole {
     this.out.write(text.endsWith("\n") ? text : text + "\n");
   }
 
+  /**
+   * A result on stdout: the event in json; in text `text`, when there is one (a text table
+   * is printed whole with `print` instead).
+   */
+  result(e: LogEvent, text?: string): void {
+    if (this.format === "json") this.out.write(jsonLine(e, this.id));
+    else if (text !== undefined) this.print(text, e.level);
+  }
+
   /** A message of the run on stderr. */
   say(level: LogLevel, text: string): void {
     this.err.write(this.#line(level, text));

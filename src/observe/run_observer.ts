@@ -30,10 +30,7 @@ export function observeSettingsOf(opts: ObserveOptions): ObserveSettings {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`--metrics-port ${opts.metricsPort}: expected a port 0-65535 (0: off)`);
   }
-  const format = opts.logFormat ?? "text";
-  if (format !== "text" && format !== "json") {
-    throw new UsageError(`--log-format ${format}: expected text or json`);
-  }
+  const format = logFormatOf(opts);
   const interval = opts.statsInterval === undefined ? 60 : Number(opts.statsInterval);
   if (!Number.isFinite(interval) || interval < 0) {
     throw new UsageError(
@@ -46,6 +43,15 @@ export function observeSettingsOf(opts: ObserveOptions): ObserveSettings {
     logFormat: format,
     statsIntervalSeconds: interval,
   };
+}
+
+/** Validates `--log-format` (text, the default, or json); every command takes it. */
+export function logFormatOf(opts: { logFormat?: string }): LogFormat {
+  const format = opts.logFormat ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`--log-format ${format}: expected text or json`);
+  }
+  return format;
 }
 
 /** `--log-format` straight from argv, for messages written before options are parsed. */

@@ -3,11 +3,15 @@
  * realtime run write nothing but JSON objects, one a line, on stdout and stderr, and the
  * progress, table_done, summary and stats events carry the numbers of the tables; errors
  * that end a run (bad configuration, bad usage, existing state) are one `fatal` object each.
+ * The other commands too: test-connection (a `check` per check and `check_total`),
+ * fetch-schemas (a `schema` per table and `schemas_written`) and cleanup-indoubt
+ * (`indoubt_entry` per entry and `cleanup_indoubt`), with the exit codes of the text format.
  */
 import assert from "node:assert/strict";
-import { readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type pg from "pg";
+import { parse as parseYaml } from "yaml";
 import type { Redis } from "ioredis";
 import {
   defaultSlotName,
@@ -24,6 +28,7 @@ import {
   startReplicant,
 } from "../helpers/replicant.ts";
 import { serviceEnv, waitFor } from "../helpers/services.ts";
+import { indoubtPath } from "../../src/sink/redis/indoubt_log.ts";
 
 // deno-lint-ignore no-explicit-any
 type Event = Record<string, any>;
@@ -366,5 +371,399 @@ Deno.test("log format json: configuration and usage errors are one fatal object"
     assert.match(u.msg, /unknown option '--bogus'/);
   } finally {
     rmSync(home.dir, { recursive: true, force: true });
+  }
+});
+
+/** A check of a test-connection report file (test_connection_<name>.json). */
+interface ReportCheck {
+  name: string;
+  status: "PASSED" | "FAILED" | "WARNING" | "SKIPPED";
+  detail: string;
+  hint?: string;
+}
+
+const EVENT_STATUS: Record<ReportCheck["status"], string> = {
+  PASSED: "ok",
+  FAILED: "failed",
+  WARNING: "warning",
+  SKIPPED: "skipped",
+};
+
+/**
+ * The `check` events of one connection against its report file: same checks in the same
+ * order, the status in json words, the detail without the hint and the hint as the report
+ * has it.
+ */
+function assertChecksMatchReport(checks: Event[], connection: string): ReportCheck[] {
+  const mine = checks.filter((e) => e.connection === connection);
+  assert.ok(mine.length > 0, `check events of ${connection}`);
+  const path = mine[0].report;
+  const report = JSON.parse(readFileSync(path, "utf8")) as { checks: ReportCheck[] };
+  assert.deepEqual(
+    mine.map((e) => [e.name, e.status, e.report]),
+    report.checks.map((c) => [c.name, EVENT_STATUS[c.status], path]),
+  );
+  mine.forEach((e, i) => {
+    const c = report.checks[i];
+    assert.equal(e.level, { ok: "info", warning: "warn", failed: "error" }[e.status as string]);
+    assert.equal(e.hint, c.hint ?? null, `hint of ${e.name}`);
+    if (e.hint === null) assert.equal(e.detail, c.detail, e.name);
+    else {
+      assert.ok(c.detail.startsWith(e.detail) && c.detail.includes(e.hint), JSON.stringify(e));
+      assert.ok(!e.detail.includes(e.hint), `${e.name}: the hint apart from the detail`);
+    }
+  });
+  return report.checks;
+}
+
+Deno.test("log format json: test-connection writes a check event per check and a total", async () => {
+  const home = scratchHome();
+  try {
+    const id = `lf_tc_${Date.now().toString(36)}`;
+    const pgConn = pgConnWithWarning(home);
+    const ok = await runReplicant([
+      "test-connection",
+      pgConn,
+      home.redisConn,
+      "--home",
+      home.dir,
+      "--id",
+      id,
+      "--log-format",
+      "json",
+    ]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const out = eventsOf(ok.stdout, "test-connection stdout", id);
+    const err = eventsOf(ok.stderr, "test-connection stderr", id);
+    assert.deepEqual(err.map((e) => [e.event, e.file, e.key]), [
+      ["config_warning", pgConn, "socket-timeout-s"],
+    ]);
+    const checks = ofEvent(out, "check");
+    assert.equal(out.length, checks.length + 1, ok.stdout);
+    const total = out[out.length - 1];
+    assert.equal(total.event, "check_total");
+    assert.deepEqual(new Set(checks.map((e) => e.connection)), new Set([pgConn, home.redisConn]));
+    const pgChecks = assertChecksMatchReport(checks, pgConn);
+    const redisChecks = assertChecksMatchReport(checks, home.redisConn);
+    for (const e of checks) {
+      assert.ok(e.status === "ok" || e.status === "warning", JSON.stringify(e));
+      assert.equal(e.type, e.connection === pgConn ? "POSTGRESQL" : "REDIS_STREAM");
+    }
+    const byName = new Map(checks.map((e) => [`${e.type} ${e.name}`, e]));
+    for (
+      const name of [
+        "POSTGRESQL credentials",
+        "POSTGRESQL wal_level",
+        "REDIS_STREAM ACL rights",
+        "REDIS_STREAM maxmemory-policy",
+      ]
+    ) {
+      assert.equal(byName.get(name)?.status, "ok", name);
+    }
+    assert.equal(byName.get("POSTGRESQL wal_level")!.detail, "logical");
+    const warnings = checks.filter((e) => e.status === "warning").length;
+    assert.deepEqual(
+      [total.level, total.connections, total.checks, total.ok, total.warning, total.failed],
+      ["info", 2, pgChecks.length + redisChecks.length, checks.length - warnings, warnings, 0],
+    );
+    assert.deepEqual(total.reports, [
+      join(home.dir, "data", id, "test_connection_pg_warn.json"),
+      join(home.dir, "data", id, "test_connection_redis_stream.json"),
+    ]);
+
+    // A wrong password: exit 1 as in text, the credentials check failed with its hint.
+    const my = serviceEnv().mysql;
+    const password = `wrong-${crypto.randomUUID()}`;
+    const badConn = home.write(
+      "mysql_badpw.yaml",
+      `type: MARIADB\nhost: ${my.host}\nport: ${my.port}\nusername: ${my.user}\n` +
+        `password: "${password}"\n`,
+    );
+    const args = ["test-connection", badConn, "--home", home.dir, "--id", id];
+    const text = await runReplicant(args);
+    assert.equal(text.code, 1, text.stdout + text.stderr);
+    assert.match(text.stdout, /credentials\s+FAILED\s+Cannot connect to MySQL/);
+    const bad = await runReplicant([...args, "--log-format", "json"]);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.equal(bad.stderr, "");
+    assert.ok(!bad.stdout.includes(password), "the password is never printed");
+    const badOut = eventsOf(bad.stdout, "failing test-connection stdout", id);
+    const badChecks = ofEvent(badOut, "check");
+    assertChecksMatchReport(badChecks, badConn);
+    assert.deepEqual(badChecks.map((e) => [e.name, e.status, e.level]), [
+      ["host/port reachable", "ok", "info"],
+      ["credentials", "failed", "error"],
+    ]);
+    const cred = badChecks[1];
+    assert.equal(cred.type, "MARIADB");
+    assert.match(cred.detail, /authentication failed: access denied for user /);
+    assert.ok(cred.detail.includes(badConn), cred.detail);
+    assert.match(cred.hint, /^check `username` and `password` or `password-file`/);
+    assert.deepEqual(badOut.map((e) => e.event), ["check", "check", "check_total"]);
+    const badTotal = badOut[2];
+    assert.deepEqual(
+      [badTotal.level, badTotal.connections, badTotal.checks, badTotal.ok, badTotal.failed],
+      ["error", 1, 2, 1, 1],
+    );
+
+    // A connection file that cannot be read: the fatal event, exit 2 as in text.
+    const missing = join(home.dir, "no_such_conn.yaml");
+    const textMissing = await runReplicant(["test-connection", missing, "--home", home.dir]);
+    const fatal = await runReplicant([
+      "test-connection",
+      missing,
+      "--home",
+      home.dir,
+      "--id",
+      id,
+      "--log-format",
+      "json",
+    ]);
+    assert.equal(textMissing.code, 2, textMissing.stderr);
+    assert.equal(fatal.code, 2, fatal.stdout + fatal.stderr);
+    assert.equal(fatal.stdout, "");
+    const [f, ...more] = eventsOf(fatal.stderr, "unreadable connection stderr", id);
+    assert.deepEqual(more, []);
+    assert.deepEqual([f.event, f.error, f.exit_code, f.file], ["fatal", "ConfigError", 2, missing]);
+  } finally {
+    rmSync(home.dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("log format json: fetch-schemas writes a schema event per table and where", async () => {
+  await withSchema(async (db, _redis, schema, home) => {
+    await db.query(`CREATE TABLE ${schema}.orders (id bigint PRIMARY KEY, note text NOT NULL)`);
+    await db.query(
+      `CREATE TABLE ${schema}.lines (o int, n int, sku text NOT NULL UNIQUE, PRIMARY KEY (o, n))`,
+    );
+    const filter = home.write(
+      "filter.yaml",
+      `allow:\n  - catalog: replicant\n    schema: ${schema}\n    types: [TABLE]\n`,
+    );
+    const id = `${schema}_fs`;
+    const snap = await runReplicant([
+      "snapshot",
+      home.pgConn,
+      home.redisConn,
+      "--filter",
+      filter,
+      "--id",
+      id,
+      "--home",
+      home.dir,
+    ]);
+    assert.equal(snap.code, 0, snap.stdout + snap.stderr);
+    const orders = `replicant.${schema}.orders`;
+    const lines = `replicant.${schema}.lines`;
+    const expected = new Map([
+      [orders, { columns: ["id", "note"], primary_key: ["id"] }],
+      [lines, { columns: ["o", "n", "sku"], primary_key: ["o", "n"] }],
+    ]);
+
+    // From the schema dump of the id (the manifest names the Redis connection).
+    const output = join(home.dir, "dump_schemas.yaml");
+    const r = await runReplicant([
+      "fetch-schemas",
+      "--id",
+      id,
+      "--home",
+      home.dir,
+      "--output-file",
+      output,
+      "--log-format",
+      "json",
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.stderr, "");
+    const events = eventsOf(r.stdout, "fetch-schemas stdout", id);
+    const yamlTables = (parseYaml(readFileSync(output, "utf8")) as {
+      tables: { schema: string; table: string; version: number; "unique-keys": string[][] }[];
+    }).tables;
+    const schemaEvents = ofEvent(events, "schema");
+    assert.deepEqual(events.map((e) => e.event), ["schema", "schema", "schemas_written"]);
+    assert.deepEqual(
+      schemaEvents.map((e) => e.table),
+      yamlTables.map((t) => `replicant.${t.schema}.${t.table}`),
+    );
+    for (const [i, e] of schemaEvents.entries()) {
+      const want = expected.get(e.table);
+      assert.ok(want, e.table);
+      assert.deepEqual([e.columns, e.primary_key], [want.columns, want.primary_key], e.table);
+      assert.equal(e.version, 1);
+      assert.equal(e.file, output);
+      assert.deepEqual(e.unique_keys, yamlTables[i]["unique-keys"]);
+    }
+    const written = events[2];
+    assert.deepEqual(
+      [written.tables, written.file, written.stream],
+      [2, output, `replicate_io_replication_schema_default_${id}`],
+    );
+
+    // From the source: no versions; where it came from.
+    const srcOut = join(home.dir, "src_schemas.yaml");
+    const src = await runReplicant([
+      "fetch-schemas",
+      home.pgConn,
+      "--filter",
+      filter,
+      "--output-file",
+      srcOut,
+      "--log-format=json",
+    ]);
+    assert.equal(src.code, 0, src.stdout + src.stderr);
+    const srcEvents = eventsOf(src.stdout, "fetch-schemas (source) stdout", "default");
+    assert.deepEqual(
+      ofEvent(srcEvents, "schema").map((e) => [e.table, e.version, e.columns, e.file]).sort(),
+      [...expected].map(([t, w]) => [t, null, w.columns, srcOut]).sort(),
+    );
+    assert.deepEqual(
+      ofEvent(srcEvents, "schemas_written").map((e) => [e.tables, e.source, e.source_type]),
+      [[2, home.pgConn, "POSTGRESQL"]],
+    );
+    assert.ok(existsSync(srcOut));
+
+    // No schema dump for the id: exit 2 as in text, the fatal event names the stream.
+    const none = `${schema}_none`;
+    const missing = await runReplicant([
+      "fetch-schemas",
+      home.redisConn,
+      "--id",
+      none,
+      "--log-format",
+      "json",
+    ]);
+    const missingText = await runReplicant(["fetch-schemas", home.redisConn, "--id", none]);
+    assert.equal(missingText.code, 2, missingText.stderr);
+    assert.equal(missing.code, 2, missing.stdout + missing.stderr);
+    const [f, ...rest] = eventsOf(missing.stderr, "fetch-schemas without dump stderr", none);
+    assert.deepEqual(rest, []);
+    assert.deepEqual(
+      [f.event, f.error, f.exit_code, f.stream, f.file],
+      [
+        "fatal",
+        "UsageError",
+        2,
+        `replicate_io_replication_schema_default_${none}`,
+        home.redisConn,
+      ],
+    );
+  });
+});
+
+Deno.test("log format json: cleanup-indoubt writes what it deleted, counts and streams", async () => {
+  const redis = redisClient();
+  const home = scratchHome();
+  const tag = `lf_ci_${Date.now().toString(36)}`;
+  const stream = `${tag}_stream`;
+  const user = `${tag}_nodel`;
+  try {
+    const a = await redis.xadd(stream, "*", "f", "1") as string;
+    const b = await redis.xadd(stream, "*", "f", "2") as string;
+    const file = indoubtPath(home.dir, tag);
+    mkdirSync(dirname(file), { recursive: true });
+    const listing = `${stream} ${a}\n${stream} ${b}\n${stream} 1-1\n`;
+    writeFileSync(file, listing);
+    const run = async (conn: string, ...extra: string[]) => {
+      const r = await runReplicant([
+        "cleanup-indoubt",
+        conn,
+        "--id",
+        tag,
+        "--home",
+        home.dir,
+        ...extra,
+        "--log-format",
+        "json",
+      ]);
+      assert.equal(r.stderr, "", r.stderr);
+      return { code: r.code, events: eventsOf(r.stdout, `cleanup-indoubt ${extra}`, tag) };
+    };
+    const entries = (events: Event[]) =>
+      ofEvent(events, "indoubt_entry").map((e) => [e.stream, e.entry_id, e.status, e.level]);
+    const summary = (events: Event[]) => {
+      const last = events[events.length - 1];
+      assert.equal(last.event, "cleanup_indoubt");
+      assert.equal(last.file, file);
+      return [
+        last.level,
+        last.dry_run,
+        last.entries,
+        last.deleted,
+        last.already_absent,
+        last.would_delete,
+        last.failed,
+        last.remaining,
+        last.streams,
+      ];
+    };
+
+    const dry = await run(home.redisConn, "--dry-run");
+    assert.equal(dry.code, 0);
+    assert.deepEqual(entries(dry.events), [
+      [stream, a, "would_delete", "info"],
+      [stream, b, "would_delete", "info"],
+      [stream, "1-1", "already_absent", "info"],
+    ]);
+    assert.deepEqual(summary(dry.events), ["info", true, 3, 0, 1, 2, 0, 3, [stream]]);
+    assert.equal(await redis.xlen(stream), 2);
+
+    // A user without XDEL: every entry failed, exit 4 as in text, the file unchanged.
+    await redis.call("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-xdel");
+    const env = serviceEnv();
+    const nodel = home.write(
+      "nodel.yaml",
+      `type: REDIS_STREAM\nhost: ${env.redis.host}\nport: ${env.redis.port}\n` +
+        `username: ${user}\npassword: pw\n`,
+    );
+    const denied = await run(nodel);
+    assert.equal(denied.code, 4);
+    assert.deepEqual(
+      ofEvent(denied.events, "indoubt_entry").map((e) => [e.entry_id, e.status, e.level]),
+      [[a, "failed", "error"], [b, "failed", "error"], ["1-1", "failed", "error"]],
+    );
+    for (const e of ofEvent(denied.events, "indoubt_entry")) assert.match(e.error, /NOPERM/);
+    assert.deepEqual(summary(denied.events), ["error", false, 3, 0, 0, 0, 3, 3, [stream]]);
+    assert.equal(readFileSync(file, "utf8"), listing);
+    const deniedText = await runReplicant([
+      "cleanup-indoubt",
+      nodel,
+      "--id",
+      tag,
+      "--home",
+      home.dir,
+    ]);
+    assert.equal(deniedText.code, 4, deniedText.stdout + deniedText.stderr);
+
+    const clean = await run(home.redisConn);
+    assert.equal(clean.code, 0);
+    assert.deepEqual(entries(clean.events), [
+      [stream, a, "deleted", "info"],
+      [stream, b, "deleted", "info"],
+      [stream, "1-1", "already_absent", "info"],
+    ]);
+    assert.deepEqual(summary(clean.events), ["info", false, 3, 2, 1, 0, 0, 0, [stream]]);
+    assert.equal(await redis.xlen(stream), 0);
+    assert.equal(readFileSync(file, "utf8"), "");
+
+    const again = await run(home.redisConn);
+    assert.equal(again.code, 0);
+    assert.equal(again.events.length, 1);
+    assert.deepEqual(summary(again.events), ["info", false, 0, 0, 0, 0, 0, 0, []]);
+  } finally {
+    await redis.call("ACL", "DELUSER", user).catch(() => {});
+    await redis.del(stream);
+    redis.disconnect();
+    rmSync(home.dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("log format: fetch-schemas, cleanup-indoubt and test-connection take the option", async () => {
+  for (const command of ["fetch-schemas", "cleanup-indoubt", "test-connection"]) {
+    const help = await runReplicant([command, "--help"]);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /--log-format <format>\s+text, or json: one JSON object a line/);
+    const bad = await runReplicant([command, "x.yaml", "--log-format", "yaml"]);
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /argument 'yaml' is invalid\. Allowed choices are text, json/);
   }
 });

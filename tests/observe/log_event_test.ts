@@ -15,7 +15,9 @@ import { errorOutput, fatalEvent, usageOutput } from "../../src/commands/describ
 import { configWarningEvent } from "../../src/commands/replication_setup.ts";
 import { ConfigError } from "../../src/config/mod.ts";
 import { ExistingStreamsError, SinkError, SourceError, UsageError } from "../../src/core/errors.ts";
-import { idOfArgv } from "../../src/observe/run_observer.ts";
+import { idOfArgv, logFormatOf } from "../../src/observe/run_observer.ts";
+import { failed, foundOf, passed, warning } from "../../src/core/prerequisite_check.ts";
+import { checkEvent, connectHintOf } from "../../src/commands/test_connection_command.ts";
 
 const TS = new Date("2026-01-02T03:04:05.000Z");
 
@@ -389,4 +391,87 @@ Deno.test("config warnings and run messages follow the format", () => {
   text.print("Stopped cleanly.");
   text.emit({ level: "info", event: "stats_total", fields: {} });
   assert.deepEqual([tout.lines, terr.lines], [["Stopped cleanly."], []]);
+});
+
+Deno.test("RunConsole.result: the event on stdout in json, the text (if any) in text", () => {
+  const e = { level: "info" as const, event: "schemas_written", fields: { tables: 2 } };
+  const out = collector();
+  const err = collector();
+  const json = new RunConsole("json", "r1", out, err);
+  json.result(e, "Wrote 2 table(s)");
+  json.result({ ...e, event: "schema" });
+  assert.deepEqual(out.lines.map((l) => JSON.parse(l)).map((x) => [x.event, x.id, x.tables]), [
+    ["schemas_written", "r1", 2],
+    ["schema", "r1", 2],
+  ]);
+  const tout = collector();
+  const terr = collector();
+  const text = new RunConsole("text", "r1", tout, terr);
+  text.result(e, "Wrote 2 table(s)");
+  text.result({ ...e, event: "schema" });
+  assert.deepEqual([tout.lines, terr.lines, err.lines], [["Wrote 2 table(s)"], [], []]);
+  assert.equal(logFormatOf({}), "text");
+  assert.equal(logFormatOf({ logFormat: "json" }), "json");
+  assert.throws(
+    () => logFormatOf({ logFormat: "yaml" }),
+    /--log-format yaml: expected text or json/,
+  );
+});
+
+Deno.test("check events: status ok/failed/warning, what was found apart from the hint", () => {
+  const fix = 'run ALTER ROLE "u" WITH REPLICATION';
+  const bad = failed("replication privilege", `user "u" may not stream changes: ${fix}`, fix);
+  assert.equal(foundOf(bad), 'user "u" may not stream changes');
+  const warn = warning(
+    "maxmemory-policy",
+    "volatile-lru: noeviction is recommended (CONFIG SET x)",
+    "CONFIG SET x",
+  );
+  assert.equal(foundOf(warn), "volatile-lru: noeviction is recommended");
+  assert.equal(foundOf(passed("wal_level", "logical")), "logical");
+  // A hint that is not in the detail leaves the detail whole.
+  assert.equal(foundOf(failed("x", "found it", "elsewhere")), "found it");
+  const report = { connection: "pg.yaml", type: "POSTGRESQL" };
+  const e = checkEvent(bad, report, "/h/data/default/test_connection_pg.json");
+  assert.deepEqual(e, {
+    level: "error",
+    event: "check",
+    fields: {
+      connection: "pg.yaml",
+      type: "POSTGRESQL",
+      name: "replication privilege",
+      status: "failed",
+      detail: 'user "u" may not stream changes',
+      hint: fix,
+      report: "/h/data/default/test_connection_pg.json",
+    },
+  });
+  assert.deepEqual(
+    [checkEvent(warn, report, "r").level, checkEvent(warn, report, "r").fields.status],
+    ["warn", "warning"],
+  );
+  const ok = checkEvent(passed("wal_level", "logical"), report, "r");
+  assert.deepEqual([ok.level, ok.fields.status, ok.fields.hint], ["info", "ok", null]);
+});
+
+Deno.test("connect hints: the closing (check …) or : check … of the endpoints' messages", () => {
+  assert.equal(
+    connectHintOf(
+      'Cannot connect to PostgreSQL at h:1 database "d" (pg.yaml): authentication failed for ' +
+        'user "u": wrong password (check `password` or `password-file`)',
+    ),
+    "check `password` or `password-file`",
+  );
+  assert.equal(
+    connectHintOf(
+      "Cannot connect to Redis at h:1 (r.yaml): WRONGPASS invalid username-password pair " +
+        "(authentication failed: check `username` and `password` or `password-file`)",
+    ),
+    "check `username` and `password` or `password-file`",
+  );
+  assert.equal(
+    connectHintOf('Cannot connect to X: database "d" does not exist: check `database`'),
+    "check `database`",
+  );
+  assert.equal(connectHintOf("Cannot connect to X: connect ETIMEDOUT"), undefined);
 });
