@@ -1,6 +1,5 @@
 import { Buffer } from "node:buffer";
-import type mysql from "mysql2";
-import { JsonRowBatch } from "../../core/json_row_batch.ts";
+import type { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../../core/table_schema.ts";
 import type {
@@ -24,21 +23,14 @@ import {
   snapshotSkipThrough,
 } from "./mysql_position.ts";
 import { type MysqlTable, mysqlTableKey, readMysqlTables } from "./mysql_schema_reader.ts";
-import {
-  type MysqlColumnType,
-  mysqlSnapshotDecoder,
-  snapshotSelectExpr,
-  type SnapshotValueDecoder,
-} from "./mysql_value_decoder.ts";
+import { type MysqlColumnType, snapshotSelectExpr } from "./mysql_value_decoder.ts";
+import { coreConnection, type MysqlTextQuery, MysqlTextRows } from "./mysql_text_rows.ts";
 
 /** Where the snapshot that read a table stands in the binlog. */
 export interface SnapshotTablePosition extends BinlogCoordinate {
   /** Changes of this table with `sortKey` ≤ this are already in the snapshot. */
   skipThrough: string;
 }
-
-/** Every value as the server's text-protocol bytes: nothing parsed or rounded by mysql2. */
-const RAW_BYTES = (field: { buffer(): Buffer | null }) => field.buffer();
 
 /**
  * MySQL/MariaDB snapshot source. Each reader runs on its own connection in
@@ -257,15 +249,20 @@ export class MysqlTableReader implements TableReader {
       throw new SourceError(`${qualifiedName(schema.id)} was not read by the MySQL schema reader`);
     }
     this.onTable(table);
-    const decoders = table.types.map(mysqlSnapshotDecoder);
     const columns = table.columns.map((c, i) =>
       snapshotSelectExpr(table.types[i], quoteIdent(c.name))
     )
       .join(", ");
     const from = `${quoteIdent(table.id.catalog)}.${quoteIdent(table.id.table)}`;
     const what = qualifiedName(table.id);
+    const core = coreConnection(this.conn);
     if (!table.hasKey) {
-      yield* this.#readWhole(`SELECT ${columns} FROM ${from}`, decoders, chunkRows, what);
+      yield* this.#readWhole(
+        new MysqlTextRows(core, table.types),
+        `SELECT ${columns} FROM ${from}`,
+        chunkRows,
+        what,
+      );
       return;
     }
     const keyNames = table.keyColumns.map((i) => quoteIdent(table.columns[i].name));
@@ -288,61 +285,55 @@ export class MysqlTableReader implements TableReader {
       for (let i = 0; i < key.length; i++) values.push(...key.slice(0, i + 1));
       return values;
     };
-    const query = (key: unknown[] | null): Promise<(Buffer | null)[][]> =>
-      this.conn.query({
-        sql: key ? next : first,
-        values: key ? expand(key) : [],
-        rowsAsArray: true,
-        typeCast: RAW_BYTES as unknown as mysql.TypeCast,
-      }).then(([rows]) => rows as unknown as (Buffer | null)[][], (err) => {
-        throw mysqlQueryError(this.endpoint, `Reading ${what}`, err, what);
-      });
-    let pending: Promise<(Buffer | null)[][]> | null = query(
+    const rows = new MysqlTextRows(core, table.types, table.keyColumns);
+    const query = (key: unknown[] | null): MysqlTextQuery =>
+      rows.query(key ? next : first, key ? expand(key) : [], chunkRows);
+    let current: MysqlTextQuery | null = query(
       after ? after.map((v, i) => keyParam(keyTypes[i], v)) : null,
     );
-    while (pending) {
-      const rows: (Buffer | null)[][] = await pending;
-      // Ask for the next chunk before decoding this one, so reading overlaps writing.
-      if (rows.length === chunkRows) {
-        const last = rows[rows.length - 1];
-        pending = query(table.keyColumns.map((ci, i) => rawKeyParam(keyTypes[i], last[ci])));
-        pending.catch(() => {}); // surfaced when awaited
-      } else pending = null;
-      if (rows.length > 0) yield decodeRows(rows, decoders);
+    try {
+      while (current) {
+        let batch: JsonRowBatch | null;
+        try {
+          batch = await current.next();
+        } catch (err) {
+          throw mysqlQueryError(this.endpoint, `Reading ${what}`, err, what);
+        }
+        // A full chunk: ask for the next one before handing this one over, so reading
+        // overlaps writing (into the other batch).
+        const following: MysqlTextQuery | null = batch?.rows === chunkRows
+          ? query(current.lastKey()!.map((raw, i) => rawKeyParam(keyTypes[i], raw)))
+          : null;
+        if (batch) yield batch;
+        current = following;
+      }
+    } finally {
+      rows.abandon(); // when the consumer stopped early; a no-op after the last chunk
     }
   }
 
   async *#readWhole(
+    rows: MysqlTextRows,
     select: string,
-    decoders: SnapshotValueDecoder[],
     chunkRows: number,
     what: string,
   ): AsyncIterable<JsonRowBatch> {
-    const core = (this.conn as unknown as { connection: mysql.Connection }).connection;
-    const stream = core.query({
-      sql: select,
-      rowsAsArray: true,
-      typeCast: RAW_BYTES as unknown as mysql.TypeCast,
-    }).stream({ highWaterMark: Math.max(16, chunkRows) });
+    const query = rows.query(select, [], chunkRows);
     let done = false;
     try {
-      let chunk: (Buffer | null)[][] = [];
-      for await (const row of stream) {
-        chunk.push(row as (Buffer | null)[]);
-        if (chunk.length >= chunkRows) {
-          const rows = chunk;
-          chunk = [];
-          yield decodeRows(rows, decoders);
-        }
+      for (;;) {
+        const batch = await query.next();
+        if (!batch) break;
+        yield batch;
       }
-      if (chunk.length > 0) yield decodeRows(chunk, decoders);
       done = true;
     } catch (err) {
       throw mysqlQueryError(this.endpoint, `Reading ${what}`, err, what);
     } finally {
       if (!done) {
-        // Abandoned mid-result: the connection still carries the rest; it is unusable.
-        stream.destroy();
+        // Abandoned mid-result: the connection still carries the rest of the table, too much
+        // to drain; it is unusable.
+        query.abandon();
         this.#closed = true;
         this.conn.destroy();
       }
@@ -355,15 +346,4 @@ export class MysqlTableReader implements TableReader {
     await this.conn.query("COMMIT").catch(() => {});
     await this.conn.end().catch(() => this.conn.destroy());
   }
-}
-
-function decodeRows(rows: (Buffer | null)[][], decoders: SnapshotValueDecoder[]): JsonRowBatch {
-  const n = decoders.length;
-  const batch = new JsonRowBatch(n, 64 * 1024, rows.length * n);
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r];
-    for (let i = 0; i < n; i++) batch.pushFragment(decoders[i](row[i]));
-    batch.endRow();
-  }
-  return batch;
 }

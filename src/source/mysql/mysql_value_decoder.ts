@@ -1,13 +1,14 @@
 /**
  * MySQL/MariaDB values → JSON fragments, one specialised function per column (pure).
  *
- * Two inputs, one output: the snapshot reader hands the server's own text protocol bytes
- * of each value (mysql2 `typeCast: field => field.buffer()`, so nothing is parsed or
- * rounded by the driver), and the binlog source hands what `@vlasky/zongji` decoded from a
- * row event (with `dateStrings: true`, `timezone: "Z"`, `jsonStrings: true`, and TIME and
- * GEOMETRY columns re-typed so zongji returns their raw bytes, see
- * `patchZongjiColumns`). Both produce the same fragment for the same stored value
- * (SPEC §4: values are lossless).
+ * Two inputs, one output: the snapshot side takes the server's own text protocol bytes of
+ * each value (nothing parsed or rounded by the driver; the snapshot reader itself writes
+ * them as JSON bytes in mysql_text_bytes.ts, which must give exactly what the snapshot
+ * decoders here give, and falls back to them), and the binlog source hands what
+ * `@vlasky/zongji` decoded from a row event (with `dateStrings: true`, `timezone: "Z"`,
+ * `jsonStrings: true`, and TIME and GEOMETRY columns re-typed so zongji returns their raw
+ * bytes, see `patchZongjiColumns`). Both produce the same fragment for the same stored
+ * value (SPEC §4: values are lossless).
  *
  * | MySQL type | JSON |
  * |---|---|

@@ -6,7 +6,20 @@ import type { MysqlTable } from "../../../src/source/mysql/mysql_schema_reader.t
 import type { RowFragments } from "../../../src/core/change_event.ts";
 import type { JsonRowBatch } from "../../../src/core/json_row_batch.ts";
 import type { TableId } from "../../../src/core/table_schema.ts";
-import { admin, collect, endpoint, env, selectTables, uniqueName } from "./mysql_test_helpers.ts";
+import { coreConnection, MysqlTextRows } from "../../../src/source/mysql/mysql_text_rows.ts";
+import { openMysql, quoteIdent } from "../../../src/source/mysql/mysql_endpoint.ts";
+import { SourceError } from "../../../src/core/errors.ts";
+import { waitFor } from "../../helpers/services.ts";
+import {
+  admin,
+  collect,
+  endpoint,
+  env,
+  selectTables,
+  sortRows,
+  stringPathRows,
+  uniqueName,
+} from "./mysql_test_helpers.ts";
 
 async function readAll(
   it: AsyncIterable<JsonRowBatch>,
@@ -70,6 +83,7 @@ Deno.test("mysql snapshot: schema, keyset chunks, composite keys, resume after a
       assert.deepEqual(r1.chunks, [...Array(10).fill(100), 6]);
       assert.deepEqual(r1.rows.slice(0, 2), [["1", '"x"', "2"], ["2", '"x"', "4"]]);
       assert.deepEqual(r1.rows.at(-1), ['"18446744073709551615"', '"x"', "null"]);
+      assert.deepEqual(r1.rows, await stringPathRows(s1), "byte path = string path");
       const after = await readAll(reader.read(s1, [1000], 4));
       assert.deepEqual(after.rows.map((r) => r[0]), [
         "1001",
@@ -86,6 +100,7 @@ Deno.test("mysql snapshot: schema, keyset chunks, composite keys, resume after a
       const whole2 = await readAll(reader.read(s2, null, 100));
       const chunked2 = await readAll(reader.read(s2, null, 4));
       assert.deepEqual(chunked2.rows, whole2.rows);
+      assert.deepEqual(whole2.rows, await stringPathRows(s2), "byte path = string path");
       assert.equal(whole2.rows.length, 18);
       assert.deepEqual(chunked2.chunks, [4, 4, 4, 4, 2]);
       // Resume after a key read back from a stream (binary as base64).
@@ -129,6 +144,7 @@ Deno.test("mysql snapshot: tables without a key stream whole; column allow-list 
       const r1 = await readAll(reader.read(s1, null, 1000));
       assert.deepEqual(r1.chunks, [1000, 1000, 500]);
       assert.equal(r1.rows.filter((r) => r[0] === "0").length, 357);
+      assert.deepEqual(sortRows(r1.rows), await stringPathRows(s1 as MysqlTable));
       // The connection is still usable after a streamed read.
       const r2 = await readAll(reader.read(s2, null, 10));
       assert.deepEqual(r2.rows, [["1", "10"]]);
@@ -192,6 +208,82 @@ Deno.test("mysql snapshot: consistent snapshot with its binlog position hands of
       await reader.close();
     } finally {
       await source.close();
+      await snap.close();
+    }
+  } finally {
+    await db.query(`DROP TABLE IF EXISTS ${t1}`);
+    await db.end();
+  }
+});
+
+Deno.test("mysql snapshot: two batches reused, the socket paused one chunk ahead, abandoned keyset reads drained", async () => {
+  const t1 = uniqueName("sn_ahead");
+  const db = await admin();
+  try {
+    await db.query(`CREATE TABLE ${t1} (id INT PRIMARY KEY, v VARCHAR(100) NOT NULL)`);
+    await db.query(
+      `INSERT INTO ${t1} SELECT seq, REPEAT(CHAR(65 + seq % 26), 90) FROM seq_1_to_1000`,
+    );
+    const snap = await MysqlSnapshotSource.open(endpoint(), selectTables(t1));
+    try {
+      const [t] = await snap.tables();
+      const table = t.schema as MysqlTable;
+      const expected = await stringPathRows(table);
+
+      // The row reader alone, so its progress can be watched.
+      const conn = await openMysql(endpoint());
+      try {
+        const rows = new MysqlTextRows(coreConnection(conn), table.types, table.keyColumns);
+        const q = rows.query(`SELECT * FROM ${quoteIdent(t1)}`, [], 100);
+        const seen: JsonRowBatch[] = [];
+        const got: RowFragments[] = [];
+        const first = (await q.next())!;
+        const firstText = first.toRows();
+        seen.push(first);
+        got.push(...firstText);
+        // While the first batch is held, the second fills, then the socket pauses: rows
+        // that arrive meanwhile wait in mysql2's queue, unread.
+        await waitFor(() => q.rowCount >= 200, { timeoutMs: 10_000, what: "the second chunk" });
+        for (let i = 0; i < 5; i++) await db.query("SELECT 1");
+        assert.equal(q.rowCount, 200, "the reader stays one chunk ahead");
+        assert.deepEqual(first.toRows(), firstText, "the held batch is not written to");
+        for (;;) {
+          const b = await q.next();
+          if (!b) break;
+          assert.ok(q.rowCount <= got.length + 2 * 100);
+          if (!seen.includes(b)) seen.push(b);
+          got.push(...b.toRows());
+        }
+        assert.equal(seen.length, 2, "two batches circulate");
+        assert.deepEqual(got, expected);
+        assert.deepEqual(q.lastKey()!.map((k) => k?.toString()), ["1000"]);
+      } finally {
+        await conn.end();
+      }
+
+      const reader = await snap.reader();
+      // Abandoned after the first chunk: the next chunk's query is drained, the connection
+      // keeps working.
+      for await (const _ of reader.read(table, null, 10)) break;
+      for await (const _ of reader.read(table, [500], 10)) break;
+      const all = await readAll(reader.read(table, null, 333));
+      assert.deepEqual(all.chunks, [333, 333, 333, 1]);
+      assert.deepEqual(all.rows, expected);
+      // A read that fails names the table; the connection still works afterwards. (A column
+      // the table lacks: DDL on the table would wait for the reader's snapshot to end.)
+      const broken = {
+        ...table,
+        columns: table.columns.map((c, i) => i === 1 ? { ...c, name: "no_such_column" } : c),
+      };
+      await assert.rejects(
+        readAll(reader.read(broken, null, 10)),
+        (err: unknown) =>
+          err instanceof SourceError && err.message.includes(t1) &&
+          err.message.includes("no_such_column"),
+      );
+      assert.equal((await readAll(reader.read(table, [990], 4))).rows.length, 10);
+      await reader.close();
+    } finally {
       await snap.close();
     }
   } finally {

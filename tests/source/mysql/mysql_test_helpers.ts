@@ -3,7 +3,16 @@ import mysql from "mysql2/promise";
 import type { TableId } from "../../../src/core/table_schema.ts";
 import type { TableSelection } from "../../../src/pipeline/snapshot_source.ts";
 import type { SourceTransaction } from "../../../src/pipeline/streaming_source.ts";
-import type { MysqlEndpoint } from "../../../src/source/mysql/mysql_endpoint.ts";
+import {
+  type MysqlEndpoint,
+  openMysql,
+  quoteIdent,
+} from "../../../src/source/mysql/mysql_endpoint.ts";
+import type { MysqlTable } from "../../../src/source/mysql/mysql_schema_reader.ts";
+import {
+  mysqlSnapshotDecoder,
+  snapshotSelectExpr,
+} from "../../../src/source/mysql/mysql_value_decoder.ts";
 import type { MysqlBinlogSource } from "../../../src/source/mysql/mysql_binlog_source.ts";
 import { serviceEnv, waitFor } from "../../helpers/services.ts";
 
@@ -84,4 +93,37 @@ export function collect(
       await done;
     },
   };
+}
+
+/**
+ * The rows of `table` (in key order, or sorted when it has no key) through the string path:
+ * mysql2 hands each value's text-protocol bytes and `mysqlSnapshotDecoder` makes the JSON, on
+ * a connection set up like the snapshot reader's. The reader's byte path must give the same.
+ */
+export async function stringPathRows(table: MysqlTable): Promise<string[][]> {
+  const conn = await openMysql(endpoint());
+  try {
+    const cols = table.columns.map((c, i) => snapshotSelectExpr(table.types[i], quoteIdent(c.name)))
+      .join(", ");
+    const from = `${quoteIdent(table.id.catalog)}.${quoteIdent(table.id.table)}`;
+    const order = table.keyColumns.map((i) => quoteIdent(table.columns[i].name)).join(", ");
+    const [rows] = await conn.query({
+      sql: `SELECT ${cols} FROM ${from}${table.hasKey ? ` ORDER BY ${order}` : ""}`,
+      rowsAsArray: true,
+      typeCast: ((field: { buffer(): Uint8Array | null }) => field.buffer()) as never,
+    }) as unknown as [(Uint8Array | null)[][]];
+    const decoders = table.types.map(mysqlSnapshotDecoder);
+    const out = rows.map((r) => r.map((v, i) => decoders[i](v)));
+    return table.hasKey ? out : sortRows(out);
+  } finally {
+    await conn.end();
+  }
+}
+
+/** Rows in a fixed order, to compare reads without an ORDER BY. */
+export function sortRows(rows: string[][]): string[][] {
+  return [...rows].sort((a, b) => {
+    const x = JSON.stringify(a), y = JSON.stringify(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
 }
