@@ -1,6 +1,7 @@
 import type { ChangeEvent, Op, RowFragments, SourcePosition } from "./change_event.ts";
 import { qualifiedName, type TableId, type TableSchema } from "./table_schema.ts";
-import { type EntryField, WrappedField } from "./entry_field.ts";
+import { ByteSlice, type EntryField, WrappedField } from "./entry_field.ts";
+import type { JsonRowBatch } from "./json_row_batch.ts";
 
 export type MessageFormat = "compact" | "extended" | "fields";
 export type Connector = "postgresql" | "mysql";
@@ -39,6 +40,45 @@ export function sourceTableFields(id: TableId): string {
   }`;
 }
 
+const utf8 = new TextEncoder();
+
+/** Copies `src[s, e)` to `out` at `p`; returns the position after it. */
+function put(out: Uint8Array, p: number, src: Uint8Array, s: number, e: number): number {
+  // A native copy costs more than a short loop.
+  if (e - s < 48) {
+    for (let i = s; i < e; i++) out[p++] = src[i];
+    return p;
+  }
+  out.set(src.subarray(s, e), p);
+  return p + e - s;
+}
+
+/** A table's constant entry parts as UTF-8, built on its first encodeReadBatch. */
+interface BytePlan {
+  keyOpen: Uint8Array;
+  valueOpen: Uint8Array;
+  head: Uint8Array;
+  columnPrefixes: Uint8Array[];
+  keyPrefixes: Uint8Array[];
+  consts: Record<
+    | "default"
+    | "key"
+    | "value"
+    | "op"
+    | "r"
+    | "table"
+    | "before"
+    | "null"
+    | "after"
+    | "source"
+    | "ts_ms"
+    | "tableName",
+    ByteSlice
+  >;
+  /** Constant bytes of one row, apart from the per-chunk tail. */
+  perRow: number;
+}
+
 /** Value of a tombstone entry (SPEC §4). */
 export const TOMBSTONE_VALUE = "default";
 
@@ -63,6 +103,7 @@ export class TableEntryEncoder<W extends boolean = false> {
   readonly #sourceTableStreaming: string;
   readonly #tableName: string;
   readonly #wrap: boolean;
+  #bytes: BytePlan | null = null;
 
   /**
    * `wrap`: schema-wrapped keys and values come as WrappedField (writers that encode the
@@ -151,6 +192,156 @@ export class TableEntryEncoder<W extends boolean = false> {
   /** A snapshot read (`op: r`) of one row. */
   encodeRead(row: RowFragments, position: SourcePosition, nowMs: number): FieldOf<W>[] {
     return this.#encodeOne("r", this.keyPayload(row), null, row, position, nowMs);
+  }
+
+  /**
+   * Snapshot reads (`op: r`) of every row of a batch, written as UTF-8 into one buffer: the
+   * same JSON as `encodeRead`, with keys and values as slices of that buffer (wrapped with
+   * their schema half when the encoder wraps). The constant parts are encoded once per
+   * table, so a row costs byte copies only. `reuse`, a buffer an earlier call returned, is
+   * written over when large enough: its entries must no longer be needed.
+   */
+  encodeReadBatch(
+    batch: JsonRowBatch,
+    position: SourcePosition,
+    nowMs: number,
+    reuse?: Uint8Array,
+  ): { entries: EntryField[][]; buffer: Uint8Array } {
+    const plan = this.#bytes ??= this.#bytePlan();
+    const fieldsFormat = this.#format === "fields";
+    const source = this.#sourceOpen + position.tsMs + this.#sourceTableSnapshot +
+      (position.fields === "" ? "}" : "," + position.fields + "}");
+    // Per chunk: the value's end (compact, extended) or the shared source and ts_ms fields.
+    const tail = utf8.encode(
+      fieldsFormat ? source + nowMs : `,"source":${source},"op":"r","ts_ms":${nowMs}}`,
+    );
+    const rows = batch.rows;
+    // Every fragment lands at most twice (key and value); everything else is constant.
+    const need = 2 * batch.length + rows * (plan.perRow + (fieldsFormat ? 0 : tail.length)) +
+      tail.length;
+    const out = reuse !== undefined && reuse.length >= need
+      ? reuse
+      : new Uint8Array(Math.max(need + (need >> 2), reuse?.length ?? 0));
+    let p = 0;
+    let sourceSlice: ByteSlice | null = null;
+    let tsSlice: ByteSlice | null = null;
+    if (fieldsFormat) {
+      p = put(out, p, tail, 0, tail.length);
+      sourceSlice = new ByteSlice(out, 0, tail.length - String(nowMs).length);
+      tsSlice = new ByteSlice(out, sourceSlice.end, p);
+    }
+    const src = batch.bytes;
+    const ends = batch.ends;
+    const columns = batch.columns;
+    const kc = this.#keyColumns;
+    const keyPrefixes = plan.keyPrefixes;
+    const columnPrefixes = plan.columnPrefixes;
+    const keyOpen = plan.keyOpen;
+    const valueOpen = plan.valueOpen;
+    const wrapKey = this.#wrap && this.#keySchemaOpen !== "";
+    const wrapValue = this.#wrap && this.#valueSchemaOpen !== "";
+    const c = plan.consts;
+    const entries: EntryField[][] = new Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const base = r * columns;
+      let key: EntryField;
+      if (kc.length === 0) key = c.default;
+      else {
+        const k0 = p;
+        p = put(out, p, keyOpen, 0, keyOpen.length);
+        for (let i = 0; i < kc.length; i++) {
+          const k = base + kc[i];
+          p = put(out, p, keyPrefixes[i], 0, keyPrefixes[i].length);
+          p = put(out, p, src, k === 0 ? 0 : ends[k - 1], ends[k]);
+        }
+        out[p++] = 0x7d; // }
+        if (keyOpen.length > 0) out[p++] = 0x7d;
+        key = new ByteSlice(out, k0, p);
+        if (wrapKey) key = new WrappedField(this.#keySchemaOpen, key);
+      }
+      const v0 = p;
+      if (!fieldsFormat) {
+        p = put(out, p, valueOpen, 0, valueOpen.length);
+        p = put(out, p, plan.head, 0, plan.head.length);
+      }
+      const a0 = p;
+      if (columns === 0) {
+        out[p++] = 0x7b; // {
+        out[p++] = 0x7d; // }
+      } else {
+        for (let i = 0; i < columns; i++) {
+          const k = base + i;
+          p = put(out, p, columnPrefixes[i], 0, columnPrefixes[i].length);
+          p = put(out, p, src, k === 0 ? 0 : ends[k - 1], ends[k]);
+        }
+        out[p++] = 0x7d; // }
+      }
+      if (fieldsFormat) {
+        entries[r] = [
+          c.op,
+          c.r,
+          c.table,
+          c.tableName,
+          c.key,
+          key,
+          c.before,
+          c.null,
+          c.after,
+          new ByteSlice(out, a0, p),
+          c.source,
+          sourceSlice!,
+          c.ts_ms,
+          tsSlice!,
+        ];
+        continue;
+      }
+      p = put(out, p, tail, 0, tail.length);
+      if (valueOpen.length > 0) out[p++] = 0x7d;
+      let value: EntryField = new ByteSlice(out, v0, p);
+      if (wrapValue) value = new WrappedField(this.#valueSchemaOpen, value);
+      entries[r] = this.#format === "compact" ? [key, value] : [c.key, key, c.value, value];
+    }
+    return { entries, buffer: out };
+  }
+
+  /** The constant parts of this table's entries as bytes (see encodeReadBatch). */
+  #bytePlan(): BytePlan {
+    const enc = (s: string) => utf8.encode(s);
+    // Unwrapped schema halves are written into every entry; wrapped ones stay strings.
+    const keyOpen = enc(this.#wrap ? "" : this.#keySchemaOpen);
+    const valueOpen = enc(this.#wrap ? "" : this.#valueSchemaOpen);
+    const head = enc('{"before":null,"after":');
+    const columnPrefixes = this.#columnPrefixes.map(enc);
+    const keyPrefixes = this.#keyPrefixes.map(enc);
+    const names = [
+      "default",
+      "key",
+      "value",
+      "op",
+      "r",
+      "table",
+      "before",
+      "null",
+      "after",
+      "source",
+      "ts_ms",
+    ] as const;
+    const all = enc(names.join("") + this.#tableName);
+    const consts = {} as Record<(typeof names)[number] | "tableName", ByteSlice>;
+    let at = 0;
+    for (const n of names) consts[n] = new ByteSlice(all, at, at += n.length);
+    consts.tableName = new ByteSlice(all, at, all.length);
+    const sum = (parts: Uint8Array[]) => parts.reduce((n, b) => n + b.length, 0);
+    return {
+      keyOpen,
+      valueOpen,
+      head,
+      columnPrefixes,
+      keyPrefixes,
+      consts,
+      perRow: keyOpen.length + 2 + sum(keyPrefixes) + valueOpen.length + 1 + head.length +
+        sum(columnPrefixes) + 2,
+    };
   }
 
   tombstone(keyPayload: string): FieldOf<W>[] {

@@ -13,7 +13,7 @@
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import tls from "node:tls";
-import { type EntryField, fieldText } from "../../core/entry_field.ts";
+import { ByteSlice, type EntryField } from "../../core/entry_field.ts";
 
 export interface RespPipelineOptions {
   host: string;
@@ -98,6 +98,17 @@ function writeBulkHeader(buf: Uint8Array, pos: number, n: number, digits: number
   buf[p] = CR;
   buf[p + 1] = LF;
   return p + 2;
+}
+
+/** Copies `src[s, e)` to `out` at `p`; returns the position after it. */
+function copyBytes(out: Uint8Array, p: number, src: Uint8Array, s: number, e: number): number {
+  // A native copy costs more than a short loop.
+  if (e - s < 48) {
+    for (let i = s; i < e; i++) out[p++] = src[i];
+    return p;
+  }
+  out.set(src.subarray(s, e), p);
+  return p + e - s;
 }
 
 function bulk(s: string): string {
@@ -338,11 +349,29 @@ export class RespPipeline {
   /**
    * Deno: one string for the whole batch (header lengths by Buffer.byteLength), encoded with
    * one TextEncoder.encodeInto — far fewer native calls than writing argument by argument.
+   * Fields given as bytes end the string so far: it is encoded, then the bytes are copied.
    */
   #encodeString(stream: string, entries: EntryField[][], maxLen: number): Buffer {
     let str = "";
     let lastCount = -1;
     let prefix = "";
+    let buf: Buffer | null = null;
+    let pos = 0;
+    /** Encodes `str` at `pos`, with room for `more` bytes after it. */
+    const flush = (more: number) => {
+      const need = pos + str.length * 3 + more;
+      if (buf === null || need > buf.length) {
+        const bigger = this.#take(Math.max(need, buf === null ? 0 : buf.length * 2));
+        if (buf !== null) {
+          buf.copy(bigger, 0, 0, pos);
+          this.#release(buf);
+        }
+        buf = bigger;
+      }
+      if (str !== "") pos += textEncoder.encodeInto(str, buf.subarray(pos)).written;
+      str = "";
+      return buf;
+    };
     for (let i = 0; i < entries.length; i++) {
       const fields = entries[i];
       if (fields.length !== lastCount) {
@@ -351,19 +380,45 @@ export class RespPipeline {
       }
       str += prefix;
       for (let j = 0; j < fields.length; j++) {
-        const s = fieldText(fields[j]);
-        str += "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
+        const f = fields[j];
+        if (typeof f === "string") {
+          str += "$" + Buffer.byteLength(f) + "\r\n" + f + "\r\n";
+        } else if (f instanceof ByteSlice) {
+          str += "$" + (f.end - f.start) + "\r\n";
+          const b = flush(f.end - f.start);
+          pos = copyBytes(b, pos, f.bytes, f.start, f.end);
+          str += "\r\n";
+        } else if (typeof f.body === "string") {
+          const s = f.open + f.body + "}";
+          str += "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
+        } else {
+          const open = this.#openBytes(f.open);
+          const body = f.body;
+          const n = open.length + body.end - body.start + 1;
+          str += "$" + n + "\r\n";
+          const b = flush(n);
+          pos = copyBytes(b, pos, open, 0, open.length);
+          pos = copyBytes(b, pos, body.bytes, body.start, body.end);
+          b[pos++] = 0x7d; // }
+          str += "\r\n";
+        }
       }
     }
-    let buf = this.#take(str.length);
-    let res = textEncoder.encodeInto(str, buf);
-    if (res.read < str.length) {
-      this.#release(buf);
-      buf = this.#take(Buffer.byteLength(str));
-      res = textEncoder.encodeInto(str, buf);
+    if (buf === null) {
+      // Strings only: one encodeInto, the buffer sized by UTF-16 length first.
+      buf = this.#take(str.length);
+      let res = textEncoder.encodeInto(str, buf);
+      if (res.read < str.length) {
+        this.#release(buf);
+        buf = this.#take(Buffer.byteLength(str));
+        res = textEncoder.encodeInto(str, buf);
+      }
+      this.#owner = buf;
+      return buf.subarray(0, res.written);
     }
-    this.#owner = buf;
-    return buf.subarray(0, res.written);
+    const out: Buffer = flush(0);
+    this.#owner = out;
+    return out.subarray(0, pos);
   }
 
   /**
@@ -391,6 +446,8 @@ export class RespPipeline {
         const f = fields[j];
         need += typeof f === "string"
           ? f.length * 3 + 16
+          : f instanceof ByteSlice
+          ? f.end - f.start + 16
           : this.#openBytes(f.open).length + f.body.length * 3 + 17;
       }
       if (pos + need > buf.length) {
@@ -403,6 +460,29 @@ export class RespPipeline {
       pos += prefix.length;
       for (let j = 0; j < fields.length; j++) {
         const f = fields[j];
+        if (f instanceof ByteSlice) {
+          // Bytes: the length is known, so the header goes first and the bytes right after.
+          const len = f.end - f.start;
+          pos = writeBulkHeader(buf, pos, len, digitCount(len));
+          pos = copyBytes(buf, pos, f.bytes, f.start, f.end);
+          buf[pos] = CR;
+          buf[pos + 1] = LF;
+          pos += 2;
+          continue;
+        }
+        if (typeof f !== "string" && typeof f.body !== "string") {
+          const open = this.#openBytes(f.open);
+          const body = f.body;
+          const len = open.length + body.end - body.start + 1;
+          pos = writeBulkHeader(buf, pos, len, digitCount(len));
+          open.copy(buf, pos);
+          pos = copyBytes(buf, pos + open.length, body.bytes, body.start, body.end);
+          buf[pos] = 0x7d; // }
+          buf[pos + 1] = CR;
+          buf[pos + 2] = LF;
+          pos += 3;
+          continue;
+        }
         let n: number;
         let start: number;
         let guess: number;
@@ -413,11 +493,12 @@ export class RespPipeline {
         } else {
           // The schema half's bytes are cached: only the payload is encoded.
           const open = this.#openBytes(f.open);
-          guess = digitCount(open.length + f.body.length + 1);
+          const body = f.body as string;
+          guess = digitCount(open.length + body.length + 1);
           start = pos + guess + 3;
           open.copy(buf, start);
           n = open.length;
-          n += utf8Write.call(buf, f.body, start + n, buf.length - start - n);
+          n += utf8Write.call(buf, body, start + n, buf.length - start - n);
           buf[start + n++] = 0x7d; // }
         }
         const digits = digitCount(n);
