@@ -2,6 +2,7 @@ import type { ChangeEvent, Op, RowFragments, SourcePosition } from "./change_eve
 import { qualifiedName, type TableId, type TableSchema } from "./table_schema.ts";
 import { ByteSlice, type EntryField, WrappedField } from "./entry_field.ts";
 import type { JsonRowBatch } from "./json_row_batch.ts";
+import { copyBytes as put } from "./byte_copy.ts";
 
 export type MessageFormat = "compact" | "extended" | "fields";
 export type Connector = "postgresql" | "mysql";
@@ -42,24 +43,22 @@ export function sourceTableFields(id: TableId): string {
 
 const utf8 = new TextEncoder();
 
-/** Copies `src[s, e)` to `out` at `p`; returns the position after it. */
-function put(out: Uint8Array, p: number, src: Uint8Array, s: number, e: number): number {
-  // A native copy costs more than a short loop.
-  if (e - s < 48) {
-    for (let i = s; i < e; i++) out[p++] = src[i];
-    return p;
-  }
-  out.set(src.subarray(s, e), p);
-  return p + e - s;
-}
-
-/** A table's constant entry parts as UTF-8, built on its first encodeReadBatch. */
+/**
+ * A table's constant entry parts as UTF-8, built on its first encodeReadBatch, merged where
+ * they meet so a row costs as few copies as possible: a key is `keyStart`, its fragments
+ * with `keyPrefixes[1…]` between them, `keyEnd`; a value is `valueStart`, the row's
+ * fragments with `columnPrefixes[1…]` between them, then the chunk's end (`rowEnd`, then the
+ * rest of the payload and the schema half's `}` in compact and extended).
+ */
 interface BytePlan {
-  keyOpen: Uint8Array;
-  valueOpen: Uint8Array;
-  head: Uint8Array;
-  columnPrefixes: Uint8Array[];
+  keyStart: Uint8Array;
   keyPrefixes: Uint8Array[];
+  keyEnd: Uint8Array;
+  valueStart: Uint8Array;
+  columnPrefixes: Uint8Array[];
+  rowEnd: string;
+  /** The `}` closing a schema half written into the value, if any. */
+  valueClose: string;
   consts: Record<
     | "default"
     | "key"
@@ -75,7 +74,7 @@ interface BytePlan {
     | "tableName",
     ByteSlice
   >;
-  /** Constant bytes of one row, apart from the per-chunk tail. */
+  /** Constant bytes of one row, apart from the per-chunk end of its value. */
   perRow: number;
 }
 
@@ -212,32 +211,33 @@ export class TableEntryEncoder<W extends boolean = false> {
     const source = this.#sourceOpen + position.tsMs + this.#sourceTableSnapshot +
       (position.fields === "" ? "}" : "," + position.fields + "}");
     // Per chunk: the value's end (compact, extended) or the shared source and ts_ms fields.
-    const tail = utf8.encode(
-      fieldsFormat ? source + nowMs : `,"source":${source},"op":"r","ts_ms":${nowMs}}`,
+    const shared = fieldsFormat ? utf8.encode(source + nowMs) : null;
+    const valueEnd = utf8.encode(
+      fieldsFormat
+        ? plan.rowEnd
+        : `${plan.rowEnd},"source":${source},"op":"r","ts_ms":${nowMs}}${plan.valueClose}`,
     );
     const rows = batch.rows;
     // Every fragment lands at most twice (key and value); everything else is constant.
-    const need = 2 * batch.length + rows * (plan.perRow + (fieldsFormat ? 0 : tail.length)) +
-      tail.length;
+    const need = 2 * batch.length + rows * (plan.perRow + valueEnd.length) +
+      (shared?.length ?? 0);
     const out = reuse !== undefined && reuse.length >= need
       ? reuse
       : new Uint8Array(Math.max(need + (need >> 2), reuse?.length ?? 0));
     let p = 0;
     let sourceSlice: ByteSlice | null = null;
     let tsSlice: ByteSlice | null = null;
-    if (fieldsFormat) {
-      p = put(out, p, tail, 0, tail.length);
-      sourceSlice = new ByteSlice(out, 0, tail.length - String(nowMs).length);
+    if (shared !== null) {
+      p = put(out, p, shared, 0, shared.length);
+      sourceSlice = new ByteSlice(out, 0, shared.length - String(nowMs).length);
       tsSlice = new ByteSlice(out, sourceSlice.end, p);
     }
     const src = batch.bytes;
     const ends = batch.ends;
     const columns = batch.columns;
     const kc = this.#keyColumns;
-    const keyPrefixes = plan.keyPrefixes;
-    const columnPrefixes = plan.columnPrefixes;
-    const keyOpen = plan.keyOpen;
-    const valueOpen = plan.valueOpen;
+    const keyCount = kc.length;
+    const { keyStart, keyPrefixes, keyEnd, valueStart, columnPrefixes } = plan;
     const wrapKey = this.#wrap && this.#keySchemaOpen !== "";
     const wrapValue = this.#wrap && this.#valueSchemaOpen !== "";
     const c = plan.consts;
@@ -245,37 +245,28 @@ export class TableEntryEncoder<W extends boolean = false> {
     for (let r = 0; r < rows; r++) {
       const base = r * columns;
       let key: EntryField;
-      if (kc.length === 0) key = c.default;
+      if (keyCount === 0) key = c.default;
       else {
+        // keyStart, then each key fragment after its prefix, then keyEnd.
         const k0 = p;
-        p = put(out, p, keyOpen, 0, keyOpen.length);
-        for (let i = 0; i < kc.length; i++) {
+        p = put(out, p, keyStart, 0, keyStart.length);
+        for (let i = 0; i < keyCount; i++) {
+          if (i > 0) p = put(out, p, keyPrefixes[i], 0, keyPrefixes[i].length);
           const k = base + kc[i];
-          p = put(out, p, keyPrefixes[i], 0, keyPrefixes[i].length);
           p = put(out, p, src, k === 0 ? 0 : ends[k - 1], ends[k]);
         }
-        out[p++] = 0x7d; // }
-        if (keyOpen.length > 0) out[p++] = 0x7d;
+        p = put(out, p, keyEnd, 0, keyEnd.length);
         key = new ByteSlice(out, k0, p);
         if (wrapKey) key = new WrappedField(this.#keySchemaOpen, key);
       }
       const v0 = p;
-      if (!fieldsFormat) {
-        p = put(out, p, valueOpen, 0, valueOpen.length);
-        p = put(out, p, plan.head, 0, plan.head.length);
+      p = put(out, p, valueStart, 0, valueStart.length);
+      for (let i = 0; i < columns; i++) {
+        if (i > 0) p = put(out, p, columnPrefixes[i], 0, columnPrefixes[i].length);
+        const k = base + i;
+        p = put(out, p, src, k === 0 ? 0 : ends[k - 1], ends[k]);
       }
-      const a0 = p;
-      if (columns === 0) {
-        out[p++] = 0x7b; // {
-        out[p++] = 0x7d; // }
-      } else {
-        for (let i = 0; i < columns; i++) {
-          const k = base + i;
-          p = put(out, p, columnPrefixes[i], 0, columnPrefixes[i].length);
-          p = put(out, p, src, k === 0 ? 0 : ends[k - 1], ends[k]);
-        }
-        out[p++] = 0x7d; // }
-      }
+      p = put(out, p, valueEnd, 0, valueEnd.length);
       if (fieldsFormat) {
         entries[r] = [
           c.op,
@@ -287,7 +278,7 @@ export class TableEntryEncoder<W extends boolean = false> {
           c.before,
           c.null,
           c.after,
-          new ByteSlice(out, a0, p),
+          new ByteSlice(out, v0, p),
           c.source,
           sourceSlice!,
           c.ts_ms,
@@ -295,8 +286,6 @@ export class TableEntryEncoder<W extends boolean = false> {
         ];
         continue;
       }
-      p = put(out, p, tail, 0, tail.length);
-      if (valueOpen.length > 0) out[p++] = 0x7d;
       let value: EntryField = new ByteSlice(out, v0, p);
       if (wrapValue) value = new WrappedField(this.#valueSchemaOpen, value);
       entries[r] = this.#format === "compact" ? [key, value] : [c.key, key, c.value, value];
@@ -308,11 +297,11 @@ export class TableEntryEncoder<W extends boolean = false> {
   #bytePlan(): BytePlan {
     const enc = (s: string) => utf8.encode(s);
     // Unwrapped schema halves are written into every entry; wrapped ones stay strings.
-    const keyOpen = enc(this.#wrap ? "" : this.#keySchemaOpen);
-    const valueOpen = enc(this.#wrap ? "" : this.#valueSchemaOpen);
-    const head = enc('{"before":null,"after":');
-    const columnPrefixes = this.#columnPrefixes.map(enc);
-    const keyPrefixes = this.#keyPrefixes.map(enc);
+    const keyOpen = this.#wrap ? "" : this.#keySchemaOpen;
+    const valueOpen = this.#wrap ? "" : this.#valueSchemaOpen;
+    const fieldsFormat = this.#format === "fields";
+    const columns = this.#columnPrefixes.length;
+    const rowStart = columns === 0 ? "{}" : this.#columnPrefixes[0];
     const names = [
       "default",
       "key",
@@ -327,21 +316,25 @@ export class TableEntryEncoder<W extends boolean = false> {
       "ts_ms",
     ] as const;
     const all = enc(names.join("") + this.#tableName);
-    const consts = {} as Record<(typeof names)[number] | "tableName", ByteSlice>;
+    const consts = {} as BytePlan["consts"];
     let at = 0;
     for (const n of names) consts[n] = new ByteSlice(all, at, at += n.length);
     consts.tableName = new ByteSlice(all, at, all.length);
-    const sum = (parts: Uint8Array[]) => parts.reduce((n, b) => n + b.length, 0);
-    return {
-      keyOpen,
-      valueOpen,
-      head,
-      columnPrefixes,
-      keyPrefixes,
+    const plan: BytePlan = {
+      keyStart: enc(keyOpen + (this.#keyPrefixes[0] ?? "")),
+      keyPrefixes: this.#keyPrefixes.map(enc),
+      keyEnd: enc(keyOpen === "" ? "}" : "}}"),
+      valueStart: enc(fieldsFormat ? rowStart : valueOpen + '{"before":null,"after":' + rowStart),
+      columnPrefixes: this.#columnPrefixes.map(enc),
+      rowEnd: columns === 0 ? "" : "}",
+      valueClose: valueOpen === "" ? "" : "}",
       consts,
-      perRow: keyOpen.length + 2 + sum(keyPrefixes) + valueOpen.length + 1 + head.length +
-        sum(columnPrefixes) + 2,
+      perRow: 0,
     };
+    const sum = (parts: Uint8Array[]) => parts.reduce((n, b) => n + b.length, 0);
+    plan.perRow = plan.keyStart.length + sum(plan.keyPrefixes) + plan.keyEnd.length +
+      plan.valueStart.length + sum(plan.columnPrefixes);
+    return plan;
   }
 
   tombstone(keyPayload: string): FieldOf<W>[] {

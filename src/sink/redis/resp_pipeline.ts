@@ -13,6 +13,7 @@
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import tls from "node:tls";
+import { copyBytes } from "../../core/byte_copy.ts";
 import { ByteSlice, type EntryField } from "../../core/entry_field.ts";
 
 export interface RespPipelineOptions {
@@ -58,6 +59,15 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** A request to send: a batch to encode, or a command's bytes. */
+interface Outgoing {
+  pending: Pending;
+  stream: string;
+  entries: EntryField[][] | null;
+  maxLen: number;
+  data: Buffer | null;
+}
+
 /** An array reply being filled in, for replies spread over several TCP chunks. */
 interface Frame {
   items: unknown[];
@@ -100,17 +110,6 @@ function writeBulkHeader(buf: Uint8Array, pos: number, n: number, digits: number
   return p + 2;
 }
 
-/** Copies `src[s, e)` to `out` at `p`; returns the position after it. */
-function copyBytes(out: Uint8Array, p: number, src: Uint8Array, s: number, e: number): number {
-  // A native copy costs more than a short loop.
-  if (e - s < 48) {
-    for (let i = s; i < e; i++) out[p++] = src[i];
-    return p;
-  }
-  out.set(src.subarray(s, e), p);
-  return p + e - s;
-}
-
 function bulk(s: string): string {
   return "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
 }
@@ -135,6 +134,9 @@ export class RespPipeline {
   // FIFO of requests waiting for replies (array + head index; compacted now and then).
   #queue: Pending[] = [];
   #head = 0;
+  /** Requests not sent yet, waiting for the socket to drain. */
+  #backlog: Outgoing[] = [];
+  #needDrain = false;
 
   // Reply parser state.
   #buf: Buffer | null = null;
@@ -171,6 +173,7 @@ export class RespPipeline {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("drain", () => this.#onDrain());
     socket.on("error", (err: Error) => {
       this.#socketError ??= err;
     });
@@ -235,9 +238,9 @@ export class RespPipeline {
     return this.#dead === null && !this.#closing;
   }
 
-  /** Requests waiting for replies (batches and commands). */
+  /** Requests waiting for replies (batches and commands), sent or not yet. */
   get inFlight(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length - this.#head + this.#backlog.length;
   }
 
   /**
@@ -248,24 +251,21 @@ export class RespPipeline {
   xaddBatch(stream: string, entries: EntryField[][], maxLen = 0): Promise<(string | Error)[]> {
     if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
     if (entries.length === 0) return Promise.resolve([]);
-    let data: Buffer;
-    try {
-      data = this.#bytesEncoding
-        ? this.#encodeBytes(stream, entries, maxLen)
-        : this.#encodeString(stream, entries, maxLen);
-    } catch (err) {
-      return Promise.reject(err); // e.g. a value that is not a string
-    }
     return new Promise<(string | Error)[]>((resolve, reject) => {
-      this.#queue.push({
-        batch: true,
-        count: entries.length,
-        got: 0,
-        replies: new Array(entries.length),
-        resolve: resolve as (v: unknown) => void,
-        reject,
+      this.#submit({
+        pending: {
+          batch: true,
+          count: entries.length,
+          got: 0,
+          replies: new Array(entries.length),
+          resolve: resolve as (v: unknown) => void,
+          reject,
+        },
+        stream,
+        entries,
+        maxLen,
+        data: null,
       });
-      this.#write(data, true);
     });
   }
 
@@ -274,9 +274,49 @@ export class RespPipeline {
     if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
     const data = Buffer.from(encodeCommand(args));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ batch: false, count: 1, got: 0, replies: null, resolve, reject });
-      this.#write(data, false);
+      this.#submit({
+        pending: { batch: false, count: 1, got: 0, replies: null, resolve, reject },
+        stream: "",
+        entries: null,
+        maxLen: 0,
+        data,
+      });
     });
+  }
+
+  /**
+   * Sends a request now, or after those waiting when the socket has more than it can take
+   * (write returned false, no 'drain' yet). Batches are encoded only when sent: a pile of
+   * batches written at once would sit in the runtime's socket buffer, copied there, which
+   * cost the snapshot as much CPU as encoding them (Bun); the kernel's buffer keeps Redis
+   * busy meanwhile.
+   */
+  #submit(request: Outgoing): void {
+    if (this.#needDrain || this.#backlog.length > 0) this.#backlog.push(request);
+    else this.#send(request);
+  }
+
+  #send(request: Outgoing): void {
+    let data = request.data;
+    if (data === null) {
+      try {
+        data = this.#bytesEncoding
+          ? this.#encodeBytes(request.stream, request.entries!, request.maxLen)
+          : this.#encodeString(request.stream, request.entries!, request.maxLen);
+      } catch (err) {
+        request.pending.reject(err as Error); // e.g. a value that is not a string
+        return;
+      }
+    }
+    this.#queue.push(request.pending);
+    this.#write(data, request.data === null);
+  }
+
+  #onDrain(): void {
+    this.#needDrain = false;
+    while (this.#backlog.length > 0 && !this.#needDrain && !this.#dead) {
+      this.#send(this.#backlog.shift()!);
+    }
   }
 
   /** Sends QUIT after the requests in flight and resolves once the socket is closed. */
@@ -518,10 +558,8 @@ export class RespPipeline {
       const owner = this.#owner!;
       this.#owner = null;
       // Flushed (or failed): the buffer may serve a later batch.
-      this.#socket.write(data, () => this.#release(owner));
-    } else {
-      this.#socket.write(data);
-    }
+      if (!this.#socket.write(data, () => this.#release(owner))) this.#needDrain = true;
+    } else if (!this.#socket.write(data)) this.#needDrain = true;
   }
 
   // ----------------------------------------------------------------- replies
@@ -685,6 +723,8 @@ export class RespPipeline {
       : `Redis connection to ${this.#where} lost${cause ? `: ${cause.message}` : ""}`;
     this.#dead = new RedisConnectionError(message, code, cause ? { cause } : undefined);
     const pending = this.#queue.slice(this.#head);
+    for (const r of this.#backlog) pending.push(r.pending);
+    this.#backlog = [];
     this.#queue = [];
     this.#head = 0;
     this.#stack = [];
@@ -695,16 +735,24 @@ export class RespPipeline {
   }
 }
 
-/** Decodes a bulk/simple string; short ASCII (stream ids) without a native call. */
+/** Bun's and Node's native Latin-1 decoding (no encoding lookup), where there is one. */
+const latin1Slice = (Buffer.prototype as unknown as {
+  latin1Slice?: (this: Buffer, start: number, end: number) => string;
+}).latin1Slice;
+
+/**
+ * Decodes a bulk/simple string. Short ASCII ones (stream ids, one per entry written) are
+ * checked by a loop and made by one Latin-1 call: building them a character at a time
+ * made a string per character, a good part of the snapshot's garbage.
+ */
 function decodeBulk(buf: Buffer, start: number, end: number): string {
   if (end - start <= 32) {
-    let s = "";
     for (let i = start; i < end; i++) {
-      const c = buf[i];
-      if (c >= 0x80) return buf.toString("utf8", start, end);
-      s += String.fromCharCode(c);
+      if (buf[i] >= 0x80) return buf.toString("utf8", start, end);
     }
-    return s;
+    return latin1Slice !== undefined
+      ? latin1Slice.call(buf, start, end)
+      : buf.toString("latin1", start, end);
   }
   return buf.toString("utf8", start, end);
 }

@@ -9,12 +9,25 @@
  * @module
  */
 
+import { copyBytes } from "../../core/byte_copy.ts";
 import type { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { pgTextDecoder, pgTextDecoderKind } from "./pg_text_decoder.ts";
 import type { PgTypeCatalog } from "./pg_type_catalog.ts";
 
-/** Appends the JSON of one value (its text `src[s, e)`) to `out` as a whole fragment. */
+/**
+ * Appends the JSON of one value (its text `src[s, e)`) to `out` as a whole fragment. The
+ * caller has made room (`out.room`) for {@link pgJsonRoom}`(e - s)` bytes: checking once per
+ * row instead of once per value is measurably faster.
+ */
 export type PgByteWriter = (src: Uint8Array, s: number, e: number, out: JsonRowBatch) => void;
+
+/**
+ * The most bytes a writer appends for `n` bytes of text: a control character becomes
+ * `\u00XX` (6 bytes), `t` becomes `true`, and quotes or a `T`/`Z` add a few.
+ */
+export function pgJsonRoom(n: number): number {
+  return 6 * n + 8;
+}
 
 const utf8Decoder = new TextDecoder();
 
@@ -29,28 +42,17 @@ const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
 
 /** Appends `src[s, e)` at `out.length` (room already made). */
 function copy(out: JsonRowBatch, src: Uint8Array, s: number, e: number): void {
-  const b = out.bytes;
-  let p = out.length;
-  // A native copy costs more than a short loop.
-  if (e - s < 48) {
-    for (let i = s; i < e; i++) b[p++] = src[i];
-  } else {
-    b.set(src.subarray(s, e), p);
-    p += e - s;
-  }
-  out.length = p;
+  out.length = copyBytes(out.bytes, out.length, src, s, e);
 }
 
 /** int2, int4, oid (a JSON number as printed), json and jsonb (JSON as stored). */
 const asIs: PgByteWriter = (src, s, e, out) => {
-  out.room(e - s);
   copy(out, src, s, e);
   out.endFragment();
 };
 
 /** Text that never holds `"`, `\` or control characters: quoted without scanning. */
 const quoted: PgByteWriter = (src, s, e, out) => {
-  out.room(e - s + 2);
   out.bytes[out.length++] = QUOTE;
   copy(out, src, s, e);
   out.bytes[out.length++] = QUOTE;
@@ -58,49 +60,54 @@ const quoted: PgByteWriter = (src, s, e, out) => {
 };
 
 /**
- * Any text as a JSON string, escaped like JSON.stringify: `"` and `\` by a backslash, the
- * control characters by their short escape or `\u00XX`; everything else (UTF-8 included)
- * as is.
+ * Writes byte `c`, one that JSON must escape (`"`, `\`, a control character), escaped like
+ * JSON.stringify does: a short escape where JSON has one, else `\u00XX`. Returns the
+ * position after it.
+ */
+export function writeJsonEscape(b: Uint8Array, p: number, c: number): number {
+  b[p++] = BACKSLASH;
+  switch (c) {
+    case QUOTE:
+    case BACKSLASH:
+      b[p++] = c;
+      break;
+    case 8:
+      b[p++] = 0x62; // b
+      break;
+    case 9:
+      b[p++] = 0x74; // t
+      break;
+    case 10:
+      b[p++] = 0x6e; // n
+      break;
+    case 12:
+      b[p++] = 0x66; // f
+      break;
+    case 13:
+      b[p++] = 0x72; // r
+      break;
+    default:
+      b[p++] = 0x75; // u
+      b[p++] = 0x30;
+      b[p++] = 0x30;
+      b[p++] = HEX_DIGITS[c >> 4];
+      b[p++] = HEX_DIGITS[c & 15];
+  }
+  return p;
+}
+
+/**
+ * Any text as a JSON string, escaped like JSON.stringify: `"`, `\` and the control
+ * characters (see writeJsonEscape); everything else (UTF-8 included) as is.
  */
 export const jsonString: PgByteWriter = (src, s, e, out) => {
-  out.room((e - s) * 6 + 2);
   const b = out.bytes;
   let p = out.length;
   b[p++] = QUOTE;
   for (let i = s; i < e; i++) {
     const c = src[i];
-    if (c >= 0x20 && c !== QUOTE && c !== BACKSLASH) {
-      b[p++] = c;
-      continue;
-    }
-    b[p++] = BACKSLASH;
-    switch (c) {
-      case QUOTE:
-      case BACKSLASH:
-        b[p++] = c;
-        break;
-      case 8:
-        b[p++] = 0x62; // b
-        break;
-      case 9:
-        b[p++] = 0x74; // t
-        break;
-      case 10:
-        b[p++] = 0x6e; // n
-        break;
-      case 12:
-        b[p++] = 0x66; // f
-        break;
-      case 13:
-        b[p++] = 0x72; // r
-        break;
-      default:
-        b[p++] = 0x75; // u
-        b[p++] = 0x30;
-        b[p++] = 0x30;
-        b[p++] = HEX_DIGITS[c >> 4];
-        b[p++] = HEX_DIGITS[c & 15];
-    }
+    if (c >= 0x20 && c !== QUOTE && c !== BACKSLASH) b[p++] = c;
+    else p = writeJsonEscape(b, p, c);
   }
   b[p++] = QUOTE;
   out.length = p;
@@ -112,7 +119,6 @@ const FALSE = new TextEncoder().encode("false");
 
 const bool: PgByteWriter = (src, s, _e, out) => {
   const word = src[s] === 0x74 /* t */ ? TRUE : FALSE;
-  out.room(5);
   copy(out, word, 0, word.length);
   out.endFragment();
 };
@@ -160,8 +166,6 @@ for (let i = 0; i < 6; i++) HEX_VALUE[65 + i] = HEX_VALUE[97 + i] = 10 + i;
 
 /** bytea `\x…hex…` → `"base64"`. */
 function hexToBase64(src: Uint8Array, s: number, e: number, out: JsonRowBatch): void {
-  const n = e - s;
-  out.room((((n >> 1) + 2) / 3 | 0) * 4 + 2);
   const b = out.bytes;
   const h = HEX_VALUE;
   let p = out.length;
@@ -202,7 +206,6 @@ const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
 /** Writes `"date` `T` `time…` for a timestamp whose date part is 10 bytes. */
 function isoDateTime(src: Uint8Array, s: number, e: number, out: JsonRowBatch): void {
-  out.room(e - s + 3);
   const b = out.bytes;
   b[out.length++] = QUOTE;
   copy(out, src, s, s + 10);
@@ -256,7 +259,6 @@ export function pgTextByteWriter(oid: number, catalog: PgTypeCatalog): PgByteWri
           src[e - 3] !== 0x2b || src[e - 2] !== 0x30 || src[e - 1] !== 0x30
         ) return slow(src, s, e, out);
         isoDateTime(src, s, e - 3, out);
-        out.room(2);
         out.bytes[out.length++] = 0x5a; // Z
         out.bytes[out.length++] = QUOTE;
         out.endFragment();

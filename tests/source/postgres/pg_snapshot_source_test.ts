@@ -4,6 +4,8 @@
  * backpressure, and a reader given up half-way that still serves the next table.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { EventEmitter } from "node:events";
 import type pg from "pg";
 import type { JsonRowBatch } from "../../../src/core/json_row_batch.ts";
 import type { TableId } from "../../../src/core/table_schema.ts";
@@ -87,6 +89,63 @@ Deno.test("unescapeCopyText reads COPY's escapes like COPY FROM does", () => {
     const n = unescapeCopyText(src, 0, src.length, dst);
     assert.equal(new TextDecoder().decode(dst.subarray(0, n)), want, escaped);
   }
+});
+
+/** A protocol message: type, length (counting itself), body. */
+function message(type: string, body: Uint8Array | string): Buffer {
+  const b = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
+  const head = Buffer.alloc(5);
+  head[0] = type.charCodeAt(0);
+  head.writeUInt32BE(4 + b.length, 1);
+  return Buffer.concat([head, b]);
+}
+
+Deno.test("PgCopyRows reads rows cut anywhere across socket chunks, and hands pg the rest", async () => {
+  const catalog = new PgTypeCatalog();
+  const writers = [pgTextByteWriter(23, catalog), pgTextByteWriter(25, catalog)];
+  const big = "x".repeat(3000);
+  const rows = ["1\tab\\tc\n", "2\t\\N\n", `3\t${big}\n`, "4\t☃\n"];
+  const copyOut = message("H", new Uint8Array([0, 0, 2, 0, 0, 0, 0]));
+  const data = Buffer.concat(rows.map((r) => message("d", r)));
+  const end = Buffer.concat([message("c", ""), message("C", "COPY 4\0"), message("Z", "I")]);
+  const error = message("E", "SERROR\0Mboom\0\0");
+  const want = [["1", '"ab\\tc"'], ["2", "null"], ["3", `"${big}"`], ["4", '"☃"']];
+  /** Feeds `bytes` cut at `cuts`; returns the rows parsed and the bytes pg was given. */
+  const feed = async (bytes: Buffer, cuts: number[]) => {
+    const stream = Object.assign(new EventEmitter(), { pause() {}, resume() {} });
+    const toPg: Buffer[] = [];
+    stream.on("data", (b: Buffer) => toPg.push(Buffer.from(b)));
+    const copy = new PgCopyRows("COPY …", writers, [0], 2);
+    copy.submit({ query() {}, sendCopyFail() {}, stream });
+    let at = 0;
+    for (const cut of [...cuts, bytes.length]) {
+      stream.emit("data", bytes.subarray(at, cut));
+      at = cut;
+    }
+    const got: string[][] = [];
+    copy.handleCommandComplete();
+    for (let batch; (batch = await copy.next().catch(() => null)) !== null;) {
+      got.push(...batch.toRows());
+    }
+    return { got, toPg: Buffer.concat(toPg) };
+  };
+  const whole = Buffer.concat([copyOut, data, end]);
+  for (let cut = 1; cut < whole.length; cut += cut < 60 || cut > whole.length - 60 ? 1 : 7) {
+    for (const second of [cut + 1, cut + 5, whole.length]) {
+      const cuts = second < whole.length && second > cut ? [cut, second] : [cut];
+      const { got, toPg } = await feed(whole, cuts);
+      assert.deepEqual(got, want, `cut at ${cuts}`);
+      assert.deepEqual(toPg, end, `cut at ${cuts}: what pg gets`);
+    }
+  }
+  // An error after some rows, or instead of the COPY: pg gets it, from its first byte.
+  const failed = Buffer.concat([copyOut, message("d", rows[0]), error]);
+  for (let cut = 1; cut < failed.length; cut++) {
+    const { got, toPg } = await feed(failed, [cut]);
+    assert.deepEqual(got, want.slice(0, 1));
+    assert.deepEqual(toPg, error);
+  }
+  assert.deepEqual((await feed(error, [])).toPg, error);
 });
 
 Deno.test({

@@ -435,29 +435,37 @@ Deno.test({
         pgTextDecoder(f.dataTypeID, catalog)
       );
 
-      // The snapshot's byte path: the same rows through COPY, in batches of 3 rows.
+      // The snapshot's byte path: the same rows through COPY, in batches of 3 rows, rows
+      // read from the socket by PgCopyRows (as the snapshot does) and parsed by pg.
       const writers = COLUMNS.map((c) => pgTextByteWriter(typeOf.get(c.name)!, catalog));
-      const copy = new PgCopyRows(
-        `COPY (SELECT ${names.join(", ")} FROM ${S}.t ORDER BY id) TO STDOUT`,
-        writers,
-        [],
-        3,
-      );
-      client.query(copy);
-      const copied: Uint8Array[][] = [];
-      for (let batch; (batch = await copy.next()) !== null;) {
-        assert.ok(batch.rows <= 3);
-        for (let r = 0, k = 0; r < batch.rows; r++) {
-          const row: Uint8Array[] = [];
-          for (let i = 0; i < COLUMNS.length; i++, k++) {
-            row.push(batch.bytes.slice(batch.start(k), batch.end(k)));
+      const copyRows = async (takeOver: boolean) => {
+        const copy = new PgCopyRows(
+          `COPY (SELECT ${names.join(", ")} FROM ${S}.t ORDER BY id) TO STDOUT`,
+          writers,
+          [],
+          3,
+          [],
+          takeOver,
+        );
+        client.query(copy);
+        const rows: Uint8Array[][] = [];
+        for (let batch; (batch = await copy.next()) !== null;) {
+          assert.ok(batch.rows <= 3);
+          for (let r = 0, k = 0; r < batch.rows; r++) {
+            const row: Uint8Array[] = [];
+            for (let i = 0; i < COLUMNS.length; i++, k++) {
+              row.push(batch.bytes.slice(batch.start(k), batch.end(k)));
+            }
+            rows.push(row);
           }
-          copied.push(row);
+          copy.release(batch);
         }
-        copy.release(batch);
-      }
-      await copy.finished;
+        await copy.finished;
+        return rows;
+      };
+      const copied = await copyRows(true);
       assert.equal(copied.length, ROWS.length);
+      assert.deepEqual(await copyRows(false), copied);
       const utf8 = new TextEncoder();
 
       const failures: string[] = [];
