@@ -1,6 +1,8 @@
 import type { ChangeEvent, Op, RowFragments, SourcePosition } from "./change_event.ts";
 import { qualifiedName, type TableId, type TableSchema } from "./table_schema.ts";
-import { type EntryField, WrappedField } from "./entry_field.ts";
+import { ByteSlice, type EntryField, WrappedField } from "./entry_field.ts";
+import type { JsonRowBatch } from "./json_row_batch.ts";
+import { copyBytes as put } from "./byte_copy.ts";
 
 export type MessageFormat = "compact" | "extended" | "fields";
 export type Connector = "postgresql" | "mysql";
@@ -39,6 +41,43 @@ export function sourceTableFields(id: TableId): string {
   }`;
 }
 
+const utf8 = new TextEncoder();
+
+/**
+ * A table's constant entry parts as UTF-8, built on its first encodeReadBatch, merged where
+ * they meet so a row costs as few copies as possible: a key is `keyStart`, its fragments
+ * with `keyPrefixes[1…]` between them, `keyEnd`; a value is `valueStart`, the row's
+ * fragments with `columnPrefixes[1…]` between them, then the chunk's end (`rowEnd`, then the
+ * rest of the payload and the schema half's `}` in compact and extended).
+ */
+interface BytePlan {
+  keyStart: Uint8Array;
+  keyPrefixes: Uint8Array[];
+  keyEnd: Uint8Array;
+  valueStart: Uint8Array;
+  columnPrefixes: Uint8Array[];
+  rowEnd: string;
+  /** The `}` closing a schema half written into the value, if any. */
+  valueClose: string;
+  consts: Record<
+    | "default"
+    | "key"
+    | "value"
+    | "op"
+    | "r"
+    | "table"
+    | "before"
+    | "null"
+    | "after"
+    | "source"
+    | "ts_ms"
+    | "tableName",
+    ByteSlice
+  >;
+  /** Constant bytes of one row, apart from the per-chunk end of its value. */
+  perRow: number;
+}
+
 /** Value of a tombstone entry (SPEC §4). */
 export const TOMBSTONE_VALUE = "default";
 
@@ -63,6 +102,7 @@ export class TableEntryEncoder<W extends boolean = false> {
   readonly #sourceTableStreaming: string;
   readonly #tableName: string;
   readonly #wrap: boolean;
+  #bytes: BytePlan | null = null;
 
   /**
    * `wrap`: schema-wrapped keys and values come as WrappedField (writers that encode the
@@ -151,6 +191,150 @@ export class TableEntryEncoder<W extends boolean = false> {
   /** A snapshot read (`op: r`) of one row. */
   encodeRead(row: RowFragments, position: SourcePosition, nowMs: number): FieldOf<W>[] {
     return this.#encodeOne("r", this.keyPayload(row), null, row, position, nowMs);
+  }
+
+  /**
+   * Snapshot reads (`op: r`) of every row of a batch, written as UTF-8 into one buffer: the
+   * same JSON as `encodeRead`, with keys and values as slices of that buffer (wrapped with
+   * their schema half when the encoder wraps). The constant parts are encoded once per
+   * table, so a row costs byte copies only. `reuse`, a buffer an earlier call returned, is
+   * written over when large enough: its entries must no longer be needed.
+   */
+  encodeReadBatch(
+    batch: JsonRowBatch,
+    position: SourcePosition,
+    nowMs: number,
+    reuse?: Uint8Array,
+  ): { entries: EntryField[][]; buffer: Uint8Array } {
+    const plan = this.#bytes ??= this.#bytePlan();
+    const fieldsFormat = this.#format === "fields";
+    const source = this.#sourceOpen + position.tsMs + this.#sourceTableSnapshot +
+      (position.fields === "" ? "}" : "," + position.fields + "}");
+    // Per chunk: the value's end (compact, extended) or the shared source and ts_ms fields.
+    const shared = fieldsFormat ? utf8.encode(source + nowMs) : null;
+    const valueEnd = utf8.encode(
+      fieldsFormat
+        ? plan.rowEnd
+        : `${plan.rowEnd},"source":${source},"op":"r","ts_ms":${nowMs}}${plan.valueClose}`,
+    );
+    const rows = batch.rows;
+    // Every fragment lands at most twice (key and value); everything else is constant.
+    const need = 2 * batch.length + rows * (plan.perRow + valueEnd.length) +
+      (shared?.length ?? 0);
+    const out = reuse !== undefined && reuse.length >= need
+      ? reuse
+      : new Uint8Array(Math.max(need + (need >> 2), reuse?.length ?? 0));
+    let p = 0;
+    let sourceSlice: ByteSlice | null = null;
+    let tsSlice: ByteSlice | null = null;
+    if (shared !== null) {
+      p = put(out, p, shared, 0, shared.length);
+      sourceSlice = new ByteSlice(out, 0, shared.length - String(nowMs).length);
+      tsSlice = new ByteSlice(out, sourceSlice.end, p);
+    }
+    const src = batch.bytes;
+    const ends = batch.ends;
+    const columns = batch.columns;
+    const kc = this.#keyColumns;
+    const keyCount = kc.length;
+    const { keyStart, keyPrefixes, keyEnd, valueStart, columnPrefixes } = plan;
+    const wrapKey = this.#wrap && this.#keySchemaOpen !== "";
+    const wrapValue = this.#wrap && this.#valueSchemaOpen !== "";
+    const c = plan.consts;
+    const entries: EntryField[][] = new Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const base = r * columns;
+      let key: EntryField;
+      if (keyCount === 0) key = c.default;
+      else {
+        // keyStart, then each key fragment after its prefix, then keyEnd.
+        const k0 = p;
+        p = put(out, p, keyStart, 0, keyStart.length);
+        for (let i = 0; i < keyCount; i++) {
+          if (i > 0) p = put(out, p, keyPrefixes[i], 0, keyPrefixes[i].length);
+          const k = base + kc[i];
+          p = put(out, p, src, k === 0 ? 0 : ends[k - 1], ends[k]);
+        }
+        p = put(out, p, keyEnd, 0, keyEnd.length);
+        key = new ByteSlice(out, k0, p);
+        if (wrapKey) key = new WrappedField(this.#keySchemaOpen, key);
+      }
+      const v0 = p;
+      p = put(out, p, valueStart, 0, valueStart.length);
+      for (let i = 0; i < columns; i++) {
+        if (i > 0) p = put(out, p, columnPrefixes[i], 0, columnPrefixes[i].length);
+        const k = base + i;
+        p = put(out, p, src, k === 0 ? 0 : ends[k - 1], ends[k]);
+      }
+      p = put(out, p, valueEnd, 0, valueEnd.length);
+      if (fieldsFormat) {
+        entries[r] = [
+          c.op,
+          c.r,
+          c.table,
+          c.tableName,
+          c.key,
+          key,
+          c.before,
+          c.null,
+          c.after,
+          new ByteSlice(out, v0, p),
+          c.source,
+          sourceSlice!,
+          c.ts_ms,
+          tsSlice!,
+        ];
+        continue;
+      }
+      let value: EntryField = new ByteSlice(out, v0, p);
+      if (wrapValue) value = new WrappedField(this.#valueSchemaOpen, value);
+      entries[r] = this.#format === "compact" ? [key, value] : [c.key, key, c.value, value];
+    }
+    return { entries, buffer: out };
+  }
+
+  /** The constant parts of this table's entries as bytes (see encodeReadBatch). */
+  #bytePlan(): BytePlan {
+    const enc = (s: string) => utf8.encode(s);
+    // Unwrapped schema halves are written into every entry; wrapped ones stay strings.
+    const keyOpen = this.#wrap ? "" : this.#keySchemaOpen;
+    const valueOpen = this.#wrap ? "" : this.#valueSchemaOpen;
+    const fieldsFormat = this.#format === "fields";
+    const columns = this.#columnPrefixes.length;
+    const rowStart = columns === 0 ? "{}" : this.#columnPrefixes[0];
+    const names = [
+      "default",
+      "key",
+      "value",
+      "op",
+      "r",
+      "table",
+      "before",
+      "null",
+      "after",
+      "source",
+      "ts_ms",
+    ] as const;
+    const all = enc(names.join("") + this.#tableName);
+    const consts = {} as BytePlan["consts"];
+    let at = 0;
+    for (const n of names) consts[n] = new ByteSlice(all, at, at += n.length);
+    consts.tableName = new ByteSlice(all, at, all.length);
+    const plan: BytePlan = {
+      keyStart: enc(keyOpen + (this.#keyPrefixes[0] ?? "")),
+      keyPrefixes: this.#keyPrefixes.map(enc),
+      keyEnd: enc(keyOpen === "" ? "}" : "}}"),
+      valueStart: enc(fieldsFormat ? rowStart : valueOpen + '{"before":null,"after":' + rowStart),
+      columnPrefixes: this.#columnPrefixes.map(enc),
+      rowEnd: columns === 0 ? "" : "}",
+      valueClose: valueOpen === "" ? "" : "}",
+      consts,
+      perRow: 0,
+    };
+    const sum = (parts: Uint8Array[]) => parts.reduce((n, b) => n + b.length, 0);
+    plan.perRow = plan.keyStart.length + sum(plan.keyPrefixes) + plan.keyEnd.length +
+      plan.valueStart.length + sum(plan.columnPrefixes);
+    return plan;
   }
 
   tombstone(keyPayload: string): FieldOf<W>[] {

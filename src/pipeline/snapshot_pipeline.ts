@@ -158,14 +158,23 @@ export class SnapshotPipeline {
     let rows = already;
     let inflight: Promise<void> = Promise.resolve();
     let started = false;
+    /** Buffer of the chunk in flight; its entries are slices of it. */
+    let inflightBuffer: Uint8Array | null = null;
+    /** Buffers of chunks already written, free for the next ones. */
+    const spare: Uint8Array[] = [];
     try {
       for await (const chunk of reader.read(table.schema, after, this.settings.fetchRows)) {
         if (!started) {
           started = true;
           await this.beforeFirstWrite?.(table.schema);
         }
-        const now = Date.now();
-        const entries = chunk.toRows().map((row) => encoder.encodeRead(row, position, now));
+        // The chunk's bytes are copied out now: the reader may refill it once we ask again.
+        const { entries, buffer } = encoder.encodeReadBatch(
+          chunk,
+          position,
+          Date.now(),
+          spare.pop(),
+        );
         const batches: Promise<void>[] = [];
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);
@@ -177,6 +186,9 @@ export class SnapshotPipeline {
           );
         }
         await inflight;
+        // Every batch of the previous chunk is written (retries too): its buffer is free.
+        if (inflightBuffer !== null && spare.length < 2) spare.push(inflightBuffer);
+        inflightBuffer = buffer;
         inflight = Promise.all(batches).then(() => {});
         // Swallow here; the error is rethrown by the next `await inflight`.
         inflight.catch(() => {});

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { decodeEntry } from "../../src/core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../../src/core/entry_encoder.ts";
 import type { TableSchema } from "../../src/core/table_schema.ts";
+import { ByteSlice, entryText, WrappedField } from "../../src/core/entry_field.ts";
+import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
 
 const table: TableSchema = {
   id: { catalog: "shop", schema: "public", table: "orders" },
@@ -163,4 +165,75 @@ Deno.test("a table without columns has the literal key default", () => {
   const entry = enc.encodeRead([], position, 1);
   assert.equal(entry[0], "default");
   assert.equal(JSON.parse(entry[1]).payload.after && "{}", "{}");
+});
+
+/** Rows as text fragments whose JSON tests the byte path: unicode, escapes, null, nesting. */
+const TRICKY: string[][] = [
+  [
+    "1",
+    JSON.stringify('tab\there "quoted" back\\slash\nnewline ☃ 😀 \u0001'),
+    '{"a":[1,{"b":null}]}',
+  ],
+  ["-9007199254740993", '""', "null"],
+  ['"9223372036854775807"', JSON.stringify("ünïcödé 中文 𝄞 \u2028".repeat(20)), '"x"'],
+  ["0", "null", JSON.stringify({ long: "y".repeat(500), n: 12345678901234567890 })],
+];
+
+function tableWith(keyColumns: number[], hasKey: boolean, columns = table.columns): TableSchema {
+  return { ...table, columns, keyColumns, hasKey };
+}
+
+Deno.test("encodeReadBatch writes the same entries as encodeRead, every format and key", () => {
+  const tables: [string, TableSchema][] = [
+    ["single key", table],
+    ["composite key", tableWith([2, 0], true)],
+    ["no key (all columns)", tableWith([0, 1, 2], false)],
+    ["no columns", tableWith([], false, [])],
+  ];
+  const position = { tsMs: 1700000000000, fields: "" };
+  let reuse: Uint8Array | undefined;
+  for (const [what, t] of tables) {
+    const rows = t.columns.length === 0 ? [[], []] : TRICKY;
+    const batch = JsonRowBatch.fromRows(t.columns.length, rows);
+    for (const format of ["compact", "extended", "fields"] as const) {
+      for (const includeSchema of [true, false]) {
+        for (const wrap of [true, false]) {
+          const label = `${what}, ${format}, schema ${includeSchema}, wrap ${wrap}`;
+          const opts = options({ format, includeSchema, replicationId: "r☃" });
+          const enc = new TableEntryEncoder(t, opts, wrap);
+          const { entries, buffer } = enc.encodeReadBatch(batch, position, 42, reuse);
+          reuse = buffer;
+          const want = rows.map((row) => entryText(enc.encodeRead(row, position, 42)));
+          assert.deepEqual(entries.map(entryText), want, label);
+          for (const fields of entries) {
+            for (const f of fields) {
+              // Wrapped only with a schema half; the rest are bytes, nothing is a string.
+              if (f instanceof WrappedField) {
+                assert.ok(wrap && includeSchema && format !== "fields", label);
+                assert.ok(f.body instanceof ByteSlice, label);
+              } else assert.ok(f instanceof ByteSlice, label);
+            }
+          }
+          for (const entry of want) {
+            for (const f of entry) if (f !== "default" && f.startsWith("{")) JSON.parse(f);
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("encodeReadBatch reuses a large enough buffer and grows a small one", () => {
+  const enc = new TableEntryEncoder(table, options({ includeSchema: false }), true);
+  const position = { tsMs: 5, fields: "" };
+  const batch = JsonRowBatch.fromRows(3, TRICKY);
+  const first = enc.encodeReadBatch(batch, position, 1);
+  const again = enc.encodeReadBatch(batch, position, 2, first.buffer);
+  assert.equal(again.buffer, first.buffer);
+  const grown = enc.encodeReadBatch(batch, position, 3, new Uint8Array(10));
+  assert.ok(grown.buffer.length > 10);
+  assert.deepEqual(
+    grown.entries.map(entryText),
+    TRICKY.map((row) => enc.encodeRead(row, position, 3)),
+  );
 });

@@ -2,7 +2,7 @@
  * RespPipeline against real Redis: the shared private server for data tests, servers of the
  * test's own (`redis-server --port …`) for ACL users and for stopping a server under load.
  */
-import { type EntryField, entryText, WrappedField } from "../../src/core/entry_field.ts";
+import { ByteSlice, type EntryField, entryText, WrappedField } from "../../src/core/entry_field.ts";
 import assert from "node:assert/strict";
 import net from "node:net";
 import process from "node:process";
@@ -163,6 +163,35 @@ for (const encoding of ENCODINGS) {
         assert.ok(ids.every((id) => typeof id === "string"), String(ids));
         const stored = await readStream(redis, stream);
         assert.deepEqual(stored.map(([, f]) => f), entries.map(entryText));
+      } finally {
+        await conn.close();
+      }
+    });
+  });
+
+  Deno.test(`resp: byte slices, bare and wrapped, round-trip (${encoding})`, async () => {
+    await withRedis(async (redis) => {
+      const conn = await open(encoding);
+      try {
+        const stream = `${prefix}slices:${encoding}`;
+        const text = '{"id":1}' + "é".repeat(45) + "😀" + "x".repeat(300_000);
+        const bytes = new TextEncoder().encode("junk" + text + "junk");
+        const slice = (from: number, to: number) => new ByteSlice(bytes, 4 + from, 4 + to);
+        const open8 = '{"schema":{"é":1},"payload":';
+        const entries: EntryField[][] = [
+          [slice(0, 8), slice(8, 98)], // 90 bytes of "é"
+          ["key", slice(0, 8), "value", new WrappedField(open8, slice(0, 8))],
+          // Lengths around a digit boundary of the bulk header (99 -> 100 bytes).
+          [slice(0, 99), new WrappedField("x".repeat(90), slice(0, 8))],
+          [slice(0, 100), new WrappedField("x".repeat(91), slice(0, 8)), "plain", slice(0, 0)],
+          [slice(98, 102), new WrappedField(open8, slice(0, 300_000))], // bigger than a buffer
+          [new WrappedField(open8, "string body"), slice(0, 8)],
+        ];
+        const ids = await conn.xaddBatch(stream, entries);
+        assert.ok(ids.every((id) => typeof id === "string"), String(ids));
+        const stored = await readStream(redis, stream);
+        assert.deepEqual(stored.map(([, f]) => f), entries.map(entryText));
+        assert.equal(stored[4][1][0], "😀");
       } finally {
         await conn.close();
       }

@@ -13,7 +13,8 @@
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import tls from "node:tls";
-import { type EntryField, fieldText } from "../../core/entry_field.ts";
+import { copyBytes } from "../../core/byte_copy.ts";
+import { ByteSlice, type EntryField } from "../../core/entry_field.ts";
 
 export interface RespPipelineOptions {
   host: string;
@@ -56,6 +57,15 @@ interface Pending {
   replies: (string | Error)[] | null;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
+}
+
+/** A request to send: a batch to encode, or a command's bytes. */
+interface Outgoing {
+  pending: Pending;
+  stream: string;
+  entries: EntryField[][] | null;
+  maxLen: number;
+  data: Buffer | null;
 }
 
 /** An array reply being filled in, for replies spread over several TCP chunks. */
@@ -124,6 +134,9 @@ export class RespPipeline {
   // FIFO of requests waiting for replies (array + head index; compacted now and then).
   #queue: Pending[] = [];
   #head = 0;
+  /** Requests not sent yet, waiting for the socket to drain. */
+  #backlog: Outgoing[] = [];
+  #needDrain = false;
 
   // Reply parser state.
   #buf: Buffer | null = null;
@@ -160,6 +173,7 @@ export class RespPipeline {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("drain", () => this.#onDrain());
     socket.on("error", (err: Error) => {
       this.#socketError ??= err;
     });
@@ -224,9 +238,9 @@ export class RespPipeline {
     return this.#dead === null && !this.#closing;
   }
 
-  /** Requests waiting for replies (batches and commands). */
+  /** Requests waiting for replies (batches and commands), sent or not yet. */
   get inFlight(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length - this.#head + this.#backlog.length;
   }
 
   /**
@@ -237,24 +251,21 @@ export class RespPipeline {
   xaddBatch(stream: string, entries: EntryField[][], maxLen = 0): Promise<(string | Error)[]> {
     if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
     if (entries.length === 0) return Promise.resolve([]);
-    let data: Buffer;
-    try {
-      data = this.#bytesEncoding
-        ? this.#encodeBytes(stream, entries, maxLen)
-        : this.#encodeString(stream, entries, maxLen);
-    } catch (err) {
-      return Promise.reject(err); // e.g. a value that is not a string
-    }
     return new Promise<(string | Error)[]>((resolve, reject) => {
-      this.#queue.push({
-        batch: true,
-        count: entries.length,
-        got: 0,
-        replies: new Array(entries.length),
-        resolve: resolve as (v: unknown) => void,
-        reject,
+      this.#submit({
+        pending: {
+          batch: true,
+          count: entries.length,
+          got: 0,
+          replies: new Array(entries.length),
+          resolve: resolve as (v: unknown) => void,
+          reject,
+        },
+        stream,
+        entries,
+        maxLen,
+        data: null,
       });
-      this.#write(data, true);
     });
   }
 
@@ -263,9 +274,49 @@ export class RespPipeline {
     if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
     const data = Buffer.from(encodeCommand(args));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ batch: false, count: 1, got: 0, replies: null, resolve, reject });
-      this.#write(data, false);
+      this.#submit({
+        pending: { batch: false, count: 1, got: 0, replies: null, resolve, reject },
+        stream: "",
+        entries: null,
+        maxLen: 0,
+        data,
+      });
     });
+  }
+
+  /**
+   * Sends a request now, or after those waiting when the socket has more than it can take
+   * (write returned false, no 'drain' yet). Batches are encoded only when sent: a pile of
+   * batches written at once would sit in the runtime's socket buffer, copied there, which
+   * cost the snapshot as much CPU as encoding them (Bun); the kernel's buffer keeps Redis
+   * busy meanwhile.
+   */
+  #submit(request: Outgoing): void {
+    if (this.#needDrain || this.#backlog.length > 0) this.#backlog.push(request);
+    else this.#send(request);
+  }
+
+  #send(request: Outgoing): void {
+    let data = request.data;
+    if (data === null) {
+      try {
+        data = this.#bytesEncoding
+          ? this.#encodeBytes(request.stream, request.entries!, request.maxLen)
+          : this.#encodeString(request.stream, request.entries!, request.maxLen);
+      } catch (err) {
+        request.pending.reject(err as Error); // e.g. a value that is not a string
+        return;
+      }
+    }
+    this.#queue.push(request.pending);
+    this.#write(data, request.data === null);
+  }
+
+  #onDrain(): void {
+    this.#needDrain = false;
+    while (this.#backlog.length > 0 && !this.#needDrain && !this.#dead) {
+      this.#send(this.#backlog.shift()!);
+    }
   }
 
   /** Sends QUIT after the requests in flight and resolves once the socket is closed. */
@@ -338,11 +389,29 @@ export class RespPipeline {
   /**
    * Deno: one string for the whole batch (header lengths by Buffer.byteLength), encoded with
    * one TextEncoder.encodeInto — far fewer native calls than writing argument by argument.
+   * Fields given as bytes end the string so far: it is encoded, then the bytes are copied.
    */
   #encodeString(stream: string, entries: EntryField[][], maxLen: number): Buffer {
     let str = "";
     let lastCount = -1;
     let prefix = "";
+    let buf: Buffer | null = null;
+    let pos = 0;
+    /** Encodes `str` at `pos`, with room for `more` bytes after it. */
+    const flush = (more: number) => {
+      const need = pos + str.length * 3 + more;
+      if (buf === null || need > buf.length) {
+        const bigger = this.#take(Math.max(need, buf === null ? 0 : buf.length * 2));
+        if (buf !== null) {
+          buf.copy(bigger, 0, 0, pos);
+          this.#release(buf);
+        }
+        buf = bigger;
+      }
+      if (str !== "") pos += textEncoder.encodeInto(str, buf.subarray(pos)).written;
+      str = "";
+      return buf;
+    };
     for (let i = 0; i < entries.length; i++) {
       const fields = entries[i];
       if (fields.length !== lastCount) {
@@ -351,19 +420,45 @@ export class RespPipeline {
       }
       str += prefix;
       for (let j = 0; j < fields.length; j++) {
-        const s = fieldText(fields[j]);
-        str += "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
+        const f = fields[j];
+        if (typeof f === "string") {
+          str += "$" + Buffer.byteLength(f) + "\r\n" + f + "\r\n";
+        } else if (f instanceof ByteSlice) {
+          str += "$" + (f.end - f.start) + "\r\n";
+          const b = flush(f.end - f.start);
+          pos = copyBytes(b, pos, f.bytes, f.start, f.end);
+          str += "\r\n";
+        } else if (typeof f.body === "string") {
+          const s = f.open + f.body + "}";
+          str += "$" + Buffer.byteLength(s) + "\r\n" + s + "\r\n";
+        } else {
+          const open = this.#openBytes(f.open);
+          const body = f.body;
+          const n = open.length + body.end - body.start + 1;
+          str += "$" + n + "\r\n";
+          const b = flush(n);
+          pos = copyBytes(b, pos, open, 0, open.length);
+          pos = copyBytes(b, pos, body.bytes, body.start, body.end);
+          b[pos++] = 0x7d; // }
+          str += "\r\n";
+        }
       }
     }
-    let buf = this.#take(str.length);
-    let res = textEncoder.encodeInto(str, buf);
-    if (res.read < str.length) {
-      this.#release(buf);
-      buf = this.#take(Buffer.byteLength(str));
-      res = textEncoder.encodeInto(str, buf);
+    if (buf === null) {
+      // Strings only: one encodeInto, the buffer sized by UTF-16 length first.
+      buf = this.#take(str.length);
+      let res = textEncoder.encodeInto(str, buf);
+      if (res.read < str.length) {
+        this.#release(buf);
+        buf = this.#take(Buffer.byteLength(str));
+        res = textEncoder.encodeInto(str, buf);
+      }
+      this.#owner = buf;
+      return buf.subarray(0, res.written);
     }
-    this.#owner = buf;
-    return buf.subarray(0, res.written);
+    const out: Buffer = flush(0);
+    this.#owner = out;
+    return out.subarray(0, pos);
   }
 
   /**
@@ -391,6 +486,8 @@ export class RespPipeline {
         const f = fields[j];
         need += typeof f === "string"
           ? f.length * 3 + 16
+          : f instanceof ByteSlice
+          ? f.end - f.start + 16
           : this.#openBytes(f.open).length + f.body.length * 3 + 17;
       }
       if (pos + need > buf.length) {
@@ -403,6 +500,29 @@ export class RespPipeline {
       pos += prefix.length;
       for (let j = 0; j < fields.length; j++) {
         const f = fields[j];
+        if (f instanceof ByteSlice) {
+          // Bytes: the length is known, so the header goes first and the bytes right after.
+          const len = f.end - f.start;
+          pos = writeBulkHeader(buf, pos, len, digitCount(len));
+          pos = copyBytes(buf, pos, f.bytes, f.start, f.end);
+          buf[pos] = CR;
+          buf[pos + 1] = LF;
+          pos += 2;
+          continue;
+        }
+        if (typeof f !== "string" && typeof f.body !== "string") {
+          const open = this.#openBytes(f.open);
+          const body = f.body;
+          const len = open.length + body.end - body.start + 1;
+          pos = writeBulkHeader(buf, pos, len, digitCount(len));
+          open.copy(buf, pos);
+          pos = copyBytes(buf, pos + open.length, body.bytes, body.start, body.end);
+          buf[pos] = 0x7d; // }
+          buf[pos + 1] = CR;
+          buf[pos + 2] = LF;
+          pos += 3;
+          continue;
+        }
         let n: number;
         let start: number;
         let guess: number;
@@ -413,11 +533,12 @@ export class RespPipeline {
         } else {
           // The schema half's bytes are cached: only the payload is encoded.
           const open = this.#openBytes(f.open);
-          guess = digitCount(open.length + f.body.length + 1);
+          const body = f.body as string;
+          guess = digitCount(open.length + body.length + 1);
           start = pos + guess + 3;
           open.copy(buf, start);
           n = open.length;
-          n += utf8Write.call(buf, f.body, start + n, buf.length - start - n);
+          n += utf8Write.call(buf, body, start + n, buf.length - start - n);
           buf[start + n++] = 0x7d; // }
         }
         const digits = digitCount(n);
@@ -437,10 +558,8 @@ export class RespPipeline {
       const owner = this.#owner!;
       this.#owner = null;
       // Flushed (or failed): the buffer may serve a later batch.
-      this.#socket.write(data, () => this.#release(owner));
-    } else {
-      this.#socket.write(data);
-    }
+      if (!this.#socket.write(data, () => this.#release(owner))) this.#needDrain = true;
+    } else if (!this.#socket.write(data)) this.#needDrain = true;
   }
 
   // ----------------------------------------------------------------- replies
@@ -604,6 +723,8 @@ export class RespPipeline {
       : `Redis connection to ${this.#where} lost${cause ? `: ${cause.message}` : ""}`;
     this.#dead = new RedisConnectionError(message, code, cause ? { cause } : undefined);
     const pending = this.#queue.slice(this.#head);
+    for (const r of this.#backlog) pending.push(r.pending);
+    this.#backlog = [];
     this.#queue = [];
     this.#head = 0;
     this.#stack = [];
@@ -614,16 +735,24 @@ export class RespPipeline {
   }
 }
 
-/** Decodes a bulk/simple string; short ASCII (stream ids) without a native call. */
+/** Bun's and Node's native Latin-1 decoding (no encoding lookup), where there is one. */
+const latin1Slice = (Buffer.prototype as unknown as {
+  latin1Slice?: (this: Buffer, start: number, end: number) => string;
+}).latin1Slice;
+
+/**
+ * Decodes a bulk/simple string. Short ASCII ones (stream ids, one per entry written) are
+ * checked by a loop and made by one Latin-1 call: building them a character at a time
+ * made a string per character, a good part of the snapshot's garbage.
+ */
 function decodeBulk(buf: Buffer, start: number, end: number): string {
   if (end - start <= 32) {
-    let s = "";
     for (let i = start; i < end; i++) {
-      const c = buf[i];
-      if (c >= 0x80) return buf.toString("utf8", start, end);
-      s += String.fromCharCode(c);
+      if (buf[i] >= 0x80) return buf.toString("utf8", start, end);
     }
-    return s;
+    return latin1Slice !== undefined
+      ? latin1Slice.call(buf, start, end)
+      : buf.toString("latin1", start, end);
   }
   return buf.toString("utf8", start, end);
 }

@@ -16,9 +16,13 @@ export interface PgEndpoint {
 /** Every value arrives as PostgreSQL's text; our decoders make it lossless JSON. */
 export const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
 
-/** Session settings that make the text forms unambiguous (UTC, ISO dates and intervals). */
+/**
+ * Session settings that make the text forms unambiguous (UTC, ISO dates and intervals), in
+ * UTF-8 whatever the database's encoding: the snapshot copies text bytes into entries as is.
+ */
 const SESSION_SETUP = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; " +
-  "SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET bytea_output = 'hex'";
+  "SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET bytea_output = 'hex'; " +
+  "SET client_encoding = 'UTF8'";
 
 export async function openPg(
   endpoint: PgEndpoint,

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { JsonRowBatch } from "../../core/json_row_batch.ts";
+import type { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../../core/table_schema.ts";
 import type {
@@ -11,7 +11,8 @@ import type {
 } from "../../pipeline/snapshot_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import { type PgTable, readPgTables } from "./pg_schema_reader.ts";
-import { type JsonFragmentDecoder, pgTextDecoder } from "./pg_text_decoder.ts";
+import { PgCopyRows } from "./pg_copy_rows.ts";
+import { pgTextByteWriter } from "./pg_text_bytes.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
 
 /**
@@ -105,88 +106,94 @@ export class PgSnapshotSource implements SnapshotSource {
 
 class PgTableReader implements TableReader {
   #closed = false;
+  /** A COPY given up half-way, still being read to its end. */
+  #draining: Promise<void> | null = null;
+
   constructor(private readonly client: pg.Client, private readonly catalog: PgTypeCatalog) {}
 
+  /**
+   * One `COPY (SELECT … ORDER BY key LIMIT n) TO STDOUT` per chunk, after the last key of
+   * the one before (as literals: COPY takes no parameters); tables without a key in one
+   * COPY, cut into chunks as the rows stream. The next chunk's COPY runs while the consumer
+   * works on this one.
+   */
   async *read(
     schema: TableSchema,
     after: KeyValue[] | null,
     chunkRows: number,
   ): AsyncIterable<JsonRowBatch> {
+    if (this.#draining) await this.#draining;
+    this.#draining = null;
     const table = schema as PgTable;
-    const decoders = table.typeOids.map((oid) => pgTextDecoder(oid, this.catalog));
+    const writers = table.typeOids.map((oid) => pgTextByteWriter(oid, this.catalog));
     const columns = table.columns.map((c) => quoteIdent(c.name)).join(", ");
     const from = `${quoteIdent(table.id.schema!)}.${quoteIdent(table.id.table)}`;
     const what = qualifiedName(table.id);
-    if (!table.hasKey) {
-      yield* this.#readWhole(`SELECT ${columns} FROM ${from}`, decoders, chunkRows, what);
-      return;
-    }
     const keyList = table.keyColumns.map((i) => quoteIdent(table.columns[i].name)).join(", ");
-    const params = table.keyColumns.map((_, i) => `$${i + 1}`).join(", ");
-    const first = `SELECT ${columns} FROM ${from} ORDER BY ${keyList} LIMIT ${chunkRows}`;
-    const next =
-      `SELECT ${columns} FROM ${from} WHERE (${keyList}) > (${params}) ORDER BY ${keyList} LIMIT ${chunkRows}`;
-    const query = (key: (string | null)[] | null) =>
-      this.client.query({
-        text: key ? next : first,
-        values: key ?? [],
-        rowMode: "array",
-      }).catch((err: unknown) => {
-        throw new SourceError(`Cannot read ${what}: ${(err as Error).message}`, what, {
-          cause: err,
-        });
-      });
-    let pending: Promise<pg.QueryResult> | null = query(after ? after.map(keyText) : null);
-    while (pending) {
-      const rows = (await pending).rows as (string | null)[][];
-      // Ask for the next chunk before decoding this one, so reading overlaps writing.
-      pending = rows.length === chunkRows
-        ? query(table.keyColumns.map((i) => rows[rows.length - 1][i]))
-        : null;
-      yield decodeRows(rows, decoders);
-    }
-  }
-
-  async *#readWhole(
-    select: string,
-    decoders: JsonFragmentDecoder[],
-    chunkRows: number,
-    what: string,
-  ): AsyncIterable<JsonRowBatch> {
+    const keyTypes = table.keyColumns.map((i) => table.columns[i].sourceType);
+    const pool: JsonRowBatch[] = [];
+    const copy = (key: (string | null)[] | null) => {
+      const where = key === null
+        ? ""
+        : ` WHERE (${keyList}) > (${key.map((v, i) => keyLiteral(v, keyTypes[i])).join(", ")})`;
+      const sql = table.hasKey
+        ? `COPY (SELECT ${columns} FROM ${from}${where} ORDER BY ${keyList} LIMIT ${chunkRows}) TO STDOUT`
+        : `COPY (SELECT ${columns} FROM ${from}) TO STDOUT`;
+      const rows = new PgCopyRows(
+        sql,
+        writers,
+        table.hasKey ? table.keyColumns : [],
+        chunkRows,
+        pool,
+      );
+      this.client.query(rows);
+      return rows;
+    };
+    let current: PgCopyRows | null = copy(after ? after.map(keyText) : null);
     try {
-      await this.client.query(`DECLARE replicant_whole NO SCROLL CURSOR FOR ${select}`);
-      while (true) {
-        const res = await this.client.query({
-          text: `FETCH ${chunkRows} FROM replicant_whole`,
-          rowMode: "array",
-        });
-        if (res.rows.length > 0) yield decodeRows(res.rows, decoders);
-        if (res.rows.length < chunkRows) break;
+      while (current !== null) {
+        const running: PgCopyRows = current;
+        const batch = await running.next();
+        if (batch === null) {
+          await running.finished;
+          break;
+        }
+        if (table.hasKey) {
+          // A keyset chunk is one COPY: once it is over, start the next one before handing
+          // this one out, so reading overlaps the consumer's work.
+          await running.finished;
+          current = batch.rows === chunkRows ? copy(running.lastKey) : null;
+        }
+        yield batch;
+        running.release(batch);
       }
-      await this.client.query("CLOSE replicant_whole");
     } catch (err) {
       if (err instanceof SourceError) throw err;
       throw new SourceError(`Cannot read ${what}: ${(err as Error).message}`, what, { cause: err });
+    } finally {
+      // Given up early (the consumer stopped, or failed): the connection is busy until the
+      // rest of that COPY has been read.
+      if (current !== null && !current.done) this.#draining = current.discard();
     }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#draining) {
+      // Reading the rest of a whole table could take long; the transaction only read.
+      await this.client.end().catch(() => {});
+      return;
+    }
     await this.client.query("COMMIT").catch(() => {});
     await this.client.end().catch(() => {});
   }
 }
 
-function decodeRows(rows: (string | null)[][], decoders: JsonFragmentDecoder[]): JsonRowBatch {
-  const n = decoders.length;
-  const batch = new JsonRowBatch(n, 64 * 1024, rows.length * n);
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r];
-    for (let i = 0; i < n; i++) batch.pushFragment(decoders[i](row[i]));
-    batch.endRow();
-  }
-  return batch;
+/** A key value of the last chunk as an SQL literal of the key column's type. */
+function keyLiteral(v: string | null, type: string): string {
+  if (v === null) return "NULL";
+  return `E'${v.replaceAll("\\", "\\\\").replaceAll("'", "''")}'::${type}`;
 }
 
 /** A key value read back from a stream, as PostgreSQL input text. */

@@ -321,53 +321,99 @@ function arrayDecoder(element: JsonFragmentDecoder, delimiter: string): JsonFrag
 // ---------------------------------------------------------------------------------------
 // Choosing the decoder
 
+/**
+ * How a type's text becomes JSON, one name per conversion of the table above; the byte
+ * writers of `pg_text_bytes.ts` follow the same kinds.
+ */
+export type PgValueKind =
+  | "number" // text is a JSON number: int2, int4, oid
+  | "json" // text is JSON: json, jsonb
+  | "quoted" // text needs quotes, never escapes: numeric, date, time, uuid, inet…
+  | "string" // any text: JSON string with escaping
+  | "bool"
+  | "int8"
+  | "float"
+  | "bytea"
+  | "timestamp"
+  | "timestamptz"
+  | "vector" // int2vector, oidvector
+  | "array";
+
 /** Built-in types with a conversion other than "JSON string of the text". */
-const BY_OID: ReadonlyMap<number, JsonFragmentDecoder> = new Map<number, JsonFragmentDecoder>([
-  [16, bool],
-  [17, bytea],
-  [20, int8],
-  [21, asIs], // int2
-  [22, numberVector], // int2vector
-  [23, asIs], // int4
-  [26, asIs], // oid
-  [30, numberVector], // oidvector
-  [114, jsonVerbatim], // json
-  [3802, jsonVerbatim], // jsonb
-  [700, float], // float4
-  [701, float], // float8
-  [1700, quoted], // numeric
-  [1082, quoted], // date
-  [1083, quoted], // time
-  [1114, timestamp],
-  [1184, timestamptz],
-  [1186, quoted], // interval
-  [1266, quoted], // timetz
-  [1560, quoted], // bit
-  [1562, quoted], // varbit
-  [2950, quoted], // uuid
-  [869, quoted], // inet
-  [650, quoted], // cidr
-  [829, quoted], // macaddr
-  [774, quoted], // macaddr8
-  [3220, quoted], // pg_lsn
+const BY_OID: ReadonlyMap<number, PgValueKind> = new Map<number, PgValueKind>([
+  [16, "bool"],
+  [17, "bytea"],
+  [20, "int8"],
+  [21, "number"], // int2
+  [22, "vector"], // int2vector
+  [23, "number"], // int4
+  [26, "number"], // oid
+  [30, "vector"], // oidvector
+  [114, "json"], // json
+  [3802, "json"], // jsonb
+  [700, "float"], // float4
+  [701, "float"], // float8
+  [1700, "quoted"], // numeric
+  [1082, "quoted"], // date
+  [1083, "quoted"], // time
+  [1114, "timestamp"],
+  [1184, "timestamptz"],
+  [1186, "quoted"], // interval
+  [1266, "quoted"], // timetz
+  [1560, "quoted"], // bit
+  [1562, "quoted"], // varbit
+  [2950, "quoted"], // uuid
+  [869, "quoted"], // inet
+  [650, "quoted"], // cidr
+  [829, "quoted"], // macaddr
+  [774, "quoted"], // macaddr8
+  [3220, "quoted"], // pg_lsn
 ]);
+
+const SCALAR_DECODERS: Record<Exclude<PgValueKind, "array">, JsonFragmentDecoder> = {
+  number: asIs,
+  json: jsonVerbatim,
+  quoted,
+  string: jsonString,
+  bool,
+  int8,
+  float,
+  bytea,
+  timestamp,
+  timestamptz,
+  vector: numberVector,
+};
 
 const MAX_TYPE_DEPTH = 32;
 
-function choose(oid: number, catalog: PgTypeCatalog, depth: number): JsonFragmentDecoder {
+/** The type with its domains resolved: its kind and, for arrays, the element type. */
+function resolve(
+  oid: number,
+  catalog: PgTypeCatalog,
+  depth: number,
+): { kind: PgValueKind; oid: number } {
   const builtin = BY_OID.get(oid);
-  if (builtin !== undefined) return builtin;
+  if (builtin !== undefined) return { kind: builtin, oid };
   const info: PgTypeInfo | undefined = catalog.get(oid);
-  if (info === undefined || depth > MAX_TYPE_DEPTH) return jsonString;
-  if (info.baseOid !== 0) return choose(info.baseOid, catalog, depth + 1); // domain
-  if (info.category === "A" && info.elementOid !== 0) {
-    const element = catalog.get(info.elementOid);
-    return arrayDecoder(
-      choose(info.elementOid, catalog, depth + 1),
-      element?.delimiter ?? ",",
-    );
-  }
-  return jsonString; // text types, enums, money, xml, composite, range, unknown…
+  if (info === undefined || depth > MAX_TYPE_DEPTH) return { kind: "string", oid };
+  if (info.baseOid !== 0) return resolve(info.baseOid, catalog, depth + 1); // domain
+  if (info.category === "A" && info.elementOid !== 0) return { kind: "array", oid };
+  return { kind: "string", oid }; // text types, enums, money, xml, composite, range, unknown…
+}
+
+function choose(oid: number, catalog: PgTypeCatalog, depth: number): JsonFragmentDecoder {
+  const { kind, oid: resolved } = resolve(oid, catalog, depth);
+  if (kind !== "array") return SCALAR_DECODERS[kind];
+  const elementOid = catalog.get(resolved)!.elementOid;
+  return arrayDecoder(
+    choose(elementOid, catalog, depth + 1),
+    catalog.get(elementOid)?.delimiter ?? ",",
+  );
+}
+
+/** How values of type `oid` become JSON (domains resolved to their base type). */
+export function pgTextDecoderKind(oid: number, catalog: PgTypeCatalog): PgValueKind {
+  return resolve(oid, catalog, 0).kind;
 }
 
 /**

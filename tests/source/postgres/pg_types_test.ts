@@ -18,6 +18,8 @@
 import assert from "node:assert/strict";
 import pg from "pg";
 import { pgTextDecoder } from "../../../src/source/postgres/pg_text_decoder.ts";
+import { pgTextByteWriter } from "../../../src/source/postgres/pg_text_bytes.ts";
+import { PgCopyRows } from "../../../src/source/postgres/pg_copy_rows.ts";
 import {
   PG_TYPE_CATALOG_SQL,
   PgTypeCatalog,
@@ -328,6 +330,20 @@ const ROWS: Array<Record<string, string>> = [
     c_big_id: "-9007199254740992",
   },
   {
+    // Text that COPY escapes, or that looks like its escapes.
+    c_text: String.raw`'\N'`,
+    c_varchar: "(SELECT string_agg(chr(c), '') FROM generate_series(1, 31) c) || chr(127)",
+    c_name: String.raw`E'\\x41\\101\\\\ \\t\\'`,
+    c_bpchar: String.raw`E'\t\r\n\b\f\v'`,
+    c_json: String.raw`E'{"a":\n\t"b\\tc\\"\\\\",\r\n"\\u0000x": "\\\\N"}'`,
+    c_jsonb: String.raw`E'{"k\\n": "\\t\\\\ ☃"}'`,
+    c_bytea: String.raw`'\x5c4e09'`,
+    c_mood: String.raw`'quote"back\slash'`,
+    c_text_arr: String.raw`ARRAY[E'\\N', E'tab\there', E'\\', '"']`,
+    c_xml: String.raw`E'<x a="\\t">\t\n</x>'`,
+    c_int8: "12",
+  },
+  {
     c_int8: "-9007199254740992",
     c_numeric: "'0.0'",
     c_float4: "'0.1'",
@@ -419,6 +435,39 @@ Deno.test({
         pgTextDecoder(f.dataTypeID, catalog)
       );
 
+      // The snapshot's byte path: the same rows through COPY, in batches of 3 rows, rows
+      // read from the socket by PgCopyRows (as the snapshot does) and parsed by pg.
+      const writers = COLUMNS.map((c) => pgTextByteWriter(typeOf.get(c.name)!, catalog));
+      const copyRows = async (takeOver: boolean) => {
+        const copy = new PgCopyRows(
+          `COPY (SELECT ${names.join(", ")} FROM ${S}.t ORDER BY id) TO STDOUT`,
+          writers,
+          [],
+          3,
+          [],
+          takeOver,
+        );
+        client.query(copy);
+        const rows: Uint8Array[][] = [];
+        for (let batch; (batch = await copy.next()) !== null;) {
+          assert.ok(batch.rows <= 3);
+          for (let r = 0, k = 0; r < batch.rows; r++) {
+            const row: Uint8Array[] = [];
+            for (let i = 0; i < COLUMNS.length; i++, k++) {
+              row.push(batch.bytes.slice(batch.start(k), batch.end(k)));
+            }
+            rows.push(row);
+          }
+          copy.release(batch);
+        }
+        await copy.finished;
+        return rows;
+      };
+      const copied = await copyRows(true);
+      assert.equal(copied.length, ROWS.length);
+      assert.deepEqual(await copyRows(false), copied);
+      const utf8 = new TextEncoder();
+
       const failures: string[] = [];
       let checked = 0;
       for (const [r, row] of (data.rows as (string | null)[][]).entries()) {
@@ -430,6 +479,13 @@ Deno.test({
           const where = `row ${r + 1} ${col.name} (${col.type}) text ${JSON.stringify(raw)}`;
           const fragment = decoders[i](raw);
           checked++;
+          if (String(utf8.encode(fragment)) !== String(copied[r][i])) {
+            failures.push(
+              `${where}: COPY bytes give ${
+                JSON.stringify(new TextDecoder().decode(copied[r][i]))
+              }, the string decoder ${JSON.stringify(fragment)}`,
+            );
+          }
           if (fragment !== byResultOid[i](raw)) {
             failures.push(
               `${where}: decodes differently by result OID ${data.fields[i].dataTypeID}`,
