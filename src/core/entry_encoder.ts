@@ -1,4 +1,4 @@
-import type { ChangeEvent, Op, RowFragments, SourcePosition } from "./change_event.ts";
+import type { ChangeEvent, EventRows, Op, RowFragments, SourcePosition } from "./change_event.ts";
 import { qualifiedName, type TableId, type TableSchema } from "./table_schema.ts";
 import { ByteSlice, type EntryField, WrappedField } from "./entry_field.ts";
 import type { JsonRowBatch } from "./json_row_batch.ts";
@@ -76,6 +76,33 @@ interface BytePlan {
   >;
   /** Constant bytes of one row, apart from the per-chunk end of its value. */
   perRow: number;
+  /** Streamed changes (see #encodeBytes): the payload's constant parts. */
+  beforeOpen: Uint8Array;
+  afterOpen: Uint8Array;
+  sourceOpen: Uint8Array;
+  sourceHead: Uint8Array;
+  sourceStreaming: Uint8Array;
+  opOpen: Uint8Array;
+  tsOpen: Uint8Array;
+  ops: Record<Op, ByteSlice>;
+}
+
+/**
+ * Streamed changes are written into a shared arena: a new one when the rest is too small.
+ * An old arena lives on while entries of it wait for Redis, then goes with them.
+ */
+const ARENA_BYTES = 1024 * 1024;
+let arena = new Uint8Array(0);
+let arenaUsed = 0;
+
+/** Writes `s` as UTF-8 (ASCII by a loop; `out` has room for 3 bytes per unit). */
+function writeAscii(out: Uint8Array, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return p + utf8.encodeInto(s.substring(i), out.subarray(p)).written;
+    out[p++] = c;
+  }
+  return p;
 }
 
 /** Value of a tombstone entry (SPEC §4). */
@@ -181,6 +208,9 @@ export class TableEntryEncoder<W extends boolean = false> {
 
   /** Field/value list of the entry for one event, plus a tombstone after deletes. */
   encode(event: ChangeEvent, nowMs: number): FieldOf<W>[][] {
+    if (event.rows !== undefined && this.#wrap) {
+      return this.#encodeBytes(event, event.rows, nowMs) as FieldOf<W>[][];
+    }
     const row = event.after ?? event.before;
     const key = this.keyPayload(row);
     const entry = this.#encodeOne(event.op, key, event.before, event.after, event.position, nowMs);
@@ -293,6 +323,157 @@ export class TableEntryEncoder<W extends boolean = false> {
     return { entries, buffer: out };
   }
 
+  /**
+   * `encode` of an event whose rows are bytes (wrapping encoders only): the same JSON, written
+   * into the shared arena; keys and values are slices of it.
+   */
+  #encodeBytes(event: ChangeEvent, rows: EventRows, nowMs: number): EntryField[][] {
+    const plan = this.#bytes ??= this.#bytePlan();
+    const { batch, before, after } = rows;
+    const src = batch.bytes;
+    const columns = batch.columns;
+    const position = event.position;
+    const fields = position.fields;
+    const rowBytes = (r: number) =>
+      r < 0 ? 4 : batch.start((r + 1) * columns) - batch.start(r * columns);
+    const need = 2 * (rowBytes(before) + rowBytes(after)) + 2 * plan.perRow +
+      3 * (fields.length + plan.sourceStreaming.length) + 160;
+    let out = arena;
+    let p = arenaUsed;
+    if (out.length - p < need) {
+      out = arena = new Uint8Array(Math.max(ARENA_BYTES, need));
+      p = 0;
+    }
+    const c = plan.consts;
+    const keyRow = after >= 0 ? after : before;
+    const kc = this.#keyColumns;
+    let keyPayload: EntryField = c.default;
+    if (kc.length > 0 && keyRow >= 0) {
+      const k0 = p;
+      const base = keyRow * columns;
+      for (let i = 0; i < kc.length; i++) {
+        const prefix = plan.keyPrefixes[i];
+        p = put(out, p, prefix, 0, prefix.length);
+        const k = base + kc[i];
+        p = put(out, p, src, batch.start(k), batch.end(k));
+      }
+      out[p++] = 0x7d; // }
+      keyPayload = new ByteSlice(out, k0, p);
+    }
+    const fieldsFormat = this.#format === "fields";
+    const op = plan.ops[event.op];
+    let entry: EntryField[];
+    if (fieldsFormat) {
+      const b0 = p;
+      p = this.#writeRow(out, p, batch, before, plan);
+      const b = new ByteSlice(out, b0, p);
+      const a0 = p;
+      p = this.#writeRow(out, p, batch, after, plan);
+      const a = new ByteSlice(out, a0, p);
+      const s0 = p;
+      p = this.#writeSource(out, p, position, plan);
+      const source = new ByteSlice(out, s0, p);
+      const t0 = p;
+      p = writeAscii(out, p, String(nowMs));
+      entry = [
+        c.op,
+        op,
+        c.table,
+        c.tableName,
+        c.key,
+        keyPayload,
+        c.before,
+        b,
+        c.after,
+        a,
+        c.source,
+        source,
+        c.ts_ms,
+        new ByteSlice(out, t0, p),
+      ];
+    } else {
+      const v0 = p;
+      p = put(out, p, plan.beforeOpen, 0, plan.beforeOpen.length);
+      p = this.#writeRow(out, p, batch, before, plan);
+      p = put(out, p, plan.afterOpen, 0, plan.afterOpen.length);
+      p = this.#writeRow(out, p, batch, after, plan);
+      p = put(out, p, plan.sourceOpen, 0, plan.sourceOpen.length);
+      p = this.#writeSource(out, p, position, plan);
+      p = put(out, p, plan.opOpen, 0, plan.opOpen.length);
+      p = put(out, p, op.bytes, op.start, op.end);
+      p = put(out, p, plan.tsOpen, 0, plan.tsOpen.length);
+      p = writeAscii(out, p, String(nowMs));
+      out[p++] = 0x7d; // }
+      let value: EntryField = new ByteSlice(out, v0, p);
+      if (this.#valueSchemaOpen !== "") value = new WrappedField(this.#valueSchemaOpen, value);
+      entry = this.#format === "compact" ? [this.#byteKey(keyPayload), value] : [
+        c.key,
+        this.#byteKey(keyPayload),
+        c.value,
+        value,
+      ];
+    }
+    arenaUsed = p;
+    if (event.op !== "d" || !this.#tombstones) return [entry];
+    switch (this.#format) {
+      case "compact":
+        return [entry, [entry[0], TOMBSTONE_VALUE]];
+      case "extended":
+        return [entry, ["key", entry[1], "value", TOMBSTONE_VALUE]];
+      case "fields":
+        return [entry, ["op", "tombstone", "table", this.#tableName, "key", keyPayload]];
+    }
+  }
+
+  /** A key payload with its schema half; the literal `default` stays bare. */
+  #byteKey(keyPayload: EntryField): EntryField {
+    if (this.#keySchemaOpen === "" || !(keyPayload instanceof ByteSlice)) return keyPayload;
+    if (keyPayload === this.#bytes!.consts.default) return TOMBSTONE_VALUE;
+    return new WrappedField(this.#keySchemaOpen, keyPayload);
+  }
+
+  /** A row's JSON object (or `null`) from its fragments. */
+  #writeRow(out: Uint8Array, p: number, batch: JsonRowBatch, row: number, plan: BytePlan) {
+    if (row < 0) {
+      out[p] = 0x6e; // n
+      out[p + 1] = 0x75; // u
+      out[p + 2] = 0x6c; // l
+      out[p + 3] = 0x6c; // l
+      return p + 4;
+    }
+    const columns = batch.columns;
+    if (columns === 0) {
+      out[p] = 0x7b; // {
+      out[p + 1] = 0x7d; // }
+      return p + 2;
+    }
+    const src = batch.bytes;
+    const prefixes = plan.columnPrefixes;
+    let k = row * columns;
+    let s = batch.start(k);
+    for (let i = 0; i < columns; i++, k++) {
+      p = put(out, p, prefixes[i], 0, prefixes[i].length);
+      const e = batch.end(k);
+      p = put(out, p, src, s, e);
+      s = e;
+    }
+    out[p++] = 0x7d; // }
+    return p;
+  }
+
+  /** The `source` block of a streamed change. */
+  #writeSource(out: Uint8Array, p: number, position: SourcePosition, plan: BytePlan): number {
+    p = put(out, p, plan.sourceHead, 0, plan.sourceHead.length);
+    p = writeAscii(out, p, String(position.tsMs));
+    p = put(out, p, plan.sourceStreaming, 0, plan.sourceStreaming.length);
+    if (position.fields !== "") {
+      out[p++] = 0x2c; // ,
+      p = writeAscii(out, p, position.fields);
+    }
+    out[p++] = 0x7d; // }
+    return p;
+  }
+
   /** The constant parts of this table's entries as bytes (see encodeReadBatch). */
   #bytePlan(): BytePlan {
     const enc = (s: string) => utf8.encode(s);
@@ -320,7 +501,22 @@ export class TableEntryEncoder<W extends boolean = false> {
     let at = 0;
     for (const n of names) consts[n] = new ByteSlice(all, at, at += n.length);
     consts.tableName = new ByteSlice(all, at, all.length);
+    const ops = enc("rcudt");
     const plan: BytePlan = {
+      beforeOpen: enc('{"before":'),
+      afterOpen: enc(',"after":'),
+      sourceOpen: enc(',"source":'),
+      sourceHead: enc(this.#sourceOpen),
+      sourceStreaming: enc(this.#sourceTableStreaming),
+      opOpen: enc(',"op":"'),
+      tsOpen: enc('","ts_ms":'),
+      ops: {
+        r: new ByteSlice(ops, 0, 1),
+        c: new ByteSlice(ops, 1, 2),
+        u: new ByteSlice(ops, 2, 3),
+        d: new ByteSlice(ops, 3, 4),
+        t: new ByteSlice(ops, 4, 5),
+      },
       keyStart: enc(keyOpen + (this.#keyPrefixes[0] ?? "")),
       keyPrefixes: this.#keyPrefixes.map(enc),
       keyEnd: enc(keyOpen === "" ? "}" : "}}"),

@@ -4,6 +4,7 @@ import { type EntryOptions, TableEntryEncoder } from "../../src/core/entry_encod
 import type { TableSchema } from "../../src/core/table_schema.ts";
 import { ByteSlice, entryText, WrappedField } from "../../src/core/entry_field.ts";
 import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
+import { BatchChangeEvent, type ChangeEvent, type Op } from "../../src/core/change_event.ts";
 
 const table: TableSchema = {
   id: { catalog: "shop", schema: "public", table: "orders" },
@@ -236,4 +237,74 @@ Deno.test("encodeReadBatch reuses a large enough buffer and grows a small one", 
     grown.entries.map(entryText),
     TRICKY.map((row) => enc.encodeRead(row, position, 3)),
   );
+});
+
+Deno.test("streamed changes with byte rows encode like their text rows, every format and op", () => {
+  const tables: [string, TableSchema][] = [
+    ["single key", table],
+    ["composite key", tableWith([2, 0], true)],
+    ["no key (all columns)", tableWith([0, 1, 2], false)],
+    ["no columns", tableWith([], false, [])],
+  ];
+  const positions = [
+    position,
+    { tsMs: 1, fields: '"server_id":1,"gtid":"0-1-9","file":"bin.000001","pos":4,"row":0' },
+    { tsMs: 2, fields: '"file":"bïn☃.000001"' },
+  ];
+  for (const [what, t] of tables) {
+    const rows = t.columns.length === 0 ? [[], [], []] : TRICKY;
+    const batch = JsonRowBatch.fromRows(t.columns.length, rows);
+    const events: [Op, number, number][] = [
+      ["c", -1, 0],
+      ["u", 1, 2],
+      ["u", -1, 2],
+      ["d", 1, -1],
+      ["d", -1, -1],
+      ["t", -1, -1],
+    ];
+    for (const format of ["compact", "extended", "fields"] as const) {
+      for (const includeSchema of [true, false]) {
+        for (const tombstones of [true, false]) {
+          const opts = options({ format, includeSchema, tombstones, replicationId: "r☃" });
+          const enc = new TableEntryEncoder(t, opts, true);
+          for (const [op, before, after] of events) {
+            for (const pos of positions) {
+              const label = `${what}, ${format}, schema ${includeSchema}, ${op} ${before}/${after}`;
+              const bytes = new BatchChangeEvent(t, op, { batch, before, after }, pos);
+              const text: ChangeEvent = {
+                table: t,
+                op,
+                before: before < 0 ? null : rows[before],
+                after: after < 0 ? null : rows[after],
+                position: pos,
+              };
+              const got = enc.encode(bytes, 42);
+              assert.deepEqual(got.map(entryText), enc.encode(text, 42).map(entryText), label);
+              for (const f of got[0]) {
+                if (f instanceof WrappedField) assert.ok(f.body instanceof ByteSlice, label);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("streamed changes fill an arena and move to a new one when it is full", () => {
+  const enc = new TableEntryEncoder(table, options({ includeSchema: false }), true);
+  const big = [["1", JSON.stringify("x".repeat(300_000)), "null"]];
+  const batch = JsonRowBatch.fromRows(3, big);
+  const entries = [];
+  for (let i = 0; i < 8; i++) {
+    entries.push(
+      enc.encode(new BatchChangeEvent(table, "c", { batch, before: -1, after: 0 }, position), i),
+    );
+  }
+  // Every entry is still intact after the arena was replaced several times.
+  for (let i = 0; i < 8; i++) {
+    const value = JSON.parse(entryText(entries[i][0])[1]);
+    assert.equal(value.ts_ms, i);
+    assert.equal(value.after.note.length, 300_000);
+  }
 });

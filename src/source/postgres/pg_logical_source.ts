@@ -28,6 +28,7 @@ import { pgConnectType, type PgTable, readPgTables } from "./pg_schema_reader.ts
 import type { SchemaHistory } from "../../schema/schema_history.ts";
 import { type JsonFragmentDecoder, pgTextDecoder } from "./pg_text_decoder.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
+import { pgJsonRoom, pgTextByteWriter } from "./pg_text_bytes.ts";
 import {
   decodePgoutput,
   type RawMessage,
@@ -81,8 +82,12 @@ interface SelectedRelation {
 /** Writes the JSON of the text value `buf[start, end)` as the next fragment of `batch`. */
 type PgValueWriter = (buf: Buffer, start: number, end: number, batch: JsonRowBatch) => void;
 
-function stringWriter(decode: JsonFragmentDecoder): PgValueWriter {
-  return (buf, start, end, batch) => batch.pushFragment(decode(buf.toString("utf8", start, end)));
+function valueWriter(oid: number, catalog: PgTypeCatalog): PgValueWriter {
+  const write = pgTextByteWriter(oid, catalog);
+  return (buf, start, end, batch) => {
+    batch.room(pgJsonRoom(end - start));
+    write(buf, start, end, batch);
+  };
 }
 type Relation = SelectedRelation | { selected: false; id: TableId };
 
@@ -456,7 +461,7 @@ export class PgLogicalSource implements StreamingSource {
     }
     const schema: TableSchema = { id, columns, keyColumns, hasKey };
     const decoders = relIndex.map((ri) => pgTextDecoder(msg.columns[ri].typeOid, this.catalog));
-    const writers = decoders.map(stringWriter);
+    const writers = relIndex.map((ri) => valueWriter(msg.columns[ri].typeOid, this.catalog));
     this.#relations.set(msg.relationOid, {
       selected: true,
       schema,
