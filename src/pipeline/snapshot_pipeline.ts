@@ -257,7 +257,8 @@ export class SnapshotPipeline {
         if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
         await this.sink.awaitMemory(this.signal, this.log);
         t0 = performance.now(); // issue 8: metrics
-        errors = (await this.sink.appendVia(slot, stream, pending)).errors;
+        // Snapshot entries need no ids back: order and undo do not matter here.
+        errors = (await this.sink.appendVia(slot, stream, pending, false)).errors;
       } catch (err) {
         errors = pending.map(() => err as Error);
         unknown = true;

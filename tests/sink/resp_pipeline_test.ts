@@ -198,6 +198,27 @@ for (const encoding of ENCODINGS) {
     });
   });
 
+  Deno.test(`resp: without ids, landed entries reply "" and errors stay (${encoding})`, async () => {
+    await withRedis(async (redis) => {
+      const conn = await open(encoding);
+      try {
+        const stream = `${prefix}noids:${encoding}`;
+        const wrong = `${prefix}noids-string:${encoding}`;
+        await redis.set(wrong, "not a stream");
+        const replies = await conn.xaddBatch(stream, [entry(1), entry(2)], 0, false);
+        assert.deepEqual(replies, ["", ""]);
+        const [bad] = await conn.xaddBatch(wrong, [entry(3)], 0, false);
+        assert.match((bad as Error).message, /WRONGTYPE/);
+        // Ids again for the next caller that wants them, on the same connection.
+        const ids = await conn.xaddBatch(stream, [entry(4)]);
+        assert.match(ids[0] as string, /^\d+-\d+$/);
+        assert.equal(await redis.xlen(stream), 3);
+      } finally {
+        await conn.close();
+      }
+    });
+  });
+
   Deno.test(`resp: MAXLEN ~ trims the stream (${encoding})`, async () => {
     await withRedis(async () => {
       const conn = await open(encoding);

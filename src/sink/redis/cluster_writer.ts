@@ -118,6 +118,7 @@ export class ClusterWriter {
     stream: string,
     entries: EntryField[][],
     asking: boolean,
+    ids: boolean,
   ): Promise<(string | Error)[]> {
     let conn: RespPipeline;
     try {
@@ -127,7 +128,7 @@ export class ClusterWriter {
       throw err;
     }
     try {
-      return await sendBatch(conn, stream, entries, this.options, node, asking);
+      return await sendBatch(conn, stream, entries, this.options, node, asking, ids);
     } catch (err) {
       if (err instanceof RedisConnectionError) {
         this.refreshSlots().catch(() => {});
@@ -143,10 +144,20 @@ export class ClusterWriter {
     await waitForReplicas(await this.#conn(writer, node), stream, this.options, node);
   }
 
-  /** XADDs a batch to the node owning the stream; one reply per entry (id or Error). */
-  append(writer: number, stream: string, entries: EntryField[][]): Promise<(string | Error)[]> {
+  /**
+   * XADDs a batch to the node owning the stream; one reply per entry (id, `""` without
+   * `ids`, or Error).
+   */
+  append(
+    writer: number,
+    stream: string,
+    entries: EntryField[][],
+    ids = true,
+  ): Promise<(string | Error)[]> {
     const previous = this.#chains.get(stream);
-    const run = (previous ?? Promise.resolve()).then(() => this.#append(writer, stream, entries));
+    const run = (previous ?? Promise.resolve()).then(() =>
+      this.#append(writer, stream, entries, ids)
+    );
     const settled = run.catch(() => {});
     this.#chains.set(stream, settled);
     settled.then(() => {
@@ -155,10 +166,10 @@ export class ClusterWriter {
     return run;
   }
 
-  async #append(writer: number, stream: string, entries: EntryField[][]) {
+  async #append(writer: number, stream: string, entries: EntryField[][], ids: boolean) {
     const slot = keySlot(stream);
     let node = await this.#ownerOf(slot);
-    const replies = await this.#send(writer, node, stream, entries, false);
+    const replies = await this.#send(writer, node, stream, entries, false, ids);
     let asking = false;
     for (let hop = 0; hop < MAX_HOPS; hop++) {
       const redirected: number[] = [];
@@ -187,6 +198,7 @@ export class ClusterWriter {
         stream,
         redirected.map((i) => entries[i]),
         asking,
+        ids,
       );
       redirected.forEach((i, j) => (replies[i] = again[j]));
     }

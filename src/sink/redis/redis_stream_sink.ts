@@ -148,15 +148,20 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
   /**
    * XADD a batch through the slot's raw RESP connection: one write for the whole batch and
    * every reply checked on its own. A lost connection rejects (retriable); the next call
-   * reconnects.
+   * reconnects. With `ids` false, the id of each entry that landed is `""`.
    */
-  async appendVia(slot: number, stream: string, entries: EntryField[][]): Promise<BatchResult> {
-    if (this.#cluster) return resultOf(await this.#cluster.append(slot, stream, entries));
+  async appendVia(
+    slot: number,
+    stream: string,
+    entries: EntryField[][],
+    ids = true,
+  ): Promise<BatchResult> {
+    if (this.#cluster) return resultOf(await this.#cluster.append(slot, stream, entries, ids));
     const writer = await this.#writer(slot);
     const clientId = this.#writerIds[slot];
     let replies: (string | Error)[];
     try {
-      replies = await sendBatch(writer, stream, entries, this.options, this.#where);
+      replies = await sendBatch(writer, stream, entries, this.options, this.#where, false, ids);
     } catch (err) {
       if (err instanceof RedisConnectionError) Object.assign(err, { lostClientId: clientId });
       throw err;

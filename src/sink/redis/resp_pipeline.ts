@@ -52,6 +52,8 @@ export class RedisConnectionError extends Error {
 /** One request waiting for replies: a batch (`count` replies) or a single command. */
 interface Pending {
   batch: boolean;
+  /** Whether the batch's caller wants the ids; if not, each landed entry is `""`. */
+  ids: boolean;
   count: number;
   got: number;
   replies: (string | Error)[] | null;
@@ -246,15 +248,22 @@ export class RespPipeline {
   /**
    * XADDs every entry (`XADD stream [MAXLEN ~ maxLen] * f1 v1 …`) with one write; resolves
    * with one reply per entry in order: the id, or an Error carrying Redis's message.
-   * Rejects (whole batch) only when the connection is lost.
+   * Rejects (whole batch) only when the connection is lost. With `ids` false a landed
+   * entry's reply is `""`: no string is made per entry for callers that need no ids.
    */
-  xaddBatch(stream: string, entries: EntryField[][], maxLen = 0): Promise<(string | Error)[]> {
+  xaddBatch(
+    stream: string,
+    entries: EntryField[][],
+    maxLen = 0,
+    ids = true,
+  ): Promise<(string | Error)[]> {
     if (this.#dead || this.#closing) return Promise.reject(this.#unusable());
     if (entries.length === 0) return Promise.resolve([]);
     return new Promise<(string | Error)[]>((resolve, reject) => {
       this.#submit({
         pending: {
           batch: true,
+          ids,
           count: entries.length,
           got: 0,
           replies: new Array(entries.length),
@@ -275,7 +284,7 @@ export class RespPipeline {
     const data = Buffer.from(encodeCommand(args));
     return new Promise((resolve, reject) => {
       this.#submit({
-        pending: { batch: false, count: 1, got: 0, replies: null, resolve, reject },
+        pending: { batch: false, ids: true, count: 1, got: 0, replies: null, resolve, reject },
         stream: "",
         entries: null,
         maxLen: 0,
@@ -621,7 +630,8 @@ export class RespPipeline {
               this.#waitFor(start, pos - start + n + 2);
               return;
             }
-            value = decodeBulk(buf, pos, pos + n);
+            const p = this.#stack.length === 0 ? this.#queue[this.#head] : undefined;
+            value = p !== undefined && !p.ids ? "" : decodeBulk(buf, pos, pos + n);
             pos += n + 2;
           }
         } else if (type === 58) {

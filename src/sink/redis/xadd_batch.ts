@@ -43,15 +43,16 @@ export function sendBatch(
   options: AppendOptions,
   where: string,
   asking = false,
+  ids = true,
 ): Promise<(string | Error)[]> {
   const max = options.maxStreamLength;
   let sent: Promise<(string | Error)[]>;
-  if (!asking) sent = conn.xaddBatch(stream, entries, max);
+  if (!asking) sent = conn.xaddBatch(stream, entries, max, ids);
   else {
     // ASKING holds for the next command only: one ASKING before each XADD, all in one go.
     const each = entries.map((fields) => {
       conn.command("ASKING").catch(() => {});
-      return conn.xaddBatch(stream, [fields], max);
+      return conn.xaddBatch(stream, [fields], max, ids);
     });
     sent = Promise.all(each).then((r) => r.map((x) => x[0]));
   }

@@ -2,7 +2,8 @@
  * Rows of one `COPY (…) TO STDOUT` (text format) straight into JsonRowBatches: a pg
  * Submittable (`client.query(new PgCopyRows(…))`) that splits each CopyData message (one
  * row) into fields and hands every field's bytes to its column's PgByteWriter, so no string
- * is made per value. The socket is paused while a full batch waits for the consumer, which
+ * is made per value. While the rows stream it reads them off the socket itself (see the
+ * take-over below). The socket is paused while a full batch waits for the consumer, which
  * keeps the reader about one chunk ahead of it whatever the size of the result.
  *
  * @module
@@ -114,7 +115,10 @@ interface Waiter {
 }
 
 export class PgCopyRows {
-  /** Key values (COPY text, null for NULL) of the last row of the last full chunk. */
+  /**
+   * Key values as text (COPY's escapes undone; null for NULL) of the last row of the last
+   * full batch: where the next keyset chunk starts.
+   */
   lastKey: (string | null)[] | null = null;
   /** Rows parsed so far. */
   rows = 0;
@@ -323,7 +327,7 @@ export class PgCopyRows {
       );
   }
 
-  /** Parses one row (`field\tfield…\n`) into the current batch. */
+  /** One row, `src[s, e)`; a row that fails to parse fails the COPY. */
   #copyData(src: Buffer, s: number, e: number): void {
     if (this.#discarding || this.#error) return;
     try {
@@ -342,8 +346,8 @@ export class PgCopyRows {
   // stream, they are read from the socket's chunks here instead. Only CopyOutResponse and
   // CopyData are taken: at the first other message (CopyDone, an error, a notice…) pg's
   // listeners are put back and given the rest, so pg sees the end of the COPY as usual. A
-  // response that does not start as a COPY's does is left to pg from the start (rows then
-  // come through handleCopyData).
+  // response that does not start with CopyOutResponse is left to pg whole (rows, if any,
+  // then come through handleCopyData).
 
   #stream: PgStream | null = null;
   #pgListeners: DataListener[] = [];
