@@ -172,8 +172,12 @@ class PgTableReader implements TableReader {
       throw new SourceError(`Cannot read ${what}: ${(err as Error).message}`, what, { cause: err });
     } finally {
       // Given up early (the consumer stopped, or failed): the connection is busy until the
-      // rest of that COPY has been read.
-      if (current !== null && !current.done) this.#draining = current.discard();
+      // rest of that COPY has been read. A COPY that is over may still hold a batch nobody
+      // took, and with it the paused socket: discarding resumes it.
+      if (current !== null) {
+        const rest = current.discard();
+        if (!current.done) this.#draining = rest;
+      }
     }
   }
 

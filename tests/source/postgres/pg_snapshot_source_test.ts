@@ -300,3 +300,42 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "pg snapshot: given up while the next chunk's COPY is over, the reader goes on",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withSchema(async (db) => {
+      await db.query(`CREATE TABLE "${SCHEMA}".ahead (id int PRIMARY KEY)`);
+      await db.query(`INSERT INTO "${SCHEMA}".ahead SELECT generate_series(1, 150)`);
+      const snap = await PgSnapshotSource.open(endpoint(), selectTables("ahead"));
+      try {
+        const [table] = await snap.tables();
+        const reader = await snap.reader();
+        for await (const batch of reader.read(table.schema, null, 100)) {
+          assert.equal(batch.rows, 100);
+          // The second chunk's COPY has run to its end (its batch waits, the socket paused).
+          await waitFor(async () =>
+            (await db.query(
+              `SELECT 1 FROM pg_stat_activity WHERE state = 'idle in transaction'
+                 AND query LIKE 'COPY %ahead%' AND query LIKE '%WHERE%'`,
+            )).rows.length > 0, { what: "the second COPY over" });
+          break;
+        }
+        // Before the fix the socket stayed paused and this read never ended.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const again = await Promise.race([
+          readAll(reader.read(table.schema, null, 1000)),
+          new Promise<never>((_, reject) =>
+            timer = setTimeout(() => reject(new Error("the reader is stuck")), 20_000)
+          ),
+        ]).finally(() => clearTimeout(timer));
+        assert.equal(again.rows.length, 150);
+        await reader.close();
+      } finally {
+        await snap.close();
+      }
+    });
+  },
+});
