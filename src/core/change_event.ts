@@ -55,17 +55,9 @@ export class BatchChangeEvent implements ChangeEvent {
     readonly position: SourcePosition,
   ) {}
   get before(): RowFragments | null {
-    return this.#before ??= rowText(this.rows.batch, this.rows.before);
+    return this.#before ??= this.rows.before < 0 ? null : this.rows.batch.row(this.rows.before);
   }
   get after(): RowFragments | null {
-    return this.#after ??= rowText(this.rows.batch, this.rows.after);
+    return this.#after ??= this.rows.after < 0 ? null : this.rows.batch.row(this.rows.after);
   }
-}
-
-function rowText(batch: JsonRowBatch, row: number): RowFragments | null {
-  if (row < 0) return null;
-  const n = batch.columns;
-  const out: RowFragments = new Array(n);
-  for (let c = 0; c < n; c++) out[c] = batch.text(row * n + c);
-  return out;
 }

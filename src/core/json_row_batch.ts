@@ -105,14 +105,17 @@ export class JsonRowBatch {
     return true;
   }
 
+  /** Row `r` as text fragments. */
+  row(r: number): RowFragments {
+    const out: RowFragments = new Array(this.columns);
+    for (let c = 0, k = r * this.columns; c < this.columns; c++, k++) out[c] = this.text(k);
+    return out;
+  }
+
   /** The rows as text fragments (for paths that still take strings, and for tests). */
   toRows(): RowFragments[] {
     const out: RowFragments[] = new Array(this.rows);
-    for (let r = 0, k = 0; r < this.rows; r++) {
-      const row: string[] = new Array(this.columns);
-      for (let c = 0; c < this.columns; c++, k++) row[c] = this.text(k);
-      out[r] = row;
-    }
+    for (let r = 0; r < this.rows; r++) out[r] = this.row(r);
     return out;
   }
 

@@ -106,6 +106,9 @@ interface OpenTransaction {
   sortKeyPrefix: string;
 }
 
+/** zongji's error when information_schema has no columns for a table map's table. */
+const ZONGJI_NO_COLUMNS = /^Insufficient permissions to access: /;
+
 /**
  * zongji names events after their classes (`constructor.name`); a bundler that renames a
  * class clashing with another of the same name (bun: zongji's `Query` and mysql2's become
@@ -725,8 +728,8 @@ export class MysqlBinlogSource implements StreamingSource {
       zongji.on("binlog", onEvent);
       zongji.on("error", (err: Error) => {
         if (recovered(err)) return;
-        if (/^Insufficient permissions to access: /.test(err.message)) {
-          const table = err.message.replace(/^Insufficient permissions to access: /, "");
+        if (ZONGJI_NO_COLUMNS.test(err.message)) {
+          const table = err.message.replace(ZONGJI_NO_COLUMNS, "");
           return finish(
             new SourceError(
               `Cannot decode rows of ${table} near ${file}: the server no longer has this ` +
@@ -822,7 +825,7 @@ export class MysqlBinlogSource implements StreamingSource {
     };
     return (err) => {
       const f = fetching;
-      if (!f || !/^Insufficient permissions to access: /.test(err.message)) return false;
+      if (!f || !ZONGJI_NO_COLUMNS.test(err.message)) return false;
       fetching = null;
       if (!serve(f.ev, this.#known(f.ev.schemaName, f.ev.tableName)?.table)) return false;
       f.next();

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { copyBytes } from "../../core/byte_copy.ts";
+import { writeJsonEscape } from "../../core/json_escape.ts";
 import type { JsonRowBatch } from "../../core/json_row_batch.ts";
 import type { MysqlColumnType, SnapshotValueDecoder } from "./mysql_value_decoder.ts";
 
@@ -117,17 +119,6 @@ export function writeTextValue(
   }
   if (ok) batch.endFragment();
   else batch.pushFragment(decoder(src.subarray(start, end)));
-}
-
-// Copies src[start, end) to out at o; returns the new offset. `set` costs a view object, a
-// loop costs per byte: short values (most of them) go by loop.
-function copy(out: Uint8Array, o: number, src: Uint8Array, start: number, end: number): number {
-  if (end - start > 48) {
-    out.set(src.subarray(start, end), o);
-    return o + end - start;
-  }
-  for (let i = start; i < end; i++) out[o++] = src[i];
-  return o;
 }
 
 // "9007199254740991" (2^53-1): 16-digit integers above it are quoted.
@@ -262,20 +253,10 @@ function utf8Sequence(src: Uint8Array, i: number, end: number): number {
   return 0;
 }
 
-const HEX = new TextEncoder().encode("0123456789abcdef");
 /** Extra output bytes of each ASCII byte in a JSON string (JSON.stringify's escapes). */
 const ESCAPE_EXTRA = new Uint8Array(128);
 for (let c = 0; c < 0x20; c++) ESCAPE_EXTRA[c] = 5; // \u00XX
 for (const c of [0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x22, 0x5c]) ESCAPE_EXTRA[c] = 1;
-/** The letter of the two-byte escapes: \b \t \n \f \r \" \\. */
-const SHORT_ESCAPE = new Uint8Array(128);
-SHORT_ESCAPE[0x08] = 0x62;
-SHORT_ESCAPE[0x09] = 0x74;
-SHORT_ESCAPE[0x0a] = 0x6e;
-SHORT_ESCAPE[0x0c] = 0x66;
-SHORT_ESCAPE[0x0d] = 0x72;
-SHORT_ESCAPE[0x22] = 0x22;
-SHORT_ESCAPE[0x5c] = 0x5c;
 
 function writeString(batch: JsonRowBatch, src: Uint8Array, start: number, end: number): boolean {
   // First pass: validate, and size the escapes so the copy can be a straight one.
@@ -295,23 +276,12 @@ function writeString(batch: JsonRowBatch, src: Uint8Array, start: number, end: n
   const out = batch.bytes;
   let o = batch.length;
   out[o++] = 0x22;
-  if (extra === 0) o = copy(out, o, src, start, end);
+  if (extra === 0) o = copyBytes(out, o, src, start, end);
   else {
     for (let i = start; i < end; i++) {
       const c = src[i];
       if (c >= 0x80 || ESCAPE_EXTRA[c] === 0) out[o++] = c;
-      else {
-        out[o++] = 0x5c;
-        const letter = SHORT_ESCAPE[c];
-        if (letter !== 0) out[o++] = letter;
-        else {
-          out[o++] = 0x75; // u
-          out[o++] = 0x30;
-          out[o++] = 0x30;
-          out[o++] = HEX[c >> 4];
-          out[o++] = HEX[c & 15];
-        }
-      }
+      else o = writeJsonEscape(out, o, c);
     }
   }
   out[o++] = 0x22;
@@ -329,7 +299,7 @@ function writeUtf8(batch: JsonRowBatch, src: Uint8Array, start: number, end: num
     }
   }
   batch.room(end - start);
-  batch.length = copy(batch.bytes, batch.length, src, start, end);
+  batch.length = copyBytes(batch.bytes, batch.length, src, start, end);
   return true;
 }
 
@@ -406,6 +376,6 @@ function writeDouble(batch: JsonRowBatch, src: Uint8Array, start: number, end: n
   }
   if (significant > 15) return false;
   batch.room(end - start);
-  batch.length = copy(batch.bytes, batch.length, src, start, end);
+  batch.length = copyBytes(batch.bytes, batch.length, src, start, end);
   return true;
 }

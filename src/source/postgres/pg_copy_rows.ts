@@ -11,13 +11,8 @@
 
 import { Buffer } from "node:buffer";
 import { JsonRowBatch } from "../../core/json_row_batch.ts";
-import {
-  jsonString,
-  type PgByteWriter,
-  pgJsonRoom,
-  pgText,
-  writeJsonEscape,
-} from "./pg_text_bytes.ts";
+import { jsonString, type PgByteWriter, pgJsonRoom, pgText } from "./pg_text_bytes.ts";
+import { writeJsonEscape } from "../../core/json_escape.ts";
 
 /** The part of pg's Connection a Submittable uses. */
 interface PgConnection {

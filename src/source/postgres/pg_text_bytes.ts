@@ -10,6 +10,7 @@
  */
 
 import { copyBytes } from "../../core/byte_copy.ts";
+import { writeJsonEscape } from "../../core/json_escape.ts";
 import type { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { pgTextDecoder, pgTextDecoderKind } from "./pg_text_decoder.ts";
 import type { PgTypeCatalog } from "./pg_type_catalog.ts";
@@ -38,7 +39,6 @@ export function pgText(src: Uint8Array, s: number, e: number): string {
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
 
 /** Appends `src[s, e)` at `out.length` (room already made). */
 function copy(out: JsonRowBatch, src: Uint8Array, s: number, e: number): void {
@@ -58,43 +58,6 @@ const quoted: PgByteWriter = (src, s, e, out) => {
   out.bytes[out.length++] = QUOTE;
   out.endFragment();
 };
-
-/**
- * Writes byte `c`, one that JSON must escape (`"`, `\`, a control character), escaped like
- * JSON.stringify does: a short escape where JSON has one, else `\u00XX`. Returns the
- * position after it.
- */
-export function writeJsonEscape(b: Uint8Array, p: number, c: number): number {
-  b[p++] = BACKSLASH;
-  switch (c) {
-    case QUOTE:
-    case BACKSLASH:
-      b[p++] = c;
-      break;
-    case 8:
-      b[p++] = 0x62; // b
-      break;
-    case 9:
-      b[p++] = 0x74; // t
-      break;
-    case 10:
-      b[p++] = 0x6e; // n
-      break;
-    case 12:
-      b[p++] = 0x66; // f
-      break;
-    case 13:
-      b[p++] = 0x72; // r
-      break;
-    default:
-      b[p++] = 0x75; // u
-      b[p++] = 0x30;
-      b[p++] = 0x30;
-      b[p++] = HEX_DIGITS[c >> 4];
-      b[p++] = HEX_DIGITS[c & 15];
-  }
-  return p;
-}
 
 /**
  * Any text as a JSON string, escaped like JSON.stringify: `"`, `\` and the control
