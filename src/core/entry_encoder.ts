@@ -3,6 +3,7 @@ import { qualifiedName, type TableId, type TableSchema } from "./table_schema.ts
 import { ByteSlice, type EntryField, WrappedField } from "./entry_field.ts";
 import type { JsonRowBatch } from "./json_row_batch.ts";
 import { copyBytes as put } from "./byte_copy.ts";
+import { type ArenaBlock, ByteArena } from "./byte_arena.ts";
 
 export type MessageFormat = "compact" | "extended" | "fields";
 export type Connector = "postgresql" | "mysql";
@@ -88,12 +89,10 @@ interface BytePlan {
 }
 
 /**
- * Streamed changes are written into a shared arena: a new one when the rest is too small.
- * An old arena lives on while entries of it wait for Redis, then goes with them.
+ * Streamed changes are written into one shared arena; the caller holds the block of each
+ * encoded change (`lastBlock`) until Redis accepted it, then releases it.
  */
-const ARENA_BYTES = 1024 * 1024;
-let arena = new Uint8Array(0);
-let arenaUsed = 0;
+export const streamArena = new ByteArena();
 
 /** Writes `s` as UTF-8 (ASCII by a loop; `out` has room for 3 bytes per unit). */
 function writeAscii(out: Uint8Array, p: number, s: string): number {
@@ -130,6 +129,11 @@ export class TableEntryEncoder<W extends boolean = false> {
   readonly #tableName: string;
   readonly #wrap: boolean;
   #bytes: BytePlan | null = null;
+  /**
+   * The `streamArena` block the entries of the last `encode` point into (null: none); hold
+   * it while they wait for Redis, then `streamArena.release` it.
+   */
+  lastBlock: ArenaBlock | null = null;
 
   /**
    * `wrap`: schema-wrapped keys and values come as WrappedField (writers that encode the
@@ -208,6 +212,7 @@ export class TableEntryEncoder<W extends boolean = false> {
 
   /** Field/value list of the entry for one event, plus a tombstone after deletes. */
   encode(event: ChangeEvent, nowMs: number): FieldOf<W>[][] {
+    this.lastBlock = null;
     if (event.rows !== undefined && this.#wrap) {
       return this.#encodeBytes(event, event.rows, nowMs) as FieldOf<W>[][];
     }
@@ -338,12 +343,9 @@ export class TableEntryEncoder<W extends boolean = false> {
       r < 0 ? 4 : batch.start((r + 1) * columns) - batch.start(r * columns);
     const need = 2 * (rowBytes(before) + rowBytes(after)) + 2 * plan.perRow +
       3 * (fields.length + plan.sourceStreaming.length) + 160;
-    let out = arena;
-    let p = arenaUsed;
-    if (out.length - p < need) {
-      out = arena = new Uint8Array(Math.max(ARENA_BYTES, need));
-      p = 0;
-    }
+    const block = this.lastBlock = streamArena.room(need);
+    const out = block.bytes;
+    let p = block.used;
     const c = plan.consts;
     const keyRow = after >= 0 ? after : before;
     const kc = this.#keyColumns;
@@ -413,7 +415,7 @@ export class TableEntryEncoder<W extends boolean = false> {
         value,
       ];
     }
-    arenaUsed = p;
+    block.used = p;
     if (event.op !== "d" || !this.#tombstones) return [entry];
     switch (this.#format) {
       case "compact":

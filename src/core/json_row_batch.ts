@@ -1,4 +1,8 @@
 import type { RowFragments } from "./change_event.ts";
+import { writeJsonEscape } from "./json_escape.ts";
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -50,8 +54,42 @@ export class JsonRowBatch {
 
   /** Appends a whole fragment given as text. */
   pushFragment(json: string): void {
-    this.room(json.length * 3);
-    this.length += utf8.encodeInto(json, this.bytes.subarray(this.length)).written;
+    const n = json.length;
+    this.room(n * 3);
+    const b = this.bytes;
+    let p = this.length;
+    // Fragments are short and mostly ASCII: a loop costs less than a view and encodeInto.
+    for (let i = 0; i < n; i++) {
+      const c = json.charCodeAt(i);
+      if (c >= 0x80) {
+        p += utf8.encodeInto(json.slice(i), b.subarray(p)).written;
+        break;
+      }
+      b[p++] = c;
+    }
+    this.length = p;
+    this.endFragment();
+  }
+
+  /** Appends `s` as a JSON string, as `pushFragment(JSON.stringify(s))` does. */
+  pushJsonString(s: string): void {
+    const n = s.length;
+    this.room(n * 6 + 2);
+    const b = this.bytes;
+    let p = this.length;
+    b[p++] = QUOTE;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        // Non-ASCII (and lone surrogates, which JSON.stringify escapes): its rules.
+        this.pushFragment(JSON.stringify(s));
+        return;
+      }
+      if (c < 0x20 || c === QUOTE || c === BACKSLASH) p = writeJsonEscape(b, p, c);
+      else b[p++] = c;
+    }
+    b[p++] = QUOTE;
+    this.length = p;
     this.endFragment();
   }
 

@@ -2,7 +2,8 @@ import { collectGarbageHint } from "./memory_budget.ts";
 import { type EntryField, fieldLength } from "../core/entry_field.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ChangeEvent } from "../core/change_event.ts";
-import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
+import { type EntryOptions, streamArena, TableEntryEncoder } from "../core/entry_encoder.ts";
+import type { ArenaBlock } from "../core/byte_arena.ts";
 import { ReplicantError, SinkError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
@@ -132,6 +133,8 @@ interface Queued {
   op?: ChangeEvent["op"];
   table?: TableSchema;
   tsMs: number;
+  /** The arena block the entries point into, released when Redis accepted them. */
+  block?: ArenaBlock | null;
 }
 
 class StreamWriter {
@@ -450,6 +453,8 @@ export class RealtimePipeline {
         if (floor !== undefined && key !== undefined && key <= floor) continue;
       }
       const entries = route.encoder.encode(ev, now);
+      const block = route.encoder.lastBlock;
+      if (block !== null) streamArena.hold(block);
       let bytes = 64;
       for (const e of entries) for (const f of e) bytes += fieldLength(f);
       this.#checkpointer.add(tx);
@@ -461,6 +466,7 @@ export class RealtimePipeline {
         op: ev.op, // issue 8: metrics
         table,
         tsMs: ev.position.tsMs,
+        block,
       });
       this.#bytes += bytes;
       touched.add(w);
@@ -490,6 +496,7 @@ export class RealtimePipeline {
   #accept(q: Queued): void {
     this.#checkpointer.accepted(q.tx);
     this.#bytes -= q.bytes;
+    if (q.block) streamArena.release(q.block);
   }
 
   async #runWriter(w: StreamWriter): Promise<void> {
@@ -515,7 +522,9 @@ export class RealtimePipeline {
             bytes += q.bytes;
           }
           if (batch.length > 0) {
-            await this.#send(w, batch.flatMap((q) => q.entries), batch[0].sortKey);
+            const entries: EntryField[][] = [];
+            for (const q of batch) for (const e of q.entries) entries.push(e);
+            await this.#send(w, entries, batch[0].sortKey);
           }
         } finally {
           this.#sem.release();

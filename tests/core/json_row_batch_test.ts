@@ -33,3 +33,43 @@ Deno.test("JsonRowBatch: a row with the wrong number of fragments is refused", (
   batch.pushFragment("1");
   assert.throws(() => batch.endRow(), /row 0 has 1 fragments, expected 2/);
 });
+
+Deno.test("JsonRowBatch: pushJsonString writes what JSON.stringify writes", () => {
+  const samples = [
+    "",
+    "plain",
+    'quote " and \\ backslash',
+    "\u0000\u0001\b\t\n\f\r\u001f\u007f",
+    "tail ü",
+    "ü first",
+    "€ and 😀",
+    "lone \ud800 surrogate",
+    "x".repeat(5000),
+  ];
+  // Random strings over ASCII (controls included) with a few non-ASCII units.
+  for (let n = 0; n < 2000; n++) {
+    let s = "";
+    const len = Math.floor(Math.random() * 40);
+    for (let i = 0; i < len; i++) {
+      const r = Math.random();
+      s += String.fromCharCode(
+        r < 0.9 ? Math.floor(Math.random() * 128) : 0x80 + Math.floor(Math.random() * 0xff80),
+      );
+    }
+    samples.push(s);
+  }
+  const batch = new JsonRowBatch(1, 4, 2);
+  for (const s of samples) {
+    batch.pushJsonString(s);
+    batch.endRow();
+  }
+  const text = batch.toRows().map((r) => r[0]);
+  assert.deepEqual(text, samples.map((s) => JSON.stringify(s)));
+  // pushFragment keeps non-ASCII fragments whole.
+  const b2 = new JsonRowBatch(1, 4, 2);
+  for (const s of samples) {
+    b2.pushFragment(JSON.stringify(s));
+    b2.endRow();
+  }
+  assert.deepEqual(b2.toRows().map((r) => r[0]), samples.map((s) => JSON.stringify(s)));
+});

@@ -45,7 +45,12 @@ import {
   readMysqlTables,
 } from "./mysql_schema_reader.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
-import { type BinlogValueDecoder, mysqlBinlogDecoder } from "./mysql_value_decoder.ts";
+import {
+  type BinlogStringWriter,
+  type BinlogValueDecoder,
+  mysqlBinlogDecoder,
+  mysqlBinlogStringWriter,
+} from "./mysql_value_decoder.ts";
 
 export interface MysqlHeartbeat {
   database: string;
@@ -84,6 +89,8 @@ export interface MysqlBinlogOptions {
 interface TableEntry {
   table: MysqlTable | null;
   decoders: BinlogValueDecoder[];
+  /** Per column: the writer of values zongji gives as strings (null: use the decoder). */
+  strings: (BinlogStringWriter | null)[];
   generation: number;
   /** Rebuilt from the schema history, not read from the server's current catalog. */
   historical: boolean;
@@ -240,6 +247,7 @@ export class MysqlBinlogSource implements StreamingSource {
     const entry: TableEntry = {
       table,
       decoders: table ? table.types.map(mysqlBinlogDecoder) : [],
+      strings: table ? table.types.map(mysqlBinlogStringWriter) : [],
       generation: this.#generation,
       historical,
     };
@@ -518,11 +526,17 @@ export class MysqlBinlogSource implements StreamingSource {
         const values = Object.values(row);
         const ord = table.ordinals;
         const dec = entry.decoders;
+        const strings = entry.strings;
         const from = batch.length;
         for (let i = 0; i < ord.length; i++) {
           const o = ord[i];
-          if (o < values.length) batch.pushFragment(dec[i](values[o]));
-          else batch.pushNull();
+          if (o >= values.length) batch.pushNull();
+          else {
+            const v = values[o];
+            const write = strings[i];
+            if (write !== null && typeof v === "string") write(v, batch);
+            else batch.pushFragment(dec[i](v));
+          }
         }
         batch.endRow();
         t.bytes += 64 + batch.length - from;

@@ -146,8 +146,6 @@ export class PgLogicalSource implements StreamingSource {
   #timers: ReturnType<typeof setInterval>[] = [];
   #tx: OpenTransaction | null = null;
   #stopping = false;
-  #release: () => void = () => {};
-  #released: Promise<void> = Promise.resolve();
   #closed = false;
   #history: SchemaHistory | null = null;
 
@@ -206,7 +204,6 @@ export class PgLogicalSource implements StreamingSource {
     this.#stopping = false;
     this.#tx = null;
     this.#relations.clear();
-    this.#released = new Promise((r) => this.#release = r);
     return new Promise<void>((resolve, reject) => {
       let busy: Promise<void> = Promise.resolve();
       let settled = false;
@@ -220,7 +217,6 @@ export class PgLogicalSource implements StreamingSource {
         if (err !== undefined && service) {
           // A failed stream is abandoned: the caller starts again from its checkpoint.
           this.#service = null;
-          this.#release();
           shutDown(service);
         }
         // Let the handler in progress finish before reporting: the caller drains after us.
@@ -229,20 +225,53 @@ export class PgLogicalSource implements StreamingSource {
       if (signal.aborted) return finish();
       signal.addEventListener("abort", () => finish(), { once: true });
       this.#begin(from).then((startLsn) => {
+        // Flow control is ours: the library's awaits every message (several promises each),
+        // which cost more than decoding it; here a message is handled synchronously unless
+        // it has to wait (a delivery, a relation's types).
         const service = new LogicalReplicationService(
           replicationClientConfig(this.endpoint, "replicant-realtime-stream"),
-          { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+          { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
         );
         this.#service = service;
         service.on("error", (err: Error) => finish(this.#wrap(err)));
         service.on("heartbeat", (_lsn: string, _ts: number, reply: boolean) => {
           if (reply) this.#sendStatus();
         });
+        // deno-lint-ignore no-explicit-any
+        const socket = () => (service as any)._connection?.stream;
+        const queue: RawMessage[] = [];
+        let head = 0;
+        let draining = false;
+        const drain = async () => {
+          try {
+            while (head < queue.length && !this.#stopping) {
+              const msg = queue[head];
+              queue[head++] = undefined as unknown as RawMessage;
+              const wait = this.#handle(msg, onTransaction);
+              if (wait !== undefined) await wait;
+            }
+          } catch (err) {
+            finish(err);
+          } finally {
+            queue.length = 0;
+            head = 0;
+            draining = false;
+            // Stopping: nothing more is handled; what was not is sent again from the checkpoint.
+            if (!this.#stopping) socket()?.resume?.();
+          }
+        };
         service.on("data", (_lsn: string, msg: RawMessage) => {
-          if (this.#stopping) return this.#released; // hold the stream until close()
-          this.#lastDataAt = Date.now();
-          busy = this.#handle(msg, onTransaction).catch((err) => finish(err));
-          return busy;
+          if (this.#stopping) return;
+          queue.push(msg);
+          if (!draining) {
+            // Messages point into the protocol parser's buffer, which the next chunk may
+            // overwrite: no chunk is read until every queued message was handled. The drain
+            // starts after the chunk's last message (a microtask): one pause per chunk.
+            socket()?.pause?.();
+            draining = true;
+            this.#lastDataAt = Date.now();
+            busy = Promise.resolve().then(drain);
+          }
         });
         const plugin = new RawPgoutputPlugin({
           publication: this.options.publicationName,
@@ -336,14 +365,17 @@ export class PgLogicalSource implements StreamingSource {
     for (const t of this.#timers) clearInterval(t);
     this.#sendStatus();
     this.#closed = true;
-    this.#release();
     if (this.#service) await shutDown(this.#service);
     await this.control.end().catch(() => {});
   }
 
   // ---------------------------------------------------------------- decoding
 
-  async #handle(msg: RawMessage, deliver: (tx: SourceTransaction) => Promise<void>) {
+  /** Handles one message; a promise when it has to wait (deliveries, relations). */
+  #handle(
+    msg: RawMessage,
+    deliver: (tx: SourceTransaction) => Promise<void>,
+  ): Promise<void> | undefined {
     switch (msg.tag) {
       case "begin": {
         const lsnHex = msg.finalLsn.toString(16).toUpperCase().padStart(16, "0");
@@ -363,14 +395,14 @@ export class PgLogicalSource implements StreamingSource {
         return;
       }
       case "relation":
-        await this.#relation(msg);
-        return;
+        return this.#relation(msg);
       case "insert":
       case "update":
       case "delete":
-      case "truncate":
-        await this.#change(msg, deliver);
-        return;
+      case "truncate": {
+        const part = this.#change(msg);
+        return part === null ? undefined : deliver(part);
+      }
       case "commit": {
         const tx = this.#tx;
         this.#tx = null;
@@ -382,12 +414,11 @@ export class PgLogicalSource implements StreamingSource {
           commitTsMs: tx.tsMs,
           ddl: tx.ddl,
         };
-        await deliver(part);
-        return;
+        return deliver(part);
       }
       case "message":
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && !this.#tx) {
-          await deliver({ checkpoint: formatLsn(msg.lsn), events: [], bytes: 0, commitTsMs: 0 });
+          return deliver({ checkpoint: formatLsn(msg.lsn), events: [], bytes: 0, commitTsMs: 0 });
         }
         return;
       default:
@@ -564,10 +595,10 @@ export class PgLogicalSource implements StreamingSource {
     tx.events.push(new BatchChangeEvent(rel.schema, op, { batch, before, after }, position));
   }
 
-  async #change(
+  /** Decodes a change into the open transaction; gives a part to deliver when it is full. */
+  #change(
     msg: Extract<RawMessage, { tag: "insert" | "update" | "delete" | "truncate" }>,
-    deliver: (tx: SourceTransaction) => Promise<void>,
-  ): Promise<void> {
+  ): SourceTransactionPart | null {
     const tx = this.#tx;
     if (!tx) throw new SourceError("pgoutput: change outside a transaction");
     if (msg.tag === "truncate") {
@@ -588,7 +619,7 @@ export class PgLogicalSource implements StreamingSource {
     } else {
       const rel = this.#relations.get(msg.relationOid);
       if (!rel) throw new SourceError(`pgoutput: change of unknown relation ${msg.relationOid}`);
-      if (!rel.selected) return;
+      if (!rel.selected) return null;
       const size = msg.bytes + 200;
       tx.bytes += size;
       if (msg.tag === "insert") {
@@ -627,8 +658,9 @@ export class PgLogicalSource implements StreamingSource {
       tx.bytes = 0;
       tx.batches = new Map();
       tx.partsSent++;
-      await deliver(part);
+      return part;
     }
+    return null;
   }
 }
 

@@ -7,12 +7,14 @@ import {
   floatFragment,
   intFragment,
   mysqlBinlogDecoder,
+  mysqlBinlogStringWriter,
   mysqlColumnType,
   mysqlConnectType,
   mysqlSnapshotDecoder,
   snapshotSelectExpr,
 } from "../../../src/source/mysql/mysql_value_decoder.ts";
 import { patchZongjiColumns } from "../../../src/source/mysql/mysql_binlog_source.ts";
+import { JsonRowBatch } from "../../../src/core/json_row_batch.ts";
 
 const snap = (
   dataType: string,
@@ -185,4 +187,45 @@ Deno.test("mysql decoder: zongji column patch turns TIME2 into raw BIT bytes, GE
   assert.deepEqual(entry.columns.map((c) => c.type), [16, 252, 3]);
   assert.equal((entry.columns[0].metadata as Record<string, unknown>).bits, 40);
   assert.equal(entry.columns[1].charset, null);
+});
+
+Deno.test("mysql decoder: string writers write what the binlog decoders give", () => {
+  const cases: [string, string, string[]][] = [
+    ["varchar", "varchar(64)", ["", "plain", 'q"\\b', "tab\tnl\n\u0001", "ünï 😀", "\ud800"]],
+    ["text", "text", ["x".repeat(3000)]],
+    ["enum", "enum('a','b')", ["a", ""]],
+    ["set", "set('a','b')", ["a,b", ""]],
+    ["decimal", "decimal(12,2)", ["0.00", "-123.45", "9999999999.99"]],
+    ["date", "date", ["2024-01-31", "0000-00-00"]],
+    ["datetime", "datetime(6)", [
+      "2024-01-31 13:45:00.123456",
+      "0000-00-00 00:00:00",
+      "2024-01-31",
+    ]],
+    ["timestamp", "timestamp", ["2024-01-31 13:45:00", "1970-01-01 00:00:01"]],
+  ];
+  let written = 0;
+  for (const [dataType, columnType, values] of cases) {
+    const t = mysqlColumnType(dataType, columnType, false);
+    const write = mysqlBinlogStringWriter(t);
+    assert.ok(write, `${columnType} has a string writer`);
+    const batch = new JsonRowBatch(1, 4, 2);
+    for (const v of values) {
+      write(v, batch);
+      batch.endRow();
+    }
+    assert.deepEqual(
+      batch.toRows().map((r) => r[0]),
+      values.map((v) => mysqlBinlogDecoder(t)(v)),
+      columnType,
+    );
+    written += values.length;
+  }
+  assert.equal(written, 21);
+  for (const [dataType, columnType] of [["int", "int"], ["double", "double"], ["json", "json"]]) {
+    assert.equal(
+      mysqlBinlogStringWriter(mysqlColumnType(dataType, columnType, dataType === "json")),
+      null,
+    );
+  }
 });
