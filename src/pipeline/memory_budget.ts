@@ -15,12 +15,12 @@ let afterLastGc = 0;
 
 export function collectGarbageHint(): void {
   const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (!bun || process.env.NOGC) return;
+  if (!bun) return;
   // At most every 50 ms: reading RSS is a system call.
   const now = Date.now();
   if (now - lastCheck < 50) return;
   lastCheck = now;
   if (process.memoryUsage.rss() < Math.max(RSS_BUDGET, afterLastGc + GROWTH)) return;
-  bun.gc(!process.env.SOFTGC);
+  bun.gc(true);
   afterLastGc = process.memoryUsage.rss();
 }
