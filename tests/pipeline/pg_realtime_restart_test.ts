@@ -70,8 +70,9 @@ Deno.test("restart: replication connection cut repeatedly, the pipeline reconnec
         );
       }
     })();
+    const restarts = () => warnings.filter((w) => /starting again/.test(w)).length;
     let cutPid = 0;
-    for (const mark of [150, 400, 650]) {
+    for (const [n, mark] of [150, 400, 650].entries()) {
       await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= mark, {
         what: `${mark} entries`,
         timeoutMs: 20_000,
@@ -88,6 +89,9 @@ Deno.test("restart: replication connection cut repeatedly, the pipeline reconnec
         cutPid = r.rows[0].active_pid;
         return true;
       }, { what: "an active slot", intervalMs: 10 });
+      // The cut may come after the last rows landed: wait until the pipeline has seen it,
+      // or stopping could win the race against the error waiting in its socket.
+      await waitFor(() => restarts() >= n + 1, { what: `restart ${n + 1}`, timeoutMs: 20_000 });
     }
     await writing;
     await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= txs, {
@@ -96,7 +100,7 @@ Deno.test("restart: replication connection cut repeatedly, the pipeline reconnec
     });
     const outcome = await run.stop();
     assert.deepEqual(outcome.skippedTables, []);
-    assert.equal(warnings.filter((w) => /starting again/.test(w)).length, 3, warnings.join("\n"));
+    assert.equal(restarts(), 3, warnings.join("\n"));
     const entries = await readCdc(fx.redis, fx.stream(t));
     assertStrictlyIncreasing(entries);
     assert.deepEqual(entries.map((e) => e.after!.id), Array.from({ length: txs }, (_, i) => i + 1));
