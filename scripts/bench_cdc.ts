@@ -12,7 +12,9 @@
  *       sampling the cdc stream every second; then waits until every committed row has landed
  *       (drain). Several writers, so the figure measures replicant rather than the round trips
  *       of a single connection. Counts use XINFO STREAM `entries-added`, so a stream capped
- *       with max-stream-length still counts every entry.
+ *       with max-stream-length still counts every entry. Latency at this maximum rate: every
+ *       50 ms the newest entry's row, its commit→visible time (when Redis added it, from its
+ *       id, minus when its COMMIT returned), p50/p95/p99/max of those samples.
  *   latency --stream S --rate 1000 --seconds 20
  *       inserts --rate rows/s (100 transactions/s of rate/100 rows) and records Date.now()
  *       after each COMMIT returns, per row id; a reader does XREAD BLOCK on the cdc stream
@@ -207,6 +209,19 @@ async function sustained(a: Map<string, string>) {
     const samples: { t: number; committed: number; landed: number }[] = [];
     let committed = 0;
     const t0 = performance.now(), end = t0 + seconds * 1000;
+    // Latency at this (the maximum) rate without reading every entry: every 50 ms the newest
+    // entry's row and the time Redis added it (its `*` id's milliseconds); after the run,
+    // minus when its transaction's COMMIT returned (blocks of txRows ids from 1).
+    const commitAt = new Map<number, number>();
+    const newest: { row: number; addedAt: number }[] = [];
+    const prober = (async () => {
+      while (performance.now() < end) {
+        await sleep(50);
+        const e = await r.xrevrange(stream, "+", "-", "COUNT", 1) as [string, string[]][];
+        const row = e[0] ? entryRowId(e[0][1]) : NaN;
+        if (row > 0) newest.push({ row, addedAt: Number(e[0][0].split("-")[0]) });
+      }
+    })();
     const sampler = (async () => {
       while (performance.now() < end) {
         await sleep(1000);
@@ -222,11 +237,17 @@ async function sustained(a: Map<string, string>) {
     await Promise.all(dbs.map(async (db, w) => {
       for (let next = 1 + w * txRows; performance.now() < end; next += writers * txRows) {
         await db.insertRange(next, next + txRows - 1);
+        commitAt.set(next, Date.now());
         committed += txRows;
       }
     }));
     const writeSeconds = (performance.now() - t0) / 1000;
     await sampler;
+    await prober;
+    const lat = newest.flatMap(({ row, addedAt }) => {
+      const c = commitAt.get(row - ((row - 1) % txRows));
+      return c === undefined ? [] : [addedAt - c];
+    }).sort((x, y) => x - y);
     const landedAtEnd = (await entriesAdded(r, stream)) - base;
     const drain = await waitLanded(r, stream, base + committed, 600_000);
     const at = (f: number) => {
@@ -247,6 +268,13 @@ async function sustained(a: Map<string, string>) {
       cdcPerSec: Math.round(landedAtEnd / writeSeconds),
       cdcSteadyPerSec: Math.round(steady),
       lag: { at25: at(0.25), at50: at(0.5), at75: at(0.75), atEnd: committed - landedAtEnd },
+      latency: {
+        samples: lat.length,
+        latP50: percentile(lat, 0.5),
+        latP95: percentile(lat, 0.95),
+        latP99: percentile(lat, 0.99),
+        latMax: lat.at(-1) ?? null,
+      },
       drainSeconds: +drain.seconds.toFixed(2),
       allLanded: drain.landed - base >= committed,
       replicantAlive: replicantAlive(),
@@ -255,6 +283,18 @@ async function sustained(a: Map<string, string>) {
   } finally {
     for (const db of dbs) await db.close();
     r.disconnect();
+  }
+}
+
+/** The `id` in an entry's key (compact: first field; extended/fields: the `key` field), or NaN. */
+function entryRowId(fields: string[]): number {
+  const f = fields[0];
+  const keyJson = !f || f === "key" ? fields[fields.indexOf("key") + 1] : f;
+  try {
+    const k = JSON.parse(keyJson);
+    return Number((k.payload ?? k).id);
+  } catch {
+    return NaN;
   }
 }
 
@@ -276,13 +316,6 @@ async function latency(a: Map<string, string>) {
     await waitStreaming(db, r, stream);
     const last = await r.xrevrange(stream, "+", "-", "COUNT", 1) as [string, string[]][];
     let lastId = last[0]?.[0] ?? "0-0";
-    const note = (keyJson: string, now: number) => {
-      try {
-        const k = JSON.parse(keyJson);
-        const id = Number((k.payload ?? k).id);
-        if (id > 0 && !visibleAt.has(id)) visibleAt.set(id, now);
-      } catch { /* not a key */ }
-    };
     let reading = true;
     const readerDone = (async () => {
       while (reading) {
@@ -293,12 +326,8 @@ async function latency(a: Map<string, string>) {
         const now = Date.now();
         for (const [id, fields] of res[0][1]) {
           lastId = id;
-          const f = fields[0];
-          if (!f || f === "key") {
-            // extended/fields formats: key in the `key` field
-            const k = fields[fields.indexOf("key") + 1];
-            if (k) note(k, now);
-          } else note(f, now);
+          const row = entryRowId(fields);
+          if (row > 0 && !visibleAt.has(row)) visibleAt.set(row, now);
         }
       }
     })();
