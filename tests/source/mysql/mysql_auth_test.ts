@@ -8,8 +8,7 @@
  * announced in the greeting, and a wrong password reported as Replicant's own message.
  */
 import assert from "node:assert/strict";
-import { createHash, generateKeyPairSync, privateDecrypt } from "node:crypto";
-import { constants } from "node:crypto";
+import { constants, createHash, generateKeyPairSync, privateDecrypt } from "node:crypto";
 import { createServer, type Socket } from "node:net";
 import { openMysql } from "../../../src/source/mysql/mysql_endpoint.ts";
 import { SourceError } from "../../../src/core/errors.ts";
@@ -17,6 +16,12 @@ import { SourceError } from "../../../src/core/errors.ts";
 const PASSWORD = "s3cret-ü";
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest();
 const xor = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.map((v, i) => v ^ b[i % b.length]));
+/** The server's RSA key pair of the full path, one for every connection as a server has. */
+const { publicKey, privateKey } = generateKeyPairSync("rsa", {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: "spki", format: "pem" },
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+});
 
 // Capabilities of a MySQL 8 server without TLS: LONG_PASSWORD, FOUND_ROWS, LONG_FLAG,
 // CONNECT_WITH_DB, PROTOCOL_41, TRANSACTIONS, SECURE_CONNECTION, MULTI_RESULTS, PLUGIN_AUTH,
@@ -118,11 +123,6 @@ interface Seen {
  * path; a mismatch is refused with error 1045.
  */
 async function constructedServer(flow: Flow) {
-  const { publicKey, privateKey } = generateKeyPairSync("rsa", {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: "spki", format: "pem" },
-    privateKeyEncoding: { type: "pkcs8", format: "pem" },
-  });
   const stored = sha256(sha256(Buffer.from(PASSWORD)));
   const seen: Seen = { askedForKey: false, rejected: false };
   const failures: unknown[] = [];
