@@ -36,6 +36,8 @@ import {
   runRealtimeMode,
 } from "./realtime_modes.ts";
 import { idDir, writeManifest } from "./manifest.ts";
+import { retentionStreams, startRetention } from "./retention_run.ts";
+import type { RetentionLoop } from "../sink/redis/stream_retention.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import {
@@ -118,6 +120,7 @@ export async function replicate(
     announce: (text) => say("info", text),
     emit: (e) => out.emit(e),
   });
+  let retention: RetentionLoop | null = null;
   try {
     await observer.start();
     const resume = await decideState(setup, checkpoints, opts);
@@ -138,6 +141,24 @@ export async function replicate(
     }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
     const schemas = await recordSchemaDump(setup, sink.client, naming, log);
+    retention = startRetention(
+      setup.applier,
+      sink,
+      checkpoints,
+      retentionStreams(
+        setup.applier,
+        naming,
+        schemas,
+        setup.extractor.realtime.ddlReplication.enable,
+      ),
+      {
+        info: (message) => log.info(message),
+        warn: (message) => {
+          log.warn(message);
+          say("warn", `replicant: warning: ${message}`);
+        },
+      },
+    );
     if (mode === "snapshot") {
       return await runSnapshot(
         setup,
@@ -196,6 +217,7 @@ export async function replicate(
   } finally {
     process.off("SIGINT", onInt);
     process.off("SIGTERM", onTerm);
+    await retention?.stop();
     await observer.stop();
     await lag?.close();
     await sink.close();

@@ -1,5 +1,6 @@
 import { failLoad, finishLoad, type Loaded, type LoadOptions } from "./load_config.ts";
 import { formatKeyPath } from "./key_path.ts";
+import { TAIL_ENTRIES } from "../core/entry_decoder.ts";
 import { readYaml } from "./read_yaml.ts";
 import { bool, check, Checker, int, INVALID, obj, oneOf } from "./schema.ts";
 
@@ -42,10 +43,28 @@ export interface RealtimeApplierConfig {
   skipTablesOnFailures: boolean;
 }
 
+/**
+ * The applier's `retention` section: streams trimmed to what every consumer group of each
+ * stream has acknowledged, never below `minLength` entries nor entries younger than
+ * `minAgeMs`; `maxLength` is a hard cap that trims even unread entries (and reports them).
+ */
+export interface RetentionOptions {
+  /** Milliseconds between two passes over the id's streams. */
+  intervalMs: number;
+  minLength: number;
+  minAgeMs: number;
+  /** Hard cap per stream; absent: streams are trimmed by acknowledgements only. */
+  maxLength?: number;
+  /** Whether the snapshot streams are trimmed too (default true). */
+  snapshotStreams: boolean;
+}
+
 export interface ApplierConfig extends Loaded {
   snapshot: SnapshotApplierConfig;
   realtime: RealtimeApplierConfig;
   streams: StreamOptions;
+  /** Retention of the id's streams; absent (or `enable: false`): streams are never trimmed. */
+  retention?: RetentionOptions;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -59,6 +78,7 @@ export const STREAM_DEFAULTS: Readonly<StreamOptions> = {
 };
 
 const DEFAULT_BATCH_ROWS = 10_000;
+
 const DEFAULT_TXN_ROWS = 10_000;
 
 // Arcion puts `split-stream` under `realtime` and `object-name-concat-delimiter` in the mapper
@@ -95,11 +115,33 @@ const COMMON_IGNORED = {
   "per-table-config": "",
 };
 
+const TOP_LEVEL = "at the top level of the applier file";
+
+const retentionSchema = obj({
+  enable: bool({ default: true }),
+  "interval-ms": int({ min: 100, default: 10_000 }),
+  "min-length": int({ min: 0, default: 0 }),
+  "min-age-ms": int({ min: 0, default: 0 }),
+  // Retention always keeps the entries a resuming run reads: a cap below that is refused.
+  "max-length": int({ min: TAIL_ENTRIES }),
+  "snapshot-streams": bool({ default: true }),
+}, {
+  optional: true,
+  check: (r, path, c) => {
+    if (r.maxLength !== undefined && r.minLength > r.maxLength) {
+      c.problem(
+        [...path, "min-length"],
+        `must not exceed max-length (${r.maxLength}): the hard cap wins over the minimum`,
+      );
+    }
+  },
+});
+
 const snapshotSchema = obj({
   ...sectionFields(),
   "log-row-level-errors": bool({ default: false }),
 }, {
-  misplaced: { "replay-consistency": "under `realtime`" },
+  misplaced: { "replay-consistency": "under `realtime`", retention: TOP_LEVEL },
   ignored: {
     ...COMMON_IGNORED,
     "bulk-load": "",
@@ -118,7 +160,7 @@ const realtimeSchema = obj({
   ...sectionFields(),
   "replay-consistency": oneOf(["GLOBAL", "EVENTUAL"], { default: "EVENTUAL" }),
 }, {
-  misplaced: { "log-row-level-errors": "under `snapshot`" },
+  misplaced: { "log-row-level-errors": "under `snapshot`", retention: TOP_LEVEL },
   ignored: {
     ...COMMON_IGNORED,
     "before-image-format": "",
@@ -135,6 +177,7 @@ const realtimeSchema = obj({
 const applierSchema = obj({
   snapshot: snapshotSchema,
   realtime: realtimeSchema,
+  retention: retentionSchema,
   ...streamFields(),
 }, {
   misplaced: {
@@ -236,6 +279,17 @@ function toApplier(out: Parsed, c: Checker): Omit<ApplierConfig, keyof Loaded> {
       skipTablesOnFailures: r.skipTablesOnFailures,
     },
     streams,
+    ...(out.retention?.enable
+      ? {
+        retention: {
+          intervalMs: out.retention.intervalMs,
+          minLength: out.retention.minLength,
+          minAgeMs: out.retention.minAgeMs,
+          ...(out.retention.maxLength !== undefined ? { maxLength: out.retention.maxLength } : {}),
+          snapshotStreams: out.retention.snapshotStreams,
+        },
+      }
+      : {}),
   };
 }
 

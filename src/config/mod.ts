@@ -40,6 +40,7 @@ export {
   defaultApplier,
   loadApplier,
   type RealtimeApplierConfig,
+  type RetentionOptions,
   type SnapshotApplierConfig,
   STREAM_DEFAULTS,
   type StreamOptions,

@@ -5,6 +5,9 @@ import type { MessageFormat } from "./entry_encoder.ts";
  * `source` block, so the tail of a stream tells how far that stream got (DESIGN
  * §Exactly once). Pure.
  */
+/** Newest entries a resuming run reads (`XREVRANGE … COUNT`) to find a stream's position. */
+export const TAIL_ENTRIES = 16;
+
 export interface DecodedEntry {
   key: Record<string, unknown> | null;
   source: Record<string, unknown> | null;

@@ -129,6 +129,16 @@ export class ReplicantMetrics {
     "1 for the current /health status, 0 for the others.",
     ["status"],
   );
+  readonly retentionTrimmed = this.registry.counter(
+    "replicant_retention_trimmed_entries_total",
+    "Entries retention removed from a stream (acknowledged by every consumer group, or over the cap).",
+    ["stream"],
+  );
+  readonly retentionUnread = this.registry.counter(
+    "replicant_retention_unread_trimmed_entries_total",
+    "Entries the retention hard cap (max-length) removed before every consumer group acknowledged them.",
+    ["stream"],
+  );
   readonly rss = this.registry.gauge(
     "process_resident_memory_bytes",
     "Resident set size of the process in bytes.",
@@ -245,6 +255,13 @@ export class ReplicantMetrics {
 
   inDoubt(n: number): void {
     this.indoubt.labels().inc(n);
+  }
+
+  /** Retention removed `removed` entries of `stream`, `unread` of them unacknowledged. */
+  retention(stream: string, removed: number, unread: number): void {
+    this.retentionTrimmed.labels(stream).inc(removed);
+    // Present (at 0) once the stream is trimmed, so an alert can watch it from the start.
+    this.retentionUnread.labels(stream).inc(unread);
   }
 
   /** Per table counts so far, sorted by table name (for the statistics summary). */

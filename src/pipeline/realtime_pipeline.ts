@@ -614,9 +614,12 @@ export class RealtimePipeline {
     for (let attempt = 0;; attempt++) {
       let result: BatchResult | null = null;
       let thrown: unknown = null;
+      const guard = this.sink.tailGuard;
       try {
         await this.sink.awaitMemory(this.#internal.signal, this.log);
         const t0 = performance.now(); // issue 8: metrics
+        // Until it landed or was undone, retention keeps what a resume reads before it.
+        guard.batchStarted(w.stream, w.lastId);
         result = await this.sink.appendVia(w.slot, w.stream, entries);
         metrics.realtimeRoundTrip(performance.now() - t0);
       } catch (err) {
@@ -624,6 +627,7 @@ export class RealtimePipeline {
       }
       if (result && result.failed === 0) {
         w.lastId = result.ids[result.ids.length - 1];
+        guard.batchSettled(w.stream);
         return;
       }
       const error = thrown ?? result!.errors.find((e) => e !== null);
@@ -632,7 +636,9 @@ export class RealtimePipeline {
       if (thrown) await this.sink.settleLost(thrown);
       const left = await this.#undo(w, result && !thrown ? result : null, entries.length);
       if (left === null || left.length > 0) this.#inDoubt(w, left, where, reason);
+      guard.batchSettled(w.stream);
       const kind = classifyRedisError(error);
+      if (kind === "oom") this.sink.memory.pressure();
       if (
         kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
       ) {

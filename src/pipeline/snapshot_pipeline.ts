@@ -96,7 +96,17 @@ export class SnapshotPipeline {
         const slot = this.sink.writerSlot();
         try {
           while (queue.length > 0 && !this.signal.aborted) {
-            outcomes.push(await this.#copyTable(queue.shift()!, reader, slot));
+            const table = queue.shift()!;
+            // Retention leaves the entries a batch cut off by a lost connection is looked for in.
+            const release = this.sink.tailGuard.keepNewest(
+              this.#stream(table.schema),
+              this.#landedScan(this.settings.batchRows),
+            );
+            try {
+              outcomes.push(await this.#copyTable(table, reader, slot));
+            } finally {
+              release();
+            }
           }
         } finally {
           await reader.close();
@@ -272,6 +282,7 @@ export class SnapshotPipeline {
       const firstError = errors.find((e) => e !== null)!;
       metrics.redisFailed(firstError); // issue 8: metrics
       const kind = classifyRedisError(firstError);
+      if (kind === "oom") this.sink.memory.pressure();
       if (this.settings.logRowLevelErrors) {
         pending.forEach((fields, i) => {
           if (errors[i]) {
@@ -308,13 +319,18 @@ export class SnapshotPipeline {
     }
   }
 
+  /** Newest entries that can hold what landed of `pending` entries cut off (see #notLanded). */
+  #landedScan(pending: number): number {
+    return pending + 2 * this.settings.fetchRows + this.settings.batchRows;
+  }
+
   /**
    * After a lost connection, the entries of `pending` that are not in the stream yet: a
    * table's batches go in order over one connection, so what landed is among the stream's
    * newest entries (at most two chunks in flight); compared by key, which is unique.
    */
   async #notLanded(stream: string, pending: EntryField[][]): Promise<EntryField[][]> {
-    const scan = pending.length + 2 * this.settings.fetchRows + this.settings.batchRows;
+    const scan = this.#landedScan(pending.length);
     const tail = await this.sink.client.xrevrange(stream, "+", "-", "COUNT", scan) as [
       string,
       string[],

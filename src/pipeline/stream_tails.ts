@@ -1,5 +1,5 @@
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { decodeEntry } from "../core/entry_decoder.ts";
+import { decodeEntry, TAIL_ENTRIES } from "../core/entry_decoder.ts";
 import { type MessageFormat, TOMBSTONE_VALUE } from "../core/entry_encoder.ts";
 
 /** Turns an entry's decoded `source` block into its sort key (the connector's rule). */
@@ -28,7 +28,7 @@ export async function readStreamTail(
   format: MessageFormat,
   tombstones: boolean,
   sortKeyOf: SortKeyOfSource,
-  scan = 16,
+  scan = TAIL_ENTRIES,
 ): Promise<StreamTail> {
   const entries = await client.xrevrange(stream, "+", "-", "COUNT", scan) as [
     string,

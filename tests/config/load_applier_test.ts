@@ -211,3 +211,63 @@ Deno.test("wait-for-replicas and its timeout", () => {
     "has no effect without `wait-for-replicas: N` (N ≥ 1 replicas to wait for)",
   );
 });
+
+Deno.test("retention: absent by default, defaults when the section is given", () => {
+  assert.equal(defaultApplier().retention, undefined);
+  assert.equal(load("snapshot:\n  threads: 2\n").retention, undefined);
+  // An empty `retention:` is Arcion's way of saying "defaults": here, no retention.
+  assert.equal(load("retention:\n").retention, undefined);
+  assert.deepEqual(load("retention:\n  enable: true\n").retention, {
+    intervalMs: 10_000,
+    minLength: 0,
+    minAgeMs: 0,
+    snapshotStreams: true,
+  });
+  assert.deepEqual(
+    load(
+      "retention:\n  interval-ms: 500\n  min-length: 1_000\n  min-age-ms: 60_000\n" +
+        "  max-length: 1_000_000\n  snapshot-streams: false\n",
+    ).retention,
+    {
+      intervalMs: 500,
+      minLength: 1000,
+      minAgeMs: 60_000,
+      maxLength: 1_000_000,
+      snapshotStreams: false,
+    },
+  );
+  assert.equal(load("retention:\n  enable: false\n  max-length: 100\n").retention, undefined);
+});
+
+Deno.test("retention: bad keys and values name the file, the key and the nearest key", () => {
+  const found = problems(
+    "retention:\n  max-lenght: 100\n  interval-ms: 10\n  min-age-ms: -1\n",
+  );
+  assert.deepEqual(keys(found).sort(), [
+    "retention.interval-ms",
+    "retention.max-lenght",
+    "retention.min-age-ms",
+  ]);
+  assert.match(problemAt(found, "retention.max-lenght").message, /did you mean `max-length`\?$/);
+  assert.equal(
+    problemAt(found, "retention.interval-ms").message,
+    "must be an integer of at least 100, got 10",
+  );
+  assert.equal(
+    problemAt(problems("retention:\n  max-length: 10\n"), "retention.max-length").message,
+    "must be an integer of at least 16, got 10",
+  );
+  assert.equal(
+    problemAt(
+      problems("retention:\n  min-length: 500\n  max-length: 100\n"),
+      "retention.min-length",
+    )
+      .message,
+    "must not exceed max-length (100): the hard cap wins over the minimum",
+  );
+  assert.equal(
+    problemAt(problems("realtime:\n  retention:\n    max-length: 100\n"), "realtime.retention")
+      .message,
+    "not valid here; it belongs at the top level of the applier file",
+  );
+});

@@ -287,24 +287,26 @@ function payload(json: string): Record<string, unknown> {
   return v !== null && typeof v === "object" && "payload" in v ? v.payload : v;
 }
 
+/** One entry of a compact-format stream (with or without the schema halves). */
+export function entryOf(id: string, fields: string[]): Entry {
+  const key = fields[0] === "default" ? null : payload(fields[0]) as Record<string, unknown>;
+  if (fields[1] === "default") {
+    return { id, op: "tombstone", key, after: null, source: null, tombstone: true };
+  }
+  const v = payload(fields[1]);
+  return {
+    id,
+    op: String(v.op),
+    key,
+    after: (v.after ?? null) as Row | null,
+    source: (v.source ?? null) as Record<string, unknown> | null,
+    tombstone: false,
+  };
+}
+
 /** Entries of a compact-format stream (with or without the schema halves). */
 export async function readEntries(redis: Redis, stream: string): Promise<Entry[]> {
-  const raw = await readStream(redis, stream);
-  return raw.map(([id, fields]) => {
-    const key = fields[0] === "default" ? null : payload(fields[0]) as Record<string, unknown>;
-    if (fields[1] === "default") {
-      return { id, op: "tombstone", key, after: null, source: null, tombstone: true };
-    }
-    const v = payload(fields[1]);
-    return {
-      id,
-      op: String(v.op),
-      key,
-      after: (v.after ?? null) as Row | null,
-      source: (v.source ?? null) as Record<string, unknown> | null,
-      tombstone: false,
-    };
-  });
+  return (await readStream(redis, stream)).map(([id, fields]) => entryOf(id, fields));
 }
 
 export type Dialect = "pg" | "mysql";

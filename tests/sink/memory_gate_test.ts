@@ -31,3 +31,15 @@ Deno.test("MemoryGate: waits while any server is above the mark, tells the pause
   const off = new MemoryGate(undefined, () => Promise.reject(new Error("not called")));
   await off.wait();
 });
+
+Deno.test("MemoryGate: memory above the mark and OOM replies tell onPressure (retention)", async () => {
+  const readings = [[info(95, 100)], [info(92, 100)], [info(50, 100)]];
+  let reads = 0;
+  const gate = new MemoryGate(90, () => Promise.resolve(readings[Math.min(reads++, 2)]), 5);
+  let pressure = 0;
+  gate.onPressure = () => pressure++;
+  await gate.wait();
+  assert.equal(pressure, 2, "once per check above the mark");
+  gate.pressure();
+  assert.equal(pressure, 3);
+});

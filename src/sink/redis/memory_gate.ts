@@ -16,6 +16,11 @@ export function usedMemoryPercent(info: string): number | null {
 export class MemoryGate {
   #okUntil = 0;
   #waiting: Promise<void> | null = null;
+  /**
+   * Told whenever Redis memory is found above the mark, or a write met OOM (`pressure()`):
+   * retention trims at once instead of waiting for its next pass.
+   */
+  onPressure: (() => void) | null = null;
 
   constructor(
     /** Pause above this percentage of maxmemory; undefined: never. */
@@ -40,6 +45,11 @@ export class MemoryGate {
     return this.#waiting;
   }
 
+  /** A write was refused for lack of memory (OOM). */
+  pressure(): void {
+    this.onPressure?.();
+  }
+
   async #check(
     signal?: AbortSignal,
     onPause?: (percent: number) => void,
@@ -55,6 +65,7 @@ export class MemoryGate {
       } catch {
         worst = 0; // cannot tell: the write itself will meet the problem
       }
+      if (worst > this.percent!) this.onPressure?.();
       if (worst <= this.percent! || signal?.aborted) {
         this.#okUntil = Date.now() + this.intervalMs;
         if (pausedAt) onResume?.(Date.now() - pausedAt);

@@ -9,6 +9,7 @@ import {
 } from "./redis_connection.ts";
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
 import { MemoryGate } from "./memory_gate.ts";
+import { StreamTailGuard } from "./stream_tail_guard.ts";
 import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
 
 export type { AppendOptions } from "./xadd_batch.ts";
@@ -36,6 +37,8 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
   #nextWriter = 0;
   /** Writers call `memory.wait()` before each batch (applier `pause-above-memory-percent`). */
   readonly memory: MemoryGate;
+  /** What writers need kept at the end of their streams while retention trims them. */
+  readonly tailGuard = new StreamTailGuard();
 
   private constructor(
     pool: C[],

@@ -1,0 +1,79 @@
+import type { ApplierConfig } from "../config/mod.ts";
+import type { StreamNaming } from "../core/stream_naming.ts";
+import { metrics } from "../observe/replicant_metrics.ts";
+import type { SchemaHistory } from "../schema/schema_history.ts";
+import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
+import {
+  retentionField,
+  retentionRecordsOf,
+  retentionValue,
+} from "../sink/redis/retention_record.ts";
+import { RetentionLoop, StreamRetention } from "../sink/redis/stream_retention.ts";
+
+/** Where retention reports: trace.log lines, and warnings on the console too. */
+export interface RetentionLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/**
+ * The streams of a replication that retention trims: per table its change stream (EVENTUAL)
+ * and, unless `snapshot-streams: false`, its snapshot stream; the GLOBAL stream; the DDL
+ * stream. Never the schema dump stream (a run and fetch-schemas read it whole). Tables come
+ * from the schema history, asked anew each pass, so tables that join later are included.
+ */
+export function retentionStreams(
+  applier: ApplierConfig,
+  naming: StreamNaming,
+  schemas: SchemaHistory,
+  ddl: boolean,
+): () => string[] {
+  return () => {
+    const out = new Set<string>();
+    const global = applier.realtime.replayConsistency === "GLOBAL";
+    for (const table of schemas.newest()) {
+      if (applier.retention?.snapshotStreams !== false) out.add(naming.snapshotStream(table.id));
+      if (!global) out.add(naming.cdcStream(table.id));
+    }
+    if (global) out.add(naming.globalCdcStream());
+    if (ddl) out.add(naming.schemaChangeStream());
+    return [...out];
+  };
+}
+
+/**
+ * Starts retention for a run when the applier has a `retention` section: passes every
+ * `interval-ms` and on memory pressure; each trim recorded in the checkpoint hash before it
+ * happens. Returns the loop (stop it before closing the sink), or null without retention.
+ */
+export function startRetention(
+  applier: ApplierConfig,
+  sink: RedisStreamSink<RedisClient>,
+  checkpoints: CheckpointStore,
+  streams: () => string[],
+  log: RetentionLog,
+): RetentionLoop | null {
+  const settings = applier.retention;
+  if (!settings) return null;
+  const retention = new StreamRetention(sink.client, settings, sink.tailGuard, {
+    recorded: async () => new Set(retentionRecordsOf(await checkpoints.read()).keys()),
+    record: (stream, through) =>
+      checkpoints.write({ [retentionField(stream)]: retentionValue(through) }),
+    trimmed: (t) => {
+      metrics.retention(t.stream, t.removed, t.unread);
+      log.info(`retention: trimmed ${t.removed} entries of ${t.stream} (below ${t.through})`);
+    },
+    warn: (message) => log.warn(message),
+  });
+  const loop = new RetentionLoop(
+    retention,
+    streams,
+    settings.intervalMs,
+    (err) => log.warn(`retention pass failed: ${(err as Error).message}; trying again later`),
+  );
+  sink.memory.onPressure = () => loop.trigger();
+  loop.start();
+  return loop;
+}
