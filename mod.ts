@@ -8,6 +8,7 @@ export { describeError, errorOutput, usageOutput } from "./src/commands/describe
 export { cleanupIndoubt } from "./src/commands/cleanup_indoubt_command.ts";
 export { fetchSchemas } from "./src/commands/fetch_schemas_command.ts";
 export { testConnection } from "./src/commands/test_connection_command.ts";
+export { verify } from "./src/commands/verify_command.ts";
 export { VERSION, versionText } from "./src/version.ts";
 export {
   type EntryOptions,

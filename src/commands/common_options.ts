@@ -26,4 +26,8 @@ export interface CommonOptions {
   logFormat?: string;
   /** `--stats-interval <s>`: per-table statistics in trace.log (default 60). */
   statsInterval?: string;
+  /** verify: `--tables` (qualified names), `--wait-timeout <s>`, `--spill-dir <dir>`. */
+  tables?: string[];
+  waitTimeout?: string;
+  spillDir?: string;
 }

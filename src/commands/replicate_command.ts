@@ -54,8 +54,8 @@ import {
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
 
-/** Exit codes of SPEC §1. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, skipped: 3, indoubt: 4 } as const;
+/** Exit codes; `different`: `replicant verify` found a table that differs. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, skipped: 3, indoubt: 4, different: 6 } as const;
 
 export function writeModeOf(opts: CommonOptions): WriteMode {
   if (opts.replaceExisting || opts.replace) return "replace";

@@ -1,4 +1,5 @@
-import type { MessageFormat } from "./entry_encoder.ts";
+import { type MessageFormat, TOMBSTONE_VALUE } from "./entry_encoder.ts";
+import { objectMembers, payloadText } from "./raw_json.ts";
 
 /**
  * Reads back what Replicant needs from an entry it wrote: the key payload and the
@@ -42,4 +43,54 @@ export function decodeEntry(fields: string[], format: MessageFormat): DecodedEnt
     source: value?.source ?? null,
     op: value?.op ?? null,
   };
+}
+
+/**
+ * An entry as the texts Replicant wrote: the key payload and the row images exactly as
+ * written (no value parsed), for rebuilding tables byte for byte. `op` is `tombstone` for the
+ * entry that follows a delete.
+ */
+export interface RawEntry {
+  op: string;
+  /** Key payload (`{"id":1}`), or `default` for a table without columns. */
+  key: string;
+  before: string | null;
+  after: string | null;
+  /** The `source` block's text. */
+  source: string | null;
+  /** `fields` format only: the table's qualified name. */
+  table?: string;
+}
+
+export function decodeRawEntry(fields: string[], format: MessageFormat): RawEntry {
+  if (format === "fields") {
+    const get = (name: string) => {
+      for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+      return undefined;
+    };
+    const image = (v: string | undefined) => (v === undefined || v === "null" ? null : v);
+    return {
+      op: get("op") ?? "",
+      key: get("key") ?? "default",
+      before: image(get("before")),
+      after: image(get("after")),
+      source: get("source") ?? null,
+      table: get("table"),
+    };
+  }
+  const [keyText, valueText] = format === "compact"
+    ? [fields[0], fields[1]]
+    : [fields[1], fields[3]];
+  const key = keyText === undefined || keyText === "default" ? "default" : payloadText(keyText);
+  if (valueText === undefined || valueText === TOMBSTONE_VALUE) {
+    return { op: "tombstone", key, before: null, after: null, source: null };
+  }
+  const out: RawEntry = { op: "", key, before: null, after: null, source: null };
+  for (const [name, value] of objectMembers(payloadText(valueText))) {
+    if (name === "op") out.op = JSON.parse(value);
+    else if (name === "before") out.before = value === "null" ? null : value;
+    else if (name === "after") out.after = value === "null" ? null : value;
+    else if (name === "source") out.source = value;
+  }
+  return out;
 }

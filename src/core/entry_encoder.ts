@@ -565,7 +565,8 @@ export class TableEntryEncoder<W extends boolean = false> {
     return (this.#keySchemaOpen + keyPayload + "}") as FieldOf<W>;
   }
 
-  #row(row: RowFragments | null): string {
+  /** A row image as the entries carry it (`before`, `after`): `{"col":value,…}` or `null`. */
+  rowJson(row: RowFragments | null): string {
     if (row === null) return "null";
     const p = this.#columnPrefixes;
     if (p.length === 0) return "{}";
@@ -585,8 +586,8 @@ export class TableEntryEncoder<W extends boolean = false> {
     const source = this.#sourceOpen + position.tsMs +
       (op === "r" ? this.#sourceTableSnapshot : this.#sourceTableStreaming) +
       (position.fields === "" ? "}" : "," + position.fields + "}");
-    const b = this.#row(before);
-    const a = this.#row(after);
+    const b = this.rowJson(before);
+    const a = this.rowJson(after);
     if (this.#format === "fields") {
       return [
         "op",

@@ -153,11 +153,14 @@ export interface ExportedSlot {
 
 /**
  * `CREATE_REPLICATION_SLOT name LOGICAL pgoutput EXPORT_SNAPSHOT` on a replication
- * connection (DESIGN §Consistent snapshot): the snapshot id stays valid until `close()`.
+ * connection: the snapshot id stays valid until `close()`. The snapshot holds exactly the
+ * transactions that committed before the slot's consistent point. A `temporary` slot is
+ * dropped by the server when the connection ends.
  */
 export async function createSlotWithSnapshot(
   endpoint: PgEndpoint,
   name: string,
+  { temporary = false }: { temporary?: boolean } = {},
 ): Promise<ExportedSlot> {
   const client = new pg.Client({
     ...replicationClientConfig(endpoint, "replicant-slot"),
@@ -167,7 +170,9 @@ export async function createSlotWithSnapshot(
   try {
     await client.connect();
     const res = await client.query(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(name)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      `CREATE_REPLICATION_SLOT ${quoteIdent(name)}${
+        temporary ? " TEMPORARY" : ""
+      } LOGICAL pgoutput EXPORT_SNAPSHOT`,
     );
     const row = res.rows[0] as Record<string, string>;
     return {
