@@ -25,6 +25,7 @@ import { openPgVerifyPoint } from "../source/postgres/pg_verify_point.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { idDir } from "./manifest.ts";
 import { EXIT } from "./replicate_command.ts";
+import { pgSlotName } from "./realtime_modes.ts";
 import {
   entryOptionsOf,
   mysqlEndpointOf,
@@ -65,7 +66,10 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
     requireReplicatedState(setup, checkpoints.key, state);
     const selection = tableSelectionOf(setup.filter);
     point = setup.source.type === "POSTGRESQL"
-      ? await openPgVerifyPoint(pgEndpointOf(setup.source), selection)
+      ? await openPgVerifyPoint(pgEndpointOf(setup.source), selection, {
+        slot: pgSlotName(setup),
+        publication: pgSlotName(setup),
+      })
       : await openMysqlVerifyPoint(mysqlEndpointOf(setup.source), selection);
     const tables = selectTables(await point.source.tables(), opts.tables);
     out.say(
@@ -74,7 +78,7 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
     );
     const checkpoint = state[REALTIME_CHECKPOINT_FIELD] !== undefined ||
         state["state:mode"] !== "snapshot"
-      ? await waitForCheckpoint(checkpoints, point, waitSeconds, setup.id, out)
+      ? await waitForCheckpoint(checkpoints, point, tables, waitSeconds, setup.id, out)
       : null;
     const settings: VerifySettings = {
       entry: entryOptionsOf(setup),
@@ -165,15 +169,31 @@ export function selectTables(all: SnapshotTable[], names: string[] | undefined):
 async function waitForCheckpoint(
   checkpoints: CheckpointStore,
   point: VerifyPoint,
+  tables: SnapshotTable[],
   seconds: number,
   id: string,
   out: RunConsole,
 ): Promise<string> {
   const deadline = Date.now() + seconds * 1000;
   let nextNote = Date.now() + 10_000;
+  let nextLook = Date.now() + 1000;
   for (;;) {
     const token = await checkpoints.get(REALTIME_CHECKPOINT_FIELD);
     if (token !== null && point.reached(token)) return token;
+    // A replication that is stopped or idle may never pass the point: nothing to wait for
+    // when the source's log holds no change of these tables before it.
+    if (Date.now() >= nextLook && point.caughtUp) {
+      if (await point.caughtUp(token, tables.map((t) => t.schema))) {
+        out.say(
+          "info",
+          `replicant: the checkpoint ${
+            token ?? "-"
+          } is before ${point.description}, but no change of the verified tables lies between them`,
+        );
+        return token ?? "-";
+      }
+      nextLook = Date.now() + 2000;
+    }
     if (Date.now() >= deadline) {
       throw new StateError(
         `The replication of id ${

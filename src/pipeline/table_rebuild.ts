@@ -1,6 +1,7 @@
 import { mkdirSync, statSync } from "node:fs";
 import { canonicalJson, objectMembers } from "../core/raw_json.ts";
 import { readLines, SpillFiles } from "./spill_files.ts";
+import { collectGarbageHint } from "./memory_budget.ts";
 
 /** How a table rebuilt from its streams differs from the source table. */
 export interface TableDiff {
@@ -135,6 +136,7 @@ export class TableRebuild {
     }
     if (this.keyed) this.#compareKeyed(changes, source, diff);
     else this.#compareKeyless(changes, source, diff);
+    collectGarbageHint();
   }
 
   /** Replays a partition's changes: each key's last row, after the last truncate. */

@@ -7,6 +7,7 @@ import { streamPages } from "../sink/redis/stream_pages.ts";
 import type { SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
 import type { SortKeyOfSource } from "./stream_tails.ts";
 import { type TableDiff, TableRebuild } from "./table_rebuild.ts";
+import { collectGarbageHint } from "./memory_budget.ts";
 
 /**
  * A consistent read of the source at a position P that the replication's streams can be cut
@@ -23,6 +24,12 @@ export interface VerifyPoint {
   includes(sortKey: string): boolean;
   /** Whether the replication checkpoint `token` is at or past P (every change ≤ P landed). */
   reached(token: string): boolean;
+  /**
+   * When the checkpoint is before P: whether the source's log holds no change of `tables`
+   * between the checkpoint and P (a replication stopped while the source stayed idle, or
+   * wrote only other tables), so the streams are complete at P all the same.
+   */
+  caughtUp?(token: string | null, tables: TableSchema[]): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -111,6 +118,7 @@ export async function verifyTables(
         continue;
       }
       if (streams.length > 1) await replayStream(client, streams[1], point, s, true, () => rebuild);
+      s.progress?.(`${name}: comparing`);
       finish(verdict, rebuild);
     }
     if (waiting.size > 0) {
@@ -120,7 +128,10 @@ export async function verifyTables(
         const name = e.table ?? (source ? tableOfSource(source) : null);
         return name === null ? null : waiting.get(name)?.rebuild ?? null;
       });
-      for (const { verdict, rebuild } of waiting.values()) finish(verdict, rebuild);
+      for (const [name, { verdict, rebuild }] of waiting) {
+        s.progress?.(`${name}: comparing`);
+        finish(verdict, rebuild);
+      }
       waiting.clear();
     }
   } finally {
@@ -148,6 +159,7 @@ async function readSource(
       const row = batch.row(r);
       rebuild.sourceRow(encoder.keyPayload(row), encoder.rowJson(row));
     }
+    collectGarbageHint();
   }
 }
 
@@ -181,6 +193,7 @@ async function replayStream(
       const rebuild = route(e, source);
       if (rebuild !== null) apply(e, rebuild);
     }
+    collectGarbageHint();
   }
 }
 

@@ -3,7 +3,9 @@
  * `replicant full` streams, verify finds every table equal (exit 0); then one row changed
  * directly in Redis, one snapshot entry deleted and one extra entry added are each reported
  * with their key (exit 6, text and json); a stream recorded as trimmed by retention makes
- * its table "not verified" (exit 3), never "equal".
+ * its table "not verified" (exit 3), never "equal". With the replication stopped, verify
+ * goes ahead when the source changed only other tables since, and waits (then gives up,
+ * saying why) when a verified table changed.
  */
 import assert from "node:assert/strict";
 import mysql from "mysql2/promise";
@@ -39,6 +41,8 @@ interface SourceBed {
   filter: string;
   /** Adds and removes rows of the keyless table `k`. */
   touchKeyless(i: number): Promise<void>;
+  /** A write to a table the filter does not select. */
+  writeElsewhere(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -59,6 +63,8 @@ async function pgBed(tag: string, id: string): Promise<SourceBed> {
   await db.query(`CREATE TABLE ${schema}.k (a int, b text)`);
   await db.query(`ALTER TABLE ${schema}.k REPLICA IDENTITY FULL`);
   await db.query(`INSERT INTO ${schema}.k SELECT g % 50, 'x' FROM generate_series(1, 200) g`);
+  await db.query(`CREATE SCHEMA ${schema}_other`);
+  await db.query(`CREATE TABLE ${schema}_other.x (id serial PRIMARY KEY, v text)`);
   return {
     tables,
     stream: (t) => `replicant_${schema}_${t}`,
@@ -73,10 +79,14 @@ async function pgBed(tag: string, id: string): Promise<SourceBed> {
         [i % 50],
       );
     },
+    async writeElsewhere() {
+      await db.query(`INSERT INTO ${schema}_other.x (v) VALUES ('elsewhere')`);
+    },
     async close() {
       await dropSlot(db, slot).catch(() => {});
       await dropPublication(db, slot).catch(() => {});
       await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await db.query(`DROP SCHEMA IF EXISTS ${schema}_other CASCADE`);
       await writer.end();
       await db.end();
     },
@@ -104,6 +114,8 @@ async function mariadbBed(tag: string): Promise<SourceBed> {
   }
   await db.query(`CREATE TABLE ${database}.k (a int, b varchar(8))`);
   await db.query(`INSERT INTO ${database}.k SELECT seq % 50, 'x' FROM seq_1_to_200`);
+  await db.query(`CREATE DATABASE ${database}_other`);
+  await db.query(`CREATE TABLE ${database}_other.x (id int AUTO_INCREMENT PRIMARY KEY, v text)`);
   return {
     tables,
     stream: (t) => `${database}_${t}`,
@@ -123,8 +135,12 @@ async function mariadbBed(tag: string): Promise<SourceBed> {
       await db.query(`INSERT INTO ${database}.k VALUES (?, 'y'), (?, 'y')`, [i % 7, i % 7]);
       await db.query(`DELETE FROM ${database}.k WHERE a = ? LIMIT 1`, [i % 50]);
     },
+    async writeElsewhere() {
+      await db.query(`INSERT INTO ${database}_other.x (v) VALUES ('elsewhere')`);
+    },
     async close() {
       await db.query(`DROP DATABASE IF EXISTS ${database}`);
+      await db.query(`DROP DATABASE IF EXISTS ${database}_other`);
       await writer.end();
       await db.end();
     },
@@ -307,6 +323,18 @@ async function verifyScenario(source: "pg" | "mariadb"): Promise<void> {
     const res = await stopping.done;
     run = null;
     assert.equal(res.code, 0, res.stderr);
+
+    // 4. Replication stopped, the source written only elsewhere since: nothing to wait for.
+    await bed.writeElsewhere();
+    const stopped = await verifyJson([...verifyArgs, "--tables", "k", "--wait-timeout", "30"]);
+    assert.equal(stopped.code, 0, `${stopped.stdout}\n${stopped.stderr}`);
+    assert.match(stopped.stderr, /no change of the verified tables lies between them/);
+    // A change of a verified table the stopped replication did not deliver: verify waits for
+    // it, and says why it gave up.
+    await bed.touchKeyless(7);
+    const behind = await runReplicant([...verifyArgs, "--tables", "k", "--wait-timeout", "3"]);
+    assert.equal(behind.code, 2, behind.stderr);
+    assert.match(behind.stderr, /has not reached .* after 3 s .*is it running\?/s);
   } finally {
     if (run) {
       run.kill("SIGKILL");
@@ -320,10 +348,10 @@ async function verifyScenario(source: "pg" | "mariadb"): Promise<void> {
   }
 }
 
-Deno.test("verify (pg): equal while writing and streaming; tampered entries reported by key; trimmed not verified", async () => {
+Deno.test("verify (pg): equal while writing and streaming; tampered entries reported by key; trimmed not verified; stopped replication", async () => {
   await verifyScenario("pg");
 });
 
-Deno.test("verify (mariadb): equal while writing and streaming; tampered entries reported by key; trimmed not verified", async () => {
+Deno.test("verify (mariadb): equal while writing and streaming; tampered entries reported by key; trimmed not verified; stopped replication", async () => {
   await verifyScenario("mariadb");
 });

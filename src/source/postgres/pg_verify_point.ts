@@ -3,7 +3,8 @@ import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 import type { VerifyPoint } from "../../pipeline/table_verifier.ts";
 import { openPg, type PgEndpoint } from "./pg_endpoint.ts";
 import { HEARTBEAT_PREFIX } from "./pg_logical_source.ts";
-import { createSlotWithSnapshot, sanitizeSlotName } from "./pg_replication_slot.ts";
+import { createSlotWithSnapshot, readSlot, sanitizeSlotName } from "./pg_replication_slot.ts";
+import type { PgTable } from "./pg_schema_reader.ts";
 import { PgSnapshotSource } from "./pg_snapshot_source.ts";
 import { parseLsn, pgSortKey, pgSortKeyOfSource } from "./pgoutput_position.ts";
 
@@ -19,6 +20,7 @@ import { parseLsn, pgSortKey, pgSortKeyOfSource } from "./pgoutput_position.ts";
 export async function openPgVerifyPoint(
   endpoint: PgEndpoint,
   selection: TableSelection,
+  replication: { slot: string; publication: string },
 ): Promise<VerifyPoint> {
   const name = sanitizeSlotName(`replicant_verify_${process.pid}_${Date.now().toString(36)}`);
   const slot = await createSlotWithSnapshot(endpoint, name, { temporary: true });
@@ -52,6 +54,48 @@ export async function openPgVerifyPoint(
     sortKeyOf: pgSortKeyOfSource,
     includes: (sortKey) => sortKey < below,
     reached: (token) => parseLsn(token) >= lsn,
+    caughtUp: (_token, tables) =>
+      noPendingChanges(endpoint, replication, slot.consistentPoint, tables as PgTable[]),
     close: () => source.close(),
   };
+}
+
+/**
+ * Whether the replication's slot, not in use, holds no change of `tables` in transactions
+ * that commit before `point`: peeked (nothing consumed) with pgoutput, counting inserts,
+ * updates and deletes of those tables and any truncate.
+ */
+async function noPendingChanges(
+  endpoint: PgEndpoint,
+  replication: { slot: string; publication: string },
+  point: string,
+  tables: PgTable[],
+): Promise<boolean> {
+  const client = await openPg(endpoint, "replicant-verify");
+  try {
+    const slot = await readSlot(client, replication.slot);
+    if (slot === null || slot.active) return false;
+    const res = await client.query({
+      text: `SELECT count(*)::int8::text
+               FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL,
+                      'proto_version', '1', 'publication_names', $3) p
+              WHERE get_byte(p.data, 0) = 84
+                 OR (get_byte(p.data, 0) IN (68, 73, 85)
+                     AND ((get_byte(p.data, 1)::int8 << 24) | (get_byte(p.data, 2) << 16)
+                          | (get_byte(p.data, 3) << 8) | get_byte(p.data, 4))::oid
+                         = ANY($4::oid[]))`,
+      values: [
+        replication.slot,
+        point,
+        replication.publication,
+        `{${tables.map((t) => t.relOid).join(",")}}`,
+      ],
+      rowMode: "array",
+    });
+    return Number(res.rows[0][0]) === 0;
+  } catch {
+    return false; // the slot was taken meanwhile, or cannot be read: wait for the checkpoint
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
