@@ -9,13 +9,13 @@
  * boolean, about 110 bytes of JSON per row — copies it into Redis with `dist/replicant
  * snapshot` (compact, no schema halves), then runs `dist/replicant verify` on it, sampling
  * the verify process's resident memory (VmRSS and VmHWM of /proc) every 100 ms. Prints one
- * JSON line: rows, snapshot seconds, verify seconds, verify rows/s, peak RSS in MiB, exit
- * code. The streams and the id's state are deleted afterwards unless --keep-streams true (a
+ * JSON line: rows, snapshot seconds, verify seconds, verify rows/s, peak RSS in MiB, peak
+ * size of its temporary partition files in MiB, exit code. The streams and the id's state are deleted afterwards unless --keep-streams true (a
  * second run then verifies again without a new snapshot). Connection settings come from the
  * REPLICANT_* variables of `scripts/services env`; needs dist/replicant (scripts/build).
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -51,7 +51,7 @@ async function prepareTable(): Promise<void> {
     try {
       const have = await db.query(
         "SELECT n FROM bench_verify.meta LIMIT 1",
-      ).then((r) => Number(r.rows[0]?.n ?? -1), () => -1);
+      ).then((r: pg.QueryResult) => Number(r.rows[0]?.n ?? -1), () => -1);
       if (have === rows) return;
       log(`creating bench_verify.rows with ${rows} rows in PostgreSQL`);
       await db.query("DROP SCHEMA IF EXISTS bench_verify CASCADE; CREATE SCHEMA bench_verify");
@@ -108,10 +108,27 @@ function kib(status: string, field: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** Runs the binary; samples its peak RSS every 100 ms. */
+/** Bytes of the files under `dir` (0 when it does not exist). */
+function dirBytes(dir: string): number {
+  let n = 0;
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+      if (e.isFile()) n += statSync(join(e.parentPath, e.name)).size;
+    }
+  } catch {
+    // not there (yet, or any more)
+  }
+  return n;
+}
+
+/**
+ * Runs the binary; samples its peak RSS every 100 ms, and the size of `spill` (the verify's
+ * temporary partitions) every 500 ms.
+ */
 function run(
   argv: string[],
-): Promise<{ code: number; seconds: number; peakMiB: number; out: string }> {
+  spill?: string,
+): Promise<{ code: number; seconds: number; peakMiB: number; spillMiB: number; out: string }> {
   const started = performance.now();
   const child = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -127,14 +144,20 @@ function run(
     }
   };
   const timer = setInterval(sample, 100);
+  let spillPeak = 0;
+  const spillTimer = spill
+    ? setInterval(() => (spillPeak = Math.max(spillPeak, dirBytes(spill))), 500)
+    : null;
   return new Promise((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code) => {
       clearInterval(timer);
+      if (spillTimer) clearInterval(spillTimer);
       resolve({
         code: code ?? 1,
         seconds: (performance.now() - started) / 1000,
         peakMiB: Math.round(peak / 1024),
+        spillMiB: Math.round(spillPeak / 2 ** 20),
         out,
       });
     });
@@ -197,6 +220,7 @@ try {
     snapshotSeconds = Math.round(snap.seconds);
   }
   log("verify");
+  const spill = join(home, "spill");
   const verify = await run([
     "verify",
     srcConn,
@@ -209,7 +233,9 @@ try {
     applier,
     "--filter",
     filter,
-  ]);
+    "--spill-dir",
+    spill,
+  ], spill);
   process.stderr.write(verify.out);
   console.log(JSON.stringify({
     source,
@@ -218,6 +244,7 @@ try {
     verify_seconds: Math.round(verify.seconds * 10) / 10,
     verify_rows_per_second: Math.round(rows / verify.seconds),
     verify_peak_rss_mib: verify.peakMiB,
+    verify_peak_spill_mib: verify.spillMiB,
     verify_exit_code: verify.code,
   }));
 } finally {

@@ -62,6 +62,10 @@ export interface RawEntry {
   table?: string;
 }
 
+const NO_BEFORE = '{"before":null,"after":';
+const SOURCE_KEY = ',"source":';
+const OP_KEY = ',"op":"';
+
 export function decodeRawEntry(fields: string[], format: MessageFormat): RawEntry {
   if (format === "fields") {
     const get = (name: string) => {
@@ -85,8 +89,23 @@ export function decodeRawEntry(fields: string[], format: MessageFormat): RawEntr
   if (valueText === undefined || valueText === TOMBSTONE_VALUE) {
     return { op: "tombstone", key, before: null, after: null, source: null };
   }
+  const payload = payloadText(valueText);
   const out: RawEntry = { op: "", key, before: null, after: null, source: null };
-  for (const [name, value] of objectMembers(payloadText(valueText))) {
+  if (payload.startsWith(NO_BEFORE)) {
+    // The encoder's layout: `{"before":null,"after":A,"source":S,"op":"x","ts_ms":N}`. The
+    // source block (names, positions) cannot hold `,"source":` or `,"op":"` outside a
+    // string, so the last of each is the envelope's: no need to scan the row.
+    const s = payload.lastIndexOf(SOURCE_KEY);
+    const o = payload.lastIndexOf(OP_KEY);
+    if (s > NO_BEFORE.length && o > s) {
+      const after = payload.slice(NO_BEFORE.length, s);
+      out.after = after === "null" ? null : after;
+      out.source = payload.slice(s + SOURCE_KEY.length, o);
+      out.op = payload.slice(o + OP_KEY.length, payload.indexOf('"', o + OP_KEY.length));
+      return out;
+    }
+  }
+  for (const [name, value] of objectMembers(payload)) {
     if (name === "op") out.op = JSON.parse(value);
     else if (name === "before") out.before = value === "null" ? null : value;
     else if (name === "after") out.after = value === "null" ? null : value;

@@ -1,4 +1,6 @@
+import type { RowFragments } from "../core/change_event.ts";
 import { decodeRawEntry, type RawEntry } from "../core/entry_decoder.ts";
+import type { JsonRowBatch } from "../core/json_row_batch.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
@@ -156,11 +158,34 @@ async function readSource(
   const encoder = new TableEntryEncoder(schema, s.entry);
   for await (const batch of reader.read(schema, null, s.fetchRows)) {
     for (let r = 0; r < batch.rows; r++) {
-      const row = batch.row(r);
+      const row = rowFragments(batch, r);
       rebuild.sourceRow(encoder.keyPayload(row), encoder.rowJson(row));
     }
     collectGarbageHint();
   }
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * Row `r` of a batch as text fragments: the row's bytes decoded at once and cut where the
+ * fragments end when they are ASCII (the common case), else fragment by fragment.
+ */
+function rowFragments(batch: JsonRowBatch, r: number): RowFragments {
+  const columns = batch.columns;
+  if (columns === 0) return [];
+  const first = r * columns;
+  const start = batch.start(first);
+  const end = batch.end(first + columns - 1);
+  const text = utf8.decode(batch.bytes.subarray(start, end));
+  if (text.length !== end - start) return batch.row(r);
+  const out: RowFragments = new Array(columns);
+  for (let c = 0, at = 0; c < columns; c++) {
+    const to = batch.end(first + c) - start;
+    out[c] = text.slice(at, to);
+    at = to;
+  }
+  return out;
 }
 
 /**
