@@ -5,11 +5,7 @@ import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import {
-  retentionField,
-  retentionRecordsOf,
-  retentionValue,
-} from "../sink/redis/retention_record.ts";
+import { retentionField, retentionValue } from "../sink/redis/retention_record.ts";
 import { RetentionLoop, StreamRetention } from "../sink/redis/stream_retention.ts";
 
 /** Where retention reports: trace.log lines, and warnings on the console too. */
@@ -58,7 +54,6 @@ export function startRetention(
   const settings = applier.retention;
   if (!settings) return null;
   const retention = new StreamRetention(sink.client, settings, sink.tailGuard, {
-    recorded: async () => new Set(retentionRecordsOf(await checkpoints.read()).keys()),
     record: (stream, through) =>
       checkpoints.write({ [retentionField(stream)]: retentionValue(through) }),
     trimmed: (t) => {

@@ -11,6 +11,7 @@ import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
 import { ReplicaWaitError } from "../sink/redis/xadd_batch.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import { retentionField } from "../sink/redis/retention_record.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
@@ -138,10 +139,13 @@ export class SnapshotPipeline {
         throw new ExistingStreamsError(existing);
       case "replace":
         await this.sink.deleteKeys(existing);
+        // What retention trimmed of the old entries says nothing about the new ones.
+        await this.checkpoints.forget(existing.map(retentionField));
         this.log.info(`replaced ${existing.length} existing stream(s): ${existing.join(", ")}`);
         break;
       case "truncate":
         await this.sink.truncateStreams(existing);
+        await this.checkpoints.forget(existing.map(retentionField));
         this.log.info(`truncated ${existing.length} existing stream(s): ${existing.join(", ")}`);
         break;
       case "append":

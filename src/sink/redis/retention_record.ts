@@ -1,16 +1,16 @@
 /**
  * Which streams of an id retention trimmed, and up to where: fields of the id's checkpoint
  * hash, `retention:trimmed:<stream>` → `{"through":"<id>","at":"<time>"}`, where entries
- * with ids below `through` may be gone. A stream is marked before its first trim, so a
- * crash between the two can only leave a stream marked that still holds everything, never
- * the other way round. `replicant verify` reads them to name the tables it cannot rebuild.
+ * with ids below `through` may be gone. Each is written before the trim it describes, so a
+ * crash between the two leaves a record that says a little more than happened, never less.
+ * `replicant verify` reads them to name the tables it cannot rebuild.
  */
 
 export const RETENTION_FIELD_PREFIX = "retention:trimmed:";
 
 export interface RetentionRecord {
   stream: string;
-  /** Entries below this id may have been trimmed; null: marked, no trim confirmed yet. */
+  /** Entries below this id may have been trimmed (null: the record is damaged). */
   through: string | null;
   at: string;
 }
@@ -19,7 +19,7 @@ export function retentionField(stream: string): string {
   return RETENTION_FIELD_PREFIX + stream;
 }
 
-export function retentionValue(through: string | null, at = new Date()): string {
+export function retentionValue(through: string, at = new Date()): string {
   return JSON.stringify({ through, at: at.toISOString() });
 }
 

@@ -169,10 +169,12 @@ export interface StreamTrim {
 }
 
 export interface RetentionHooks {
-  /** Before the first trim of a stream, then after each: records where it is trimmed to. */
-  record(stream: string, through: string | null): Promise<void>;
-  /** Streams already recorded as trimmed (no first-trim plan needed). */
-  recorded(): Promise<Set<string>>;
+  /**
+   * Before each trim: records that entries of `stream` below `through` may go. The trim
+   * that follows never goes further, so a crash in between leaves a record that says at
+   * most a little more than happened, never less.
+   */
+  record(stream: string, through: string): Promise<void>;
   trimmed?(t: StreamTrim): void;
   warn?(message: string): void;
 }
@@ -180,7 +182,6 @@ export interface RetentionHooks {
 type ScriptReply = [number, string, number, number, number, string];
 
 export class StreamRetention {
-  #known: Set<string> | null = null;
   #sha: string | null = null;
   #nativeAcked: boolean | null = null;
 
@@ -193,7 +194,6 @@ export class StreamRetention {
 
   /** Trims each of `streams` as far as the settings allow; returns what was removed. */
   async pass(streams: readonly string[], signal?: AbortSignal): Promise<StreamTrim[]> {
-    this.#known ??= await this.hooks.recorded();
     this.#nativeAcked ??= await this.#hasNativeAcked();
     const out: StreamTrim[] = [];
     for (const stream of streams) {
@@ -222,22 +222,17 @@ export class StreamRetention {
     for (let call = 0; call < MAX_CALLS_PER_STREAM && !signal?.aborted; call++) {
       const ceiling = await this.#ceiling(stream);
       if (ceiling === null) break;
-      let limit = "";
-      if (!this.#known!.has(stream)) {
-        const plan = await this.#run(stream, "plan", ceiling, "");
-        if (plan[0] === 0) break;
-        await this.hooks.record(stream, null);
-        this.#known!.add(stream);
-        limit = plan[1];
-      }
+      const [removable, planned] = await this.#run(stream, "plan", ceiling, "");
+      if (removable === 0) break;
+      await this.hooks.record(stream, planned);
+      // The same bound, computed again: lower if a group appeared or moved back meanwhile.
       const [removed, bound, unread, , more, group] = await this.#run(
         stream,
         "trim",
         ceiling,
-        limit,
+        planned,
       );
       if (removed === 0) break;
-      await this.hooks.record(stream, bound);
       total.removed += removed;
       total.unread += unread;
       total.through = bound;
