@@ -50,9 +50,10 @@ const DEFAULT_WAIT_SECONDS = 300;
  */
 export async function verify(conns: string[], opts: CommonOptions): Promise<number> {
   const format = logFormatOf(opts);
+  const waitSeconds = waitTimeoutOf(opts);
+  // The files the id's last run used are the defaults, as for --resume.
   const setup = await resolveSecrets(resolveReplication(conns, { ...opts, resume: true }));
   const out = new RunConsole(format, setup.id);
-  const waitSeconds = waitTimeoutOf(opts);
   const client = await openRedisAdmin(redisTargetOf(setup.target), "replicant-verify");
   let point: VerifyPoint | null = null;
   const spillDir = join(opts.spillDir ?? idDir(setup.home, setup.id), `verify-${process.pid}`);
@@ -89,9 +90,9 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
       incomplete: new Map(),
       progress: (message) => out.say("info", `replicant: ${message}`),
     };
-    settings.incomplete = await incompleteStreams(client, setup, state, tables, settings);
+    const incomplete = await incompleteStreams(client, setup, state, tables, settings);
     mkdirSync(spillDir, { recursive: true });
-    const verdicts = await verifyTables(client, point, tables, settings);
+    const verdicts = await verifyTables(client, point, tables, { ...settings, incomplete });
     const code = exitCodeOf(verdicts);
     printVerdicts(out, verdicts, point.description, checkpoint, code);
     return code;

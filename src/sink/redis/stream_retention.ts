@@ -4,7 +4,7 @@
  * over its groups, of the group's oldest pending entry and the entry after its last-delivered
  * id — never below `min-length` entries nor entries younger than `min-age-ms`. A stream
  * without groups is trimmed by the hard cap `max-length` only; the cap also trims entries
- * some group has not acknowledged, and says so (warning + `onTrimmed(…, unread)`).
+ * some group has not acknowledged, and says so (the `warn` and `trimmed` hooks).
  *
  * The bound is computed and applied by one Lua script per call, so it is atomic with respect
  * to consumers (a group created or an entry acknowledged meanwhile cannot be missed), on a
