@@ -139,9 +139,15 @@ export class TableRebuild {
     collectGarbageHint();
   }
 
-  /** Replays a partition's changes: each key's last row, after the last truncate. */
-  #replayKeyed(changes: string): Map<string, string> {
-    const rows = new Map<string, string>();
+  /**
+   * Reads a partition's changes in order: `apply(kind, key, row)` for each, and `clear()` at
+   * each truncate of the table that falls between them (or after the last).
+   */
+  #replay(
+    changes: string,
+    clear: () => void,
+    apply: (kind: number, key: string, row: string) => void,
+  ): void {
     const truncates = this.#truncates;
     let t = 0;
     for (const line of readLines(changes)) {
@@ -149,20 +155,24 @@ export class TableRebuild {
       const a = line.indexOf("\t");
       const seq = Number(line.slice(0, a));
       while (t < truncates.length && truncates[t] < seq) {
-        rows.clear();
+        clear();
         t++;
       }
-      const kind = line.charCodeAt(a + 1);
       const b = line.indexOf("\t", a + 3);
-      const key = line.slice(a + 3, b);
+      apply(line.charCodeAt(a + 1), line.slice(a + 3, b), line.slice(b + 1));
+    }
+    if (t < truncates.length) clear();
+  }
+
+  /** Each key's last row, after the last truncate. */
+  #replayKeyed(changes: string): Map<string, string> {
+    const rows = new Map<string, string>();
+    this.#replay(changes, () => rows.clear(), (kind, key, row) => {
       if (kind === 0x44 /* D */) rows.delete(key);
       else {
-        let row = line.slice(b + 1);
-        if (row.includes(UNAVAILABLE)) row = withUnchangedValues(row, rows.get(key));
-        rows.set(key, row);
+        rows.set(key, row.includes(UNAVAILABLE) ? withUnchangedValues(row, rows.get(key)) : row);
       }
-    }
-    if (t < truncates.length) rows.clear();
+    });
     return rows;
   }
 
@@ -195,21 +205,9 @@ export class TableRebuild {
 
   #compareKeyless(changes: string, source: string, diff: TableDiff): void {
     const counts = new Map<string, number>();
-    const truncates = this.#truncates;
-    let t = 0;
-    for (const line of readLines(changes)) {
-      if (line === "") continue;
-      const a = line.indexOf("\t");
-      const seq = Number(line.slice(0, a));
-      while (t < truncates.length && truncates[t] < seq) {
-        counts.clear();
-        t++;
-      }
-      const row = line.slice(a + 3, line.indexOf("\t", a + 3));
-      const delta = line.charCodeAt(a + 1) === 0x2b /* + */ ? 1 : -1;
-      counts.set(row, (counts.get(row) ?? 0) + delta);
-    }
-    if (t < truncates.length) counts.clear();
+    this.#replay(changes, () => counts.clear(), (kind, row) => {
+      counts.set(row, (counts.get(row) ?? 0) + (kind === 0x2b /* + */ ? 1 : -1));
+    });
     for (const n of counts.values()) if (n > 0) diff.rebuiltRows += n;
     for (const line of readLines(source)) {
       if (line === "") continue;
