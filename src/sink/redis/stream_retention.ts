@@ -219,9 +219,11 @@ export class StreamRetention {
   /** One stream: script calls until nothing more may go (or the per-pass limit). */
   async trimStream(stream: string, signal?: AbortSignal): Promise<StreamTrim> {
     const total: StreamTrim = { stream, removed: 0, unread: 0, through: "", group: "" };
+    // Valid for the whole pass: the stream only grows at its end, and an undo only deletes
+    // entries after the protected ones.
+    const ceiling = await this.#ceiling(stream);
+    if (ceiling === null) return total;
     for (let call = 0; call < MAX_CALLS_PER_STREAM && !signal?.aborted; call++) {
-      const ceiling = await this.#ceiling(stream);
-      if (ceiling === null) break;
       const [removable, planned] = await this.#run(stream, "plan", ceiling, "");
       if (removable === 0) break;
       await this.hooks.record(stream, planned);
