@@ -345,3 +345,30 @@ Deno.test("retention on a Redis Cluster: each stream trimmed on its own node", a
     bed.stop();
   }
 });
+
+Deno.test("retention: memory pressure runs a pass at once, between the periodic ones", async () => {
+  const redis = redisClient();
+  const stream = tag();
+  const { r } = retention(redis);
+  const loop = new RetentionLoop(r, () => [stream], 3_600_000, (err) => {
+    throw err;
+  });
+  try {
+    await fill(redis, stream, 0, 500);
+    await redis.xgroup("CREATE", stream, "g", "0");
+    await consume(redis, stream, "g", 1000, 1000);
+    loop.start();
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(await redis.xlen(stream), 500, "no pass before the interval");
+    loop.trigger(); // what the memory gate does when Redis is above the mark
+    const deadline = Date.now() + 5000;
+    while ((await redis.xlen(stream)) > 16 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.equal(await redis.xlen(stream), 16);
+  } finally {
+    await loop.stop();
+    await redis.del(stream);
+    redis.disconnect();
+  }
+});
