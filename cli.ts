@@ -46,7 +46,6 @@ Examples:
       --filter conf/filter/postgresql_filter.yaml --id orders
   replicant full conf/conn/postgresql.yaml conf/conn/redis_stream.yaml --id orders
   replicant realtime conf/conn/redis_stream.yaml --id orders --resume
-
   replicant verify conf/conn/postgresql.yaml conf/conn/redis_stream.yaml --id orders
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,

@@ -9,8 +9,9 @@
  * boolean, about 110 bytes of JSON per row — copies it into Redis with `dist/replicant
  * snapshot` (compact, no schema halves), then runs `dist/replicant verify` on it, sampling
  * the verify process's resident memory (VmRSS and VmHWM of /proc) every 100 ms. Prints one
- * JSON line: rows, snapshot seconds, verify seconds, verify rows/s, peak RSS in MiB, peak
- * size of its temporary partition files in MiB, exit code. The streams and the id's state are deleted afterwards unless --keep-streams true (a
+ * JSON line: rows, snapshot seconds, verify seconds (wall, and CPU of the verify process as
+ * last sampled: the wall time depends on what else runs), verify rows/s, peak RSS in MiB,
+ * peak size of its temporary partition files in MiB, exit code. The streams and the id's state are deleted afterwards unless --keep-streams true (a
  * second run then verifies again without a new snapshot). Connection settings come from the
  * REPLICANT_* variables of `scripts/services env`; needs dist/replicant (scripts/build).
  */
@@ -89,11 +90,11 @@ async function prepareTable(): Promise<void> {
     await db.query("CREATE DATABASE bench_verify");
     await db.query("USE bench_verify");
     await db.query(
-      "CREATE TABLE rows (id bigint PRIMARY KEY, name varchar(64) NOT NULL, " +
+      "CREATE TABLE `rows` (id bigint PRIMARY KEY, name varchar(64) NOT NULL, " +
         "amount decimal(12,2), created datetime(6), flag boolean)",
     );
     await db.query(
-      `INSERT INTO rows SELECT seq, md5(seq), (seq % 100000) / 100.0, ` +
+      `INSERT INTO \`rows\` SELECT seq, md5(seq), (seq % 100000) / 100.0, ` +
         `'2024-01-01' + INTERVAL seq SECOND, seq % 2 = 0 FROM seq_1_to_${rows}`,
     );
     await db.query("CREATE TABLE meta (n bigint)");
@@ -128,17 +129,31 @@ function dirBytes(dir: string): number {
 function run(
   argv: string[],
   spill?: string,
-): Promise<{ code: number; seconds: number; peakMiB: number; spillMiB: number; out: string }> {
+): Promise<
+  {
+    code: number;
+    seconds: number;
+    peakMiB: number;
+    cpuSeconds: number;
+    spillMiB: number;
+    out: string;
+  }
+> {
   const started = performance.now();
   const child = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => process.stderr.write(d));
   let peak = 0;
+  let cpuTicks = 0;
   const sample = () => {
     try {
       const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
       peak = Math.max(peak, kib(status, "VmRSS"), kib(status, "VmHWM"));
+      // utime and stime (fields 14 and 15, after the parenthesised command name).
+      const stat = readFileSync(`/proc/${child.pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      cpuTicks = Number(fields[11]) + Number(fields[12]);
     } catch {
       // gone
     }
@@ -157,6 +172,7 @@ function run(
         code: code ?? 1,
         seconds: (performance.now() - started) / 1000,
         peakMiB: Math.round(peak / 1024),
+        cpuSeconds: Math.round(cpuTicks) / 100,
         spillMiB: Math.round(spillPeak / 2 ** 20),
         out,
       });
@@ -243,6 +259,7 @@ try {
     snapshot_seconds: snapshotSeconds,
     verify_seconds: Math.round(verify.seconds * 10) / 10,
     verify_rows_per_second: Math.round(rows / verify.seconds),
+    verify_cpu_seconds: verify.cpuSeconds,
     verify_peak_rss_mib: verify.peakMiB,
     verify_peak_spill_mib: verify.spillMiB,
     verify_exit_code: verify.code,
