@@ -1,4 +1,4 @@
-import { appendFileSync, closeSync, openSync, readSync, rmSync } from "node:fs";
+import { appendFileSync, closeSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /**
@@ -16,6 +16,8 @@ export class SpillFiles {
     this.paths = Array.from({ length: count }, (_, i) => join(dir, `${name}.${i}`));
     this.#buffers = Array.from({ length: count }, () => []);
     this.#sizes = new Array(count).fill(0);
+    // Every partition has a file, empty or not, so each can be read.
+    for (const p of this.paths) writeFileSync(p, "");
     // At most about 16 MiB buffered over all files, at most 64 KiB per file.
     this.#flushAt = Math.max(8192, Math.min(65536, Math.floor((16 << 20) / count)));
   }
@@ -34,8 +36,8 @@ export class SpillFiles {
 
   #flush(i: number): void {
     const lines = this.#buffers[i];
-    // Files exist even when empty, so every partition can be read.
-    appendFileSync(this.paths[i], lines.length === 0 ? "" : lines.join("\n") + "\n");
+    if (lines.length === 0) return;
+    appendFileSync(this.paths[i], lines.join("\n") + "\n");
     this.#buffers[i] = [];
     this.#sizes[i] = 0;
   }

@@ -85,10 +85,15 @@ export class TableRebuild {
     this.#truncates.push(this.#seq++);
   }
 
-  /** Compares both sides partition by partition; the files are removed. */
-  compare(): TableDiff {
+  /** Writes out what is buffered (tables waiting for the GLOBAL stream hold nothing). */
+  flush(): void {
     this.#source.flush();
     this.#changes.flush();
+  }
+
+  /** Compares both sides partition by partition; the files are removed. */
+  compare(): TableDiff {
+    this.flush();
     const diff: TableDiff = {
       sourceRows: 0,
       rebuiltRows: 0,

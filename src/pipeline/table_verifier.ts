@@ -62,6 +62,8 @@ export interface TableVerdict {
 
 /** Rows per partition aimed at when a table's partitions are planned. */
 const ROWS_PER_PARTITION = 250_000;
+/** GLOBAL stream entries between two flushes of every waiting table's buffers. */
+const GLOBAL_FLUSH_ENTRIES = 50_000;
 
 /** The streams a table's entries are in, in the order they are replayed. */
 export function tableStreams(schema: TableSchema, s: VerifySettings): string[] {
@@ -116,6 +118,7 @@ export async function verifyTables(
       s.progress?.(`${name}: reading ${streams.join(", ")}`);
       await replayStream(client, streams[0], point, s, false, () => rebuild);
       if (s.global) {
+        rebuild.flush();
         waiting.set(name, { verdict, rebuild });
         continue;
       }
@@ -126,7 +129,12 @@ export async function verifyTables(
     if (waiting.size > 0) {
       const global = s.naming.globalCdcStream();
       s.progress?.(`reading ${global}`);
+      let routed = 0;
       await replayStream(client, global, point, s, true, (e, source) => {
+        // Every table's files buffer at once here: flushed often, they stay small together.
+        if (++routed % GLOBAL_FLUSH_ENTRIES === 0) {
+          for (const w of waiting.values()) w.rebuild.flush();
+        }
         const name = e.table ?? (source ? tableOfSource(source) : null);
         return name === null ? null : waiting.get(name)?.rebuild ?? null;
       });

@@ -355,3 +355,116 @@ Deno.test("verify (pg): equal while writing and streaming; tampered entries repo
 Deno.test("verify (mariadb): equal while writing and streaming; tampered entries reported by key; trimmed not verified; stopped replication", async () => {
   await verifyScenario("mariadb");
 });
+
+/**
+ * GLOBAL (one stream for every table, in commit order) with `applier`'s message format:
+ * equal while the writer and the replication run; a snapshot entry deleted is reported.
+ */
+async function verifyGlobal(source: "pg" | "mariadb", format: "compact" | "fields") {
+  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  const id = `verify-g-${source}-${tag}`;
+  const seed = Math.floor(Math.random() * 2 ** 31);
+  const bed = source === "pg" ? await pgBed(tag, id) : await mariadbBed(tag);
+  const redis: Redis = redisClient();
+  const home = scratchHome();
+  let run: RunningReplicant | null = null;
+  const generator = new ChangeGenerator({
+    tables: bed.tables,
+    placeholders: bed.placeholders,
+    seed,
+    pauseMs: 2,
+    run: bed.run,
+  });
+  for (const t of Object.keys(bed.tables)) {
+    generator.seed(t, Array.from({ length: ROWS }, (_, i) => i + 1));
+  }
+  const global = `replicate_io_cdc_log_default_${id}`;
+  const conn = bed.connFile(home);
+  const verifyArgs = ["verify", conn, home.redisConn, "--id", id, "--home", home.dir];
+  try {
+    run = startReplicant([
+      "full",
+      conn,
+      home.redisConn,
+      "--filter",
+      home.write("filter.yaml", bed.filter),
+      "--applier",
+      home.write(
+        "applier.yaml",
+        `realtime:\n  batch-size-rows: 50\n  replay-consistency: GLOBAL\nmessage-format: ${format}\n`,
+      ),
+      "--id",
+      id,
+      "--home",
+      home.dir,
+      "--overwrite",
+    ]);
+    const running: RunningReplicant = run;
+    let exited = false;
+    running.done.then(() => (exited = true));
+    generator.start();
+    let touches = 0;
+    const keyless = (async () => {
+      while (touches < 40) await bed.touchKeyless(touches++);
+    })();
+    await waitFor(async () => {
+      if (exited) throw new Error(`replicant exited: ${(await running.done).stderr}`);
+      return (await redis.xlen(global)) > 300;
+    }, { what: "changes streaming into the GLOBAL stream", timeoutMs: 60_000 });
+    const live = await verifyJson(verifyArgs);
+    assert.equal(live.code, 0, `seed ${seed}: ${live.stdout}\n${live.stderr}`);
+    for (const t of ["a", "b", "k"]) {
+      assert.equal(live.tables.get(t)?.result, "equal", live.stdout);
+      assert.deepEqual(
+        (live.tables.get(t) as unknown as { streams: string[] }).streams,
+        [bed.stream(t), global],
+      );
+    }
+    await generator.stop();
+    await keyless;
+    // A snapshot row whose key no change touched, deleted directly in Redis.
+    const touched = new Set<number>();
+    for (const [, fields] of await redis.xrange(global, "-", "+")) {
+      const key = format === "fields" ? fields[fields.indexOf("key") + 1] : fields[0];
+      if (key !== "default") touched.add(Number(JSON.parse(key).payload?.id ?? JSON.parse(key).id));
+    }
+    const snap = await redis.xrange(bed.stream("a"), "-", "+");
+    const victim = snap.find(([, f]) => {
+      const key = JSON.parse(format === "fields" ? f[f.indexOf("key") + 1] : f[0]);
+      return !touched.has(Number(key.payload?.id ?? key.id));
+    })!;
+    const victimKey = JSON.parse(
+      format === "fields" ? victim[1][victim[1].indexOf("key") + 1] : victim[1][0],
+    );
+    await redis.xdel(bed.stream("a"), victim[0]);
+    const cut = await verifyJson(verifyArgs);
+    assert.equal(cut.code, 6, cut.stderr);
+    assert.deepEqual(cut.tables.get("a")!.samples!.missing, [
+      `{"id":${victimKey.payload?.id ?? victimKey.id}}`,
+    ]);
+    assert.equal(cut.tables.get("b")!.result, "equal");
+    const stopping: RunningReplicant = run;
+    stopping.kill("SIGTERM");
+    const res = await stopping.done;
+    run = null;
+    assert.equal(res.code, 0, res.stderr);
+  } finally {
+    if (run) {
+      run.kill("SIGKILL");
+      await run.done;
+    }
+    await generator.stop().catch(() => {});
+    await bed.close();
+    await deleteKeys(redis, `${bed.stream("")}*`);
+    await deleteKeys(redis, `replicate_io_*_default_${id}`);
+    redis.disconnect();
+  }
+}
+
+Deno.test("verify (pg, GLOBAL, fields format): equal while streaming; a deleted entry reported", async () => {
+  await verifyGlobal("pg", "fields");
+});
+
+Deno.test("verify (mariadb, GLOBAL, compact): equal while streaming; a deleted entry reported", async () => {
+  await verifyGlobal("mariadb", "compact");
+});
