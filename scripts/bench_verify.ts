@@ -266,11 +266,14 @@ try {
   }));
 } finally {
   if (!keep) {
-    await redis.del(
-      stream,
+    // Every stream of both tables (rows and meta, snapshot and change streams) and the id's.
+    const prefix = stream.slice(0, stream.length - "rows".length);
+    const keys = [
+      ...await redis.keys(`${prefix}*`),
       `replicate_io_checkpoint_default_${id}`,
       `replicate_io_replication_schema_default_${id}`,
-    );
+    ];
+    await redis.del(...keys);
   }
   redis.disconnect();
   rmSync(home, { recursive: true, force: true });
