@@ -36,6 +36,7 @@ import {
   runRealtimeMode,
 } from "./realtime_modes.ts";
 import { idDir, writeManifest } from "./manifest.ts";
+import { preflightSource } from "./source_preflight.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import {
@@ -75,6 +76,7 @@ export async function replicate(
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
+  await preflightSource(setup, mode);
   const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
   const out = new RunConsole(observe.logFormat, setup.id);
   const say = (level: "info" | "warn" | "error", text: string) => out.say(level, text);

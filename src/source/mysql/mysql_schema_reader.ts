@@ -1,3 +1,4 @@
+import { matchColumnNames } from "../../config/table_selected.ts";
 import type { ColumnSchema, TableId, TableSchema } from "../../core/table_schema.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 import type { MysqlConnection } from "./mysql_endpoint.ts";
@@ -163,7 +164,11 @@ export async function readMysqlTables(
     );
     const allowed = selection.columns(p.id);
     if (allowed) {
-      const keep = new Set([...allowed, ...(chosen ? chosen.columns : [])]);
+      const names = all.map((c) => c.col.name);
+      const keep = new Set([
+        ...matchColumnNames(allowed, names).matched,
+        ...(chosen ? chosen.columns : []),
+      ]);
       all = all.filter((c) => keep.has(c.col.name));
     }
     const columns = all.map((c) => ({ ...c.col }));
