@@ -39,7 +39,10 @@ import { idDir, writeManifest } from "./manifest.ts";
 import { preflightSource } from "./source_preflight.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
+import { formatProblem } from "../config/mod.ts";
+import { jsonLine } from "../observe/log_event.ts";
 import {
+  configWarningEvent,
   entryOptionsOf,
   mysqlEndpointOf,
   namingOf,
@@ -77,6 +80,20 @@ export async function replicate(
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
   await preflightSource(setup, mode);
+  if (mode !== "realtime" && setup.extractor.realtime.startPosition) {
+    const w = {
+      file: setup.extractor.file ?? "extractor",
+      key: "realtime.start-position",
+      message: `ignored by \`${mode}\`: ${
+        mode === "full" ? "realtime starts exactly where the snapshot was taken" : "no realtime"
+      }`,
+    };
+    process.stderr.write(
+      observe.logFormat === "json"
+        ? jsonLine(configWarningEvent(w), setup.id)
+        : `replicant: warning: ${formatProblem(w)}\n`,
+    );
+  }
   const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
   const out = new RunConsole(observe.logFormat, setup.id);
   const say = (level: "info" | "warn" | "error", text: string) => out.say(level, text);

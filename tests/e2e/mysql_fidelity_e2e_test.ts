@@ -4,72 +4,11 @@
  * declared types, Arcion's heartbeat table, server ids, grants, foreign-key cascades.
  */
 import assert from "node:assert/strict";
-import mysql from "mysql2/promise";
-import { deleteKeys, readStream, redisClient } from "../helpers/clients.ts";
-import { runReplicant, type ScratchHome, scratchHome } from "../helpers/replicant.ts";
-import { serviceEnv } from "../helpers/services.ts";
-
-const env = serviceEnv().mysql;
-
-function connect(database?: string): Promise<mysql.Connection> {
-  return mysql.createConnection({
-    host: env.host,
-    port: env.port,
-    user: env.user,
-    password: env.password,
-    database,
-    charset: "utf8mb4_general_ci",
-  });
-}
-
-/** A fresh database, a scratch home with a MariaDB connection file, and their cleanup. */
-async function fixture(prefix: string) {
-  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-  const database = `${prefix}_${tag}`;
-  const id = `${prefix.replaceAll("_", "-")}-${tag}`;
-  const db = await connect();
-  await db.query(`CREATE DATABASE ${database} CHARACTER SET utf8mb4`);
-  await db.query(`USE ${database}`);
-  const home = scratchHome();
-  const serverId = 2000 + Math.floor(Math.random() * 60_000);
-  const sourceConn = home.write(
-    "mysql.yaml",
-    `type: MARIADB\nhost: ${env.host}\nport: ${env.port}\nusername: ${env.user}\n` +
-      `password: "${env.password}"\nslave-server-ids: [${serverId}]\nmax-connections: 4\n`,
-  );
-  const redis = redisClient();
-  return {
-    database,
-    id,
-    db,
-    home,
-    sourceConn,
-    redis,
-    args(mode: string, extra: string[] = []) {
-      return [mode, sourceConn, home.redisConn, "--id", id, "--home", home.dir, ...extra];
-    },
-    async cleanup() {
-      await db.query(`DROP DATABASE IF EXISTS ${database}`);
-      await deleteKeys(redis, `${database}_*`);
-      await deleteKeys(redis, `replicate_io_*_default_${id}`);
-      await db.end();
-      redis.disconnect();
-    },
-  };
-}
-
-function filterFile(home: ScratchHome, text: string): string {
-  return home.write("filter.yaml", text);
-}
-
-/** The `after` payloads of a compact stream's entries. */
-async function afters(redis: ReturnType<typeof redisClient>, stream: string) {
-  const entries = await readStream(redis, stream);
-  return entries.map(([, f]) => JSON.parse(f[1]).payload.after as Record<string, unknown>);
-}
+import { runReplicant } from "../helpers/replicant.ts";
+import { afters, filterFile, mysqlFixture } from "../helpers/mysql_fixture.ts";
 
 Deno.test("filter columns: Arcion's upper-case comma form selects them; an unknown one is exit 2", async () => {
-  const f = await fixture("myfid_cols");
+  const f = await mysqlFixture("myfid_cols");
   try {
     await f.db.query(
       "CREATE TABLE customers (id INT PRIMARY KEY, first_name VARCHAR(20), last_name VARCHAR(20), " +
