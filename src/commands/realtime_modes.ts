@@ -40,12 +40,14 @@ import { startNotServable, StartTimeGate } from "../pipeline/start_time_gate.ts"
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import {
   entryOptionsOf,
+  heartbeatTableOf,
   mysqlEndpointOf,
   namingOf,
   pgEndpointOf,
+  replicationSelectionOf,
   type ReplicationSetup,
-  tableSelectionOf,
 } from "./replication_setup.ts";
+import { stderrLine } from "../observe/run_observer.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
@@ -113,7 +115,7 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
   const { setup } = ctx;
   const same = (id: TableId) =>
     id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
-  const columns = tableSelectionOf(setup.filter).columns;
+  const columns = replicationSelectionOf(setup).columns;
   const only: TableSelection = { table: same, columns };
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only)
@@ -146,7 +148,7 @@ export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome
       sink: ctx.sink,
       naming: namingOf(setup),
       checkpoints: ctx.checkpoints,
-      selection: tableSelectionOf(setup.filter),
+      selection: replicationSelectionOf(setup),
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
@@ -223,16 +225,31 @@ async function runMysqlRealtime(
 ): Promise<RealtimeOutcome> {
   const { setup } = ctx;
   const hb = setup.extractor.realtime.heartbeat;
+  const hbTable = heartbeatTableOf(setup);
+  const say = (level: "warn" | "info", text: string) => {
+    if (level === "warn") ctx.log.warn(text);
+    else ctx.log.info(text);
+    if (level === "warn") {
+      process.stderr.write(
+        stderrLine(ctx.log.format, level, `replicant: warning: ${text}`, setup.id),
+      );
+    }
+  };
   const source = await MysqlBinlogSource.open(mysqlEndpointOf(setup.source as MysqlConnection), {
-    selection: tableSelectionOf(setup.filter),
+    selection: replicationSelectionOf(setup),
     databases: literalCatalogs(setup),
-    heartbeat: hb.enable && hb.catalog
+    heartbeat: hbTable
       ? {
-        database: hb.catalog,
-        table: hb.tableName,
+        database: hbTable.catalog,
+        table: hbTable.table,
         column: hb.columnName,
+        ...(hb.replicantIdColumnName !== undefined
+          ? { idColumn: hb.replicantIdColumnName, replicationId: setup.id }
+          : {}),
         intervalMs: hb.intervalMs,
         create: true,
+        warn: (text) => say("warn", text),
+        info: (text) => say("info", text),
       }
       : undefined,
   });
@@ -295,7 +312,7 @@ export async function runFullMode(
       sink: ctx.sink,
       naming: namingOf(setup),
       checkpoints: ctx.checkpoints,
-      selection: tableSelectionOf(setup.filter),
+      selection: replicationSelectionOf(setup),
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
@@ -321,7 +338,7 @@ export async function runFullMode(
     const naming = namingOf(setup);
     const source = await MysqlSnapshotSource.open(
       mysqlEndpointOf(setup.source),
-      tableSelectionOf(setup.filter),
+      replicationSelectionOf(setup),
     );
     // Each table's snapshot position is saved before its first row lands, and never moved
     // later: a resumed snapshot reads at a newer position, but realtime must still start at

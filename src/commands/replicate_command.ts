@@ -48,10 +48,10 @@ import {
   namingOf,
   pgEndpointOf,
   redisTargetOf,
+  replicationSelectionOf,
   type ReplicationSetup,
   resolveReplication,
   resolveSecrets,
-  tableSelectionOf,
 } from "./replication_setup.ts";
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
@@ -291,7 +291,7 @@ async function runSnapshot(
     return EXIT.ok;
   }
   const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume, schemas };
-  const selection = tableSelectionOf(setup.filter);
+  const selection = replicationSelectionOf(setup);
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection)
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);

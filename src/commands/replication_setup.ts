@@ -25,6 +25,7 @@ import {
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
 import { tlsMaterialOf } from "../config/tls_material.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
+import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
 import type { TableSelection } from "../pipeline/snapshot_source.ts";
@@ -245,6 +246,47 @@ export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
   return {
     table: (id) => tableSelected(filter, id),
     columns: (id) => selectedColumns(filter, id),
+  };
+}
+
+/**
+ * The MySQL/MariaDB heartbeat table of a run (`realtime.heartbeat` enabled): in its
+ * `catalog`, else in the one database the filter names; null when off or for PostgreSQL
+ * (which moves its slot with pg_logical_emit_message instead).
+ */
+export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
+  const hb = setup.extractor.realtime.heartbeat;
+  if (!hb.enable || setup.source.type === "POSTGRESQL") return null;
+  const catalogs = [...new Set((setup.filter?.entries ?? []).map((e) => e.catalog))];
+  const catalog = hb.catalog ??
+    (catalogs.length === 1 && catalogs[0] !== undefined && !/[*?]/.test(catalogs[0])
+      ? catalogs[0]
+      : undefined);
+  if (catalog === undefined) {
+    throw new ConfigError([{
+      file: setup.extractor.file ?? "extractor",
+      key: "realtime.heartbeat.catalog",
+      message: "required with `enable: true`: the database of the heartbeat table (the filter " +
+        "does not name exactly one database)",
+    }]);
+  }
+  return { catalog, schema: null, table: hb.tableName };
+}
+
+/**
+ * The tables and columns a run replicates: the filter's, without the heartbeat table, whose
+ * rows are Replicant's own bookkeeping and never replicated.
+ */
+export function replicationSelectionOf(setup: ReplicationSetup): TableSelection {
+  const selection = tableSelectionOf(setup.filter);
+  const hb = heartbeatTableOf(setup);
+  if (hb === null) return selection;
+  const isHeartbeat = (id: TableId) =>
+    id.catalog.toLowerCase() === hb.catalog.toLowerCase() &&
+    id.table.toLowerCase() === hb.table.toLowerCase();
+  return {
+    table: (id) => !isHeartbeat(id) && selection.table(id),
+    columns: (id) => selection.columns(id),
   };
 }
 

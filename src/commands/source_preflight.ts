@@ -6,8 +6,8 @@ import { mysqlPreflight } from "../source/mysql/mysql_preflight.ts";
 import {
   mysqlEndpointOf,
   pgEndpointOf,
+  replicationSelectionOf,
   type ReplicationSetup,
-  tableSelectionOf,
 } from "./replication_setup.ts";
 
 /**
@@ -21,7 +21,7 @@ export async function preflightSource(
   mode: "snapshot" | "realtime" | "full",
 ): Promise<void> {
   const problems: ConfigProblem[] = [];
-  const selection = tableSelectionOf(setup.filter);
+  const selection = replicationSelectionOf(setup);
   let tables: TableColumns[];
   if (setup.source.type === "POSTGRESQL") {
     const client = await openPg(pgEndpointOf(setup.source), "replicant-preflight");

@@ -4,7 +4,8 @@
  * declared types, Arcion's heartbeat table, server ids, grants, foreign-key cascades.
  */
 import assert from "node:assert/strict";
-import { runReplicant } from "../helpers/replicant.ts";
+import { runReplicant, startReplicant } from "../helpers/replicant.ts";
+import { waitFor } from "../helpers/services.ts";
 import { afters, filterFile, mysqlFixture } from "../helpers/mysql_fixture.ts";
 
 Deno.test("filter columns: Arcion's upper-case comma form selects them; an unknown one is exit 2", async () => {
@@ -42,6 +43,84 @@ Deno.test("filter columns: Arcion's upper-case comma form selects them; an unkno
     );
     // Nothing was written: the stream of the first run is still there as it was.
     assert.equal(await f.redis.xlen(`${f.database}_customers`), 1);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("heartbeat: Arcion's table shape is written in place; Replicant's own table is never replicated", async () => {
+  const f = await mysqlFixture("myfid_hb");
+  try {
+    await f.db.query("CREATE TABLE t (id INT PRIMARY KEY)");
+    // Arcion's documented heartbeat table, in the replicated database.
+    await f.db.query(
+      "CREATE TABLE replicate_io_cdc_heartbeat(timestamp BIGINT NOT NULL, PRIMARY KEY(timestamp))",
+    );
+    const filter = filterFile(f.home, `allow:\n  - catalog: ${f.database}\n`);
+    const heartbeat = (table: string) =>
+      f.home.write(
+        `hb_${table}.yaml`,
+        `realtime:\n  heartbeat:\n    enable: true\n    catalog: ${f.database}\n` +
+          `    table-name: ${table}\n    column-name: timestamp\n    interval-ms: 200\n`,
+      );
+    const beats = async (table: string) => {
+      const [rows] = await f.db.query(`SELECT timestamp AS t FROM ${table}`);
+      return (rows as { t: string }[]).map((r) => Number(r.t));
+    };
+    for (const table of ["replicate_io_cdc_heartbeat", "replicant_made_heartbeat"]) {
+      const run = startReplicant(
+        f.args("realtime", ["--extractor", heartbeat(table), "--filter", filter, "--overwrite"]),
+      );
+      try {
+        // Two beats seen: one row, moving forward.
+        let first = 0;
+        await waitFor(async () => {
+          const rows = await beats(table).catch(() => []);
+          if (rows.length === 1 && first === 0) first = rows[0];
+          return rows.length === 1 && rows[0] > first && first > 0;
+        }, { what: `beats in ${table}`, timeoutMs: 20_000, intervalMs: 100 });
+      } finally {
+        run.kill("SIGTERM");
+      }
+      const res = await run.done;
+      assert.equal(res.code, 0, res.stderr);
+      assert.doesNotMatch(res.stderr, /heartbeat table .* failed|has no column/);
+      assert.deepEqual(
+        await f.redis.keys(`${f.database}_${table}*`),
+        [],
+        "heartbeat rows are never replicated",
+      );
+    }
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("heartbeat: a table the writes fail on is reported once, clearly", async () => {
+  const f = await mysqlFixture("myfid_hb_bad");
+  try {
+    await f.db.query("CREATE TABLE t (id INT PRIMARY KEY)");
+    await f.db.query("CREATE TABLE hb (id INT PRIMARY KEY, other BIGINT)");
+    const extractor = f.home.write(
+      "hb.yaml",
+      `realtime:\n  heartbeat:\n    enable: true\n    catalog: ${f.database}\n` +
+        `    table-name: hb\n    column-name: timestamp\n    interval-ms: 100\n`,
+    );
+    const filter = filterFile(f.home, `allow:\n  - catalog: ${f.database}\n`);
+    const run = startReplicant(f.args("realtime", ["--extractor", extractor, "--filter", filter]));
+    await new Promise((r) => setTimeout(r, 2500));
+    run.kill("SIGTERM");
+    const res = await run.done;
+    assert.equal(res.code, 0, res.stderr);
+    const reports = res.stderr.split("\n").filter((l) => l.includes("heartbeat table"));
+    assert.equal(reports.length, 1, res.stderr);
+    assert.match(
+      reports[0],
+      new RegExp(
+        `heartbeat table \`${f.database}\`\\.\`hb\`: table \`${f.database}\`\\.\`hb\` has no ` +
+          "column timestamp \\(its columns: id, other\\); set realtime\\.heartbeat\\.column-name",
+      ),
+    );
   } finally {
     await f.cleanup();
   }

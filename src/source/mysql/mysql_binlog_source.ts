@@ -28,7 +28,6 @@ import {
   mysqlWhere,
   openMysql,
   pickServerId,
-  quoteIdent,
 } from "./mysql_endpoint.ts";
 import {
   type BinlogCoordinate,
@@ -45,22 +44,13 @@ import {
   readMysqlTables,
 } from "./mysql_schema_reader.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
+import { type MysqlHeartbeat, MysqlHeartbeatWriter } from "./mysql_heartbeat.ts";
 import {
   type BinlogStringWriter,
   type BinlogValueDecoder,
   mysqlBinlogDecoder,
   mysqlBinlogStringWriter,
 } from "./mysql_value_decoder.ts";
-
-export interface MysqlHeartbeat {
-  database: string;
-  table: string;
-  /** Column that receives the current time in ms (default `ts`). */
-  column?: string;
-  intervalMs: number;
-  /** Create the table when missing (default true). */
-  create?: boolean;
-}
 
 export interface MysqlBinlogOptions {
   selection: TableSelection;
@@ -82,7 +72,7 @@ export interface MysqlBinlogOptions {
    * they happened. Default 1000 ms.
    */
   idleCheckpointMs?: number;
-  /** Optional heartbeat table written every `intervalMs`, so the position moves when idle. */
+  /** Arcion's heartbeat table written every `intervalMs`, so the position moves when idle. */
   heartbeat?: MysqlHeartbeat;
 }
 
@@ -183,7 +173,7 @@ export class MysqlBinlogSource implements StreamingSource {
   #history: SchemaHistory | null = null;
   #zongji: ZongJi | null = null;
   #acknowledged: string | null = null;
-  #heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  #heartbeat: MysqlHeartbeatWriter | null = null;
 
   private constructor(
     readonly endpoint: MysqlEndpoint,
@@ -862,26 +852,13 @@ export class MysqlBinlogSource implements StreamingSource {
 
   #startHeartbeat(): void {
     const hb = this.options.heartbeat;
-    if (!hb || this.#heartbeatTimer) return;
-    const table = `${quoteIdent(hb.database)}.${quoteIdent(hb.table)}`;
-    const col = quoteIdent(hb.column ?? "ts");
-    const ready = (hb.create ?? true)
-      ? this.ctrl.query(`CREATE TABLE IF NOT EXISTS ${table} (id INT PRIMARY KEY, ${col} BIGINT)`)
-        .catch(() => {})
-      : Promise.resolve();
-    const beat = () =>
-      ready.then(() =>
-        this.ctrl.query(
-          `INSERT INTO ${table} (id, ${col}) VALUES (1, ?) ON DUPLICATE KEY UPDATE ${col} = VALUES(${col})`,
-          [Date.now()],
-        )
-      ).catch(() => {/* a missed heartbeat only delays the checkpoint */});
-    this.#heartbeatTimer = setInterval(beat, Math.max(100, hb.intervalMs));
+    if (!hb) return;
+    this.#heartbeat ??= new MysqlHeartbeatWriter(hb, () => this.ctrl);
+    this.#heartbeat.start();
   }
 
   #stopHeartbeat(): void {
-    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
-    this.#heartbeatTimer = null;
+    this.#heartbeat?.stop();
   }
 
   async close(): Promise<void> {
