@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { runReplicant, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
-import { afters, filterFile, mysqlFixture } from "../helpers/mysql_fixture.ts";
+import { afters, filterFile, mysqlFixture, whileRunning } from "../helpers/mysql_fixture.ts";
 
 Deno.test("filter columns: Arcion's upper-case comma form selects them; an unknown one is exit 2", async () => {
   const f = await mysqlFixture("myfid_cols");
@@ -121,6 +121,71 @@ Deno.test("heartbeat: a table the writes fail on is reported once, clearly", asy
           "column timestamp \\(its columns: id, other\\); set realtime\\.heartbeat\\.column-name",
       ),
     );
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("ENUM/SET labels beyond the BMP (emoji), commas, quotes: snapshot, realtime, schema dump and DDL agree", async () => {
+  const f = await mysqlFixture("myfid_enum");
+  const labels = ["plain", "😀 grin", "a,b", "it's", "ü"];
+  const sqlList = (l: string[]) => l.map((x) => `'${x.replaceAll("'", "''")}'`).join(",");
+  const dumpStream = `replicate_io_replication_schema_default_${f.id}`;
+  const ddlStream = `replicate_io_schema_change_log_default_${f.id}`;
+  try {
+    await f.db.query(
+      `CREATE TABLE t (id INT PRIMARY KEY, e ENUM(${sqlList(labels)}) DEFAULT '😀 grin', ` +
+        `s SET('x','🎉','y''s')) CHARSET utf8mb4`,
+    );
+    await f.db.query("INSERT INTO t VALUES (1, '😀 grin', '🎉,y''s'), (2, 'a,b', 'x')");
+    const extractor = f.home.write(
+      "extractor.yaml",
+      "realtime:\n  ddl-replication:\n    enable: true\n",
+    );
+    const filter = filterFile(f.home, `allow:\n  - catalog: ${f.database}\n`);
+    const cdc = `${f.database}_t_cdc_logs`;
+    const res = await whileRunning(
+      f.args("full", ["--extractor", extractor, "--filter", filter]),
+      async (alive) => {
+        await waitFor(async () => {
+          await alive();
+          return (await f.redis.xlen(`${f.database}_t`)) === 2;
+        }, { what: "snapshot", timeoutMs: 20_000 });
+        await f.db.query("INSERT INTO t VALUES (3, '😀 grin', '🎉'), (4, 'it''s', 'x,🎉,y''s')");
+        await f.db.query("ALTER TABLE t ADD COLUMN u ENUM('🦄','b') DEFAULT '🦄'");
+        await f.db.query("INSERT INTO t (id, e, s, u) VALUES (5, 'ü', '', '🦄')");
+        await waitFor(async () => {
+          await alive();
+          return (await f.redis.xlen(cdc)) === 3;
+        }, { what: "realtime rows", timeoutMs: 20_000 });
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(await afters(f.redis, `${f.database}_t`), [
+      { id: 1, e: "😀 grin", s: "🎉,y's" },
+      { id: 2, e: "a,b", s: "x" },
+    ]);
+    assert.deepEqual(await afters(f.redis, cdc), [
+      { id: 3, e: "😀 grin", s: "🎉" },
+      { id: 4, e: "it's", s: "x,🎉,y's" },
+      { id: 5, e: "ü", s: "", u: "🦄" },
+    ]);
+    // Column definitions: the schema dump and the DDL stream name the real labels.
+    const dump = await f.redis.xrange(dumpStream, "-", "+");
+    const columns = dump.map(([, fields]) =>
+      JSON.parse(fields[fields.indexOf("columns") + 1]) as { name: string; type: string }[]
+    );
+    const typeOf = (cols: { name: string; type: string; default?: string }[], name: string) =>
+      cols.find((c) => c.name === name);
+    assert.equal(typeOf(columns[0], "e")?.type, "enum('plain','😀 grin','a,b','it''s','ü')");
+    assert.equal(typeOf(columns[0], "e")?.default, "'😀 grin'");
+    assert.equal(typeOf(columns[0], "s")?.type, "set('x','🎉','y''s')");
+    assert.equal(typeOf(columns.at(-1)!, "u")?.type, "enum('🦄','b')");
+    const ddl = await f.redis.xrange(ddlStream, "-", "+");
+    const after = JSON.parse(ddl.at(-1)![1][ddl.at(-1)![1].indexOf("after") + 1]) as {
+      columns: { name: string; type: string }[];
+    };
+    assert.equal(typeOf(after.columns, "u")?.type, "enum('🦄','b')");
   } finally {
     await f.cleanup();
   }

@@ -1,7 +1,7 @@
 /** A MariaDB database of its own, a scratch home and connection file for e2e tests. */
 import mysql from "mysql2/promise";
 import { deleteKeys, readStream, redisClient } from "./clients.ts";
-import { type ScratchHome, scratchHome } from "./replicant.ts";
+import { type RunResult, type ScratchHome, scratchHome, startReplicant } from "./replicant.ts";
 import { serviceEnv } from "./services.ts";
 
 export const env = serviceEnv().mysql;
@@ -61,4 +61,29 @@ export function filterFile(home: ScratchHome, text: string): string {
 export async function afters(redis: ReturnType<typeof redisClient>, stream: string) {
   const entries = await readStream(redis, stream);
   return entries.map(([, f]) => JSON.parse(f[1]).payload.after as Record<string, unknown>);
+}
+
+/**
+ * Starts replicant with `args`, runs `body` while it runs (a replicant that exits meanwhile
+ * fails it with its output), then stops it with SIGTERM and gives its result.
+ */
+export async function whileRunning(
+  args: string[],
+  body: (alive: () => Promise<void>) => Promise<void>,
+): Promise<RunResult> {
+  const run = startReplicant(args);
+  let exited = false;
+  run.done.then(() => (exited = true));
+  const alive = async () => {
+    if (exited) {
+      const r = await run.done;
+      throw new Error(`replicant exited with ${r.code}: ${r.stderr}`);
+    }
+  };
+  try {
+    await body(alive);
+  } finally {
+    if (!exited) run.kill("SIGTERM");
+  }
+  return await run.done;
 }

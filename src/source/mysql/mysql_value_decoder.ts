@@ -41,6 +41,7 @@
 import { Buffer } from "node:buffer";
 import type { ColumnSchema } from "../../core/table_schema.ts";
 import type { JsonRowBatch } from "../../core/json_row_batch.ts";
+import { parseEnumSetLabels } from "./mysql_enum_labels.ts";
 
 /** How a column's values are decoded; derived from information_schema.COLUMNS. */
 export type MysqlValueKind =
@@ -70,6 +71,13 @@ export interface MysqlColumnType {
   unsigned: boolean;
   /** Fractional second digits of TIME/DATETIME/TIMESTAMP (0–6). */
   fsp: number;
+  /** ENUM/SET: the labels, in definition order (see mysql_enum_labels.ts). */
+  labels?: string[];
+  /**
+   * ENUM/SET whose labels information_schema may have printed with `?` for characters it
+   * cannot show, and that could not be read back: why (the server's refusal).
+   */
+  labelsProblem?: string;
 }
 
 /** Snapshot input: the server's text-protocol bytes of a value, null for SQL NULL. */
@@ -146,7 +154,12 @@ export function mysqlColumnType(
   else if (GEOMETRY_TYPES.has(dt)) kind = "geometry";
   else if (TEXT_TYPES.has(dt)) kind = "text";
   else kind = "text"; // uuid, inet4, inet6 and anything newer: the server's text
-  return { kind, dataType: dt, columnType: ct, unsigned, fsp };
+  const out: MysqlColumnType = { kind, dataType: dt, columnType: ct, unsigned, fsp };
+  if (kind === "enum" || kind === "set") {
+    const labels = parseEnumSetLabels(columnType);
+    if (labels) out.labels = labels;
+  }
+  return out;
 }
 
 function intConnectType(t: MysqlColumnType): ColumnSchema["connectType"] {
