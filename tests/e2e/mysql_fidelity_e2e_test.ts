@@ -4,6 +4,7 @@
  * declared types, Arcion's heartbeat table, server ids, grants, foreign-key cascades.
  */
 import assert from "node:assert/strict";
+import { readStream } from "../helpers/clients.ts";
 import { runReplicant, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
 import { afters, filterFile, mysqlFixture, whileRunning } from "../helpers/mysql_fixture.ts";
@@ -186,6 +187,121 @@ Deno.test("ENUM/SET labels beyond the BMP (emoji), commas, quotes: snapshot, rea
       columns: { name: string; type: string }[];
     };
     assert.equal(typeOf(after.columns, "u")?.type, "enum('🦄','b')");
+  } finally {
+    await f.cleanup();
+  }
+});
+
+/** Whether a payload value is of its declared Kafka Connect type (null where optional). */
+function fitsDeclared(type: string, optional: boolean, v: unknown): boolean {
+  if (v === null) return optional;
+  switch (type) {
+    case "int16":
+    case "int32":
+      return Number.isInteger(v);
+    case "int64":
+      // Beyond ±(2^53−1): the exact digits as a string (documented).
+      return Number.isInteger(v) ||
+        (typeof v === "string" && /^-?\d{16,}$/.test(v) && !Number.isSafeInteger(Number(v)));
+    case "float":
+    case "double":
+      return typeof v === "number";
+    case "boolean":
+      return typeof v === "boolean";
+    case "bytes":
+      return typeof v === "string" && /^[A-Za-z0-9+/]*={0,2}$/.test(v);
+    case "string":
+      return typeof v === "string";
+    default:
+      return false;
+  }
+}
+
+Deno.test("declared types: every MySQL type's value is of the type its entry's schema declares", async () => {
+  const f = await mysqlFixture("myfid_types");
+  const columns = [
+    "ti TINYINT",
+    "tu TINYINT UNSIGNED",
+    "si SMALLINT",
+    "su SMALLINT UNSIGNED",
+    "mi MEDIUMINT",
+    "mu MEDIUMINT UNSIGNED",
+    "i INT",
+    "iu INT UNSIGNED",
+    "bi BIGINT",
+    "bu BIGINT UNSIGNED",
+    "de DECIMAL(65,30)",
+    "fl FLOAT",
+    "db DOUBLE",
+    "b1 BIT(1)",
+    "b64 BIT(64)",
+    "yr YEAR",
+    "dt DATE",
+    "tm TIME(3)",
+    "dtm DATETIME(6)",
+    "ts TIMESTAMP(3) NULL",
+    "ch CHAR(3)",
+    "vc VARCHAR(20)",
+    "tx TEXT",
+    "bn BINARY(2)",
+    "vb VARBINARY(5)",
+    "bl BLOB",
+    "en ENUM('a','😀')",
+    "st SET('x','y')",
+    "js JSON",
+    "gm POINT",
+    "u6 INET6",
+    "uu UUID",
+  ];
+  const row = `(1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
+    -9223372036854775808, 18446744073709551615, '-12345678901234567890.123456789', 1.5,
+    -1.7976931348623157e308, b'1', b'1111111111111111111111111111111111111111111111111111111111111111',
+    2024, '2024-02-29', '-838:59:59.000', '2024-01-31 13:45:00.123456', '2024-01-31 13:45:00.123',
+    'abc', 'vc', 'text', 'ab', 'vb', 'blob', '😀', 'x,y', '{"a": [1, {"b": null}]}',
+    ST_GeomFromText('POINT(1 2)'), '::1', '123e4567-e89b-12d3-a456-426655440000')`;
+  try {
+    await f.db.query(
+      `CREATE TABLE t (id INT PRIMARY KEY, ${columns.join(", ")}) CHARSET utf8mb4`,
+    );
+    await f.db.query(`INSERT INTO t VALUES ${row}`);
+    await f.db.query(`INSERT INTO t (id) VALUES (2)`);
+    const filter = filterFile(f.home, `allow:\n  - catalog: ${f.database}\n`);
+    const cdc = `${f.database}_t_cdc_logs`;
+    const res = await whileRunning(f.args("full", ["--filter", filter]), async (alive) => {
+      await waitFor(async () => {
+        await alive();
+        return (await f.redis.xlen(`${f.database}_t`)) === 2;
+      }, { what: "snapshot", timeoutMs: 20_000 });
+      await f.db.query(`INSERT INTO t VALUES ${row.replace("(1,", "(3,")}`);
+      await f.db.query(`INSERT INTO t (id) VALUES (4)`);
+      await waitFor(async () => {
+        await alive();
+        return (await f.redis.xlen(cdc)) === 2;
+      }, { what: "realtime rows", timeoutMs: 20_000 });
+    });
+    assert.equal(res.code, 0, res.stderr);
+    const entries = [
+      ...await readStream(f.redis, `${f.database}_t`),
+      ...await readStream(f.redis, cdc),
+    ];
+    assert.equal(entries.length, 4);
+    const misfits: string[] = [];
+    for (const [, fields] of entries) {
+      const value = JSON.parse(fields[1]);
+      const after = value.payload.after as Record<string, unknown>;
+      const declared = value.schema.fields.find((x: { field: string }) => x.field === "after")
+        .fields as { field: string; type: string; optional: boolean }[];
+      assert.equal(declared.length, columns.length + 1);
+      for (const d of declared) {
+        if (!fitsDeclared(d.type, d.optional, after[d.field])) {
+          misfits.push(`${after.id}.${d.field}: ${d.type} but ${JSON.stringify(after[d.field])}`);
+        }
+      }
+    }
+    assert.deepEqual(misfits, []);
+    // JSON is the JSON text, the same in the snapshot and realtime.
+    const js = entries.map(([, f]) => JSON.parse(f[1]).payload.after.js);
+    assert.deepEqual(js, ['{"a": [1, {"b": null}]}', null, '{"a": [1, {"b": null}]}', null]);
   } finally {
     await f.cleanup();
   }

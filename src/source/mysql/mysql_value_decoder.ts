@@ -27,7 +27,7 @@
  * | BINARY, VARBINARY, BLOB | string, base64 of the bytes (BINARY(n) keeps its zero padding) |
  * | ENUM | string of the value (`""` for the invalid-value index 0) |
  * | SET | string: the chosen members comma-separated in definition order, as MySQL prints it (`"a,c"`, `""` for none) |
- * | JSON (MySQL JSON, MariaDB JSON = LONGTEXT with a `json_valid` check) | the JSON itself, verbatim text (nested; big numbers exact) |
+ * | JSON (MySQL JSON, MariaDB JSON = LONGTEXT with a `json_valid` check) | string holding the JSON text as the server gives it (Debezium's `io.debezium.data.Json`): a value of any JSON type fits one declared type |
  * | GEOMETRY and spatial types | string, base64 of MySQL's internal value (4-byte little-endian SRID + WKB) |
  *
  * Zero dates (allowed without NO_ZERO_DATE) stay MySQL's text: DATE `"0000-00-00"`,
@@ -178,7 +178,11 @@ function intConnectType(t: MysqlColumnType): ColumnSchema["connectType"] {
   }
 }
 
-/** Kafka-Connect-style type of a column for the entry's `schema` half. */
+/**
+ * Kafka-Connect-style type of a column for the entry's `schema` half: the type of every
+ * payload value of the column. JSON is a string (of JSON text). BIGINT and BIT(n > 53) values
+ * beyond ±(2^53−1) are JSON strings of their digits in an `int64` field (see the table above).
+ */
 export function mysqlConnectType(t: MysqlColumnType): ColumnSchema["connectType"] {
   switch (t.kind) {
     case "int":
@@ -314,7 +318,7 @@ const SNAPSHOT: Record<MysqlValueKind, SnapshotValueDecoder> = {
   binary: snapNull(base64),
   enum: snapNull((r) => JSON.stringify(utf8(r))),
   set: snapNull((r) => JSON.stringify(utf8(r))),
-  json: snapNull(utf8),
+  json: snapNull((r) => JSON.stringify(utf8(r))),
   geometry: snapNull(base64),
 };
 
@@ -380,7 +384,9 @@ export function mysqlBinlogDecoder(t: MysqlColumnType): BinlogValueDecoder {
     case "geometry":
       return binNull((v) => isBytes(v) ? base64(v) : base64(Buffer.from(text(v), "latin1")));
     case "json":
-      return binNull((v) => typeof v === "string" ? v : isBytes(v) ? utf8(v) : JSON.stringify(v));
+      return binNull((v) =>
+        JSON.stringify(typeof v === "string" ? v : isBytes(v) ? utf8(v) : JSON.stringify(v))
+      );
   }
 }
 
@@ -393,6 +399,7 @@ export function mysqlBinlogStringWriter(t: MysqlColumnType): BinlogStringWriter 
     case "text":
     case "enum":
     case "set":
+    case "json":
     case "decimal":
     case "date":
       return (v, batch) => batch.pushJsonString(v);
