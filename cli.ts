@@ -157,6 +157,8 @@ async function main(argv: string[]): Promise<number> {
     .argument("<conn...>", "connection files")
     .option("--id <id>", "replication id (where the report is written)", "default")
     .option("--validate <file>", "Arcion validation file: end-point-type, mode, which checks")
+    .option("--filter <file>", "check the privileges on the tables this filter selects")
+    .option("--extractor <file>", "check the heartbeat table of this extractor")
     .option("--home <dir>", "where data/<id>/ lives")
     .addOption(logFormatOption())
     .action((conns: string[], _o, self: Command) =>

@@ -79,7 +79,8 @@ export async function replicate(
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
-  await preflightSource(setup, mode);
+  const preflight = await preflightSource(setup, mode);
+  setup.sourceServerVersion = preflight.serverVersion;
   if (mode !== "realtime" && setup.extractor.realtime.startPosition) {
     const w = {
       file: setup.extractor.file ?? "extractor",
@@ -156,6 +157,10 @@ export async function replicate(
       await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
     }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
+    for (const w of preflight.warnings) {
+      log.warn(w);
+      say("warn", `replicant: warning: ${w}`);
+    }
     const schemas = await recordSchemaDump(setup, sink.client, naming, log);
     if (mode === "snapshot") {
       return await runSnapshot(

@@ -55,6 +55,8 @@ export interface ReplicationSetup {
   applier: ApplierConfig;
   filter: FilterConfig | null;
   manifest: Manifest | null;
+  /** The source server's version, once known (`source.version` with `source-info: arcion`). */
+  sourceServerVersion?: string;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -255,16 +257,24 @@ export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
  * (which moves its slot with pg_logical_emit_message instead).
  */
 export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
-  const hb = setup.extractor.realtime.heartbeat;
-  if (!hb.enable || setup.source.type === "POSTGRESQL") return null;
-  const catalogs = [...new Set((setup.filter?.entries ?? []).map((e) => e.catalog))];
+  return heartbeatTableFor(setup.extractor, setup.filter, setup.source.type);
+}
+
+export function heartbeatTableFor(
+  extractor: ExtractorConfig,
+  filter: FilterConfig | null,
+  sourceType: string,
+): TableId | null {
+  const hb = extractor.realtime.heartbeat;
+  if (!hb.enable || sourceType === "POSTGRESQL") return null;
+  const catalogs = [...new Set((filter?.entries ?? []).map((e) => e.catalog))];
   const catalog = hb.catalog ??
     (catalogs.length === 1 && catalogs[0] !== undefined && !/[*?]/.test(catalogs[0])
       ? catalogs[0]
       : undefined);
   if (catalog === undefined) {
     throw new ConfigError([{
-      file: setup.extractor.file ?? "extractor",
+      file: extractor.file ?? "extractor",
       key: "realtime.heartbeat.catalog",
       message: "required with `enable: true`: the database of the heartbeat table (the filter " +
         "does not name exactly one database)",
@@ -278,14 +288,17 @@ export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
  * rows are Replicant's own bookkeeping and never replicated.
  */
 export function replicationSelectionOf(setup: ReplicationSetup): TableSelection {
-  const selection = tableSelectionOf(setup.filter);
-  const hb = heartbeatTableOf(setup);
-  if (hb === null) return selection;
-  const isHeartbeat = (id: TableId) =>
-    id.catalog.toLowerCase() === hb.catalog.toLowerCase() &&
-    id.table.toLowerCase() === hb.table.toLowerCase();
+  return selectionWithout(tableSelectionOf(setup.filter), heartbeatTableOf(setup));
+}
+
+/** The selection without one table (the heartbeat table; null: none). */
+export function selectionWithout(selection: TableSelection, left: TableId | null): TableSelection {
+  if (left === null) return selection;
+  const isLeft = (id: TableId) =>
+    id.catalog.toLowerCase() === left.catalog.toLowerCase() &&
+    id.table.toLowerCase() === left.table.toLowerCase();
   return {
-    table: (id) => !isHeartbeat(id) && selection.table(id),
+    table: (id) => !isLeft(id) && selection.table(id),
     columns: (id) => selection.columns(id),
   };
 }
@@ -372,12 +385,15 @@ export function namingOf(setup: ReplicationSetup): StreamNaming {
 
 export function entryOptionsOf(setup: ReplicationSetup): EntryOptions {
   const s = setup.applier.streams;
+  const arcion = s.sourceInfo === "arcion";
   return {
     format: s.messageFormat,
     includeSchema: s.includeSchema,
     tombstones: s.tombstones,
     connector: setup.source.type === "POSTGRESQL" ? "postgresql" : "mysql",
+    ...(arcion ? { connectorName: setup.source.type } : {}),
     replicationId: setup.id,
-    version: VERSION,
+    version: arcion ? setup.sourceServerVersion ?? VERSION : VERSION,
+    keylessKey: s.keylessTableKey,
   };
 }

@@ -4,10 +4,10 @@
  * declared types, Arcion's heartbeat table, server ids, grants, foreign-key cascades.
  */
 import assert from "node:assert/strict";
-import { readStream } from "../helpers/clients.ts";
+import { deleteKeys, readStream } from "../helpers/clients.ts";
 import { runReplicant, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
-import { afters, filterFile, mysqlFixture, whileRunning } from "../helpers/mysql_fixture.ts";
+import { afters, env, filterFile, mysqlFixture, whileRunning } from "../helpers/mysql_fixture.ts";
 
 Deno.test("filter columns: Arcion's upper-case comma form selects them; an unknown one is exit 2", async () => {
   const f = await mysqlFixture("myfid_cols");
@@ -302,6 +302,199 @@ Deno.test("declared types: every MySQL type's value is of the type its entry's s
     // JSON is the JSON text, the same in the snapshot and realtime.
     const js = entries.map(([, f]) => JSON.parse(f[1]).payload.after.js);
     assert.deepEqual(js, ['{"a": [1, {"b": null}]}', null, '{"a": [1, {"b": null}]}', null]);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("grants: Arcion's documented MariaDB grants pass test-connection and run full; each missing one is named by both", async () => {
+  const f = await mysqlFixture("myfid_grants");
+  const user = `arc_${f.id.slice(-8).replaceAll("-", "_")}`;
+  const tc = (conn: string, extra: string[] = []) =>
+    runReplicant(["test-connection", conn, "--home", f.home.dir, "--id", f.id, ...extra]);
+  try {
+    await f.db.query("CREATE TABLE orders (id INT PRIMARY KEY, v VARCHAR(10))");
+    await f.db.query("CREATE TABLE nation (id INT PRIMARY KEY, n VARCHAR(10))");
+    await f.db.query("INSERT INTO orders VALUES (1, 'a')");
+    await f.db.query("INSERT INTO nation VALUES (1, 'x')");
+    // Exactly what Arcion's MariaDB page grants: SELECT per table, the replication privileges.
+    await f.db.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+    await f.db.query(`GRANT SELECT ON \`${f.database}\`.\`orders\` TO '${user}'@'%'`);
+    await f.db.query(`GRANT SELECT ON \`${f.database}\`.\`nation\` TO '${user}'@'%'`);
+    await f.db.query(`GRANT REPLICATION CLIENT ON *.* TO '${user}'@'%'`);
+    await f.db.query(`GRANT REPLICATION SLAVE ON *.* TO '${user}'@'%'`);
+    const conn = (ids: string) =>
+      f.home.write(
+        `arcion_${ids.replace(/\D/g, "")}.yaml`,
+        `type: MARIADB\nhost: ${env.host}\nport: ${env.port}\nusername: ${user}\n` +
+          `password: pw\nslave-server-ids: [${ids}]\n`,
+      );
+    const ok = conn(String(3000 + Math.floor(Math.random() * 60_000)));
+    const filter = filterFile(f.home, `allow:\n  - catalog: ${f.database}\n`);
+    const passed = await tc(ok, ["--filter", filter]);
+    assert.equal(passed.code, 0, passed.stdout + passed.stderr);
+    assert.match(passed.stdout, /table privileges\s+PASSED\s+SELECT on the 2 selected table/);
+    assert.match(passed.stdout, /replication privileges\s+PASSED/);
+    // Without a filter, as a run without one: every table the user can see.
+    const unfiltered = await tc(ok);
+    assert.equal(unfiltered.code, 0, unfiltered.stdout + unfiltered.stderr);
+
+    // full runs with the same user.
+    const args = (c: string, extra: string[] = []) => [
+      "full",
+      c,
+      f.home.redisConn,
+      "--filter",
+      filter,
+      "--id",
+      f.id,
+      "--home",
+      f.home.dir,
+      ...extra,
+    ];
+    const run = await whileRunning(args(ok), async (alive) => {
+      await waitFor(async () => {
+        await alive();
+        return (await f.redis.xlen(`${f.database}_nation`)) === 1;
+      }, { what: "snapshot", timeoutMs: 20_000 });
+      await f.db.query("INSERT INTO orders VALUES (2, 'b')");
+      await waitFor(async () => {
+        await alive();
+        return (await f.redis.xlen(`${f.database}_orders_cdc_logs`)) === 1;
+      }, { what: "realtime", timeoutMs: 20_000 });
+    });
+    assert.equal(run.code, 0, run.stderr);
+
+    // The server's own id in slave-server-ids: test-connection fails, and full stops before
+    // writing anything (exit 2), instead of after its snapshot.
+    const own = conn("1");
+    const clash = await tc(own, ["--filter", filter]);
+    assert.equal(clash.code, 1, clash.stdout);
+    assert.match(
+      clash.stdout,
+      /slave-server-ids\s+FAILED\s+slave-server-ids \[1\] has no usable id/,
+    );
+    await deleteKeys(f.redis, `${f.database}_*`);
+    const refused = await runReplicant(args(own, ["--overwrite"]));
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /arcion_1\.yaml: slave-server-ids: slave-server-ids \[1\] has no usable id/,
+    );
+    assert.deepEqual(await f.redis.keys(`${f.database}_*`), [], "nothing written");
+
+    // A table the user may see but not read: both test-connection and the run say so.
+    await f.db.query(`REVOKE SELECT ON \`${f.database}\`.\`nation\` FROM '${user}'@'%'`);
+    await f.db.query(`GRANT INSERT ON \`${f.database}\`.\`nation\` TO '${user}'@'%'`);
+    const noSelect = await tc(ok, ["--filter", filter]);
+    assert.equal(noSelect.code, 1, noSelect.stdout);
+    assert.match(
+      noSelect.stdout,
+      new RegExp(
+        `table privileges\\s+FAILED\\s+user "${user}" may not read 1 of the 2 selected table\\(s\\): ` +
+          `GRANT SELECT ON \`${f.database}\`\\.\`nation\``,
+      ),
+    );
+    const snap = await runReplicant([
+      "snapshot",
+      ok,
+      f.home.redisConn,
+      "--filter",
+      filter,
+      "--id",
+      `${f.id}-snap`,
+      "--home",
+      f.home.dir,
+    ]);
+    assert.notEqual(snap.code, 0, snap.stdout + snap.stderr);
+    assert.match(snap.stdout + snap.stderr, /nation/);
+    await deleteKeys(f.redis, `replicate_io_*_default_${f.id}-snap`);
+
+    // The snapshot alone needs no replication privilege on MariaDB.
+    await f.db.query(`REVOKE REPLICATION SLAVE, BINLOG MONITOR ON *.* FROM '${user}'@'%'`);
+    const validate = f.home.write("validate.yaml", "mode: SNAPSHOT\n");
+    const snapOnly = await tc(ok, [
+      "--filter",
+      f.home.write("orders.yaml", `allow:\n  - catalog: ${f.database}\n    allow: [orders]\n`),
+      "--validate",
+      validate,
+    ]);
+    assert.equal(snapOnly.code, 0, snapOnly.stdout + snapOnly.stderr);
+    const realtime = await tc(ok, ["--filter", filter]);
+    assert.match(
+      realtime.stdout,
+      /replication privileges\s+FAILED\s+user "\S+" lacks REPLICATION SLAVE, BINLOG MONITOR/,
+    );
+  } finally {
+    await f.db.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    await f.cleanup();
+  }
+});
+
+Deno.test("documented differences: FK cascades warned (never in the binlog); keyless key and source fields as Arcion's on request", async () => {
+  const f = await mysqlFixture("myfid_diff");
+  try {
+    await f.db.query("CREATE TABLE parent (id INT PRIMARY KEY)");
+    await f.db.query(
+      "CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, " +
+        "CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent(id) ON DELETE CASCADE)",
+    );
+    await f.db.query("CREATE TABLE keyless (a INT, b VARCHAR(5))");
+    await f.db.query("INSERT INTO parent VALUES (1), (2)");
+    await f.db.query("INSERT INTO child VALUES (10, 1), (20, 2)");
+    await f.db.query("INSERT INTO keyless VALUES (1, 'x')");
+    const filter = filterFile(f.home, `allow:\n  - catalog: ${f.database}\n`);
+    const applier = f.home.write(
+      "applier.yaml",
+      "keyless-table-key: default\nsource-info: arcion\n",
+    );
+    const cascade = new RegExp(
+      `foreign keys that change child rows by cascade: ${f.database}\\.child \\(child_parent: ` +
+        `ON DELETE CASCADE from ${f.database}\\.parent\\)`,
+    );
+    const tc = await runReplicant([
+      "test-connection",
+      f.sourceConn,
+      "--filter",
+      filter,
+      "--home",
+      f.home.dir,
+    ]);
+    assert.equal(tc.code, 0, tc.stdout);
+    assert.match(tc.stdout.replace(/\s+/g, " "), /foreign-key cascades WARNING/);
+    const res = await whileRunning(
+      f.args("full", ["--filter", filter, "--applier", applier]),
+      async (alive) => {
+        await waitFor(async () => {
+          await alive();
+          return (await f.redis.xlen(`${f.database}_keyless`)) === 1;
+        }, { what: "snapshot", timeoutMs: 20_000 });
+        await f.db.query("DELETE FROM parent WHERE id = 1");
+        await f.db.query("DELETE FROM keyless");
+        await waitFor(async () => {
+          await alive();
+          return (await f.redis.xlen(`${f.database}_keyless_cdc_logs`)) === 2;
+        }, { what: "realtime", timeoutMs: 20_000 });
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, cascade);
+    // The cascade deleted child 10 in the database; the binlog never said so.
+    const [left] = await f.db.query("SELECT id FROM child");
+    assert.deepEqual((left as { id: number }[]).map((r) => r.id), [20]);
+    assert.equal(await f.redis.xlen(`${f.database}_parent_cdc_logs`), 2, "delete + tombstone");
+    assert.equal(await f.redis.exists(`${f.database}_child_cdc_logs`), 0);
+    // A keyless table's key is Arcion's literal `default`; source names the server as Arcion.
+    const [[, [key, value]], [, tomb]] = await readStream(
+      f.redis,
+      `${f.database}_keyless_cdc_logs`,
+    );
+    assert.equal(key, "default");
+    assert.deepEqual(tomb, ["default", "default"]);
+    const source = JSON.parse(value).payload.source;
+    const [v] = await f.db.query("SELECT VERSION() AS v");
+    assert.equal(source.connector, "MARIADB");
+    assert.equal(source.version, (v as { v: string }[])[0].v);
   } finally {
     await f.cleanup();
   }
