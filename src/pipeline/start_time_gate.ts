@@ -12,7 +12,8 @@ import type { SourceTransaction, StreamingSource } from "./streaming_source.ts";
 export function startNotServable(start: string, reason: string): never {
   throw new SourceError(
     `Cannot start realtime at ${start}: ${reason}. Changes from that point on are not all in ` +
-      "the source's log; choose a later start-position, or leave start-position out to start now",
+      "the source's log; choose a later start-position, or leave start-position out to start " +
+      "now, and run again with --overwrite",
   );
 }
 
