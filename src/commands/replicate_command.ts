@@ -79,8 +79,6 @@ export async function replicate(
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
-  const preflight = await preflightSource(setup, mode);
-  setup.sourceServerVersion = preflight.serverVersion;
   if (mode !== "realtime" && setup.extractor.realtime.startPosition) {
     const w = {
       file: setup.extractor.file ?? "extractor",
@@ -139,6 +137,9 @@ export async function replicate(
     emit: (e) => out.emit(e),
   });
   try {
+    // Before anything is written (state, streams, slots); a failure is still logged.
+    const preflight = await preflightSource(setup, mode);
+    setup.sourceServerVersion = preflight.serverVersion;
     await observer.start();
     const resume = await decideState(setup, checkpoints, opts);
     writeManifest(setup.home, {
