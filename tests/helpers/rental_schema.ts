@@ -440,7 +440,7 @@ function integer(text: string): number | string {
 export async function expectedRows(
   db: Conn,
   database: string,
-  table: RentalTable,
+  table: string,
 ): Promise<Record<string, unknown>[]> {
   const [rows, fields] = await db.query({
     sql: `SELECT * FROM \`${database}\`.\`${table}\``,
