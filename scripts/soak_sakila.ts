@@ -22,10 +22,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { setTimeout as sleep } from "node:timers/promises";
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
 import { deleteKeys, redisClient } from "../tests/helpers/clients.ts";
 import { prng } from "../tests/helpers/change_log.ts";
 import { expectedRows } from "../tests/helpers/rental_schema.ts";
+import { connect as connectExact } from "../tests/helpers/mysql_fixture.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "../tests/helpers/replicant.ts";
 import { serviceEnv, waitFor } from "../tests/helpers/services.ts";
 import {
@@ -91,20 +92,7 @@ function load(sql: Buffer, charset: string): void {
   }
 }
 
-const connect = () =>
-  mysql.createConnection({
-    host: env.host,
-    port: env.port,
-    user: env.user,
-    password: env.password,
-    database: DB,
-    charset: "utf8mb4_general_ci",
-    dateStrings: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    decimalNumbers: false,
-    jsonStrings: true,
-  });
+const connect = () => connectExact(DB);
 
 const RATINGS = ["G", "PG", "PG-13", "R", "NC-17"];
 const FEATURES = ["Trailers", "Commentaries", "Deleted Scenes", "Behind the Scenes"];
@@ -212,12 +200,7 @@ async function main(): Promise<number> {
   const redis = redisClient();
   const id = `sakila-soak-${Date.now().toString(36)}`;
   let run: RunningReplicant | null = null;
-  const admin = await mysql.createConnection({
-    host: env.host,
-    port: env.port,
-    user: env.user,
-    password: env.password,
-  });
+  const admin = await connectExact();
   try {
     await admin.query(`DROP DATABASE IF EXISTS ${DB}`);
     load(schema!, "utf8mb4");

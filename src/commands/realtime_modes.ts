@@ -226,14 +226,13 @@ async function runMysqlRealtime(
   const { setup } = ctx;
   const hb = setup.extractor.realtime.heartbeat;
   const hbTable = heartbeatTableOf(setup);
-  const say = (level: "warn" | "info", text: string) => {
-    if (level === "warn") ctx.log.warn(text);
-    else ctx.log.info(text);
-    if (level === "warn") {
-      process.stderr.write(
-        stderrLine(ctx.log.format, level, `replicant: warning: ${text}`, setup.id),
-      );
-    }
+  // Heartbeat failures go to trace.log and stderr (the user must see them); recoveries to
+  // trace.log.
+  const warn = (text: string) => {
+    ctx.log.warn(text);
+    process.stderr.write(
+      stderrLine(ctx.log.format, "warn", `replicant: warning: ${text}`, setup.id),
+    );
   };
   const source = await MysqlBinlogSource.open(mysqlEndpointOf(setup.source as MysqlConnection), {
     selection: replicationSelectionOf(setup),
@@ -248,8 +247,8 @@ async function runMysqlRealtime(
           : {}),
         intervalMs: hb.intervalMs,
         create: true,
-        warn: (text) => say("warn", text),
-        info: (text) => say("info", text),
+        warn,
+        info: (text) => ctx.log.info(text),
       }
       : undefined,
   });

@@ -182,7 +182,10 @@ const lsnSchema = () =>
   str({ pattern: LSN, patternMessage: "must be a PostgreSQL LSN such as 0/1528A70" });
 
 const startTimestampSchema = custom<number>((value, path, c) => {
-  const parsed = parseStartTimestamp(value);
+  // YAML reads an unquoted ISO time as a date: the text as written keeps its zone rule.
+  const parsed = parseStartTimestamp(
+    value instanceof Date ? c.raw(path) ?? value.toISOString() : value,
+  );
   return typeof parsed === "number" ? parsed : c.problem(path, parsed.problem);
 });
 

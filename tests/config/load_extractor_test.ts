@@ -310,3 +310,16 @@ Deno.test("heartbeat: timestamp-column-name is column-name; replicantId-column-n
   );
   assert.deepEqual(keys(both), ["realtime.heartbeat.timestamp-column-name"]);
 });
+
+Deno.test("start-timestamp written unquoted (a YAML date) keeps its zone rule", () => {
+  assert.deepEqual(
+    load("realtime:\n  start-position:\n    start-timestamp: 2023-06-30T10:15:00Z\n", "MYSQL")
+      .realtime.startPosition,
+    { startTimestampMs: Date.UTC(2023, 5, 30, 10, 15) },
+  );
+  const noZone = problems(
+    "realtime:\n  start-position:\n    start-timestamp: 2023-06-30 10:15:00\n",
+    "MYSQL",
+  );
+  assert.match(problemAt(noZone, "realtime.start-position.start-timestamp").message, /time zone/);
+});

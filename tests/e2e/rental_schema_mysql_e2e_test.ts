@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { prng } from "../helpers/change_log.ts";
 import {
@@ -21,7 +21,7 @@ import {
   multiset,
   replayTable,
 } from "../helpers/stream_replay.ts";
-import { env } from "../helpers/mysql_fixture.ts";
+import { connect, env } from "../helpers/mysql_fixture.ts";
 import {
   expectedRows,
   RENTAL_KEYS,
@@ -36,22 +36,6 @@ import { waitFor } from "../helpers/services.ts";
 const SEED_ROWS = 3000;
 const KILLS = 8;
 const SNAPSHOT_KILLS = 2;
-
-function connect(database?: string): Promise<mysql.Connection> {
-  return mysql.createConnection({
-    host: env.host,
-    port: env.port,
-    user: env.user,
-    password: env.password,
-    database,
-    charset: "utf8mb4_general_ci",
-    dateStrings: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    decimalNumbers: false,
-    jsonStrings: true,
-  });
-}
 
 Deno.test("rental schema (mariadb): full under load, kill -9 in snapshot and realtime, --resume, every column of every row", async () => {
   const seed = Number(process.env.REPLICANT_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));

@@ -6,6 +6,7 @@ import { serviceEnv } from "./services.ts";
 
 export const env = serviceEnv().mysql;
 
+/** An admin connection that keeps values exact: dates, big numbers, decimals and JSON as text. */
 export function connect(database?: string): Promise<mysql.Connection> {
   return mysql.createConnection({
     host: env.host,
@@ -14,6 +15,11 @@ export function connect(database?: string): Promise<mysql.Connection> {
     password: env.password,
     database,
     charset: "utf8mb4_general_ci",
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    decimalNumbers: false,
+    jsonStrings: true,
   });
 }
 
