@@ -33,16 +33,21 @@ import {
   defaultSlotName,
   dropPublication,
   dropSlot,
+  readSlot,
 } from "../source/postgres/pg_replication_slot.ts";
+import { resolveMysqlStart } from "../source/mysql/mysql_start_position.ts";
+import { startNotServable, StartTimeGate } from "../pipeline/start_time_gate.ts";
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import {
   entryOptionsOf,
+  heartbeatTableOf,
   mysqlEndpointOf,
   namingOf,
   pgEndpointOf,
+  replicationSelectionOf,
   type ReplicationSetup,
-  tableSelectionOf,
 } from "./replication_setup.ts";
+import { stderrLine } from "../observe/run_observer.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
@@ -110,7 +115,7 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
   const { setup } = ctx;
   const same = (id: TableId) =>
     id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
-  const columns = tableSelectionOf(setup.filter).columns;
+  const columns = replicationSelectionOf(setup).columns;
   const only: TableSelection = { table: same, columns };
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only)
@@ -134,56 +139,116 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
 /** `replicant realtime`: stream changes until stopped. */
 export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome> {
   const { setup } = ctx;
+  const start = setup.extractor.realtime.startPosition;
   if (setup.source.type === "POSTGRESQL") {
+    const startTimestampMs = ctx.resume ? undefined : start?.startTimestampMs;
     return await runRealtime({
       ...realtimeSettingsOf(ctx),
       endpoint: pgEndpointOf(setup.source),
       sink: ctx.sink,
       naming: namingOf(setup),
       checkpoints: ctx.checkpoints,
-      selection: tableSelectionOf(setup.filter),
+      selection: replicationSelectionOf(setup),
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
-      startLsn: setup.extractor.realtime.startPosition?.lsn ?? null,
+      startLsn: start?.lsn ?? null,
+      ...(startTimestampMs !== undefined
+        ? { startTime: await pgStartTime(setup, startTimestampMs, ctx.log) }
+        : {}),
       heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
       log: ctx.log,
       signal: ctx.signal,
     });
   }
   let resume = ctx.resume;
-  const start = setup.extractor.realtime.startPosition;
-  if (!resume && start?.log !== undefined && start.position !== undefined) {
+  let gateMs: number | null = null;
+  if (!resume && start) {
     // A given start position is a checkpoint the pipeline resumes from.
+    const resolved = await resolveMysqlStart(mysqlEndpointOf(setup.source), start);
     await ctx.checkpoints.write({
-      [REALTIME_CHECKPOINT_FIELD]: formatCheckpoint({
-        file: start.log,
-        pos: start.position,
-        gtid: start.gtid,
-      }),
+      [REALTIME_CHECKPOINT_FIELD]: formatCheckpoint(resolved.coordinate),
     });
+    gateMs = resolved.gateMs;
+    ctx.log.info(
+      `realtime starts at ${resolved.coordinate.file}:${resolved.coordinate.pos}${
+        resolved.coordinate.gtid ? ` (GTID ${resolved.coordinate.gtid})` : ""
+      }${gateMs !== null ? `, with the first transaction at or after ${isoTime(gateMs)}` : ""}`,
+    );
     resume = true;
   }
-  return await runMysqlRealtime(ctx, resume, await readSkipThrough(ctx.checkpoints));
+  return await runMysqlRealtime(ctx, resume, await readSkipThrough(ctx.checkpoints), gateMs);
+}
+
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * A PostgreSQL start at a time reads from the slot's position and passes over what was
+ * committed before the time. A slot this run creates holds only changes from now on: a time
+ * before now cannot be served then; an existing slot must show a transaction before the
+ * time first (see StartTimeGate).
+ */
+async function pgStartTime(
+  setup: ReplicationSetup,
+  startMs: number,
+  log: ReplicationLog,
+): Promise<{ startMs: number; startsAtOrBefore: boolean }> {
+  const client = await openPg(pgEndpointOf(setup.source as PostgresConnection), "replicant-start");
+  try {
+    const now = await client.query({
+      text: "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8::text",
+      rowMode: "array",
+    });
+    const nowMs = Number((now.rows[0] as string[])[0]);
+    const slot = await readSlot(client, pgSlotName(setup));
+    if (startMs < nowMs && slot === null) {
+      startNotServable(
+        `start-timestamp ${isoTime(startMs)}`,
+        `replication slot "${pgSlotName(setup)}" does not exist yet, and a slot created now ` +
+          `holds changes from now (${isoTime(nowMs)}) on`,
+      );
+    }
+    log.info(
+      `realtime starts with the first transaction committed at or after ${isoTime(startMs)}`,
+    );
+    return { startMs, startsAtOrBefore: startMs >= nowMs };
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 async function runMysqlRealtime(
   ctx: ModeContext,
   resume: boolean,
   skipThrough: Map<string, string>,
+  gateMs: number | null = null,
 ): Promise<RealtimeOutcome> {
   const { setup } = ctx;
   const hb = setup.extractor.realtime.heartbeat;
+  const hbTable = heartbeatTableOf(setup);
+  // Heartbeat failures go to trace.log and stderr (the user must see them); recoveries to
+  // trace.log.
+  const warn = (text: string) => {
+    ctx.log.warn(text);
+    process.stderr.write(
+      stderrLine(ctx.log.format, "warn", `replicant: warning: ${text}`, setup.id),
+    );
+  };
   const source = await MysqlBinlogSource.open(mysqlEndpointOf(setup.source as MysqlConnection), {
-    selection: tableSelectionOf(setup.filter),
+    selection: replicationSelectionOf(setup),
     databases: literalCatalogs(setup),
-    heartbeat: hb.enable && hb.catalog
+    heartbeat: hbTable
       ? {
-        database: hb.catalog,
-        table: hb.tableName,
+        database: hbTable.catalog,
+        table: hbTable.table,
         column: hb.columnName,
+        ...(hb.replicantIdColumnName !== undefined
+          ? { idColumn: hb.replicantIdColumnName, replicationId: setup.id }
+          : {}),
         intervalMs: hb.intervalMs,
         create: true,
+        warn,
+        info: (text) => ctx.log.info(text),
       }
       : undefined,
   });
@@ -194,8 +259,9 @@ async function runMysqlRealtime(
       sortKeyOf: mysqlSortKeyOfSource,
       skipThrough,
     };
+    const streaming = gateMs === null ? source : new StartTimeGate(source, gateMs, true);
     return await new RealtimePipeline(
-      source,
+      streaming,
       ctx.sink,
       namingOf(setup),
       ctx.checkpoints,
@@ -245,7 +311,7 @@ export async function runFullMode(
       sink: ctx.sink,
       naming: namingOf(setup),
       checkpoints: ctx.checkpoints,
-      selection: tableSelectionOf(setup.filter),
+      selection: replicationSelectionOf(setup),
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
@@ -271,7 +337,7 @@ export async function runFullMode(
     const naming = namingOf(setup);
     const source = await MysqlSnapshotSource.open(
       mysqlEndpointOf(setup.source),
-      tableSelectionOf(setup.filter),
+      replicationSelectionOf(setup),
     );
     // Each table's snapshot position is saved before its first row lands, and never moved
     // later: a resumed snapshot reads at a newer position, but realtime must still start at

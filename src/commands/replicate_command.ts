@@ -38,18 +38,22 @@ import {
 import { idDir, writeManifest } from "./manifest.ts";
 import { retentionStreams, startRetention } from "./retention_run.ts";
 import type { RetentionLoop } from "../sink/redis/stream_retention.ts";
+import { preflightSource } from "./source_preflight.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
+import { formatProblem } from "../config/mod.ts";
+import { jsonLine } from "../observe/log_event.ts";
 import {
+  configWarningEvent,
   entryOptionsOf,
   mysqlEndpointOf,
   namingOf,
   pgEndpointOf,
   redisTargetOf,
+  replicationSelectionOf,
   type ReplicationSetup,
   resolveReplication,
   resolveSecrets,
-  tableSelectionOf,
 } from "./replication_setup.ts";
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
@@ -77,6 +81,20 @@ export async function replicate(
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
+  if (mode !== "realtime" && setup.extractor.realtime.startPosition) {
+    const w = {
+      file: setup.extractor.file ?? "extractor",
+      key: "realtime.start-position",
+      message: `ignored by \`${mode}\`: ${
+        mode === "full" ? "realtime starts exactly where the snapshot was taken" : "no realtime"
+      }`,
+    };
+    process.stderr.write(
+      observe.logFormat === "json"
+        ? jsonLine(configWarningEvent(w), setup.id)
+        : `replicant: warning: ${formatProblem(w)}\n`,
+    );
+  }
   const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
   const out = new RunConsole(observe.logFormat, setup.id);
   const say = (level: "info" | "warn" | "error", text: string) => out.say(level, text);
@@ -122,6 +140,9 @@ export async function replicate(
   });
   let retention: RetentionLoop | null = null;
   try {
+    // Before anything is written (state, streams, slots); a failure is still logged.
+    const preflight = await preflightSource(setup, mode);
+    setup.sourceServerVersion = preflight.serverVersion;
     await observer.start();
     const resume = await decideState(setup, checkpoints, opts);
     writeManifest(setup.home, {
@@ -140,6 +161,10 @@ export async function replicate(
       await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
     }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
+    for (const w of preflight.warnings) {
+      log.warn(w);
+      say("warn", `replicant: warning: ${w}`);
+    }
     const schemas = await recordSchemaDump(setup, sink.client, naming, log);
     retention = startRetention(
       setup.applier,
@@ -294,7 +319,7 @@ async function runSnapshot(
     return EXIT.ok;
   }
   const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume, schemas };
-  const selection = tableSelectionOf(setup.filter);
+  const selection = replicationSelectionOf(setup);
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection)
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);

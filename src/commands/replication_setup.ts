@@ -25,6 +25,7 @@ import {
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
 import { tlsMaterialOf } from "../config/tls_material.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
+import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
 import type { TableSelection } from "../pipeline/snapshot_source.ts";
@@ -54,6 +55,8 @@ export interface ReplicationSetup {
   applier: ApplierConfig;
   filter: FilterConfig | null;
   manifest: Manifest | null;
+  /** The source server's version, once known (`source.version` with `source-info: arcion`). */
+  sourceServerVersion?: string;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -248,6 +251,58 @@ export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
   };
 }
 
+/**
+ * The MySQL/MariaDB heartbeat table of a run (`realtime.heartbeat` enabled): in its
+ * `catalog`, else in the one database the filter names; null when off or for PostgreSQL
+ * (which moves its slot with pg_logical_emit_message instead).
+ */
+export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
+  return heartbeatTableFor(setup.extractor, setup.filter, setup.source.type);
+}
+
+export function heartbeatTableFor(
+  extractor: ExtractorConfig,
+  filter: FilterConfig | null,
+  sourceType: string,
+): TableId | null {
+  const hb = extractor.realtime.heartbeat;
+  if (!hb.enable || sourceType === "POSTGRESQL") return null;
+  const catalogs = [...new Set((filter?.entries ?? []).map((e) => e.catalog))];
+  const catalog = hb.catalog ??
+    (catalogs.length === 1 && catalogs[0] !== undefined && !/[*?]/.test(catalogs[0])
+      ? catalogs[0]
+      : undefined);
+  if (catalog === undefined) {
+    throw new ConfigError([{
+      file: extractor.file ?? "extractor",
+      key: "realtime.heartbeat.catalog",
+      message: "required with `enable: true`: the database of the heartbeat table (the filter " +
+        "does not name exactly one database)",
+    }]);
+  }
+  return { catalog, schema: null, table: hb.tableName };
+}
+
+/**
+ * The tables and columns a run replicates: the filter's, without the heartbeat table, whose
+ * rows are Replicant's own bookkeeping and never replicated.
+ */
+export function replicationSelectionOf(setup: ReplicationSetup): TableSelection {
+  return selectionWithout(tableSelectionOf(setup.filter), heartbeatTableOf(setup));
+}
+
+/** The selection without one table (the heartbeat table; null: none). */
+export function selectionWithout(selection: TableSelection, left: TableId | null): TableSelection {
+  if (left === null) return selection;
+  const isLeft = (id: TableId) =>
+    id.catalog.toLowerCase() === left.catalog.toLowerCase() &&
+    id.table.toLowerCase() === left.table.toLowerCase();
+  return {
+    table: (id) => !isLeft(id) && selection.table(id),
+    columns: (id) => selection.columns(id),
+  };
+}
+
 export function pgEndpointOf(conn: PostgresConnection): PgEndpoint {
   return {
     host: conn.host,
@@ -330,12 +385,15 @@ export function namingOf(setup: ReplicationSetup): StreamNaming {
 
 export function entryOptionsOf(setup: ReplicationSetup): EntryOptions {
   const s = setup.applier.streams;
+  const arcion = s.sourceInfo === "arcion";
   return {
     format: s.messageFormat,
     includeSchema: s.includeSchema,
     tombstones: s.tombstones,
     connector: setup.source.type === "POSTGRESQL" ? "postgresql" : "mysql",
+    ...(arcion ? { connectorName: setup.source.type } : {}),
     replicationId: setup.id,
-    version: VERSION,
+    version: arcion ? setup.sourceServerVersion ?? VERSION : VERSION,
+    keylessKey: s.keylessTableKey,
   };
 }

@@ -13,14 +13,19 @@ import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
 import { checkPgPrerequisites } from "../source/postgres/pg_prerequisites.ts";
-import { mysqlPrerequisiteProblems, openMysql } from "../source/mysql/mysql_endpoint.ts";
+import { openMysql } from "../source/mysql/mysql_endpoint.ts";
+import { checkMysqlSource } from "../source/mysql/mysql_prerequisites.ts";
+import { ConfigError, loadExtractor, loadFilter } from "../config/mod.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
 import {
+  heartbeatTableFor,
   loadConnectionFile,
   mysqlEndpointOf,
   pgEndpointOf,
   redisTargetOf,
+  selectionWithout,
+  tableSelectionOf,
   validateId,
 } from "./replication_setup.ts";
 
@@ -117,6 +122,7 @@ async function testOne(
   file: string,
   validate: ValidateConfig,
   out: RunConsole,
+  scope: RunScope,
 ): Promise<ConnectionReport> {
   const conn = await loadConnectionFile(file, undefined, out);
   const isSource = conn.type !== "REDIS_STREAM";
@@ -158,9 +164,11 @@ async function testOne(
     } else if (conn.type === "REDIS_STREAM") {
       await testRedis(conn as RedisConnection, checks, report, validate);
     } else {
-      await testMysql(conn as MysqlConnection, checks, report, validate, cdc);
+      await testMysql(conn as MysqlConnection, checks, report, validate, cdc, scope);
     }
   } catch (e) {
+    // A --filter or --extractor file that does not load is the command's error (exit 2).
+    if (e instanceof ConfigError) throw e;
     checks.push(failed("error", (e as Error).message));
   }
   return finishReport(report);
@@ -228,13 +236,20 @@ async function testPostgres(
   }
 }
 
-const MYSQL_CHECKS: [string, RegExp][] = [
-  ["log_bin", /binary log/i],
-  ["binlog_format", /^binlog_format/],
-  ["binlog_row_image", /^binlog_row_image/],
-  ["slave-server-ids", /^slave-server-ids/],
-  ["replication privileges", /lacks|grants/],
-];
+/** The checks that say whether the binlog can be read (Arcion's `readAccessToCdcLogs`). */
+const MYSQL_CDC_CHECKS = new Set([
+  "log_bin",
+  "binlog_format",
+  "binlog_row_image",
+  "slave-server-ids",
+  "replication privileges",
+]);
+
+/** What a run would replicate, as test-connection's `--filter` and `--extractor` say. */
+export interface RunScope {
+  filter?: string;
+  extractor?: string;
+}
 
 async function testMysql(
   conn: MysqlConnection,
@@ -242,6 +257,7 @@ async function testMysql(
   report: ConnectionReport,
   validate: ValidateConfig,
   cdc: boolean,
+  scope: RunScope,
 ): Promise<void> {
   const endpoint = mysqlEndpointOf(conn);
   const client = await credentials(checks, report, conn.username, () => openMysql(endpoint));
@@ -256,26 +272,17 @@ async function testMysql(
       }
       report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
     }
+    const extractor = scope.extractor ? loadExtractor(scope.extractor, conn.type) : null;
+    const filter = scope.filter ? loadFilter(scope.filter) : null;
+    const heartbeat = extractor ? heartbeatTableFor(extractor, filter, conn.type) : null;
+    const found = await checkMysqlSource(client, endpoint, {
+      mode: cdc ? validate.mode : "SNAPSHOT",
+      selection: selectionWithout(tableSelectionOf(filter), heartbeat),
+      heartbeat: heartbeat && { database: heartbeat.catalog, table: heartbeat.table },
+    });
+    checks.push(...found);
     if (cdc) {
-      const problems = await mysqlPrerequisiteProblems(client, endpoint);
-      const cdcChecks = MYSQL_CHECKS.map(([name, re]) => {
-        const hit = problems.filter((p) => re.test(p.message));
-        const hints = hit.flatMap((p) => p.hint ?? []);
-        return hit.length > 0
-          ? failed(
-            name,
-            hit.map((p) => p.message).join("; "),
-            hints.length > 0 ? hints.join("; ") : undefined,
-          )
-          : passed(name, "ok");
-      });
-      for (const p of problems) {
-        if (!MYSQL_CHECKS.some(([, re]) => re.test(p.message))) {
-          cdcChecks.push(failed("binlog", p.message, p.hint));
-        }
-      }
-      checks.push(...cdcChecks);
-      report.readAccessToCdcLogs = statusOf(cdcChecks);
+      report.readAccessToCdcLogs = statusOf(found.filter((c) => MYSQL_CDC_CHECKS.has(c.name)));
     }
   } finally {
     client.destroy();
@@ -363,7 +370,10 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   const reports: string[] = [];
   const used = new Set<string>();
   for (const file of conns) {
-    const report = await testOne(file, validate, out);
+    const report = await testOne(file, validate, out, {
+      filter: opts.filter,
+      extractor: opts.extractor,
+    });
     let name = `test_connection_${basename(file, extname(file))}`;
     for (let i = 2; used.has(name); i++) {
       name = `test_connection_${basename(file, extname(file))}_${i}`;

@@ -20,6 +20,13 @@ export interface StreamOptions {
   waitForReplicasTimeoutMs?: number;
   /** Writers pause while Redis uses more than this % of its maxmemory; absent: never. */
   pauseAboveMemoryPercent?: number;
+  /** Key of a table without a primary or unique key: its columns, or Arcion's `default`. */
+  keylessTableKey: "all-columns" | "default";
+  /**
+   * `source.connector` and `source.version`: Debezium's (`mysql`, Replicant's version) or
+   * Arcion's (`MYSQL`, the source server's version).
+   */
+  sourceInfo: "debezium" | "arcion";
 }
 
 export interface SnapshotApplierConfig {
@@ -75,6 +82,8 @@ export const STREAM_DEFAULTS: Readonly<StreamOptions> = {
   messageFormat: "compact",
   includeSchema: true,
   tombstones: true,
+  keylessTableKey: "all-columns",
+  sourceInfo: "debezium",
 };
 
 const DEFAULT_BATCH_ROWS = 10_000;
@@ -94,6 +103,8 @@ function streamFields() {
     "wait-for-replicas": int({ min: 0 }),
     "wait-for-replicas-timeout-ms": int({ min: 1 }),
     "pause-above-memory-percent": int({ min: 1, max: 100 }),
+    "keyless-table-key": oneOf(["all-columns", "default"]),
+    "source-info": oneOf(["debezium", "arcion"]),
   };
 }
 
@@ -206,6 +217,8 @@ const STREAM_KEYS: Record<StreamKey, keyof StreamOptions> = {
   "wait-for-replicas": "waitForReplicas",
   "wait-for-replicas-timeout-ms": "waitForReplicasTimeoutMs",
   "pause-above-memory-percent": "pauseAboveMemoryPercent",
+  "keyless-table-key": "keylessTableKey",
+  "source-info": "sourceInfo",
 };
 
 /** One value per stream option; the same option set differently in two places is a problem. */

@@ -1,5 +1,5 @@
 import { failLoad, finishLoad, type Loaded, type LoadOptions } from "./load_config.ts";
-import type { KeyPath } from "./key_path.ts";
+import { formatKeyPath, type KeyPath } from "./key_path.ts";
 import { isPlainMapping, readYaml } from "./read_yaml.ts";
 import {
   check,
@@ -19,8 +19,10 @@ export type FilterObjectType = "TABLE" | "VIEW" | "QUERY";
 export interface TableRule {
   /** Table name as written; `*` and `?` make it a pattern. */
   name: string;
-  /** Columns to replicate; absent means all. */
+  /** Columns to replicate, as written (ignoring case); absent means all. */
   columns?: string[];
+  /** Where `columns` is written in the file (`allow[0].allow.ORDERS.allow`), for messages. */
+  columnsKey?: string;
 }
 
 /** One `allow` entry: a catalog (database) and/or schema, and which of its tables. */
@@ -94,7 +96,11 @@ const tablesSchema = custom<TableRule[]>((value, path, c) => {
       failed = true;
       return;
     }
-    rules.push(rule.allow ? { name, columns: rule.allow } : { name });
+    rules.push(
+      rule.allow
+        ? { name, columns: rule.allow, columnsKey: formatKeyPath([...at, "allow"]) }
+        : { name },
+    );
   };
   if (Array.isArray(value)) {
     value.forEach((item, i) => {

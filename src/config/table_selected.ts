@@ -1,3 +1,4 @@
+import type { ConfigProblem } from "./config_error.ts";
 import type { FilterConfig, FilterEntry, TableRule } from "./load_filter.ts";
 
 /** A source table: MySQL/MariaDB have a catalog (database) and no schema. */
@@ -99,4 +100,82 @@ export function columnSelected(filter: Filter, ref: TableRef, column: string): b
   const columns = selectedColumns(filter, ref);
   if (columns === null) return true;
   return columns.some((c) => c === column || c.toLowerCase() === column.toLowerCase());
+}
+
+/**
+ * The table's own column names that a filter's column list names, as table names are
+ * matched: a name written with the column's exact spelling picks that column; otherwise it
+ * picks the columns equal to it ignoring case (Arcion's samples write `FIRST_NAME` for
+ * `first_name`). `unknown` lists the written names that match no column.
+ */
+export function matchColumnNames(
+  written: readonly string[],
+  names: readonly string[],
+): { matched: Set<string>; unknown: string[] } {
+  const matched = new Set<string>();
+  const unknown: string[] = [];
+  for (const w of written) {
+    if (names.includes(w)) {
+      matched.add(w);
+      continue;
+    }
+    const folded = w.toLowerCase();
+    const found = names.filter((n) => n.toLowerCase() === folded);
+    if (found.length === 0) unknown.push(w);
+    for (const n of found) matched.add(n);
+  }
+  return { matched, unknown };
+}
+
+/** A source table and all its column names, for checking a filter against the source. */
+export interface TableColumns {
+  id: TableRef;
+  columns: readonly string[];
+}
+
+function tableName(ref: TableRef): string {
+  return [ref.catalog, ref.schema, ref.table].filter((p) => p !== null && p !== undefined)
+    .join(".");
+}
+
+/**
+ * The filter's column names that name no column of the tables their rule selects, one
+ * problem each (file, key of the column list, column, the tables and their columns). A rule
+ * with a pattern (`audit_*`) may select tables that lack a column; a name is unknown when
+ * none of them has it. Rules that select no existing table are not checked here.
+ */
+export function unknownFilterColumns(
+  filter: Pick<FilterConfig, "entries" | "file">,
+  tables: readonly TableColumns[],
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const entry of filter.entries) {
+    for (const rule of entry.tables ?? []) {
+      if (rule.columns === undefined) continue;
+      const selected = tables.filter((t) => {
+        if (!entryCovers(entry, t.id)) return false;
+        const rules = bestRules(entry, t.id.table);
+        return rules !== "all" && rules.includes(rule);
+      });
+      if (selected.length === 0) continue;
+      for (const column of rule.columns) {
+        if (selected.some((t) => matchColumnNames([column], t.columns).unknown.length === 0)) {
+          continue;
+        }
+        const listed = selected.slice(0, 5).map((t) =>
+          `${tableName(t.id)} (${t.columns.join(", ")})`
+        ).join("; ") + (selected.length > 5 ? `; … ${selected.length - 5} more` : "");
+        problems.push({
+          file: filter.file ?? "filter",
+          key: rule.columnsKey ?? "",
+          message: selected.length === 1
+            ? `column ${JSON.stringify(column)} is not a column of table ${listed}: ` +
+              "correct or remove it"
+            : `column ${JSON.stringify(column)} is in none of the ${selected.length} tables ` +
+              `that ${JSON.stringify(rule.name)} selects: ${listed}; correct or remove it`,
+        });
+      }
+    }
+  }
+  return problems;
 }

@@ -13,8 +13,16 @@ export interface EntryOptions {
   includeSchema: boolean;
   tombstones: boolean;
   connector: Connector;
+  /** `source.connector` when not `connector` (Arcion's `MYSQL`, `POSTGRESQL`, …). */
+  connectorName?: string;
   replicationId: string;
+  /** `source.version`. */
   version: string;
+  /**
+   * The key of a table without a primary or unique key: its columns (default), or Arcion's
+   * literal `default`.
+   */
+  keylessKey?: "all-columns" | "default";
 }
 
 /** Schema of the position fields each connector adds to `source` (SPEC §4). */
@@ -28,11 +36,11 @@ const POSITION_FIELDS: Record<Connector, [string, string][]> = {
 
 /** Start of a `source` block, up to its `"ts_ms":` (SPEC §4). */
 export function sourceOpen(
-  options: Pick<EntryOptions, "connector" | "replicationId" | "version">,
+  options: Pick<EntryOptions, "connector" | "connectorName" | "replicationId" | "version">,
 ): string {
-  return `{"version":${JSON.stringify(options.version)},"connector":"${options.connector}","name":${
-    JSON.stringify(options.replicationId)
-  },"ts_ms":`;
+  return `{"version":${JSON.stringify(options.version)},"connector":${
+    JSON.stringify(options.connectorName ?? options.connector)
+  },"name":${JSON.stringify(options.replicationId)},"ts_ms":`;
 }
 
 /** The `db`, `schema` and `table` fields of a `source` block. */
@@ -145,8 +153,8 @@ export class TableEntryEncoder<W extends boolean = false> {
     this.#tombstones = options.tombstones;
     const cols = table.columns;
     this.#columnPrefixes = cols.map((c, i) => (i === 0 ? "{" : ",") + JSON.stringify(c.name) + ":");
-    this.#keyColumns = table.keyColumns;
-    this.#keyPrefixes = table.keyColumns.map((ci, i) =>
+    this.#keyColumns = table.hasKey || options.keylessKey !== "default" ? table.keyColumns : [];
+    this.#keyPrefixes = this.#keyColumns.map((ci, i) =>
       (i === 0 ? "{" : ",") + JSON.stringify(cols[ci].name) + ":"
     );
     this.#tableName = qualifiedName(table.id);
@@ -178,7 +186,7 @@ export class TableEntryEncoder<W extends boolean = false> {
     ].map(([field, type]) => ({ type, optional: true, field }));
     const keySchema = {
       type: "struct",
-      fields: table.keyColumns.map((ci) => fieldSchema(ci, true)),
+      fields: this.#keyColumns.map((ci) => fieldSchema(ci, true)),
       optional: false,
       name: `${ns}.Key`,
     };

@@ -31,6 +31,7 @@ import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
 import type { TableSelection } from "./snapshot_source.ts";
 import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
 import type { DdlStatement, StreamingSource } from "./streaming_source.ts";
+import { StartTimeGate } from "./start_time_gate.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 
 /** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
@@ -807,6 +808,11 @@ export interface PgRealtimeSpec {
   resume: boolean;
   /** Extractor `start-position.lsn`: where a fresh run starts (else the slot's position). */
   startLsn?: string | null;
+  /**
+   * Extractor `start-position.start-timestamp` of a fresh run: the first transaction
+   * committed at or after `startMs` is the first replicated (see StartTimeGate).
+   */
+  startTime?: { startMs: number; startsAtOrBefore: boolean };
   /** Publication of all tables (default) or of the selected ones, when Replicant creates it. */
   publicationScope?: "all" | "selected";
   /** Restarts of the source after connection failures (connection `max-retries`, …). */
@@ -833,9 +839,12 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
     startLsn: spec.startLsn,
     heartbeatMs: spec.heartbeatMs,
   });
+  const streaming = spec.startTime
+    ? new StartTimeGate(source, spec.startTime.startMs, spec.startTime.startsAtOrBefore)
+    : source;
   try {
     return await new RealtimePipeline(
-      source,
+      streaming,
       spec.sink,
       spec.naming,
       spec.checkpoints,

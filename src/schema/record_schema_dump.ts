@@ -1,6 +1,6 @@
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ReplicationSetup } from "../commands/replication_setup.ts";
-import { tableSelectionOf } from "../commands/replication_setup.ts";
+import { replicationSelectionOf } from "../commands/replication_setup.ts";
 import { qualifiedName } from "../core/table_schema.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { readSourceSchemas } from "./source_schemas.ts";
@@ -16,7 +16,7 @@ export async function recordSchemaDump(
   naming: StreamNaming,
   log?: { info(message: string): void },
 ): Promise<SchemaHistory> {
-  const tables = await readSourceSchemas(setup.source, tableSelectionOf(setup.filter));
+  const tables = await readSourceSchemas(setup.source, replicationSelectionOf(setup));
   const history = await SchemaHistory.load(client, naming.schemaDumpStream());
   const written = await history.recordAll(tables);
   if (written.length > 0) {

@@ -68,6 +68,8 @@ Deno.test("applier defaults", () => {
       messageFormat: "compact",
       includeSchema: true,
       tombstones: true,
+      keylessTableKey: "all-columns",
+      sourceInfo: "debezium",
     },
   });
   const { file: _f, warnings: _w2, ...empty } = load("");
@@ -92,6 +94,8 @@ realtime:
     includeSchema: false,
     tombstones: false,
     maxStreamLength: 100_000,
+    keylessTableKey: "all-columns",
+    sourceInfo: "debezium",
   });
   assert.equal(config.realtime.replayConsistency, "EVENTUAL");
 });

@@ -75,6 +75,10 @@ realtime:
     "snapshot.per-table-config[0].tables.lineitem.split-hints",
     "realtime.fetch-duration-per-extractor-slot-s",
     "realtime.ddl-replication.detect-ddl-interval",
+    // PostgreSQL writes no heartbeat table: only interval-ms is used.
+    "realtime.heartbeat.enable",
+    "realtime.heartbeat.catalog",
+    "realtime.heartbeat.schema",
   ]);
 });
 
@@ -163,7 +167,7 @@ Deno.test("start position that does not fit the source", () => {
   assert.deepEqual(keys(pg), [
     "realtime.start-position.log",
     "realtime.start-position.position",
-    "realtime.start-position.lsn",
+    "realtime.start-position",
   ]);
   const my = problems("realtime:\n  start-position:\n    lsn: 0/16B3748\n", "MYSQL");
   assert.match(problemAt(my, "realtime.start-position.lsn").message, /applies to PostgreSQL/);
@@ -248,4 +252,74 @@ Deno.test("a key in the wrong section says where it belongs", () => {
     problemAt(found, "snapshot.heartbeat").message,
     "not valid here; it belongs under `realtime`",
   );
+});
+
+Deno.test("Arcion's start positions: start-lsn, start-timestamp, rewind with log and position", () => {
+  assert.deepEqual(
+    load("realtime:\n  start-position:\n    start-lsn: 0/3261270\n").realtime.startPosition,
+    { lsn: "0/3261270" },
+  );
+  assert.deepEqual(
+    load("realtime:\n  start-position:\n    start-timestamp: '2023-06-30 10:15: PST'\n")
+      .realtime.startPosition,
+    { startTimestampMs: Date.UTC(2023, 5, 30, 18, 15) },
+  );
+  assert.deepEqual(
+    load(
+      "realtime:\n  start-position:\n    log: mysql-log.000019\n    position: 4436\n" +
+        "    rewind-realtime-start-position-m: 30\n",
+      "MYSQL",
+    ).realtime.startPosition,
+    { log: "mysql-log.000019", position: 4436, rewindMinutes: 30 },
+  );
+  const noZone = problems(
+    "realtime:\n  start-position:\n    start-timestamp: '2023-06-30 10:15'\n",
+    "MARIADB",
+  );
+  assert.match(
+    problemAt(noZone, "realtime.start-position.start-timestamp").message,
+    /add a time zone/,
+  );
+  const two = problems(
+    "realtime:\n  start-position:\n    gtid: 0-1-4\n    start-timestamp: 1700000000000\n",
+    "MARIADB",
+  );
+  assert.match(problemAt(two, "realtime.start-position").message, /give one start/);
+  const rewindAlone = problems(
+    "realtime:\n  start-position:\n    gtid: 0-1-4\n    rewind-realtime-start-position-m: 5\n",
+    "MARIADB",
+  );
+  assert.match(
+    problemAt(rewindAlone, "realtime.start-position.rewind-realtime-start-position-m").message,
+    /works with `log` and `position`/,
+  );
+});
+
+Deno.test("heartbeat: timestamp-column-name is column-name; replicantId-column-name kept", () => {
+  const hb = load(
+    "realtime:\n  heartbeat:\n    enable: true\n    catalog: tpch\n" +
+      "    timestamp-column-name: arcion_replicant_timestamp\n" +
+      "    replicantId-column-name: arcion_replicant_id\n",
+    "MYSQL",
+  ).realtime.heartbeat;
+  assert.equal(hb.columnName, "arcion_replicant_timestamp");
+  assert.equal(hb.replicantIdColumnName, "arcion_replicant_id");
+  const both = problems(
+    "realtime:\n  heartbeat:\n    column-name: a\n    timestamp-column-name: b\n",
+    "MYSQL",
+  );
+  assert.deepEqual(keys(both), ["realtime.heartbeat.timestamp-column-name"]);
+});
+
+Deno.test("start-timestamp written unquoted (a YAML date) keeps its zone rule", () => {
+  assert.deepEqual(
+    load("realtime:\n  start-position:\n    start-timestamp: 2023-06-30T10:15:00Z\n", "MYSQL")
+      .realtime.startPosition,
+    { startTimestampMs: Date.UTC(2023, 5, 30, 10, 15) },
+  );
+  const noZone = problems(
+    "realtime:\n  start-position:\n    start-timestamp: 2023-06-30 10:15:00\n",
+    "MYSQL",
+  );
+  assert.match(problemAt(noZone, "realtime.start-position.start-timestamp").message, /time zone/);
 });

@@ -32,8 +32,12 @@ allow:
       schema: "public",
       types: ["TABLE"],
       tables: [
-        { name: "CUSTOMERS", columns: ["FB", "IG"] },
-        { name: "ORDERS", columns: ["product", "service"] },
+        { name: "CUSTOMERS", columns: ["FB", "IG"], columnsKey: "allow[0].allow.CUSTOMERS.allow" },
+        {
+          name: "ORDERS",
+          columns: ["product", "service"],
+          columnsKey: "allow[0].allow.ORDERS.allow",
+        },
         { name: "RETURNS" },
       ],
     },
@@ -58,7 +62,10 @@ allow:
   assert.deepEqual(filter.entries, [{
     catalog: "tpch",
     types: ["TABLE"],
-    tables: [{ name: "NATION", columns: ["US", "AUS"] }, { name: "PART" }],
+    tables: [
+      { name: "NATION", columns: ["US", "AUS"], columnsKey: "allow.allow.NATION.allow" },
+      { name: "PART" },
+    ],
   }]);
 });
 

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import {
   columnSelected,
   type FilterEntry,
+  matchColumnNames,
   selectedColumns,
   tableSelected,
+  unknownFilterColumns,
 } from "../../src/config/mod.ts";
 
 const filterOf = (...entries: FilterEntry[]) => ({ entries });
@@ -85,4 +87,52 @@ Deno.test("several entries: any selects; columns are combined", () => {
   );
   assert.deepEqual(selectedColumns(filter, { catalog: "db", table: "t" }), ["a", "b"]);
   assert.equal(tableSelected(filter, { catalog: "db", table: "u" }), false);
+});
+
+Deno.test("filter column names match the table's like table names: exact spelling, else case", () => {
+  const names = ["id", "first_name", "Last_Name", "last_name"];
+  assert.deepEqual(matchColumnNames(["FIRST_NAME", "last_name", "ID"], names), {
+    matched: new Set(["first_name", "last_name", "id"]),
+    unknown: [],
+  });
+  // Without an exact spelling, every column equal ignoring case.
+  assert.deepEqual(
+    matchColumnNames(["LAST_NAME", "nope"], names),
+    { matched: new Set(["Last_Name", "last_name"]), unknown: ["nope"] },
+  );
+});
+
+Deno.test("filter columns no selected table has are reported with file, key and the columns", () => {
+  const filter = {
+    file: "conf/filter/f.yaml",
+    entries: [{
+      catalog: "tpch",
+      types: ["TABLE" as const],
+      tables: [
+        { name: "NATION", columns: ["N_NAME", "no_such"], columnsKey: "allow.allow.NATION.allow" },
+        { name: "audit_*", columns: ["id", "ts"], columnsKey: "allow.allow.audit_*.allow" },
+        { name: "missing", columns: ["x"], columnsKey: "allow.allow.missing.allow" },
+      ],
+    }],
+  };
+  const tables = [
+    { id: { catalog: "tpch", table: "nation" }, columns: ["n_nationkey", "n_name"] },
+    { id: { catalog: "tpch", table: "audit_a" }, columns: ["id", "ts"] },
+    { id: { catalog: "tpch", table: "audit_b" }, columns: ["id"] },
+    { id: { catalog: "other", table: "nation" }, columns: ["no_such"] },
+  ];
+  const problems = unknownFilterColumns(filter, tables);
+  assert.deepEqual(problems, [{
+    file: "conf/filter/f.yaml",
+    key: "allow.allow.NATION.allow",
+    message: 'column "no_such" is not a column of table tpch.nation (n_nationkey, n_name): ' +
+      "correct or remove it",
+  }]);
+  // A pattern's column that none of its tables has.
+  const none = unknownFilterColumns({
+    ...filter,
+    entries: [{ ...filter.entries[0], tables: [{ name: "audit_*", columns: ["zz"] }] }],
+  }, tables);
+  assert.equal(none.length, 1);
+  assert.match(none[0].message, /"zz" is in none of the 2 tables that "audit_\*" selects/);
 });

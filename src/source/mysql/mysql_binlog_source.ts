@@ -28,7 +28,6 @@ import {
   mysqlWhere,
   openMysql,
   pickServerId,
-  quoteIdent,
 } from "./mysql_endpoint.ts";
 import {
   type BinlogCoordinate,
@@ -45,22 +44,14 @@ import {
   readMysqlTables,
 } from "./mysql_schema_reader.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
+import { type MysqlHeartbeat, MysqlHeartbeatWriter } from "./mysql_heartbeat.ts";
 import {
   type BinlogStringWriter,
   type BinlogValueDecoder,
   mysqlBinlogDecoder,
   mysqlBinlogStringWriter,
+  type MysqlColumnType,
 } from "./mysql_value_decoder.ts";
-
-export interface MysqlHeartbeat {
-  database: string;
-  table: string;
-  /** Column that receives the current time in ms (default `ts`). */
-  column?: string;
-  intervalMs: number;
-  /** Create the table when missing (default true). */
-  create?: boolean;
-}
 
 export interface MysqlBinlogOptions {
   selection: TableSelection;
@@ -82,7 +73,7 @@ export interface MysqlBinlogOptions {
    * they happened. Default 1000 ms.
    */
   idleCheckpointMs?: number;
-  /** Optional heartbeat table written every `intervalMs`, so the position moves when idle. */
+  /** Arcion's heartbeat table written every `intervalMs`, so the position moves when idle. */
   heartbeat?: MysqlHeartbeat;
 }
 
@@ -115,6 +106,12 @@ interface OpenTransaction {
 
 /** zongji's error when information_schema has no columns for a table map's table. */
 const ZONGJI_NO_COLUMNS = /^Insufficient permissions to access: /;
+
+/** zongji's own fields for the labels of an ENUM or SET column (none for other kinds). */
+function labelsOf(t: MysqlColumnType): Record<string, string[]> {
+  if (!t.labels) return {};
+  return t.kind === "enum" ? { ENUM_VALUES: t.labels } : { SET_VALUES: t.labels };
+}
 
 /**
  * zongji names events after their classes (`constructor.name`); a bundler that renames a
@@ -183,7 +180,7 @@ export class MysqlBinlogSource implements StreamingSource {
   #history: SchemaHistory | null = null;
   #zongji: ZongJi | null = null;
   #acknowledged: string | null = null;
-  #heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  #heartbeat: MysqlHeartbeatWriter | null = null;
 
   private constructor(
     readonly endpoint: MysqlEndpoint,
@@ -244,6 +241,19 @@ export class MysqlBinlogSource implements StreamingSource {
   }
 
   #remember(key: string, table: MysqlTable | null, historical = false): TableEntry {
+    const doubtful = table?.types.findIndex((t) => t.labelsProblem !== undefined) ?? -1;
+    if (table && doubtful >= 0) {
+      const col = table.columns[doubtful];
+      throw new SourceError(
+        `Cannot decode ${table.id.catalog}.${table.id.table}.${col.name}: information_schema ` +
+          `prints its labels as ${col.sourceType}, where a '?' may stand for a character it ` +
+          `cannot show, and reading the real labels failed (${
+            table.types[doubtful].labelsProblem
+          }). Grant the user CREATE TEMPORARY TABLES ON ${table.id.catalog}.* (Replicant reads ` +
+          "the labels through a temporary table, which the binlog does not record)",
+        table.id.table,
+      );
+    }
     const entry: TableEntry = {
       table,
       decoders: table ? table.types.map(mysqlBinlogDecoder) : [],
@@ -805,11 +815,26 @@ export class MysqlBinlogSource implements StreamingSource {
           CHARACTER_SET_NAME: TEXT_KINDS.has(t.types[i].kind) ? "utf8mb4" : null,
           COLUMN_COMMENT: "",
           COLUMN_TYPE: c.sourceType,
+          ...labelsOf(t.types[i]),
         })),
         parentSchema: ev.schemaName,
         tableName: ev.tableName,
       };
       return true;
+    };
+    /**
+     * zongji names ENUM/SET values from the labels information_schema prints (characters
+     * beyond the BMP as `?`, split at every comma): give it the labels the schema reader read.
+     */
+    const label = (ev: TableMapEvent, t: MysqlTable | null | undefined) => {
+      const schemas = z.tableMap[ev.tableId]?.columnSchemas as
+        | Record<string, unknown>[]
+        | undefined;
+      if (!t || !schemas) return;
+      for (const cs of schemas) {
+        const i = t.columns.findIndex((c) => c.name === cs.COLUMN_NAME);
+        if (i >= 0) Object.assign(cs, labelsOf(t.types[i]));
+      }
     };
     let fetching: { ev: TableMapEvent; next: () => void } | null = null;
     const fetchInfo = z._fetchTableInfo.bind(zongji);
@@ -819,7 +844,15 @@ export class MysqlBinlogSource implements StreamingSource {
       fetching = { ev, next };
       fetchInfo(ev, () => {
         fetching = null;
-        next();
+        const current = this.#known(ev.schemaName, ev.tableName);
+        if (current) {
+          label(ev, current.table);
+          return next();
+        }
+        this.#lookup(ev.schemaName, ev.tableName).then((entry) => {
+          label(ev, entry.table);
+          next();
+        }, (err) => zongji.emit("error", err));
       });
     };
     const selected = new Map<string, boolean>();
@@ -862,26 +895,13 @@ export class MysqlBinlogSource implements StreamingSource {
 
   #startHeartbeat(): void {
     const hb = this.options.heartbeat;
-    if (!hb || this.#heartbeatTimer) return;
-    const table = `${quoteIdent(hb.database)}.${quoteIdent(hb.table)}`;
-    const col = quoteIdent(hb.column ?? "ts");
-    const ready = (hb.create ?? true)
-      ? this.ctrl.query(`CREATE TABLE IF NOT EXISTS ${table} (id INT PRIMARY KEY, ${col} BIGINT)`)
-        .catch(() => {})
-      : Promise.resolve();
-    const beat = () =>
-      ready.then(() =>
-        this.ctrl.query(
-          `INSERT INTO ${table} (id, ${col}) VALUES (1, ?) ON DUPLICATE KEY UPDATE ${col} = VALUES(${col})`,
-          [Date.now()],
-        )
-      ).catch(() => {/* a missed heartbeat only delays the checkpoint */});
-    this.#heartbeatTimer = setInterval(beat, Math.max(100, hb.intervalMs));
+    if (!hb) return;
+    this.#heartbeat ??= new MysqlHeartbeatWriter(hb, () => this.ctrl);
+    this.#heartbeat.start();
   }
 
   #stopHeartbeat(): void {
-    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
-    this.#heartbeatTimer = null;
+    this.#heartbeat?.stop();
   }
 
   async close(): Promise<void> {

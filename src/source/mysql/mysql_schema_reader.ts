@@ -1,8 +1,10 @@
+import { matchColumnNames } from "../../config/table_selected.ts";
 import type { ColumnSchema, TableId, TableSchema } from "../../core/table_schema.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 import type { MysqlConnection } from "./mysql_endpoint.ts";
 import type { SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import { type MysqlColumnType, mysqlColumnType, mysqlConnectType } from "./mysql_value_decoder.ts";
+import { formatEnumSetType, readEnumSetLabels, relabelDefault } from "./mysql_enum_labels.ts";
 
 /** A MySQL/MariaDB table: the neutral schema plus what readers need to decode it. */
 export interface MysqlTable extends TableSchema {
@@ -137,6 +139,7 @@ export async function readMysqlTables(
     });
     colsByTable.set(k, list);
   }
+  await readLabels(conn, colsByTable);
   const keysByTable = new Map<string, { primary: boolean; columns: string[] }[]>();
   for (const [db, table, index, column] of keyRows) {
     const k = key(db, table);
@@ -163,7 +166,11 @@ export async function readMysqlTables(
     );
     const allowed = selection.columns(p.id);
     if (allowed) {
-      const keep = new Set([...allowed, ...(chosen ? chosen.columns : [])]);
+      const names = all.map((c) => c.col.name);
+      const keep = new Set([
+        ...matchColumnNames(allowed, names).matched,
+        ...(chosen ? chosen.columns : []),
+      ]);
       all = all.filter((c) => keep.has(c.col.name));
     }
     const columns = all.map((c) => ({ ...c.col }));
@@ -183,6 +190,45 @@ export async function readMysqlTables(
       estimatedRows: p.est,
     };
   });
+}
+
+/**
+ * ENUM/SET labels information_schema printed with a `?` (maybe a character it cannot show)
+ * are read back from the server (mysql_enum_labels.ts); the column's type then names the
+ * real labels. When they cannot be read, the type keeps the printed labels and
+ * `labelsProblem` says why.
+ */
+async function readLabels(
+  conn: MysqlConnection,
+  colsByTable: Map<string, { col: ColumnSchema; type: MysqlColumnType }[]>,
+): Promise<void> {
+  for (const [k, cols] of colsByTable) {
+    const doubtful = cols.filter((c) => c.type.labels?.some((l) => l.includes("?")));
+    if (doubtful.length === 0) continue;
+    const [database, table] = k.split("\u0000");
+    const found = await readEnumSetLabels(
+      conn,
+      database,
+      table,
+      doubtful.map((c) => ({
+        name: c.col.name,
+        kind: c.type.kind as "enum" | "set",
+        count: c.type.labels!.length,
+      })),
+    );
+    for (const c of doubtful) {
+      if (!(found instanceof Map)) {
+        c.type.labelsProblem = found.problem;
+        continue;
+      }
+      const labels = found.get(c.col.name)!;
+      const kind = c.type.kind as "enum" | "set";
+      c.col.defaultValue = relabelDefault(c.col.defaultValue, kind, c.type.labels!, labels);
+      c.type.labels = labels;
+      c.col.sourceType = formatEnumSetType(kind, labels);
+      c.type.columnType = c.col.sourceType.toLowerCase();
+    }
+  }
 }
 
 /**
@@ -216,7 +262,7 @@ export function mysqlTableFromDump(e: SchemaDumpEntry): MysqlTable | null {
     types: columns.map((c) => {
       const t = c.sourceType.toLowerCase();
       const dataType = /^[a-z]+(?: precision)?/.exec(t)?.[0] ?? t;
-      return mysqlColumnType(dataType, t, t === "json");
+      return mysqlColumnType(dataType, c.sourceType, t === "json");
     }),
     totalColumns: e.sourceColumns,
     estimatedRows: 0,

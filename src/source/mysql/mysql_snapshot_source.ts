@@ -206,7 +206,7 @@ export function keyParam(type: MysqlColumnType, v: KeyValue): unknown {
     case "timestamp":
       return String(v).replace("T", " ").replace(/Z$/, "");
     case "json":
-      return typeof v === "string" ? JSON.stringify(v) : String(v);
+      return String(v);
     default:
       return typeof v === "boolean" ? (v ? 1 : 0) : v;
   }

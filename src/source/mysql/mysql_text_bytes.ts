@@ -30,8 +30,6 @@ export const W_TIMESTAMP = 3;
 export const W_YEAR = 4;
 /** UTF-8 text as a JSON string, escaped like JSON.stringify. */
 export const W_STRING = 5;
-/** UTF-8 JSON text, verbatim. */
-export const W_JSON = 6;
 /** Bytes as a base64 string. */
 export const W_BASE64 = 7;
 /** Server text of a DOUBLE: as is when JavaScript prints the number the same way. */
@@ -57,9 +55,8 @@ export function textWriterOf(t: MysqlColumnType): TextWriter {
     case "text":
     case "enum":
     case "set":
-      return W_STRING;
     case "json":
-      return W_JSON;
+      return W_STRING;
     case "binary":
     case "geometry":
       return W_BASE64;
@@ -104,9 +101,6 @@ export function writeTextValue(
       break;
     case W_STRING:
       ok = writeString(batch, src, start, end);
-      break;
-    case W_JSON:
-      ok = writeUtf8(batch, src, start, end);
       break;
     case W_BASE64:
       ok = writeBase64(batch, src, start, end);
@@ -286,20 +280,6 @@ function writeString(batch: JsonRowBatch, src: Uint8Array, start: number, end: n
   }
   out[o++] = 0x22;
   batch.length = o;
-  return true;
-}
-
-function writeUtf8(batch: JsonRowBatch, src: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end;) {
-    if (src[i] < 0x80) i++;
-    else {
-      const n = utf8Sequence(src, i, end);
-      if (n === 0) return false;
-      i += n;
-    }
-  }
-  batch.room(end - start);
-  batch.length = copyBytes(batch.bytes, batch.length, src, start, end);
   return true;
 }
 

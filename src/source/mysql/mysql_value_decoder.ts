@@ -27,7 +27,7 @@
  * | BINARY, VARBINARY, BLOB | string, base64 of the bytes (BINARY(n) keeps its zero padding) |
  * | ENUM | string of the value (`""` for the invalid-value index 0) |
  * | SET | string: the chosen members comma-separated in definition order, as MySQL prints it (`"a,c"`, `""` for none) |
- * | JSON (MySQL JSON, MariaDB JSON = LONGTEXT with a `json_valid` check) | the JSON itself, verbatim text (nested; big numbers exact) |
+ * | JSON (MySQL JSON, MariaDB JSON = LONGTEXT with a `json_valid` check) | string holding the JSON text as the server gives it (Debezium's `io.debezium.data.Json`): a value of any JSON type fits one declared type |
  * | GEOMETRY and spatial types | string, base64 of MySQL's internal value (4-byte little-endian SRID + WKB) |
  *
  * Zero dates (allowed without NO_ZERO_DATE) stay MySQL's text: DATE `"0000-00-00"`,
@@ -41,6 +41,7 @@
 import { Buffer } from "node:buffer";
 import type { ColumnSchema } from "../../core/table_schema.ts";
 import type { JsonRowBatch } from "../../core/json_row_batch.ts";
+import { parseEnumSetLabels } from "./mysql_enum_labels.ts";
 
 /** How a column's values are decoded; derived from information_schema.COLUMNS. */
 export type MysqlValueKind =
@@ -70,6 +71,13 @@ export interface MysqlColumnType {
   unsigned: boolean;
   /** Fractional second digits of TIME/DATETIME/TIMESTAMP (0–6). */
   fsp: number;
+  /** ENUM/SET: the labels, in definition order (see mysql_enum_labels.ts). */
+  labels?: string[];
+  /**
+   * ENUM/SET whose labels information_schema may have printed with `?` for characters it
+   * cannot show, and that could not be read back: why (the server's refusal).
+   */
+  labelsProblem?: string;
 }
 
 /** Snapshot input: the server's text-protocol bytes of a value, null for SQL NULL. */
@@ -146,7 +154,12 @@ export function mysqlColumnType(
   else if (GEOMETRY_TYPES.has(dt)) kind = "geometry";
   else if (TEXT_TYPES.has(dt)) kind = "text";
   else kind = "text"; // uuid, inet4, inet6 and anything newer: the server's text
-  return { kind, dataType: dt, columnType: ct, unsigned, fsp };
+  const out: MysqlColumnType = { kind, dataType: dt, columnType: ct, unsigned, fsp };
+  if (kind === "enum" || kind === "set") {
+    const labels = parseEnumSetLabels(columnType);
+    if (labels) out.labels = labels;
+  }
+  return out;
 }
 
 function intConnectType(t: MysqlColumnType): ColumnSchema["connectType"] {
@@ -165,7 +178,11 @@ function intConnectType(t: MysqlColumnType): ColumnSchema["connectType"] {
   }
 }
 
-/** Kafka-Connect-style type of a column for the entry's `schema` half. */
+/**
+ * Kafka-Connect-style type of a column for the entry's `schema` half: the type of every
+ * payload value of the column. JSON is a string (of JSON text). BIGINT and BIT(n > 53) values
+ * beyond ±(2^53−1) are JSON strings of their digits in an `int64` field (see the table above).
+ */
 export function mysqlConnectType(t: MysqlColumnType): ColumnSchema["connectType"] {
   switch (t.kind) {
     case "int":
@@ -301,7 +318,7 @@ const SNAPSHOT: Record<MysqlValueKind, SnapshotValueDecoder> = {
   binary: snapNull(base64),
   enum: snapNull((r) => JSON.stringify(utf8(r))),
   set: snapNull((r) => JSON.stringify(utf8(r))),
-  json: snapNull(utf8),
+  json: snapNull((r) => JSON.stringify(utf8(r))),
   geometry: snapNull(base64),
 };
 
@@ -367,7 +384,9 @@ export function mysqlBinlogDecoder(t: MysqlColumnType): BinlogValueDecoder {
     case "geometry":
       return binNull((v) => isBytes(v) ? base64(v) : base64(Buffer.from(text(v), "latin1")));
     case "json":
-      return binNull((v) => typeof v === "string" ? v : isBytes(v) ? utf8(v) : JSON.stringify(v));
+      return binNull((v) =>
+        JSON.stringify(typeof v === "string" ? v : isBytes(v) ? utf8(v) : JSON.stringify(v))
+      );
   }
 }
 
@@ -380,6 +399,7 @@ export function mysqlBinlogStringWriter(t: MysqlColumnType): BinlogStringWriter 
     case "text":
     case "enum":
     case "set":
+    case "json":
     case "decimal":
     case "date":
       return (v, batch) => batch.pushJsonString(v);

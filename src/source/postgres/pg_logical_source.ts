@@ -7,6 +7,7 @@ import {
   type Op,
   type SourcePosition,
 } from "../../core/change_event.ts";
+import { matchColumnNames } from "../../config/table_selected.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
 import { SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
@@ -457,13 +458,14 @@ export class PgLogicalSource implements StreamingSource {
         )
       ? null
       : await this.#formatTypes(msg.columns);
-    const allowed = this.selection.columns(id);
+    const written = this.selection.columns(id);
+    const allowed = written && matchColumnNames(written, msg.columns.map((c) => c.name)).matched;
     msg.columns.forEach((c, i) => {
       const at = found ? found.columns.findIndex((fc) => fc.name === c.name) : -1;
       let col: TableSchema["columns"][number] | undefined;
       if (at >= 0 && found!.typeOids[at] === c.typeOid) col = found!.columns[at];
       else {
-        if (allowed && !allowed.includes(c.name) && (c.flags & 1) === 0) return;
+        if (allowed && !allowed.has(c.name) && (c.flags & 1) === 0) return;
         const sourceType = typeNames?.[i] ?? String(c.typeOid);
         col = this.#historicalColumn(id, c.name, sourceType) ?? {
           name: c.name,

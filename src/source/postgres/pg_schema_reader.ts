@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { matchColumnNames } from "../../config/table_selected.ts";
 import type { ColumnSchema, TableId, TableSchema } from "../../core/table_schema.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 
@@ -104,7 +105,7 @@ export async function readPgTables(
     );
     if (allowed) {
       const keep = new Set([
-        ...allowed,
+        ...matchColumnNames(allowed, all.map((c) => c.col.name)).matched,
         ...(key ? key.attnums.map((n) => all.find((c) => c.attnum === n)!.col.name) : []),
       ]);
       all = all.filter((c) => keep.has(c.col.name));

@@ -239,7 +239,14 @@ Deno.test("mysql binlog: start at the current end; heartbeat table moves the che
   await db.query(`INSERT INTO ${t1} VALUES (1, 'before start')`);
   const source = await MysqlBinlogSource.open(endpoint(), {
     selection: selectTables(t1),
-    heartbeat: { database: env.database, table: hb, intervalMs: 100 },
+    heartbeat: {
+      database: env.database,
+      table: hb,
+      column: "ts",
+      intervalMs: 100,
+      create: true,
+      warn: (m) => assert.fail(m),
+    },
     idleCheckpointMs: 50,
   });
   try {

@@ -1,0 +1,93 @@
+import { SourceError } from "../core/errors.ts";
+import type { SchemaDumpEntry } from "../schema/schema_dump.ts";
+import type { SchemaHistory } from "../schema/schema_history.ts";
+import type { SourceTransaction, StreamingSource } from "./streaming_source.ts";
+
+/**
+ * A start the source cannot serve: the changes from the asked point on are not all in its
+ * log any more (or never were: a slot created after it). Replicant refuses instead of
+ * starting later. This is the place where such a start is refused; it names the start and
+ * why it cannot be served.
+ */
+export function startNotServable(start: string, reason: string): never {
+  throw new SourceError(
+    `Cannot start realtime at ${start}: ${reason}. Changes from that point on are not all in ` +
+      "the source's log; choose a later start-position, or leave start-position out to start " +
+      "now, and run again with --overwrite",
+  );
+}
+
+/**
+ * `start-position.start-timestamp` (and MySQL's `rewind-realtime-start-position-m`): realtime
+ * begins with the first transaction committed at or after `startMs`. The wrapped source reads
+ * from a point at or before that time; every transaction before the first one at or after it
+ * is passed on without its changes (its checkpoint still moves), and from that first one on
+ * everything is passed on unchanged, so no later transaction is ever dropped whatever its
+ * timestamp (commit times are not strictly ordered in the log).
+ *
+ * `startsAtOrBefore` says the wrapped source is known to read from at or before `startMs`.
+ * When it is not known, a transaction committed before `startMs` must be seen first: the
+ * first one at or after it would otherwise be refused (startNotServable), since changes
+ * between `startMs` and where the log begins may be missing.
+ *
+ * The gate applies to a fresh start only: on `--resume` the checkpoint is the start.
+ */
+export class StartTimeGate implements StreamingSource {
+  #open = false;
+  #seenEarlier: boolean;
+
+  constructor(
+    private readonly inner: StreamingSource,
+    private readonly startMs: number,
+    startsAtOrBefore: boolean,
+    private readonly onOpen?: (tx: SourceTransaction) => void,
+  ) {
+    this.#seenEarlier = startsAtOrBefore;
+  }
+
+  get connector() {
+    return this.inner.connector;
+  }
+
+  tables() {
+    return this.inner.tables();
+  }
+
+  useSchemaHistory(history: SchemaHistory, inEffect: SchemaDumpEntry[]): void {
+    this.inner.useSchemaHistory?.(history, inEffect);
+  }
+
+  start(
+    from: string | null,
+    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    return this.inner.start(from, (tx) => {
+      if (this.#open) return onTransaction(tx);
+      if (tx.commitTsMs < this.startMs) {
+        this.#seenEarlier = true;
+        // Its checkpoint and schema changes still count; its rows are before the start.
+        return onTransaction({ ...tx, events: [], bytes: 0 });
+      }
+      if (!this.#seenEarlier) {
+        startNotServable(
+          `start-timestamp ${new Date(this.startMs).toISOString()}`,
+          `the first transaction the source still has was committed at ${
+            new Date(tx.commitTsMs).toISOString()
+          }, later than the start, and nothing older is left to show that none is missing`,
+        );
+      }
+      this.#open = true;
+      this.onOpen?.(tx);
+      return onTransaction(tx);
+    }, signal);
+  }
+
+  acknowledge(checkpoint: string): Promise<void> {
+    return this.inner.acknowledge(checkpoint);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
