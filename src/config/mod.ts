@@ -51,6 +51,12 @@ export {
   loadFilter,
   type TableRule,
 } from "./load_filter.ts";
-export { columnSelected, selectedColumns, type TableRef, tableSelected } from "./table_selected.ts";
+export {
+  columnSelected,
+  selectedColumns,
+  tableNamed,
+  type TableRef,
+  tableSelected,
+} from "./table_selected.ts";
 export { type Env, parseYaml, readYaml, type YamlDocument } from "./read_yaml.ts";
 export { isSecretUrl, type SecretRef } from "./secret_ref.ts";

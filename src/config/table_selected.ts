@@ -100,3 +100,15 @@ export function columnSelected(filter: Filter, ref: TableRef, column: string): b
   if (columns === null) return true;
   return columns.some((c) => c === column || c.toLowerCase() === column.toLowerCase());
 }
+
+/**
+ * Whether the filter names the table itself (its exact or case-folded name in a table list),
+ * rather than selecting it through a pattern or a whole schema.
+ */
+export function tableNamed(filter: Filter, ref: TableRef): boolean {
+  if (!filter) return false;
+  return filter.entries.some((entry) =>
+    entryCovers(entry, ref) &&
+    (entry.tables ?? []).some((rule) => matchRank(rule.name, ref.table) >= FOLDED)
+  );
+}

@@ -4,10 +4,10 @@ import { openPg } from "../source/postgres/pg_endpoint.ts";
 import {
   createSlotWithSnapshot,
   dropSlot,
-  ensurePublication,
   type ExportedSlot,
   readSlot,
 } from "../source/postgres/pg_replication_slot.ts";
+import { preparePublication } from "../source/postgres/pg_publication.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import { type PgRealtimeSpec, type RealtimeOutcome, runRealtime } from "./realtime_pipeline.ts";
@@ -77,10 +77,8 @@ async function runSnapshotPhase(
   let resumeSnapshot = spec.resume;
   try {
     // The publication must exist before the slot: pgoutput reads it as of each change.
-    const scope = spec.publicationScope === "selected"
-      ? (await readPgTables(control, spec.endpoint.database, spec.selection)).map((t) => t.id)
-      : "all";
-    await ensurePublication(control, spec.publicationName, scope);
+    const tables = await readPgTables(control, spec.endpoint.database, spec.selection);
+    await preparePublication(control, spec.publicationName, tables, spec.log);
     const slot = await readSlot(control, spec.slotName);
     if (spec.resume && slot && state[SNAPSHOT_CONSISTENT_POINT_FIELD]) {
       spec.log.info(

@@ -348,7 +348,7 @@ export class RealtimePipeline {
   async #ddlStatement(d: DdlStatement, tx: InFlightTransaction): Promise<void> {
     const after = await this.#schemas.statement(d, tx);
     if (d.snapshot && after && this.settings.snapshotTable) {
-      this.log.info(`${qualifiedName(d.table)} was renamed into the selection: copying its rows`);
+      this.log.info(`${qualifiedName(d.table)} entered the selection: copying its rows`);
       await this.settings.snapshotTable(after);
     }
   }
@@ -801,8 +801,8 @@ export interface PgRealtimeSpec {
   resume: boolean;
   /** Extractor `start-position.lsn`: where a fresh run starts (else the slot's position). */
   startLsn?: string | null;
-  /** Publication of all tables (default) or of the selected ones, when Replicant creates it. */
-  publicationScope?: "all" | "selected";
+  /** How often the selection is compared with the publication while streaming (ms). */
+  tableCheckMs?: number;
   /** Restarts of the source after connection failures (connection `max-retries`, …). */
   sourceRetry?: RetrySettings;
   replayConsistency?: "GLOBAL" | "EVENTUAL";
@@ -823,9 +823,10 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
   const source = await PgLogicalSource.open(spec.endpoint, spec.selection, {
     slotName: spec.slotName,
     publicationName: spec.publicationName,
-    publicationScope: spec.publicationScope,
     startLsn: spec.startLsn,
     heartbeatMs: spec.heartbeatMs,
+    tableCheckMs: spec.tableCheckMs,
+    log: spec.log ?? silentLog,
   });
   try {
     return await new RealtimePipeline(
