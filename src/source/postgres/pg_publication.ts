@@ -426,6 +426,14 @@ export async function preparePublication(
   log?: PublicationLog,
 ): Promise<PublicationOutcome> {
   await refuseTablesWithoutIdentity(client, tables);
+  for (const t of tables) {
+    if (t.generatedColumns.length === 0) continue;
+    log?.warn(
+      `${qualifiedName(t.id)}: stored generated column(s) ${t.generatedColumns.join(", ")} ` +
+        "are not replicated: PostgreSQL's logical replication does not send them, so neither " +
+        "snapshot nor realtime entries carry them",
+    );
+  }
   const { user, database } = await whoAmI(client);
   let outcome: PublicationOutcome;
   try {
