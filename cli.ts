@@ -157,6 +157,11 @@ async function main(argv: string[]): Promise<number> {
     .argument("<conn...>", "connection files")
     .option("--id <id>", "replication id (where the report is written)", "default")
     .option("--validate <file>", "Arcion validation file: end-point-type, mode, which checks")
+    .option(
+      "--filter <file>",
+      "the tables a run selects (PostgreSQL: privileges, replica identity)",
+    )
+    .option("--replication-group <name>", "replication group (the publication's default name)")
     .option("--home <dir>", "where data/<id>/ lives")
     .addOption(logFormatOption())
     .action((conns: string[], _o, self: Command) =>

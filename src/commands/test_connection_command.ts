@@ -12,7 +12,11 @@ import { renderTable } from "../observe/text_table.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
-import { checkPgPrerequisites } from "../source/postgres/pg_prerequisites.ts";
+import { checkPgPrerequisites, checkPgTables } from "../source/postgres/pg_prerequisites.ts";
+import { defaultSlotName } from "../source/postgres/pg_replication_slot.ts";
+import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
+import { loadFilter } from "../config/mod.ts";
+import type { TableSelection } from "../pipeline/snapshot_source.ts";
 import { mysqlPrerequisiteProblems, openMysql } from "../source/mysql/mysql_endpoint.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
@@ -21,6 +25,7 @@ import {
   mysqlEndpointOf,
   pgEndpointOf,
   redisTargetOf,
+  tableSelectionOf,
   validateId,
 } from "./replication_setup.ts";
 
@@ -113,10 +118,18 @@ function reachable(host: string, port: number, timeoutMs = 5000): Promise<string
 
 const PERMISSION_CHECKS = /privilege|rights|ACL|publication/i;
 
+/** What the source checks select and name: the filter's tables, the id's publication. */
+export interface TestScope {
+  selection: TableSelection;
+  id: string;
+  group: string;
+}
+
 async function testOne(
   file: string,
   validate: ValidateConfig,
   out: RunConsole,
+  scope: TestScope,
 ): Promise<ConnectionReport> {
   const conn = await loadConnectionFile(file, undefined, out);
   const isSource = conn.type !== "REDIS_STREAM";
@@ -154,7 +167,7 @@ async function testOne(
   const cdc = validate.cdcLogs && validate.mode !== "SNAPSHOT";
   try {
     if (conn.type === "POSTGRESQL") {
-      await testPostgres(conn as PostgresConnection, checks, report, validate, cdc);
+      await testPostgres(conn as PostgresConnection, checks, report, validate, cdc, scope);
     } else if (conn.type === "REDIS_STREAM") {
       await testRedis(conn as RedisConnection, checks, report, validate);
     } else {
@@ -203,6 +216,7 @@ async function testPostgres(
   report: ConnectionReport,
   validate: ValidateConfig,
   cdc: boolean,
+  scope: TestScope,
 ): Promise<void> {
   const client = await credentials(checks, report, conn.username, () => openPg(pgEndpointOf(conn)));
   if (!client) return;
@@ -216,13 +230,24 @@ async function testPostgres(
       }
       report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
     }
+    // What the mode needs of the selected tables, checked as a run checks it.
+    const slotName = conn.replicationSlots[0]?.name ?? defaultSlotName(scope.group, scope.id);
+    const tableChecks: PrerequisiteCheck[] = [];
+    try {
+      const tables = await readPgTables(client, conn.database, scope.selection);
+      tableChecks.push(
+        ...await checkPgTables(client, tables, { publicationName: slotName, streaming: cdc }),
+      );
+    } catch (e) {
+      tableChecks.push(failed("selected tables", (e as Error).message));
+    }
     if (cdc) {
-      const cdcChecks = await checkPgPrerequisites(client, {
-        slotName: conn.replicationSlots[0]?.name,
-      });
+      const cdcChecks = await checkPgPrerequisites(client, { slotName });
       checks.push(...cdcChecks);
+      cdcChecks.push(...tableChecks.filter((c) => c.name !== "select privilege"));
       report.readAccessToCdcLogs = statusOf(cdcChecks);
     }
+    checks.push(...tableChecks);
   } finally {
     await client.end().catch(() => {});
   }
@@ -356,6 +381,11 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   const id = validateId(opts.id ?? "default");
   const out = new RunConsole(format, id);
   const validate = loadValidate(opts.validate);
+  const scope: TestScope = {
+    selection: tableSelectionOf(opts.filter ? loadFilter(opts.filter) : null),
+    id,
+    group: opts.replicationGroup ?? "default",
+  };
   const dir = idDir(home, id);
   mkdirSync(dir, { recursive: true });
   const rows: string[][] = [];
@@ -363,7 +393,7 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   const reports: string[] = [];
   const used = new Set<string>();
   for (const file of conns) {
-    const report = await testOne(file, validate, out);
+    const report = await testOne(file, validate, out, scope);
     let name = `test_connection_${basename(file, extname(file))}`;
     for (let i = 2; used.has(name); i++) {
       name = `test_connection_${basename(file, extname(file))}_${i}`;

@@ -366,7 +366,7 @@ export async function replicaIdentityProblems(
 
 /** The refusal of selected tables without a replica identity: what breaks and the fixes. */
 export function replicaIdentityError(problems: ReplicaIdentityProblem[]): SourceSetupError {
-  const lines = problems.map((p) => {
+  const found = problems.map((p) => {
     const what = p.identity === "nothing"
       ? "REPLICA IDENTITY NOTHING"
       : p.identity === "index"
@@ -375,16 +375,18 @@ export function replicaIdentityError(problems: ReplicaIdentityProblem[]): Source
     const of = p.relation === `${p.table.schema}.${p.table.table}`
       ? ""
       : ` (a partition of ${p.table.schema}.${p.table.table})`;
-    const name = p.relation.split(".").map(quoteIdent).join(".");
-    return `  ${p.relation}${of}: ${what}; fix with ALTER TABLE ${name} REPLICA IDENTITY FULL, ` +
-      `a primary key, or REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns`;
+    return `${p.relation}${of}: ${what}`;
   });
+  const fixes = problems.map((p) =>
+    `ALTER TABLE ${p.relation.split(".").map(quoteIdent).join(".")} REPLICA IDENTITY FULL;`
+  );
   return new SourceSetupError(
-    `${problems.length} selected table(s) have no replica identity. Once a table is in the ` +
-      "publication, PostgreSQL refuses every UPDATE and DELETE on it (cannot update table … " +
-      "because it does not have a replica identity and publishes updates), so Replicant stops " +
-      "before creating or changing anything:\n" + lines.join("\n") +
-      "\nor leave the table out of the filter.",
+    `${problems.length} selected table(s) have no replica identity: ${found.join("; ")}. ` +
+      "Once a table is in the publication, PostgreSQL refuses every UPDATE and DELETE on it " +
+      "(cannot update table … because it does not have a replica identity and publishes " +
+      "updates), so Replicant stops before creating or changing anything. " +
+      `Fix each table: ${fixes.join(" ")} (or give it a primary key, or REPLICA IDENTITY ` +
+      "USING INDEX on a unique index of NOT NULL columns), or leave the table out of the filter.",
     qualifiedName(problems[0].table),
   );
 }
