@@ -105,11 +105,13 @@ export async function checkPgTables(
   const checks: PrerequisiteCheck[] = [];
   const names = tables.map((t) => qualifiedName(t.id));
   checks.push(
-    tables.length > 0 ? passed("selected tables", `${tables.length}: ${shortList(names)}`) : failed(
-      "selected tables",
-      "the filter selects no table: check its catalog, schema and table names",
-      "check its catalog, schema and table names",
-    ),
+    tables.length > 0
+      ? passed("selected tables", `${tables.length}: ${shortList(names)}`)
+      : warning(
+        "selected tables",
+        "no table is selected (yet): check the filter's catalog, schema and table names",
+        "check the filter's catalog, schema and table names",
+      ),
   );
   if (tables.length === 0) return checks;
   const { user, database } = await whoAmI(client);
