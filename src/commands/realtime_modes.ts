@@ -6,7 +6,12 @@ import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import { runFull, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
+import {
+  runFull,
+  SKIP_THROUGH_FIELD_PREFIX,
+  skipThroughOf,
+  SNAPSHOT_COMPLETE_FIELD,
+} from "../pipeline/full_pipeline.ts";
 import {
   REALTIME_CHECKPOINT_FIELD,
   type RealtimeOutcome,
@@ -59,7 +64,7 @@ export interface ModeContext {
 }
 
 /** Checkpoint fields of MySQL `full`: per cdc stream, what the snapshot already covers. */
-const SKIP_FIELD_PREFIX = "snapshot:skip-through:";
+const SKIP_FIELD_PREFIX = SKIP_THROUGH_FIELD_PREFIX;
 
 /** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
 export function pgSlotName(setup: ReplicationSetup): string {
@@ -222,12 +227,7 @@ function literalCatalogs(setup: ReplicationSetup): string[] | undefined {
 }
 
 async function readSkipThrough(checkpoints: CheckpointStore): Promise<Map<string, string>> {
-  const state = await checkpoints.read();
-  const out = new Map<string, string>();
-  for (const [k, v] of Object.entries(state)) {
-    if (k.startsWith(SKIP_FIELD_PREFIX)) out.set(k.slice(SKIP_FIELD_PREFIX.length), v);
-  }
-  return out;
+  return skipThroughOf(await checkpoints.read());
 }
 
 /** `replicant full`: snapshot, then realtime from the snapshot's exact point. */

@@ -803,6 +803,8 @@ export interface PgRealtimeSpec {
   startLsn?: string | null;
   /** How often the selection is compared with the publication while streaming (ms). */
   tableCheckMs?: number;
+  /** Per cdc stream: changes through this sort key are already in the snapshot stream. */
+  skipThrough?: ReadonlyMap<string, string>;
   /** Restarts of the source after connection failures (connection `max-retries`, …). */
   sourceRetry?: RetrySettings;
   replayConsistency?: "GLOBAL" | "EVENTUAL";
@@ -849,6 +851,7 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
         schemas: spec.schemas,
         ddlStream: spec.ddlStream,
         snapshotTable: spec.snapshotTable,
+        skipThrough: spec.skipThrough,
       },
       spec.log ?? silentLog,
       spec.signal,

@@ -120,11 +120,14 @@ export interface ExportedSlot {
 
 /**
  * `CREATE_REPLICATION_SLOT name LOGICAL pgoutput EXPORT_SNAPSHOT` on a replication
- * connection (DESIGN §Consistent snapshot): the snapshot id stays valid until `close()`.
+ * connection (DESIGN §Consistent snapshot): the snapshot id stays valid until `close()`. The
+ * snapshot holds exactly the transactions whose commit record precedes the consistent point.
+ * A `temporary` slot disappears with the connection: it only draws that line.
  */
 export async function createSlotWithSnapshot(
   endpoint: PgEndpoint,
   name: string,
+  options: { temporary?: boolean } = {},
 ): Promise<ExportedSlot> {
   const client = new pg.Client({
     ...replicationClientConfig(endpoint, "replicant-slot"),
@@ -134,7 +137,9 @@ export async function createSlotWithSnapshot(
   try {
     await client.connect();
     const res = await client.query(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(name)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      `CREATE_REPLICATION_SLOT ${quoteIdent(name)}${
+        options.temporary ? " TEMPORARY" : ""
+      } LOGICAL pgoutput EXPORT_SNAPSHOT`,
     );
     const row = res.rows[0] as Record<string, string>;
     return {
