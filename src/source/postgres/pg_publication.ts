@@ -303,11 +303,12 @@ function publicationAdvice(
   const role = quoteIdent(user);
   const owners = tables.length === 0 ? "" : ` and make ${role} the owner of each selected table ` +
     `(ALTER TABLE … OWNER TO ${role}; PostgreSQL lets only a table's owner publish it)`;
-  const dba = plan.statements.some((s) => s.startsWith("CREATE"))
-    ? `${plan.createStatement};`
-    : `${plan.statements.join("; ")};`;
-  return `Replication needs publication "${plan.name}" to hold exactly the ${tables.length} ` +
-    `selected table(s), and ${plan.required.join("; ")}. Replicant cannot change it: ${reason}.\n` +
+  const creates = plan.statements.some((s) => s.startsWith("CREATE"));
+  const dba = creates ? `${plan.createStatement};` : `${plan.statements.join("; ")};`;
+  const verb = creates ? "create" : "change";
+  return `Replication needs publication "${plan.name}" with exactly the ${tables.length} ` +
+    `selected table(s), but ${plan.required.join("; ")}, and Replicant may not ${verb} it: ` +
+    `${reason}.\n` +
     `Either let user ${role} maintain it: GRANT CREATE ON DATABASE ${
       quoteIdent(database)
     } TO ${role}${owners}; ` +
