@@ -24,7 +24,7 @@ import type {
 } from "../../pipeline/streaming_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import { ensureSlot, readSlot, replicationClientConfig } from "./pg_replication_slot.ts";
-import { type PgTable, readPgTables } from "./pg_schema_reader.ts";
+import { type PgTable, readPgTables, selectedPgRelations } from "./pg_schema_reader.ts";
 import {
   parsePublicationMessage,
   planPublication,
@@ -657,14 +657,12 @@ export class PgLogicalSource implements StreamingSource {
    */
   async #checkTables(): Promise<void> {
     const name = this.options.publicationName;
-    const now = await readPgTables(
-      this.control,
-      this.endpoint.database,
-      this.selection,
-      this.catalog,
-    );
-    const plan = planPublication(name, await readPublication(this.control, name), now);
+    const db = this.endpoint.database;
+    // The relations alone first (one query): columns are read only when something changed.
+    const rels = await selectedPgRelations(this.control, db, this.selection);
+    const plan = planPublication(name, await readPublication(this.control, name), rels);
     if (plan.statements.length === 0) return;
+    const now = await readPgTables(this.control, db, this.selection, this.catalog);
     await preparePublication(this.control, name, now, this.options.log);
   }
 

@@ -23,7 +23,7 @@ import type pg from "pg";
 import { SourceError, SourceSetupError } from "../../core/errors.ts";
 import { qualifiedName, type TableId } from "../../core/table_schema.ts";
 import { quoteIdent } from "./pg_endpoint.ts";
-import { type PgTable, pgTableName } from "./pg_schema_reader.ts";
+import { type PgRelation, type PgTable, pgTableName } from "./pg_schema_reader.ts";
 
 /** Prefix of the logical message that announces tables added to a publication. */
 export const PUBLICATION_MESSAGE_PREFIX = "replicant_publication";
@@ -118,12 +118,12 @@ export interface PublicationPlan {
   required: string[];
   tidy: string[];
   /** Selected tables the publication gains (their rows must be copied). */
-  added: PgTable[];
+  added: PgRelation[];
   /** The publication to create, as a DBA would run it. */
   createStatement: string;
 }
 
-function tableList(tables: PgTable[]): string {
+function tableList(tables: PgRelation[]): string {
   return tables.map((t) => pgTableName(t.id)).join(", ");
 }
 
@@ -131,7 +131,7 @@ function tableList(tables: PgTable[]): string {
 export function planPublication(
   name: string,
   state: PublicationState | null,
-  tables: PgTable[],
+  tables: PgRelation[],
 ): PublicationPlan {
   const pub = quoteIdent(name);
   const what = tables.length > 0 ? ` FOR TABLE ${tableList(tables)}` : "";
@@ -215,7 +215,7 @@ export function planPublication(
 }
 
 /** The message announcing `added` tables to the streams of publication `name`. */
-function addedMessage(name: string, added: PgTable[]): string {
+function addedMessage(name: string, added: PgRelation[]): string {
   const content: PublicationMessage = {
     publication: name,
     added: added.map((t) => [t.id.schema!, t.id.table]),

@@ -43,17 +43,18 @@ function pgTableSelected(
   return selection.table(id) && (!isPartition || selection.named?.(id) === true);
 }
 
+/** A selected relation, before its columns are read. */
+export type PgRelation = Pick<PgTable, "id" | "relOid" | "relkind" | "estimatedRows">;
+
 /**
- * Reads the selected tables with columns and keys, in one round trip per catalog query.
- * `catalog` resolves the declared type of user types (domains, arrays of enums…); without
- * one the user types are loaded here.
+ * The relations the selection picks (one catalog query); a partition named together with a
+ * selected ancestor is refused.
  */
-export async function readPgTables(
+export async function selectedPgRelations(
   client: pg.Client,
   database: string,
   selection: TableSelection,
-  catalog?: PgTypeCatalog,
-): Promise<PgTable[]> {
+): Promise<PgRelation[]> {
   const rels = await client.query({
     text: `SELECT c.oid::int8::text, n.nspname, c.relname, c.relkind::text,
                   c.relispartition::text,
@@ -97,12 +98,32 @@ export async function readPgTables(
       );
     }
   }
+  return picked.map((p) => ({
+    id: p.id,
+    relOid: p.oid,
+    relkind: p.relkind,
+    estimatedRows: p.est,
+  }));
+}
+
+/**
+ * Reads the selected tables with columns and keys, in one round trip per catalog query.
+ * `catalog` resolves the declared type of user types (domains, arrays of enums…); without
+ * one the user types are loaded here.
+ */
+export async function readPgTables(
+  client: pg.Client,
+  database: string,
+  selection: TableSelection,
+  catalog?: PgTypeCatalog,
+): Promise<PgTable[]> {
+  const picked = await selectedPgRelations(client, database, selection);
   if (picked.length === 0) return [];
   if (!catalog) {
     catalog = new PgTypeCatalog();
     catalog.loadRows((await client.query(PG_TYPE_CATALOG_SQL)).rows);
   }
-  const oids = picked.map((p) => p.oid);
+  const oids = picked.map((p) => p.relOid);
   const cols = await client.query({
     text: `SELECT a.attrelid::int8::text, a.attname, a.atttypid::int8::text,
                   format_type(a.atttypid, a.atttypmod), (NOT a.attnotnull)::text,
@@ -157,10 +178,10 @@ export async function readPgTables(
     keysByRel.set(Number(rel), list);
   }
   return picked.map((p) => {
-    let all = colsByRel.get(p.oid) ?? [];
+    let all = colsByRel.get(p.relOid) ?? [];
     const allowed = selection.columns(p.id);
     // A key over a generated column cannot identify rows in changes that lack the column.
-    const candidates = (keysByRel.get(p.oid) ?? [])
+    const candidates = (keysByRel.get(p.relOid) ?? [])
       .filter((k) => k.attnums.every((n) => all.some((c) => c.attnum === n)));
     // The primary key, else the first unique key whose columns are all NOT NULL.
     const key = candidates.find((k) =>
@@ -187,11 +208,11 @@ export async function readPgTables(
       columns,
       keyColumns,
       hasKey: key !== undefined,
-      relOid: p.oid,
+      relOid: p.relOid,
       typeOids: all.map((c) => c.oid),
-      estimatedRows: p.est,
+      estimatedRows: p.estimatedRows,
       relkind: p.relkind,
-      generatedColumns: generatedByRel.get(p.oid) ?? [],
+      generatedColumns: generatedByRel.get(p.relOid) ?? [],
     };
   });
 }
