@@ -108,15 +108,16 @@ function realtimeSettingsOf(ctx: ModeContext) {
 }
 
 /**
- * A table renamed into the selection while streaming: its rows are not in the log, so they
- * are copied into its snapshot stream (resumable, like any snapshot), then its changes follow.
+ * A table that entered the selection while streaming (renamed into it; PostgreSQL: added to
+ * the publication): its rows are not in the log, so they are copied into its snapshot stream
+ * (resumable, like any snapshot), then its changes follow.
  */
 async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promise<void> {
   const { setup } = ctx;
   const same = (id: TableId) =>
     id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
   const columns = tableSelectionOf(setup.filter).columns;
-  const only: TableSelection = { table: same, columns };
+  const only: TableSelection = { table: same, columns, named: same };
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only)
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), only);

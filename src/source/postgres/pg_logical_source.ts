@@ -662,8 +662,15 @@ export class PgLogicalSource implements StreamingSource {
     const rels = await selectedPgRelations(this.control, db, this.selection);
     const plan = planPublication(name, await readPublication(this.control, name), rels);
     if (plan.statements.length === 0) return;
-    const now = await readPgTables(this.control, db, this.selection, this.catalog);
-    await preparePublication(this.control, name, now, this.options.log);
+    // Its own connection: the change is a transaction, which must not take in the stream's
+    // catalog reads on the control connection.
+    const client = await openPg(this.endpoint, "replicant-publication");
+    try {
+      const now = await readPgTables(client, db, this.selection, this.catalog);
+      await preparePublication(client, name, now, this.options.log);
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   /**
