@@ -86,6 +86,18 @@ async function publication(fx: Fixture): Promise<{ viaRoot: boolean; tables: str
   return { viaRoot: pub.rows[0][1] === "true", tables: rels.rows.map((r: string[]) => r[0]) };
 }
 
+/** Waits until the run streams from its slot: changes from now on are in the log it reads. */
+async function streaming(fx: Fixture): Promise<void> {
+  await waitFor(async () => {
+    const r = await fx.pg.query({
+      text: `SELECT 1 FROM pg_replication_slots
+              WHERE slot_name = $1 AND active AND confirmed_flush_lsn IS NOT NULL`,
+      values: [fx.slot],
+    });
+    return r.rows.length > 0;
+  }, { what: "the run streaming from its slot" });
+}
+
 /** Every stream key of the test: the partitions must have none. */
 async function streamKeys(fx: Fixture): Promise<string[]> {
   return (await fx.redis.keys(`*${fx.prefix}*`)).filter((k) => !k.startsWith("replicate_io_"))
@@ -155,15 +167,14 @@ Deno.test("partitions: full of a schema with a partitioned table, rows moving be
 });
 
 Deno.test("partitions: a filter naming the partitioned table streams its partitions' changes", async () => {
-  const fx = await fixture("part_named");
+  const fx = await fixture("part_named", { createSlot: false });
   try {
     const t = await paymentTable(fx);
     const only: TableId = { catalog: fx.endpoint.database, schema: "public", table: t };
     const same = (id: TableId) => id.schema === only.schema && id.table === only.table;
     const run = startRealtime(fx, { selection: { table: same, columns: () => null, named: same } });
-    await waitFor(async () => (await publication(fx)).tables.length === 1, {
-      what: "the publication of the partitioned table",
-    });
+    await streaming(fx);
+    assert.deepEqual(await publication(fx), { viaRoot: true, tables: [t] });
     await fx.pg.query(`INSERT INTO "${t}" VALUES (7001, 1.00, '2022-02-03')`);
     await fx.pg.query(`UPDATE "${t}_p2022_02" SET amount = 2.00 WHERE payment_id = 7001`);
     await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) >= 2, { what: "changes" });
@@ -177,7 +188,7 @@ Deno.test("partitions: a filter naming the partitioned table streams its partiti
 });
 
 Deno.test("partitions: a partition named on its own is a table; named with its parent, refused", async () => {
-  const fx = await fixture("part_alone");
+  const fx = await fixture("part_alone", { createSlot: false });
   try {
     const t = await paymentTable(fx);
     const part = `${t}_p2022_01`;
@@ -186,9 +197,8 @@ Deno.test("partitions: a partition named on its own is a table; named with its p
     const tables = await readPgTables(fx.pg, fx.endpoint.database, alone);
     assert.deepEqual(tables.map((x) => x.id.table), [part]);
     const run = startRealtime(fx, { selection: alone });
-    await waitFor(async () => (await publication(fx)).tables.length === 1, {
-      what: "the partition's publication",
-    });
+    await streaming(fx);
+    assert.deepEqual(await publication(fx), { viaRoot: true, tables: [part] });
     await fx.pg.query(`INSERT INTO "${t}" VALUES (8001, 1.00, '2022-01-03')`);
     await waitFor(async () => (await fx.redis.xlen(fx.stream(part))) >= 1, { what: "change" });
     await run.stop();
@@ -205,6 +215,24 @@ Deno.test("partitions: a partition named on its own is a table; named with its p
         err.message.includes(`${part} is a partition of`) &&
         err.message.includes("Select either the partitioned table"),
     );
+  } finally {
+    await fx.cleanup();
+  }
+});
+
+Deno.test("partitions: changes of partitions under their own names (an earlier FOR ALL TABLES publication) stop the run", async () => {
+  const fx = await fixture("part_unrouted"); // FOR ALL TABLES, slot created first
+  try {
+    const t = await paymentTable(fx); // its rows are in the slot as the partitions' changes
+    const run = startRealtime(fx);
+    await assert.rejects(
+      () => run.done,
+      (err: Error) =>
+        err.message.includes(`sent a change of partition`) &&
+        err.message.includes(`${t}_p2022_0`) && err.message.includes(`instead of as`) &&
+        err.message.includes("Take the table's snapshot again"),
+    );
+    assert.equal(await fx.redis.exists(fx.stream(`${t}_p2022_01`)), 0, "nothing dropped silently");
   } finally {
     await fx.cleanup();
   }

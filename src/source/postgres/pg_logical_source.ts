@@ -487,14 +487,12 @@ export class PgLogicalSource implements StreamingSource {
     const id: TableId = { catalog: this.endpoint.database, schema: msg.schema, table: msg.name };
     const previous = this.#relations.get(msg.relationOid);
     const same = (t: TableId) => t.schema === id.schema && t.table === id.table;
-    if (!this.selection.table(id)) {
-      this.#relations.set(msg.relationOid, { selected: false, id });
-      return;
-    }
+    // pgoutput also describes the partitions it routes changes through; their changes come
+    // as the partitioned table's, which has a relation message of its own.
     const partitionOf = await this.#partitionRoot(msg.relationOid);
-    if (partitionOf !== undefined && !this.selection.named?.(id)) {
-      // pgoutput describes the partitions it routes changes through; their changes come as
-      // the partitioned table's, which carries its own relation message.
+    if (
+      !this.selection.table(id) || (partitionOf !== undefined && !this.selection.named?.(id))
+    ) {
       this.#relations.set(msg.relationOid, {
         selected: false,
         id,
