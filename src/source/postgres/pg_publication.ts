@@ -40,8 +40,8 @@ export interface PublicationState {
   allTables: boolean;
   viaRoot: boolean;
   actions: { insert: boolean; update: boolean; delete: boolean; truncate: boolean };
-  /** Relations listed in the publication (oid → `schema.table`). */
-  tables: Map<number, string>;
+  /** Relations listed in the publication: oid → `schema.table`, and quoted for SQL. */
+  tables: Map<number, { name: string; sql: string }>;
   /** Schemas published whole (`FOR TABLES IN SCHEMA`, PostgreSQL 15+). */
   schemas: string[];
   /** Listed relations with a row filter or a column list (PostgreSQL 15+). */
@@ -83,10 +83,13 @@ export async function readPublication(
       rowMode: "array",
     })).rows.map((r: string[]) => r[0])
     : [];
-  const tables = new Map<number, string>();
+  const tables = new Map<number, { name: string; sql: string }>();
   const filtered: string[] = [];
   for (const [relid, schema, table, hasFilter] of rels.rows as string[][]) {
-    tables.set(Number(relid), `${schema}.${table}`);
+    tables.set(Number(relid), {
+      name: `${schema}.${table}`,
+      sql: `${quoteIdent(schema)}.${quoteIdent(table)}`,
+    });
     if (hasFilter === "true") filtered.push(`${schema}.${table}`);
   }
   return {
@@ -150,6 +153,11 @@ export function planPublication(
     plan.required.push(`publication "${name}" does not exist`);
     return plan;
   }
+  const a = state.actions;
+  const off = Object.entries(a).filter(([, on]) => !on).map(([k]) => k.toUpperCase());
+  const partitioned = tables.filter((t) => t.relkind === "p").map((t) => qualifiedName(t.id));
+  const viaRoot = `publication "${name}" publishes the changes of partitions under their own ` +
+    "names (publish_via_partition_root is off)";
   if (state.allTables) {
     // FOR ALL TABLES cannot become a list of tables in place; the new one is created in the
     // same transaction, so no change is ever decoded without a publication of this name.
@@ -158,15 +166,24 @@ export function planPublication(
       `publication "${name}" is FOR ALL TABLES: every table without a replica identity ` +
         "then refuses UPDATE and DELETE",
     );
+    if (off.length > 0) {
+      plan.required.push(`publication "${name}" does not publish ${off.join(", ")}`);
+    }
+    if (!state.viaRoot && partitioned.length > 0) {
+      plan.required.push(`${viaRoot}; selected: ${partitioned.join(", ")}`);
+    }
     return plan;
   }
   const selected = new Set(tables.map((t) => t.relOid));
-  const missing = tables.filter((t) => !state.tables.has(t.relOid));
-  const extra = [...state.tables].filter(([oid]) => !selected.has(oid)).map(([, n]) => n);
+  // Tables of a schema published whole are published, listed or not.
+  const missing = tables.filter((t) =>
+    !state.tables.has(t.relOid) && !state.schemas.includes(t.id.schema!)
+  );
+  const extra = [...state.tables].filter(([oid]) => !selected.has(oid)).map(([, t]) => t.name);
   if (missing.length > 0) {
     plan.required.push(
       `publication "${name}" lacks ${
-        missing.map((t) => t.id.schema + "." + t.id.table).join(", ")
+        missing.map((t) => `${t.id.schema}.${t.id.table}`).join(", ")
       }`,
     );
     plan.added = missing;
@@ -184,31 +201,30 @@ export function planPublication(
     missing.length > 0 || extra.length > 0 || state.filtered.length > 0 ||
     state.schemas.length > 0
   ) {
-    plan.statements.push(
-      tables.length > 0
-        ? `ALTER PUBLICATION ${pub} SET TABLE ${tableList(tables)}`
-        // No table: a publication cannot be emptied by SET, only by dropping what it has.
-        : `ALTER PUBLICATION ${pub} DROP TABLE ${
-          [...state.tables.values()].map((n) => n.split(".").map(quoteIdent).join(".")).join(
-            ", ",
-          )
-        }`,
-    );
+    if (tables.length > 0) {
+      plan.statements.push(`ALTER PUBLICATION ${pub} SET TABLE ${tableList(tables)}`);
+    } else {
+      // No table: a publication cannot be emptied by SET, only by dropping what it has.
+      if (state.tables.size > 0) {
+        const list = [...state.tables.values()].map((t) => t.sql).join(", ");
+        plan.statements.push(`ALTER PUBLICATION ${pub} DROP TABLE ${list}`);
+      }
+      if (state.schemas.length > 0) {
+        const list = state.schemas.map(quoteIdent).join(", ");
+        plan.statements.push(`ALTER PUBLICATION ${pub} DROP TABLES IN SCHEMA ${list}`);
+      }
+    }
   }
-  const a = state.actions;
-  if (!a.insert || !a.update || !a.delete || !a.truncate) {
-    const off = Object.entries(a).filter(([, on]) => !on).map(([k]) => k.toUpperCase());
+  if (off.length > 0) {
     plan.required.push(`publication "${name}" does not publish ${off.join(", ")}`);
     plan.statements.push(
       `ALTER PUBLICATION ${pub} SET (publish = 'insert, update, delete, truncate')`,
     );
   }
   if (!state.viaRoot) {
-    const partitioned = tables.filter((t) => t.relkind === "p").map((t) => qualifiedName(t.id));
-    const why = `publication "${name}" publishes the changes of partitions under their own ` +
-      "names (publish_via_partition_root is off)";
-    if (partitioned.length > 0) plan.required.push(`${why}; selected: ${partitioned.join(", ")}`);
-    else plan.tidy.push(why);
+    if (partitioned.length > 0) {
+      plan.required.push(`${viaRoot}; selected: ${partitioned.join(", ")}`);
+    } else plan.tidy.push(viaRoot);
     plan.statements.push(`ALTER PUBLICATION ${pub} SET (publish_via_partition_root = true)`);
   }
   return plan;
