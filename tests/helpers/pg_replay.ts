@@ -21,7 +21,7 @@ const PLACEHOLDERS = new Set([
 ]);
 
 /** Whether a value is the stand-in for an unchanged TOAST value PostgreSQL did not send. */
-export function isUnavailable(value: unknown): boolean {
+function isUnavailable(value: unknown): boolean {
   return PLACEHOLDERS.has(JSON.stringify(value));
 }
 
@@ -63,7 +63,7 @@ function rendering(column: string, type: string, category: string, element: stri
 }
 
 /** The replicated columns and primary key of a table, from the catalog. */
-export async function tableShape(db: pg.Client, table: string): Promise<PgTableShape> {
+async function tableShape(db: pg.Client, table: string): Promise<PgTableShape> {
   const cols = await db.query({
     text: `SELECT a.attname FROM pg_attribute a
             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
@@ -86,7 +86,7 @@ export async function tableShape(db: pg.Client, table: string): Promise<PgTableS
 }
 
 /** Every row of a table (qualified, quoted as needed) as sorted canonical JSON. */
-export async function sourceRows(db: pg.Client, table: string): Promise<string[]> {
+async function sourceRows(db: pg.Client, table: string): Promise<string[]> {
   const types = await db.query({
     text: `SELECT a.attname, bt.typname, bt.typcategory, coalesce(et.typname, '')
              FROM pg_attribute a
@@ -118,7 +118,7 @@ interface StreamEntry {
 }
 
 /** Entries of a compact stream (tombstones left out), payloads parsed. */
-export async function streamEntries(redis: Redis, stream: string): Promise<StreamEntry[]> {
+async function streamEntries(redis: Redis, stream: string): Promise<StreamEntry[]> {
   const unwrap = (t: string) => {
     const v = JSON.parse(t);
     return v && typeof v === "object" && "payload" in v && "schema" in v ? v.payload : v;
@@ -139,7 +139,7 @@ export async function streamEntries(redis: Redis, stream: string): Promise<Strea
  * The rows a consumer rebuilds from a snapshot stream then a cdc stream, as sorted canonical
  * JSON. Checks on the way that positions grow strictly along the cdc stream.
  */
-export function replayRows(
+function replayRows(
   snapshot: StreamEntry[],
   cdc: StreamEntry[],
   shape: PgTableShape,
@@ -191,7 +191,7 @@ export function replayRows(
 }
 
 /** Asserts two sorted row lists are equal, naming the first rows on either side only. */
-export function assertSameRows(replayed: string[], source: string[], what: string): void {
+function assertSameRows(replayed: string[], source: string[], what: string): void {
   if (replayed.length === source.length && replayed.every((r, i) => r === source[i])) return;
   const count = (list: string[]) => {
     const m = new Map<string, number>();

@@ -47,7 +47,7 @@ import {
 import { formatLsn, parseLsn } from "./pgoutput_position.ts";
 
 /** The text that stands for a TOAST value PostgreSQL did not send. */
-export const UNAVAILABLE_VALUE = "__replicant_unavailable_value";
+const UNAVAILABLE_VALUE = "__replicant_unavailable_value";
 
 const UNAVAILABLE_BYTES = new TextEncoder().encode(UNAVAILABLE_VALUE);
 

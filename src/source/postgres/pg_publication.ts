@@ -409,7 +409,7 @@ export function replicaIdentityError(problems: ReplicaIdentityProblem[]): Source
 }
 
 /** Refuses (before anything is created) tables a publication would break; see above. */
-export async function refuseTablesWithoutIdentity(
+async function refuseTablesWithoutIdentity(
   client: pg.Client,
   tables: PgTable[],
 ): Promise<void> {
