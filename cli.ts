@@ -190,7 +190,11 @@ extra and different (a few samples of each). Exit 0: every table equal; 6: a tab
     .argument("<conn...>", "connection files")
     .option("--id <id>", "replication id (where the report is written)", "default")
     .option("--validate <file>", "Arcion validation file: end-point-type, mode, which checks")
-    .option("--filter <file>", "check the privileges on the tables this filter selects")
+    .option(
+      "--filter <file>",
+      "the tables a run selects (privileges, replica identity, filter columns)",
+    )
+    .option("--replication-group <name>", "replication group (the publication's default name)")
     .option("--extractor <file>", "check the heartbeat table of this extractor")
     .option("--home <dir>", "where data/<id>/ lives")
     .addOption(logFormatOption())

@@ -429,7 +429,6 @@ async function decode(a: Map<string, string>) {
         {
           slotName: name,
           publicationName: name,
-          publicationScope: "selected",
           heartbeatMs: 0,
         },
       );

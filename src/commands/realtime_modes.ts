@@ -6,7 +6,12 @@ import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import { runFull, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
+import {
+  runFull,
+  SKIP_THROUGH_FIELD_PREFIX,
+  skipThroughOf,
+  SNAPSHOT_COMPLETE_FIELD,
+} from "../pipeline/full_pipeline.ts";
 import {
   REALTIME_CHECKPOINT_FIELD,
   type RealtimeOutcome,
@@ -64,7 +69,7 @@ export interface ModeContext {
 }
 
 /** Checkpoint fields of MySQL `full`: per cdc stream, what the snapshot already covers. */
-const SKIP_FIELD_PREFIX = "snapshot:skip-through:";
+const SKIP_FIELD_PREFIX = SKIP_THROUGH_FIELD_PREFIX;
 
 /** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
 export function pgSlotName(setup: ReplicationSetup): string {
@@ -108,15 +113,16 @@ function realtimeSettingsOf(ctx: ModeContext) {
 }
 
 /**
- * A table renamed into the selection while streaming: its rows are not in the log, so they
- * are copied into its snapshot stream (resumable, like any snapshot), then its changes follow.
+ * A table that entered the selection while streaming (renamed into it; PostgreSQL: added to
+ * the publication): its rows are not in the log, so they are copied into its snapshot stream
+ * (resumable, like any snapshot), then its changes follow.
  */
 async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promise<void> {
   const { setup } = ctx;
   const same = (id: TableId) =>
     id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
   const columns = replicationSelectionOf(setup).columns;
-  const only: TableSelection = { table: same, columns };
+  const only: TableSelection = { table: same, columns, named: same };
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
     ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only)
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), only);
@@ -288,12 +294,7 @@ function literalCatalogs(setup: ReplicationSetup): string[] | undefined {
 }
 
 async function readSkipThrough(checkpoints: CheckpointStore): Promise<Map<string, string>> {
-  const state = await checkpoints.read();
-  const out = new Map<string, string>();
-  for (const [k, v] of Object.entries(state)) {
-    if (k.startsWith(SKIP_FIELD_PREFIX)) out.set(k.slice(SKIP_FIELD_PREFIX.length), v);
-  }
-  return out;
+  return skipThroughOf(await checkpoints.read());
 }
 
 /** `replicant full`: snapshot, then realtime from the snapshot's exact point. */

@@ -20,6 +20,7 @@ import {
   type PostgresConnection,
   type RedisConnection,
   selectedColumns,
+  tableNamed,
   tableSelected,
 } from "../config/mod.ts";
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
@@ -248,6 +249,7 @@ export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
   return {
     table: (id) => tableSelected(filter, id),
     columns: (id) => selectedColumns(filter, id),
+    named: (id) => tableNamed(filter, id),
   };
 }
 

@@ -12,10 +12,13 @@ import { renderTable } from "../observe/text_table.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
-import { checkPgPrerequisites } from "../source/postgres/pg_prerequisites.ts";
+import { checkPgPrerequisites, checkPgTables } from "../source/postgres/pg_prerequisites.ts";
 import { openMysql } from "../source/mysql/mysql_endpoint.ts";
 import { checkMysqlSource } from "../source/mysql/mysql_prerequisites.ts";
 import { ConfigError, loadExtractor, loadFilter } from "../config/mod.ts";
+import { defaultSlotName } from "../source/postgres/pg_replication_slot.ts";
+import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
+import type { TableSelection } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
 import {
@@ -118,11 +121,23 @@ function reachable(host: string, port: number, timeoutMs = 5000): Promise<string
 
 const PERMISSION_CHECKS = /privilege|rights|ACL|publication/i;
 
+/**
+ * What the source checks select and name: the filter's tables, the id's publication, and
+ * the files a run would use (`--filter`, `--extractor`).
+ */
+export interface TestScope {
+  selection: TableSelection;
+  id: string;
+  group: string;
+  filter?: string;
+  extractor?: string;
+}
+
 async function testOne(
   file: string,
   validate: ValidateConfig,
   out: RunConsole,
-  scope: RunScope,
+  scope: TestScope,
 ): Promise<ConnectionReport> {
   const conn = await loadConnectionFile(file, undefined, out);
   const isSource = conn.type !== "REDIS_STREAM";
@@ -160,7 +175,7 @@ async function testOne(
   const cdc = validate.cdcLogs && validate.mode !== "SNAPSHOT";
   try {
     if (conn.type === "POSTGRESQL") {
-      await testPostgres(conn as PostgresConnection, checks, report, validate, cdc);
+      await testPostgres(conn as PostgresConnection, checks, report, validate, cdc, scope);
     } else if (conn.type === "REDIS_STREAM") {
       await testRedis(conn as RedisConnection, checks, report, validate);
     } else {
@@ -211,6 +226,7 @@ async function testPostgres(
   report: ConnectionReport,
   validate: ValidateConfig,
   cdc: boolean,
+  scope: TestScope,
 ): Promise<void> {
   const client = await credentials(checks, report, conn.username, () => openPg(pgEndpointOf(conn)));
   if (!client) return;
@@ -224,13 +240,25 @@ async function testPostgres(
       }
       report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
     }
-    if (cdc) {
-      const cdcChecks = await checkPgPrerequisites(client, {
-        slotName: conn.replicationSlots[0]?.name,
-      });
-      checks.push(...cdcChecks);
-      report.readAccessToCdcLogs = statusOf(cdcChecks);
+    // What the mode needs of the selected tables, checked as a run checks it.
+    const slotName = conn.replicationSlots[0]?.name ?? defaultSlotName(scope.group, scope.id);
+    const tableChecks: PrerequisiteCheck[] = [];
+    try {
+      const tables = await readPgTables(client, conn.database, scope.selection);
+      tableChecks.push(
+        ...await checkPgTables(client, tables, { publicationName: slotName, streaming: cdc }),
+      );
+    } catch (e) {
+      tableChecks.push(failed("selected tables", (e as Error).message));
     }
+    if (cdc) {
+      const cdcChecks = await checkPgPrerequisites(client, { slotName });
+      checks.push(...cdcChecks);
+      // Replica identity and the publication decide whether the changes can be read too.
+      const streamed = tableChecks.filter((c) => c.name !== "select privilege");
+      report.readAccessToCdcLogs = statusOf([...cdcChecks, ...streamed]);
+    }
+    checks.push(...tableChecks);
   } finally {
     await client.end().catch(() => {});
   }
@@ -245,19 +273,13 @@ const MYSQL_CDC_CHECKS = new Set([
   "replication privileges",
 ]);
 
-/** What a run would replicate, as test-connection's `--filter` and `--extractor` say. */
-export interface RunScope {
-  filter?: string;
-  extractor?: string;
-}
-
 async function testMysql(
   conn: MysqlConnection,
   checks: PrerequisiteCheck[],
   report: ConnectionReport,
   validate: ValidateConfig,
   cdc: boolean,
-  scope: RunScope,
+  scope: TestScope,
 ): Promise<void> {
   const endpoint = mysqlEndpointOf(conn);
   const client = await credentials(checks, report, conn.username, () => openMysql(endpoint));
@@ -363,6 +385,13 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   const id = validateId(opts.id ?? "default");
   const out = new RunConsole(format, id);
   const validate = loadValidate(opts.validate);
+  const scope: TestScope = {
+    selection: tableSelectionOf(opts.filter ? loadFilter(opts.filter) : null),
+    id,
+    group: opts.replicationGroup ?? "default",
+    filter: opts.filter,
+    extractor: opts.extractor,
+  };
   const dir = idDir(home, id);
   mkdirSync(dir, { recursive: true });
   const rows: string[][] = [];
@@ -370,10 +399,7 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   const reports: string[] = [];
   const used = new Set<string>();
   for (const file of conns) {
-    const report = await testOne(file, validate, out, {
-      filter: opts.filter,
-      extractor: opts.extractor,
-    });
+    const report = await testOne(file, validate, out, scope);
     let name = `test_connection_${basename(file, extname(file))}`;
     for (let i = 2; used.has(name); i++) {
       name = `test_connection_${basename(file, extname(file))}_${i}`;

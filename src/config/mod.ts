@@ -57,6 +57,7 @@ export {
   matchColumnNames,
   selectedColumns,
   type TableColumns,
+  tableNamed,
   type TableRef,
   tableSelected,
   unknownFilterColumns,

@@ -179,3 +179,15 @@ export function unknownFilterColumns(
   }
   return problems;
 }
+
+/**
+ * Whether the filter names the table itself (its exact or case-folded name in a table list),
+ * rather than selecting it through a pattern or a whole schema.
+ */
+export function tableNamed(filter: Filter, ref: TableRef): boolean {
+  if (!filter) return false;
+  return filter.entries.some((entry) =>
+    entryCovers(entry, ref) &&
+    (entry.tables ?? []).some((rule) => matchRank(rule.name, ref.table) >= FOLDED)
+  );
+}

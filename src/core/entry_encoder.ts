@@ -1,5 +1,5 @@
 import type { ChangeEvent, EventRows, Op, RowFragments, SourcePosition } from "./change_event.ts";
-import { qualifiedName, type TableId, type TableSchema } from "./table_schema.ts";
+import { connectSchema, qualifiedName, type TableId, type TableSchema } from "./table_schema.ts";
 import { ByteSlice, type EntryField, WrappedField } from "./entry_field.ts";
 import type { JsonRowBatch } from "./json_row_batch.ts";
 import { copyBytes as put } from "./byte_copy.ts";
@@ -160,11 +160,12 @@ export class TableEntryEncoder<W extends boolean = false> {
     this.#tableName = qualifiedName(table.id);
     const ns = [options.replicationId, table.id.catalog, table.id.schema, table.id.table]
       .filter((p) => p !== null).join(".");
-    const fieldSchema = (ci: number, forceRequired = false) => ({
-      type: cols[ci].connectType,
-      optional: forceRequired ? false : cols[ci].nullable,
-      field: cols[ci].name,
-    });
+    const fieldSchema = (ci: number, forceRequired = false) =>
+      connectSchema(
+        cols[ci].connectType,
+        forceRequired ? false : cols[ci].nullable,
+        cols[ci].name,
+      );
     const rowStruct = (field: string) => ({
       type: "struct",
       fields: cols.map((_, i) => fieldSchema(i)),

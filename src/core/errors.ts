@@ -27,6 +27,16 @@ export class SourceError extends ReplicantError {
   }
 }
 
+/**
+ * The source cannot be replicated as configured without breaking the application that uses
+ * it or losing changes (a table without replica identity, a publication Replicant may not
+ * create or change, a partition selected twice): refused before anything is created on the
+ * source (exit 2). The message names what is missing and how to fix it.
+ */
+export class SourceSetupError extends SourceError {
+  override exitCode = 2;
+}
+
 /** Redis failed or refused (exit 1). */
 export class SinkError extends ReplicantError {
   constructor(message: string, readonly stream?: string, options?: { cause?: unknown }) {

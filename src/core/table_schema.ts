@@ -5,12 +5,36 @@ export interface TableId {
   table: string;
 }
 
+/** A Kafka Connect primitive type, as the entries' `schema` half names it. */
+export type ConnectPrimitive =
+  | "int16"
+  | "int32"
+  | "int64"
+  | "float"
+  | "double"
+  | "boolean"
+  | "string"
+  | "bytes";
+
+/**
+ * The declared type of a column's values: a primitive, an array of a declared type (elements
+ * may be null), or a primitive with a logical name that says how to read it (Debezium's
+ * `io.debezium.data.Json`: a string holding JSON text).
+ */
+export type ConnectType =
+  | ConnectPrimitive
+  | { type: "array"; items: ConnectType }
+  | { type: ConnectPrimitive; name: string };
+
+/** The declared type of JSON column values: a string of JSON text, named as Debezium does. */
+export const JSON_TEXT_TYPE: ConnectType = { type: "string", name: "io.debezium.data.Json" };
+
 export interface ColumnSchema {
   name: string;
   /** The source's own type name, e.g. `int8`, `varchar(20)`, `bigint unsigned`. */
   sourceType: string;
-  /** Kafka-Connect-style type used in the entry's `schema` half. */
-  connectType: "int16" | "int32" | "int64" | "float" | "double" | "boolean" | "string" | "bytes";
+  /** Kafka-Connect-style type used in the entry's `schema` half: what the payload holds. */
+  connectType: ConnectType;
   nullable: boolean;
   /** Position in the primary key (1-based) or null. */
   keyPosition: number | null;
@@ -32,4 +56,18 @@ export function qualifiedName(id: TableId): string {
   return id.schema === null
     ? `${id.catalog}.${id.table}`
     : `${id.catalog}.${id.schema}.${id.table}`;
+}
+
+/** The Kafka Connect schema of a field of this declared type (`field` omitted for items). */
+export function connectSchema(
+  type: ConnectType,
+  optional: boolean,
+  field?: string,
+): Record<string, unknown> {
+  const named = typeof type === "string"
+    ? { type }
+    : type.type === "array"
+    ? { type: "array", items: connectSchema(type.items, true) }
+    : { type: type.type, name: type.name };
+  return field === undefined ? { ...named, optional } : { ...named, optional, field };
 }

@@ -4,14 +4,16 @@ import { openPg } from "../source/postgres/pg_endpoint.ts";
 import {
   createSlotWithSnapshot,
   dropSlot,
-  ensurePublication,
   type ExportedSlot,
   readSlot,
 } from "../source/postgres/pg_replication_slot.ts";
+import { preparePublication } from "../source/postgres/pg_publication.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
+import { parseLsn, pgSortKey } from "../source/postgres/pgoutput_position.ts";
 import { type PgRealtimeSpec, type RealtimeOutcome, runRealtime } from "./realtime_pipeline.ts";
 import {
+  snapshotDoneField,
   type SnapshotOutcome,
   SnapshotPipeline,
   type SnapshotSettings,
@@ -20,6 +22,22 @@ import {
 /** Checkpoint fields of `full` (SPEC §6). */
 export const SNAPSHOT_COMPLETE_FIELD = "snapshot:complete";
 export const SNAPSHOT_CONSISTENT_POINT_FIELD = "snapshot:consistent-point";
+/**
+ * Prefix of the checkpoint fields, one per cdc stream, whose value is the sort key through
+ * which that stream's changes are already in the table's snapshot stream.
+ */
+export const SKIP_THROUGH_FIELD_PREFIX = "snapshot:skip-through:";
+
+/** The skip-through fields of a checkpoint, by cdc stream. */
+export function skipThroughOf(state: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(state)) {
+    if (k.startsWith(SKIP_THROUGH_FIELD_PREFIX)) {
+      out.set(k.slice(SKIP_THROUGH_FIELD_PREFIX.length), v);
+    }
+  }
+  return out;
+}
 
 /** Settings of a PostgreSQL `full` run, already resolved by the command layer. */
 export interface PgFullSpec extends PgRealtimeSpec {
@@ -46,10 +64,13 @@ export interface FullOutcome {
  * nothing is missed and nothing is read twice.
  *
  * Resuming an interrupted snapshot: the exported snapshot died with the process, so the
- * remaining rows are read from a fresh snapshot. Rows that changed in between may then
+ * remaining rows are read from a fresh snapshot, exported by a temporary slot whose
+ * consistent point says which commits it holds. Rows that changed in between may then
  * appear in their newer state in the snapshot stream, while every change since the slot's
  * creation still comes once, in order, through the `_cdc_logs` streams (replaying snapshot
- * then changes by key gives the table).
+ * then changes by key gives the table). A table without a key has no key to replay by: it
+ * starts over from the fresh snapshot, and its cdc stream skips the changes that snapshot
+ * already holds.
  */
 export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   const state = spec.resume ? await spec.checkpoints.read() : {};
@@ -64,7 +85,8 @@ export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   } else spec.log.info("snapshot already complete: resuming realtime");
   if (spec.terminatePostSnapshot) return { snapshot, realtime: null, interrupted: false };
   if (spec.signal.aborted) return { snapshot, realtime: null, interrupted: true };
-  const realtime = await runRealtime({ ...spec, log: spec.log });
+  const skipThrough = skipThroughOf(await spec.checkpoints.read());
+  const realtime = await runRealtime({ ...spec, log: spec.log, skipThrough });
   return { snapshot, realtime, interrupted: realtime.interrupted };
 }
 
@@ -77,16 +99,32 @@ async function runSnapshotPhase(
   let resumeSnapshot = spec.resume;
   try {
     // The publication must exist before the slot: pgoutput reads it as of each change.
-    const scope = spec.publicationScope === "selected"
-      ? (await readPgTables(control, spec.endpoint.database, spec.selection)).map((t) => t.id)
-      : "all";
-    await ensurePublication(control, spec.publicationName, scope);
+    const tables = await readPgTables(control, spec.endpoint.database, spec.selection);
+    await preparePublication(control, spec.publicationName, tables, spec.log);
     const slot = await readSlot(control, spec.slotName);
     if (spec.resume && slot && state[SNAPSHOT_CONSISTENT_POINT_FIELD]) {
-      spec.log.info(
-        `resuming the snapshot with a fresh snapshot; changes since slot "${spec.slotName}" ` +
-          `(consistent point ${state[SNAPSHOT_CONSISTENT_POINT_FIELD]}) follow in realtime`,
+      // A temporary slot exports the fresh snapshot and says exactly which commits it holds.
+      exported = await createSlotWithSnapshot(
+        spec.endpoint,
+        `${spec.slotName.slice(0, 54)}_resume`,
+        { temporary: true },
       );
+      spec.log.info(
+        `resuming the snapshot with a fresh snapshot (at ${exported.consistentPoint}); changes ` +
+          `since slot "${spec.slotName}" (consistent point ${
+            state[SNAPSHOT_CONSISTENT_POINT_FIELD]
+          }) follow in realtime`,
+      );
+      // A table without a key starts over from the fresh snapshot: replaying its changes
+      // that the snapshot already holds would add rows twice, so its stream skips them.
+      const skips: Record<string, string> = {};
+      const through = pgSortKey(parseLsn(exported.consistentPoint) - 1n, 9_999_999_999);
+      for (const t of tables) {
+        const stream = spec.naming.snapshotStream(t.id);
+        if (t.hasKey || state[snapshotDoneField(stream)] === "1") continue;
+        skips[SKIP_THROUGH_FIELD_PREFIX + spec.naming.cdcStream(t.id)] = through;
+      }
+      if (Object.keys(skips).length > 0) await spec.checkpoints.write(skips);
     } else {
       if (slot) {
         spec.log.warn(`dropping replication slot "${spec.slotName}" to start a new full run`);

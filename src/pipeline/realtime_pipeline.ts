@@ -349,7 +349,7 @@ export class RealtimePipeline {
   async #ddlStatement(d: DdlStatement, tx: InFlightTransaction): Promise<void> {
     const after = await this.#schemas.statement(d, tx);
     if (d.snapshot && after && this.settings.snapshotTable) {
-      this.log.info(`${qualifiedName(d.table)} was renamed into the selection: copying its rows`);
+      this.log.info(`${qualifiedName(d.table)} entered the selection: copying its rows`);
       await this.settings.snapshotTable(after);
     }
   }
@@ -813,8 +813,10 @@ export interface PgRealtimeSpec {
    * committed at or after `startMs` is the first replicated (see StartTimeGate).
    */
   startTime?: { startMs: number; startsAtOrBefore: boolean };
-  /** Publication of all tables (default) or of the selected ones, when Replicant creates it. */
-  publicationScope?: "all" | "selected";
+  /** How often the selection is compared with the publication while streaming (ms). */
+  tableCheckMs?: number;
+  /** Per cdc stream: changes through this sort key are already in the snapshot stream. */
+  skipThrough?: ReadonlyMap<string, string>;
   /** Restarts of the source after connection failures (connection `max-retries`, …). */
   sourceRetry?: RetrySettings;
   replayConsistency?: "GLOBAL" | "EVENTUAL";
@@ -835,9 +837,10 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
   const source = await PgLogicalSource.open(spec.endpoint, spec.selection, {
     slotName: spec.slotName,
     publicationName: spec.publicationName,
-    publicationScope: spec.publicationScope,
     startLsn: spec.startLsn,
     heartbeatMs: spec.heartbeatMs,
+    tableCheckMs: spec.tableCheckMs,
+    log: spec.log ?? silentLog,
   });
   const streaming = spec.startTime
     ? new StartTimeGate(source, spec.startTime.startMs, spec.startTime.startsAtOrBefore)
@@ -863,6 +866,7 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
         schemas: spec.schemas,
         ddlStream: spec.ddlStream,
         snapshotTable: spec.snapshotTable,
+        skipThrough: spec.skipThrough,
       },
       spec.log ?? silentLog,
       spec.signal,

@@ -16,6 +16,11 @@ export interface TableSelection {
   table(id: TableId): boolean;
   /** Allowed column names, or null for all. */
   columns(id: TableId): string[] | null;
+  /**
+   * Whether the filter names this table itself, not only through a pattern or a whole
+   * schema (PostgreSQL partitions replicate on their own only then). Absent: never.
+   */
+  named?(id: TableId): boolean;
 }
 
 /**

@@ -84,6 +84,11 @@ interface Dialect {
   /** A table of its own whose first row tells that realtime streams. */
   probeInsert: string;
   probeStream: string;
+  /**
+   * Resolves once the changes of a table that just entered the selection are replicated
+   * (PostgreSQL: Replicant added it to its publication); absent: at once (MySQL's binlog).
+   */
+  joined?(table: string): Promise<void>;
 }
 
 async function scenario(d: Dialect, id: string, redis: Redis, expectSameTx: boolean) {
@@ -172,6 +177,9 @@ async function scenario(d: Dialect, id: string, redis: Redis, expectSameTx: bool
     // A new table that matches the filter starts replicating; a dropped one stops.
     const t2 = d.table.replace(/t$/, "t2");
     await d.exec(`CREATE TABLE ${t2} (id int PRIMARY KEY, x text)`);
+    await d.joined?.(t2).catch(async (err) => {
+      throw new Error(`${err.message}\n${await killed()}`);
+    });
     await d.exec(`INSERT INTO ${t2} (id, x) VALUES (1, 'new')`);
     const t2Stream = d.dataStream.replace(/_t_cdc_logs$/, "_t2_cdc_logs");
     await until(
@@ -186,6 +194,9 @@ async function scenario(d: Dialect, id: string, redis: Redis, expectSameTx: bool
     await d.exec(`INSERT INTO ${old} (id, x) VALUES (1, 'before'), (2, 'before')`);
     await d.exec(`UPDATE ${old} SET x = 'still before' WHERE id = 2`);
     await d.exec(d.rename(old, "t3"));
+    await d.joined?.(t3).catch(async (err) => {
+      throw new Error(`${err.message}\n${await killed()}`);
+    });
     await d.exec(`INSERT INTO ${t3} (id, x) VALUES (3, 'after')`);
     const t3Cdc = d.dataStream.replace(/_t_cdc_logs$/, "_t3_cdc_logs");
     const t3Snapshot = d.dataStream.replace(/_t_cdc_logs$/, "_t3");
@@ -314,6 +325,18 @@ Deno.test("DDL (pg): ADD/DROP/RENAME COLUMN, type change, kill -9 between DDL an
         rename: (old, name) => `ALTER TABLE ${old} RENAME TO ${name}`,
         probeInsert: `INSERT INTO ${schema}.probe DEFAULT VALUES`,
         probeStream: `replicant_${schema}_probe_cdc_logs`,
+        // A table that enters the selection while streaming joins the publication within
+        // moments; rows written before that are copied into its snapshot stream instead.
+        joined: (t) =>
+          waitFor(async () => {
+            const [ns, name] = t.split(".");
+            const r = await db.query(
+              "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 " +
+                "AND tablename = $3",
+              [slot, ns, name],
+            );
+            return r.rows.length > 0;
+          }, { timeoutMs: 30_000, what: `${t} in the publication` }),
       },
       id,
       redis,

@@ -17,10 +17,15 @@ import {
   defaultSlotName,
   dropPublication,
   dropSlot,
-  ensurePublication,
   ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
-import { deleteKeys, pgClient, readStream, redisClient } from "../helpers/clients.ts";
+import {
+  createSchemaPublication,
+  deleteKeys,
+  pgClient,
+  readStream,
+  redisClient,
+} from "../helpers/clients.ts";
 import {
   runReplicant,
   type ScratchHome,
@@ -210,7 +215,7 @@ Deno.test("log format json: snapshot and realtime write only JSON lines with rig
     // Realtime: periodic statistics while it runs, then the summary after SIGTERM.
     const rtId = `${schema}_rt`;
     const slot = defaultSlotName("default", rtId);
-    await ensurePublication(db, slot, "all");
+    await createSchemaPublication(db, slot, schema);
     await ensureSlot(db, slot);
     let run: ReturnType<typeof startReplicant> | null = null;
     try {

@@ -13,10 +13,9 @@ import {
   defaultSlotName,
   dropPublication,
   dropSlot,
-  ensurePublication,
   ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
-import { pgClient, readStream } from "../helpers/clients.ts";
+import { createSchemaPublication, pgClient, readStream } from "../helpers/clients.ts";
 import { parsePrometheusText, sampleValue } from "../helpers/prom_parse.ts";
 import { scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
@@ -56,7 +55,7 @@ Deno.test("metrics e2e: /metrics counts match Redis, /health follows Redis, JSON
   try {
     await db.query(`CREATE SCHEMA ${schema}`);
     await db.query(`CREATE TABLE ${schema}.t (id int PRIMARY KEY, v text)`);
-    await ensurePublication(db, slot, "all");
+    await createSchemaPublication(db, slot, schema);
     await ensureSlot(db, slot);
     const filter = home.write(
       "filter.yaml",

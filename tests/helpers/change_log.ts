@@ -485,7 +485,8 @@ export async function tailHas(
 
 export interface KillAndResumeOptions {
   redis: Redis;
-  generator: ChangeGenerator;
+  /** Writes while replicant is killed and resumed; its marker is every stream's last change. */
+  generator: Pick<ChangeGenerator, "start" | "stop"> & { marker(): Promise<{ token: string }> };
   dialect: Dialect;
   seed: number;
   /** kill -9 this many times in all, the first `snapshotKills` during the snapshot. */
@@ -497,6 +498,8 @@ export interface KillAndResumeOptions {
   cdcStreams: string[];
   /** Starts replicant (the caller keeps the handle to stop it if the test fails). */
   start(mode: "--overwrite" | "--resume"): RunningReplicant;
+  /** Runs after the generator stopped, before its marker (other writers stop here). */
+  beforeMarker?(): Promise<void>;
 }
 
 /**
@@ -553,6 +556,7 @@ export async function killAndResume(o: KillAndResumeOptions): Promise<void> {
   assert.ok(snapshotKills >= o.snapshotKills, `${snapshotKills} kill(s) during the snapshot`);
 
   await o.generator.stop();
+  await o.beforeMarker?.();
   const last = await o.generator.marker();
   const current: RunningReplicant = run;
   await waitFor(async () => {

@@ -15,6 +15,27 @@ export async function pgClient(): Promise<pg.Client> {
   return client;
 }
 
+/**
+ * A publication as Replicant makes it, of every table of `schema` (none when it has none):
+ * for tests that create the slot before a run, so the changes made meanwhile are kept.
+ */
+export async function createSchemaPublication(
+  db: pg.Client,
+  name: string,
+  schema: string,
+): Promise<void> {
+  const res = await db.query({
+    text: "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1",
+    values: [schema],
+    rowMode: "array",
+  });
+  const tables = (res.rows as string[][]).map((r) => r[0]);
+  await db.query(
+    `CREATE PUBLICATION "${name}"${tables.length > 0 ? ` FOR TABLE ${tables.join(", ")}` : ""} ` +
+      "WITH (publish_via_partition_root = true)",
+  );
+}
+
 export function redisClient(): Redis {
   const env = serviceEnv().redis;
   return new Redis({ host: env.host, port: env.port, lazyConnect: false });

@@ -20,7 +20,6 @@ import { openPg, type PgEndpoint } from "../../src/source/postgres/pg_endpoint.t
 import {
   dropPublication,
   dropSlot,
-  ensurePublication,
   ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
 import { serviceEnv } from "../helpers/services.ts";
@@ -38,6 +37,8 @@ export interface Fixture {
   selection: TableSelection;
   stream(table: string): string;
   spec(signal: AbortSignal, over?: Partial<PgRealtimeSpec>): PgRealtimeSpec;
+  /** Stops of the runs started in the background; cleanup stops any still running. */
+  runs: (() => Promise<unknown>)[];
   cleanup(): Promise<void>;
 }
 
@@ -78,7 +79,10 @@ export async function fixture(
   const checkpoints = new CheckpointStore(sink.client, naming.checkpointKey());
   const slot = prefix;
   if (options.createSlot !== false) {
-    await ensurePublication(client, slot, "all");
+    // Every change from the slot's creation on is published until the run replaces this
+    // with its own publication of the selected tables (in one transaction): tests may write
+    // before the run has started.
+    await client.query(`CREATE PUBLICATION "${slot}" FOR ALL TABLES`);
     await ensureSlot(client, slot);
   }
   const selection: TableSelection = {
@@ -123,7 +127,9 @@ export async function fixture(
       signal,
       ...over,
     }),
+    runs: [],
     cleanup: async () => {
+      for (const stop of fx.runs) await stop().catch(() => {});
       await dropSlot(fx.pg, slot).catch(() => {});
       await dropPublication(fx.pg, slot).catch(() => {});
       const tables = await fx.pg.query({
@@ -155,6 +161,10 @@ export function startRealtime(fx: Fixture, over: Partial<PgRealtimeSpec> = {}) {
   const ac = new AbortController();
   const done = runRealtime(fx.spec(ac.signal, over));
   done.catch(() => {});
+  fx.runs.push(() => {
+    ac.abort();
+    return done;
+  });
   return {
     done,
     stop: async (): Promise<RealtimeOutcome> => {

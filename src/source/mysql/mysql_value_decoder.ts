@@ -39,7 +39,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { ColumnSchema } from "../../core/table_schema.ts";
+import { type ColumnSchema, JSON_TEXT_TYPE } from "../../core/table_schema.ts";
 import type { JsonRowBatch } from "../../core/json_row_batch.ts";
 import { parseEnumSetLabels } from "./mysql_enum_labels.ts";
 
@@ -198,6 +198,8 @@ export function mysqlConnectType(t: MysqlColumnType): ColumnSchema["connectType"
     case "binary":
     case "geometry":
       return "bytes";
+    case "json":
+      return JSON_TEXT_TYPE;
     default:
       return "string";
   }

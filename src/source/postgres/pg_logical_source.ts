@@ -9,8 +9,13 @@ import {
 } from "../../core/change_event.ts";
 import { matchColumnNames } from "../../config/table_selected.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { SourceError } from "../../core/errors.ts";
-import type { TableId, TableSchema } from "../../core/table_schema.ts";
+import { SourceError, SourceSetupError } from "../../core/errors.ts";
+import {
+  type ConnectType,
+  qualifiedName,
+  type TableId,
+  type TableSchema,
+} from "../../core/table_schema.ts";
 import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 import type {
@@ -19,15 +24,17 @@ import type {
   StreamingSource,
 } from "../../pipeline/streaming_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
+import { ensureSlot, readSlot, replicationClientConfig } from "./pg_replication_slot.ts";
+import { type PgTable, readPgTables, selectedPgRelations } from "./pg_schema_reader.ts";
 import {
-  ensurePublication,
-  ensureSlot,
-  readSlot,
-  replicationClientConfig,
-} from "./pg_replication_slot.ts";
-import { pgConnectType, type PgTable, readPgTables } from "./pg_schema_reader.ts";
+  parsePublicationMessage,
+  planPublication,
+  preparePublication,
+  PUBLICATION_MESSAGE_PREFIX,
+  readPublication,
+} from "./pg_publication.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
-import { type JsonFragmentDecoder, pgTextDecoder } from "./pg_text_decoder.ts";
+import { type JsonFragmentDecoder, pgConnectType, pgTextDecoder } from "./pg_text_decoder.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
 import { pgJsonRoom, pgTextByteWriter } from "./pg_text_bytes.ts";
 import {
@@ -40,8 +47,30 @@ import {
 } from "./pgoutput_decoder.ts";
 import { formatLsn, parseLsn } from "./pgoutput_position.ts";
 
-/** JSON fragment of a TOAST value PostgreSQL did not send (SPEC §4). */
-export const UNAVAILABLE_VALUE = '"__replicant_unavailable_value"';
+/** The text that stands for a TOAST value PostgreSQL did not send. */
+const UNAVAILABLE_VALUE = "__replicant_unavailable_value";
+
+const UNAVAILABLE_BYTES = new TextEncoder().encode(UNAVAILABLE_VALUE);
+
+/**
+ * The JSON of an unchanged TOAST value PostgreSQL did not send, in the column's declared type
+ * (as Debezium does): the text for strings (json included), its UTF-8 bytes for bytea, and
+ * for arrays one element of that kind, or the text's byte values for arrays of numbers.
+ * Only variable-length values are ever left out, so numbers and booleans never need one.
+ */
+export function unavailableFragment(type: ConnectType): string {
+  const text = JSON.stringify(UNAVAILABLE_VALUE);
+  if (typeof type === "string" || type.type !== "array") {
+    const t = typeof type === "string" ? type : type.type;
+    return t === "bytes" ? `"${btoa(UNAVAILABLE_VALUE)}"` : text;
+  }
+  const items = type.items;
+  const t = typeof items === "string" ? items : items.type;
+  if (t === "int16" || t === "int32" || t === "int64" || t === "float" || t === "double") {
+    return `[${UNAVAILABLE_BYTES.join(",")}]`;
+  }
+  return `[${unavailableFragment(items)}]`;
+}
 /**
  * The connection to PostgreSQL failed (server restart, cut connection, terminated
  * walsender): the pipeline may start the source again from its last checkpoint.
@@ -56,8 +85,14 @@ export const HEARTBEAT_PREFIX = "replicant_heartbeat";
 export interface PgLogicalOptions {
   slotName: string;
   publicationName: string;
-  /** Tables of a publication Replicant creates: all (default) or the selected ones. */
-  publicationScope?: "all" | "selected";
+  /**
+   * How often the tables the filter selects are compared with the publication while
+   * streaming (ms; default 2 s; 0 = never): a table created or renamed into the selection is
+   * added, and its rows copied.
+   */
+  tableCheckMs?: number;
+  /** Where publication changes and warnings are told. */
+  log?: { info(message: string): void; warn(message: string): void };
   /** Emit a heartbeat message after this long without data (ms); 0 = never. Default 10 s. */
   heartbeatMs?: number;
   /** Standby status update interval (ms), so the server never times us out. Default 10 s. */
@@ -78,6 +113,8 @@ interface SelectedRelation {
   decoders: JsonFragmentDecoder[];
   /** For each schema column, writes a text value as JSON into a batch. */
   writers: PgValueWriter[];
+  /** For each schema column, the JSON of an unchanged TOAST value that was not sent. */
+  unavailable: string[];
 }
 
 /** Writes the JSON of the text value `buf[start, end)` as the next fragment of `batch`. */
@@ -90,7 +127,12 @@ function valueWriter(oid: number, catalog: PgTypeCatalog): PgValueWriter {
     write(buf, start, end, batch);
   };
 }
-type Relation = SelectedRelation | { selected: false; id: TableId };
+/**
+ * A relation whose changes are not replicated. `partitionOf` names the selected partitioned
+ * table of a partition: its changes must come as that table's, so one arriving under the
+ * partition's own name means the publication does not route them (and stops the stream).
+ */
+type Relation = SelectedRelation | { selected: false; id: TableId; partitionOf?: TableId };
 
 interface OpenTransaction {
   token: string;
@@ -173,12 +215,8 @@ export class PgLogicalSource implements StreamingSource {
       );
       const catalog = new PgTypeCatalog();
       catalog.loadRows((await control.query(PG_TYPE_CATALOG_SQL)).rows);
-      const selected = await readPgTables(control, endpoint.database, selection);
-      await ensurePublication(
-        control,
-        options.publicationName,
-        options.publicationScope === "selected" ? selected.map((t) => t.id) : "all",
-      );
+      const selected = await readPgTables(control, endpoint.database, selection, catalog);
+      await preparePublication(control, options.publicationName, selected, options.log);
       await ensureSlot(control, options.slotName);
       return new PgLogicalSource(endpoint, selection, options, control, catalog, selected, version);
     } catch (err) {
@@ -292,6 +330,22 @@ export class PgLogicalSource implements StreamingSource {
         this.#timers.push(
           setInterval(() => this.#sendStatus(), this.options.statusIntervalMs ?? 10_000),
         );
+        const every = this.options.tableCheckMs ?? 2_000;
+        if (every > 0) {
+          let checking = false;
+          this.#timers.push(setInterval(() => {
+            if (checking || this.#stopping) return;
+            checking = true;
+            this.#checkTables().then(
+              () => checking = false,
+              (err) => {
+                checking = false;
+                // A refused table stops the run; a lost connection is the stream's to report.
+                if (err instanceof SourceSetupError) finish(err);
+              },
+            );
+          }, every));
+        }
         const hb = this.options.heartbeatMs ?? 10_000;
         if (hb > 0) {
           this.#timers.push(setInterval(() => {
@@ -421,6 +475,9 @@ export class PgLogicalSource implements StreamingSource {
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && !this.#tx) {
           return deliver({ checkpoint: formatLsn(msg.lsn), events: [], bytes: 0, commitTsMs: 0 });
         }
+        if (msg.transactional && msg.prefix === PUBLICATION_MESSAGE_PREFIX && this.#tx) {
+          return this.#tablesAdded(new TextDecoder().decode(msg.content));
+        }
         return;
       default:
         return;
@@ -430,15 +487,25 @@ export class PgLogicalSource implements StreamingSource {
   async #relation(msg: Extract<RawMessage, { tag: "relation" }>): Promise<void> {
     const id: TableId = { catalog: this.endpoint.database, schema: msg.schema, table: msg.name };
     const previous = this.#relations.get(msg.relationOid);
-    if (!this.selection.table(id)) {
-      this.#relations.set(msg.relationOid, { selected: false, id });
+    const same = (t: TableId) => t.schema === id.schema && t.table === id.table;
+    // pgoutput also describes the partitions it routes changes through; their changes come
+    // as the partitioned table's, which has a relation message of its own.
+    const partitionOf = await this.#partitionRoot(msg.relationOid);
+    if (
+      !this.selection.table(id) || (partitionOf !== undefined && !this.selection.named?.(id))
+    ) {
+      this.#relations.set(msg.relationOid, {
+        selected: false,
+        id,
+        partitionOf: partitionOf ?? undefined,
+      });
       return;
     }
-    const same = (t: TableId) => t.schema === id.schema && t.table === id.table;
     const found = (await readPgTables(this.control, this.endpoint.database, {
       table: same,
       columns: (t) => this.selection.columns(t),
-    }).catch((err) => {
+      named: same,
+    }, this.catalog).catch((err) => {
       throw this.#wrap(err);
     }))[0];
     if (found) {
@@ -470,7 +537,7 @@ export class PgLogicalSource implements StreamingSource {
         col = this.#historicalColumn(id, c.name, sourceType) ?? {
           name: c.name,
           sourceType,
-          connectType: pgConnectType(c.typeOid),
+          connectType: pgConnectType(c.typeOid, this.catalog),
           nullable: (c.flags & 1) === 0,
           keyPosition: null,
           defaultValue: null,
@@ -501,27 +568,126 @@ export class PgLogicalSource implements StreamingSource {
       relIndex,
       decoders,
       writers,
+      unavailable: columns.map((c) => unavailableFragment(c.connectType)),
     });
     const oldId = previous ? (previous.selected ? previous.schema.id : previous.id) : null;
     const tx = this.#tx;
     if (oldId && tx && (oldId.schema !== id.schema || oldId.table !== id.table)) {
       // Renamed into the selection: its rows are not in the log.
-      const seq = tx.sequence;
-      tx.ddl.push({
-        table: id,
-        statement: `ALTER TABLE ${quoteIdent(oldId.schema!)}.${quoteIdent(oldId.table)} RENAME TO ${
+      this.#copyTable(
+        tx,
+        found ?? schema,
+        `ALTER TABLE ${quoteIdent(oldId.schema!)}.${quoteIdent(oldId.table)} RENAME TO ${
           quoteIdent(id.table)
         }`,
-        after: schema,
-        dropped: false,
-        snapshot: true,
-        position: {
-          tsMs: tx.tsMs,
-          fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
-          sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
-        },
-      });
+      );
     }
+  }
+
+  /**
+   * The partitioned table a relation is a partition of (its topmost ancestor), null when it is
+   * a partition whose ancestors are not selected, undefined when it is not a partition.
+   */
+  async #partitionRoot(oid: number): Promise<TableId | null | undefined> {
+    const res = await this.control.query({
+      text: `SELECT n.nspname, c.relname
+               FROM pg_partition_ancestors($1::oid) WITH ORDINALITY AS a(relid, level)
+               JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE a.relid <> $1::oid ORDER BY a.level DESC`,
+      values: [oid],
+      rowMode: "array",
+    }).catch((err: unknown) => {
+      throw this.#wrap(err);
+    });
+    if (res.rows.length === 0) return undefined;
+    const ancestors = (res.rows as string[][]).map(([schema, table]) => ({
+      catalog: this.endpoint.database,
+      schema,
+      table,
+    }));
+    return ancestors.find((a) => this.selection.table(a)) ?? null;
+  }
+
+  /**
+   * A table enters the selection with rows the log does not hold (renamed into it, or added
+   * to the publication): its current rows are copied into its snapshot stream at this point
+   * of the stream, then its changes follow.
+   */
+  #copyTable(tx: OpenTransaction, schema: TableSchema, statement: string): void {
+    const seq = tx.sequence;
+    tx.ddl.push({
+      table: schema.id,
+      statement,
+      after: schema,
+      dropped: false,
+      snapshot: true,
+      position: {
+        tsMs: tx.tsMs,
+        fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
+        sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
+      },
+    });
+  }
+
+  /** The publication gained tables (Replicant's own message, in the transaction that did it). */
+  async #tablesAdded(content: string): Promise<void> {
+    const tx = this.#tx!;
+    const message = parsePublicationMessage(content, this.options.publicationName);
+    if (!message) return;
+    for (const [schema, table] of message.added) {
+      const id: TableId = { catalog: this.endpoint.database, schema, table };
+      const same = (t: TableId) => t.schema === schema && t.table === table;
+      const found = (await readPgTables(this.control, this.endpoint.database, {
+        table: (t) => same(t) && this.selection.table(t),
+        columns: (t) => this.selection.columns(t),
+        named: (t) => same(t) && this.selection.named?.(t) === true,
+      }, this.catalog).catch((err) => {
+        throw this.#wrap(err);
+      }))[0];
+      // Gone or no longer selected by the time the stream reads the message: nothing to copy.
+      if (found) this.#copyTable(tx, found, "");
+      else this.options.log?.info(`${qualifiedName(id)} was added to the publication and is gone`);
+    }
+  }
+
+  /**
+   * Compares the tables the filter selects with the publication, while streaming: a table
+   * created or renamed into the selection is added (its rows are copied when the stream
+   * reaches that point), one that left it is removed.
+   */
+  async #checkTables(): Promise<void> {
+    const name = this.options.publicationName;
+    const db = this.endpoint.database;
+    // The relations alone first (one query): columns are read only when something changed.
+    const rels = await selectedPgRelations(this.control, db, this.selection);
+    const plan = planPublication(name, await readPublication(this.control, name), rels);
+    if (plan.statements.length === 0) return;
+    // Its own connection: the change is a transaction, which must not take in the stream's
+    // catalog reads on the control connection.
+    const client = await openPg(this.endpoint, "replicant-publication");
+    try {
+      const now = await readPgTables(client, db, this.selection, this.catalog);
+      await preparePublication(client, name, now, this.options.log);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  /**
+   * A change of a partition under its own name: the publication does not publish partitions
+   * as their partitioned table (a publication made before that setting). Dropping the change
+   * would lose it, and it cannot be put in its table's order of keys here.
+   */
+  #unrouted(partition: TableId, table: TableId): SourceError {
+    return new SourceError(
+      `Publication "${this.options.publicationName}" sent a change of partition ${
+        qualifiedName(partition)
+      } under its own name instead of as ${qualifiedName(table)} (publish_via_partition_root ` +
+        `is off for changes written before it was turned on): these changes cannot be ` +
+        `replicated as ${qualifiedName(table)}'s. Take the table's snapshot again ` +
+        `(replicant full … --overwrite).`,
+      qualifiedName(table),
+    );
   }
 
   /** The server's names of the message's column types (`character varying(20)`, …). */
@@ -559,7 +725,12 @@ export class PgLogicalSource implements StreamingSource {
     return undefined;
   }
 
-  /** Writes a tuple as the next row of the part's batch of its table; gives the row. */
+  /**
+   * Writes a tuple as the next row of the part's batch of its table; gives the row. A TOAST
+   * value the new tuple left out (unchanged) comes from `fallback`, the old tuple (REPLICA
+   * IDENTITY FULL) or old key (a key column stored out of line), when that holds it;
+   * otherwise it is the column's unavailable-value placeholder.
+   */
   #row(rel: SelectedRelation, tuple: RawTuple, fallback: RawTuple | null): number {
     const batches = this.#tx!.batches;
     let batch = batches.get(rel);
@@ -572,13 +743,13 @@ export class PgLogicalSource implements StreamingSource {
       const ri = rel.relIndex[j];
       let t = tuple;
       let kind = t.kind(ri);
-      if (kind === TUPLE_TOAST && fallback) {
+      if (kind === TUPLE_TOAST && fallback && fallback.kind(ri) === TUPLE_TEXT) {
         t = fallback;
-        kind = t.kind(ri);
+        kind = TUPLE_TEXT;
       }
       if (kind === TUPLE_TEXT) rel.writers[j](t.buf, t.start(ri), t.end(ri), batch);
       else if (kind === TUPLE_NULL) batch.pushNull();
-      else if (kind === TUPLE_TOAST) batch.pushFragment(UNAVAILABLE_VALUE);
+      else if (kind === TUPLE_TOAST) batch.pushFragment(rel.unavailable[j]);
       else batch.pushFragment(rel.decoders[j](t.value(ri)!));
     }
     batch.endRow();
@@ -606,6 +777,7 @@ export class PgLogicalSource implements StreamingSource {
     if (msg.tag === "truncate") {
       for (const oid of msg.relationOids) {
         const rel = this.#relations.get(oid);
+        if (rel && !rel.selected && rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
         if (!rel?.selected) continue;
         this.#emit(rel, "t", -1, -1);
         const id = rel.schema.id;
@@ -621,7 +793,10 @@ export class PgLogicalSource implements StreamingSource {
     } else {
       const rel = this.#relations.get(msg.relationOid);
       if (!rel) throw new SourceError(`pgoutput: change of unknown relation ${msg.relationOid}`);
-      if (!rel.selected) return null;
+      if (!rel.selected) {
+        if (rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
+        return null;
+      }
       const size = msg.bytes + 200;
       tx.bytes += size;
       if (msg.tag === "insert") {
@@ -631,7 +806,7 @@ export class PgLogicalSource implements StreamingSource {
         this.#emit(rel, "d", old ? this.#row(rel, old, null) : -1, -1);
       } else {
         const oldTuple = msg.old ?? msg.key;
-        const after = this.#row(rel, msg.new, msg.old);
+        const after = this.#row(rel, msg.new, oldTuple);
         const before = oldTuple ? this.#row(rel, oldTuple, null) : -1;
         const batch = this.#tx!.batches.get(rel)!;
         const n = batch.columns;

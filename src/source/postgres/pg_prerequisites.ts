@@ -1,13 +1,25 @@
 /**
  * What logical decoding needs from a PostgreSQL source, checked on an open connection:
- * wal_level, a free replication slot and WAL sender, the REPLICATION attribute, and the
- * right to create the publication. Each check names the setting or statement that fixes it.
+ * wal_level, a free replication slot and WAL sender, the REPLICATION attribute; and what the
+ * selected tables need: SELECT on each (every mode), a replica identity and the publication
+ * (realtime and full), checked by the code a run uses, so the verdict is the run's. Each
+ * check names the setting or statement that fixes it.
  *
  * @module
  */
 
 import type pg from "pg";
-import { failed, passed, type PrerequisiteCheck } from "../../core/prerequisite_check.ts";
+import { SourceSetupError } from "../../core/errors.ts";
+import { failed, passed, type PrerequisiteCheck, warning } from "../../core/prerequisite_check.ts";
+import { qualifiedName } from "../../core/table_schema.ts";
+import { quoteIdent } from "./pg_endpoint.ts";
+import {
+  replicaIdentityError,
+  replicaIdentityProblems,
+  syncPublication,
+  whoAmI,
+} from "./pg_publication.ts";
+import type { PgTable } from "./pg_schema_reader.ts";
 
 export interface PgPrerequisiteOptions {
   /** The slot Replicant will use: when it exists already, no free slot is needed. */
@@ -67,14 +79,11 @@ export async function checkPgPrerequisites(
     ),
   );
 
-  const [user, isSuper, canReplicate, canCreate] = await one(
-    `SELECT current_user::text, r.rolsuper::text, r.rolreplication::text,
-            has_database_privilege(current_database(), 'CREATE')::text
+  const [user, isSuper, canReplicate] = await one(
+    `SELECT current_user::text, r.rolsuper::text, r.rolreplication::text
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
   const replicationFix = `run ALTER ROLE "${user}" WITH REPLICATION`;
-  const createFix = `run GRANT CREATE ON DATABASE <database> TO "${user}" (and make it owner ` +
-    "of the replicated tables)";
   checks.push(
     isSuper === "true" || canReplicate === "true"
       ? passed("replication privilege", isSuper === "true" ? "superuser" : "REPLICATION")
@@ -84,14 +93,111 @@ export async function checkPgPrerequisites(
         replicationFix,
       ),
   );
+  return checks;
+}
+
+/** The checks of the selected tables for a mode; `tables` as `readPgTables` gives them. */
+export async function checkPgTables(
+  client: pg.Client,
+  tables: PgTable[],
+  options: { publicationName: string; streaming: boolean },
+): Promise<PrerequisiteCheck[]> {
+  const checks: PrerequisiteCheck[] = [];
+  const names = tables.map((t) => qualifiedName(t.id));
   checks.push(
-    isSuper === "true" || canCreate === "true"
-      ? passed("publication rights", isSuper === "true" ? "superuser" : "CREATE on the database")
-      : failed(
-        "publication rights",
-        `user "${user}" may not create the publication: ${createFix}`,
-        createFix,
+    tables.length > 0
+      ? passed("selected tables", `${tables.length}: ${shortList(names)}`)
+      : warning(
+        "selected tables",
+        "no table is selected (yet): check the filter's catalog, schema and table names",
+        "check the filter's catalog, schema and table names",
       ),
   );
+  if (tables.length === 0) return checks;
+  const { user, database } = await whoAmI(client);
+  const unreadable = await client.query({
+    text: `SELECT n.nspname || '.' || c.relname, has_schema_privilege(n.oid, 'USAGE')::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = ANY($1::oid[]) AND NOT (has_schema_privilege(n.oid, 'USAGE')
+              AND has_table_privilege(c.oid, 'SELECT'))
+            ORDER BY 1`,
+    values: [`{${tables.map((t) => t.relOid).join(",")}}`],
+    rowMode: "array",
+  });
+  const denied = (unreadable.rows as string[][]).map((r) => r[0]);
+  const schemas = [
+    ...new Set(
+      (unreadable.rows as string[][]).filter((r) => r[1] !== "true").map((r) => r[0].split(".")[0]),
+    ),
+  ];
+  const selectFix = [
+    ...schemas.map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${quoteIdent(user)}`),
+    `GRANT SELECT ON ${denied.map((d) => d.split(".").map(quoteIdent).join(".")).join(", ")} TO ${
+      quoteIdent(user)
+    }`,
+  ].join("; ");
+  checks.push(
+    denied.length === 0
+      ? passed("select privilege", `user "${user}" may read every selected table`)
+      : failed(
+        "select privilege",
+        `user "${user}" may not read ${shortList(denied)}: run ${selectFix}`,
+        `run ${selectFix}`,
+      ),
+  );
+  if (!options.streaming) return checks;
+  const problems = await replicaIdentityProblems(client, tables);
+  const refusal = problems.length > 0 ? replicaIdentityError(problems) : null;
+  checks.push(
+    refusal === null
+      ? passed(
+        "replica identity",
+        "every selected table has a primary key or a replica identity: UPDATE and DELETE " +
+          "keep working once it is published",
+      )
+      : failed(
+        "replica identity",
+        refusal.message,
+        refusal.message.slice(refusal.message.indexOf("Fix each table:")),
+      ),
+  );
+  if (refusal !== null) return checks;
+  try {
+    const outcome = await syncPublication(
+      client,
+      options.publicationName,
+      user,
+      database,
+      tables,
+      { dryRun: true },
+    );
+    const { plan } = outcome;
+    checks.push(
+      outcome.warning
+        ? warning("publication", outcome.warning)
+        : plan.statements.length === 0
+        ? passed(
+          "publication",
+          `"${plan.name}" holds exactly the ${tables.length} selected table(s)`,
+        )
+        : passed(
+          "publication",
+          `a run will ${
+            plan.statements.some((x) => x.startsWith("CREATE")) ? "create" : "change"
+          } "${plan.name}": ${plan.statements.join("; ")}`,
+        ),
+    );
+  } catch (err) {
+    if (!(err instanceof SourceSetupError)) throw err;
+    checks.push(
+      failed("publication", err.message, err.message.slice(err.message.indexOf("Either"))),
+    );
+  }
   return checks;
+}
+
+function shortList(names: string[]): string {
+  return names.length <= 10
+    ? names.join(", ")
+    : `${names.slice(0, 10).join(", ")}, … (${names.length - 10} more)`;
 }

@@ -1,6 +1,5 @@
 import pg from "pg";
 import { SourceError } from "../../core/errors.ts";
-import type { TableId } from "../../core/table_schema.ts";
 import { type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import { parseLsn } from "./pgoutput_position.ts";
 
@@ -40,38 +39,6 @@ export async function readSlot(client: pg.Client, name: string): Promise<SlotInf
     confirmedFlushLsn: confirmed ? parseLsn(confirmed) : null,
     restartLsn: restart ? parseLsn(restart) : null,
   };
-}
-
-/**
- * Creates the publication when missing: `FOR ALL TABLES`, or for the given tables (users
- * without superuser rights). Must exist before the slot is created: pgoutput looks the
- * publication up as of each change's position.
- */
-export async function ensurePublication(
-  client: pg.Client,
-  name: string,
-  tables: "all" | TableId[],
-): Promise<boolean> {
-  const found = await client.query({
-    text: "SELECT 1 FROM pg_publication WHERE pubname = $1",
-    values: [name],
-  });
-  if (found.rows.length > 0) return false;
-  const what = tables === "all"
-    ? "FOR ALL TABLES"
-    : `FOR TABLE ${
-      tables.map((t) => `${quoteIdent(t.schema!)}.${quoteIdent(t.table)}`).join(", ")
-    }`;
-  try {
-    await client.query(`CREATE PUBLICATION ${quoteIdent(name)} ${what}`);
-  } catch (err) {
-    throw new SourceError(
-      `Cannot create publication "${name}" (${what}): ${(err as Error).message}`,
-      undefined,
-      { cause: err },
-    );
-  }
-  return true;
 }
 
 /** Creates the logical slot (pgoutput) when missing; returns whether it was created. */

@@ -1,59 +1,135 @@
 import type pg from "pg";
 import { matchColumnNames } from "../../config/table_selected.ts";
-import type { ColumnSchema, TableId, TableSchema } from "../../core/table_schema.ts";
+import { SourceSetupError } from "../../core/errors.ts";
+import {
+  type ColumnSchema,
+  qualifiedName,
+  type TableId,
+  type TableSchema,
+} from "../../core/table_schema.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import { quoteIdent } from "./pg_endpoint.ts";
+import { pgConnectType } from "./pg_text_decoder.ts";
+import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
 
 /** A PostgreSQL table: the neutral schema plus what the reader needs to decode it. */
 export interface PgTable extends TableSchema {
   relOid: number;
   typeOids: number[];
   estimatedRows: number;
+  /** `p`: a partitioned table, replicated as one table with the rows of all its partitions. */
+  relkind: "r" | "p";
+  /**
+   * Stored generated columns, left out: PostgreSQL's logical replication does not send them
+   * (before version 18), so neither snapshot nor realtime entries carry them.
+   */
+  generatedColumns: string[];
 }
 
-const CONNECT_TYPES: Record<number, ColumnSchema["connectType"]> = {
-  16: "boolean",
-  17: "bytes",
-  20: "int64",
-  21: "int16",
-  23: "int32",
-  26: "int64",
-  700: "float",
-  701: "double",
-};
-
-/** Kafka-Connect-style type of a PostgreSQL type (by OID) for the entries' `schema` half. */
-export function pgConnectType(typeOid: number): ColumnSchema["connectType"] {
-  return CONNECT_TYPES[typeOid] ?? "string";
+/** `schema.table`, quoted for SQL. */
+export function pgTableName(id: TableId): string {
+  return `${quoteIdent(id.schema!)}.${quoteIdent(id.table)}`;
 }
 
-/** Reads the selected tables with columns and keys, in one round trip per catalog query. */
-export async function readPgTables(
+/**
+ * Whether a table is selected. A partition replicates as part of its partitioned table; it
+ * is a table of its own only when the filter names it, and then no ancestor may be selected
+ * too (PostgreSQL publishes each change once, as the topmost published ancestor's).
+ */
+function pgTableSelected(
+  selection: TableSelection,
+  id: TableId,
+  isPartition: boolean,
+): boolean {
+  return selection.table(id) && (!isPartition || selection.named?.(id) === true);
+}
+
+/** A selected relation, before its columns are read. */
+export type PgRelation = Pick<PgTable, "id" | "relOid" | "relkind" | "estimatedRows">;
+
+/**
+ * The relations the selection picks (one catalog query); a partition named together with a
+ * selected ancestor is refused.
+ */
+export async function selectedPgRelations(
   client: pg.Client,
   database: string,
   selection: TableSelection,
-): Promise<PgTable[]> {
+): Promise<PgRelation[]> {
   const rels = await client.query({
-    text: `SELECT c.oid::int8::text, n.nspname, c.relname, greatest(c.reltuples, 0)::int8::text
+    text: `SELECT c.oid::int8::text, n.nspname, c.relname, c.relkind::text,
+                  c.relispartition::text,
+                  CASE WHEN c.relkind = 'p' THEN
+                    (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0)::int8::text
+                       FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid
+                      WHERE t.isleaf)
+                  ELSE greatest(c.reltuples, 0)::int8::text END,
+                  CASE WHEN c.relispartition THEN
+                    (SELECT string_agg(a.relid::int8::text, ',')
+                       FROM pg_partition_ancestors(c.oid) a WHERE a.relid <> c.oid)
+                  END
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+            WHERE c.relkind IN ('r', 'p')
               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
             ORDER BY n.nspname, c.relname`,
     rowMode: "array",
   });
-  const picked = (rels.rows as string[][])
-    .map(([oid, schema, table, est]) => ({
-      oid: Number(oid),
-      id: { catalog: database, schema, table } as TableId,
-      est: Number(est),
-    }))
-    .filter((r) => selection.table(r.id));
+  const all = (rels.rows as string[][]).map(([oid, schema, table, kind, part, est, anc]) => ({
+    oid: Number(oid),
+    id: { catalog: database, schema, table } as TableId,
+    relkind: kind as "r" | "p",
+    isPartition: part === "true",
+    ancestors: anc ? anc.split(",").map(Number) : [],
+    est: Number(est),
+  }));
+  const byOid = new Map(all.map((r) => [r.oid, r]));
+  const selected = (r: (typeof all)[number]) => pgTableSelected(selection, r.id, r.isPartition);
+  const picked = all.filter(selected);
+  for (const p of picked) {
+    const ancestor = p.ancestors.map((o) => byOid.get(o)).find((a) => a && selected(a));
+    if (ancestor) {
+      throw new SourceSetupError(
+        `${qualifiedName(p.id)} is a partition of ${
+          qualifiedName(ancestor.id)
+        }, which is selected too: PostgreSQL publishes each change of a partition once, as its ` +
+          `partitioned table's. Select either the partitioned table (its stream gets the rows ` +
+          `of every partition) or the partition alone, not both.`,
+        qualifiedName(p.id),
+      );
+    }
+  }
+  return picked.map((p) => ({
+    id: p.id,
+    relOid: p.oid,
+    relkind: p.relkind,
+    estimatedRows: p.est,
+  }));
+}
+
+/**
+ * Reads the selected tables with columns and keys, in one round trip per catalog query.
+ * `catalog` resolves the declared type of user types (domains, arrays of enums…); without
+ * one the user types are loaded here.
+ */
+export async function readPgTables(
+  client: pg.Client,
+  database: string,
+  selection: TableSelection,
+  catalog?: PgTypeCatalog,
+): Promise<PgTable[]> {
+  const picked = await selectedPgRelations(client, database, selection);
   if (picked.length === 0) return [];
-  const oids = picked.map((p) => p.oid);
+  if (!catalog) {
+    catalog = new PgTypeCatalog();
+    catalog.loadRows((await client.query(PG_TYPE_CATALOG_SQL)).rows);
+  }
+  const oids = picked.map((p) => p.relOid);
   const cols = await client.query({
     text: `SELECT a.attrelid::int8::text, a.attname, a.atttypid::int8::text,
                   format_type(a.atttypid, a.atttypmod), (NOT a.attnotnull)::text,
-                  pg_get_expr(d.adbin, d.adrelid), a.attnum::text
+                  CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
+                  a.attnum::text, a.attndims::text, (a.attgenerated <> '')::text
              FROM pg_attribute a
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
             WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
@@ -72,13 +148,21 @@ export async function readPgTables(
     rowMode: "array",
   });
   const colsByRel = new Map<number, { col: ColumnSchema; oid: number; attnum: number }[]>();
-  for (const [rel, name, typOid, typName, nullable, def, attnum] of cols.rows as string[][]) {
+  const generatedByRel = new Map<number, string[]>();
+  for (
+    const [rel, name, typOid, typName, nullable, def, attnum, dims, generated] of cols
+      .rows as string[][]
+  ) {
+    if (generated === "true") {
+      generatedByRel.set(Number(rel), [...generatedByRel.get(Number(rel)) ?? [], name]);
+      continue;
+    }
     const list = colsByRel.get(Number(rel)) ?? [];
     list.push({
       col: {
         name,
         sourceType: typName,
-        connectType: pgConnectType(Number(typOid)),
+        connectType: pgConnectType(Number(typOid), catalog, Number(dims)),
         nullable: nullable === "true",
         keyPosition: null,
         defaultValue: def,
@@ -95,9 +179,11 @@ export async function readPgTables(
     keysByRel.set(Number(rel), list);
   }
   return picked.map((p) => {
-    let all = colsByRel.get(p.oid) ?? [];
+    let all = colsByRel.get(p.relOid) ?? [];
     const allowed = selection.columns(p.id);
-    const candidates = keysByRel.get(p.oid) ?? [];
+    // A key over a generated column cannot identify rows in changes that lack the column.
+    const candidates = (keysByRel.get(p.relOid) ?? [])
+      .filter((k) => k.attnums.every((n) => all.some((c) => c.attnum === n)));
     // The primary key, else the first unique key whose columns are all NOT NULL.
     const key = candidates.find((k) =>
       k.primary ||
@@ -123,9 +209,11 @@ export async function readPgTables(
       columns,
       keyColumns,
       hasKey: key !== undefined,
-      relOid: p.oid,
+      relOid: p.relOid,
       typeOids: all.map((c) => c.oid),
-      estimatedRows: p.est,
+      estimatedRows: p.estimatedRows,
+      relkind: p.relkind,
+      generatedColumns: generatedByRel.get(p.relOid) ?? [],
     };
   });
 }

@@ -45,7 +45,7 @@ function copy(out: JsonRowBatch, src: Uint8Array, s: number, e: number): void {
   out.length = copyBytes(out.bytes, out.length, src, s, e);
 }
 
-/** int2, int4, oid (a JSON number as printed), json and jsonb (JSON as stored). */
+/** int2, int4, oid: a JSON number as printed. */
 const asIs: PgByteWriter = (src, s, e, out) => {
   copy(out, src, s, e);
   out.endFragment();
@@ -184,11 +184,11 @@ export function pgTextByteWriter(oid: number, catalog: PgTypeCatalog): PgByteWri
   const kind = pgTextDecoderKind(oid, catalog);
   switch (kind) {
     case "number":
-    case "json":
       return asIs;
     case "quoted":
       return quoted;
     case "string":
+    case "json":
       return jsonString;
     case "bool":
       return bool;

@@ -18,8 +18,8 @@
  * | date, time, timetz, interval | string, PostgreSQL's ISO text as is |
  * | timestamp | string `2024-01-31T13:45:00.123456` |
  * | timestamptz | string `2024-01-31T13:45:00.123456Z` |
- * | json, jsonb | the JSON itself, verbatim (nested, big numbers kept exact) |
- * | arrays | arrays (any dimension; bounds dropped), elements decoded by their type |
+ * | json, jsonb | string holding the JSON text exactly as PostgreSQL prints it (Debezium's `io.debezium.data.Json`) |
+ * | arrays | arrays (any dimension; lower bounds dropped, as `array_to_json` does), elements decoded by their type |
  * | int2vector, oidvector | arrays of numbers |
  * | domains | as their base type |
  * | everything else (text, varchar, char, name, uuid, inet, cidr, macaddr, money, bit, varbit, xml, enums, ranges, composites, geometric, unknown) | string of PostgreSQL's text |
@@ -34,6 +34,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { type ConnectType, JSON_TEXT_TYPE } from "../../core/table_schema.ts";
 import type { PgTypeCatalog, PgTypeInfo } from "./pg_type_catalog.ts";
 
 /** PostgreSQL text of one value (null for SQL NULL) → JSON fragment. */
@@ -44,9 +45,6 @@ export type JsonFragmentDecoder = (text: string | null) => string;
 
 /** Text that is already a JSON number (int2, int4, oid). */
 const asIs: JsonFragmentDecoder = (t) => t === null ? "null" : t;
-
-/** Text that is already JSON (json, jsonb). */
-const jsonVerbatim: JsonFragmentDecoder = asIs;
 
 /** Text that never holds `"`, `\` or control characters: quote without scanning. */
 const quoted: JsonFragmentDecoder = (t) => t === null ? "null" : '"' + t + '"';
@@ -327,7 +325,7 @@ function arrayDecoder(element: JsonFragmentDecoder, delimiter: string): JsonFrag
  */
 export type PgValueKind =
   | "number" // text is a JSON number: int2, int4, oid
-  | "json" // text is JSON: json, jsonb
+  | "json" // json, jsonb: the JSON text as a string
   | "quoted" // text needs quotes, never escapes: numeric, date, time, uuid, inet…
   | "string" // any text: JSON string with escaping
   | "bool"
@@ -372,7 +370,7 @@ const BY_OID: ReadonlyMap<number, PgValueKind> = new Map<number, PgValueKind>([
 
 const SCALAR_DECODERS: Record<Exclude<PgValueKind, "array">, JsonFragmentDecoder> = {
   number: asIs,
-  json: jsonVerbatim,
+  json: jsonString,
   quoted,
   string: jsonString,
   bool,
@@ -423,4 +421,41 @@ export function pgTextDecoderKind(oid: number, catalog: PgTypeCatalog): PgValueK
  */
 export function pgTextDecoder(oid: number, catalog: PgTypeCatalog): JsonFragmentDecoder {
   return choose(oid, catalog, 0);
+}
+
+/**
+ * The declared type (the entries' `schema` half) of values of type `oid`: what the decoder of
+ * the same type writes, domains resolved to their base type. `dimensions` is the column's
+ * declared array dimensions (`pg_attribute.attndims`; PostgreSQL does not enforce it, and 0
+ * means one).
+ */
+export function pgConnectType(oid: number, catalog: PgTypeCatalog, dimensions = 1): ConnectType {
+  return declared(oid, catalog, 0, dimensions);
+}
+
+function declared(oid: number, catalog: PgTypeCatalog, depth: number, dims: number): ConnectType {
+  const { kind, oid: resolved } = resolve(oid, catalog, depth);
+  switch (kind) {
+    case "number":
+      return resolved === 21 ? "int16" : resolved === 23 ? "int32" : "int64";
+    case "int8":
+      return "int64";
+    case "float":
+      return resolved === 700 ? "float" : "double";
+    case "bool":
+      return "boolean";
+    case "bytea":
+      return "bytes";
+    case "json":
+      return JSON_TEXT_TYPE;
+    case "vector":
+      return { type: "array", items: resolved === 22 ? "int16" : "int64" };
+    case "array": {
+      let type = declared(catalog.get(resolved)!.elementOid, catalog, depth + 1, 1);
+      for (let d = 0; d < Math.max(1, dims); d++) type = { type: "array", items: type };
+      return type;
+    }
+    default:
+      return "string";
+  }
 }
