@@ -67,6 +67,15 @@ export function pgSlotName(setup: ReplicationSetup): string {
   return conn.replicationSlots[0]?.name ?? defaultSlotName(setup.group, setup.id);
 }
 
+/** The change streams a `full` run of these tables writes (EVENTUAL: one per table). */
+export function changeStreamsOf(setup: ReplicationSetup): (tables: TableSchema[]) => string[] {
+  const naming = namingOf(setup);
+  if (setup.applier.realtime.replayConsistency === "GLOBAL") {
+    return () => [naming.globalCdcStream()];
+  }
+  return (tables) => tables.map((t) => naming.cdcStream(t.id));
+}
+
 /** `--overwrite` forgets the source side of the id too: its slot and publication. */
 export async function forgetSourceState(setup: ReplicationSetup): Promise<void> {
   if (setup.source.type !== "POSTGRESQL") return;
@@ -254,9 +263,9 @@ export async function runFullMode(
       terminatePostSnapshot,
       log: ctx.log,
       progress,
+      snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
       signal: ctx.signal,
     });
-    if (out.snapshot) process.stdout.write(progress.summary() + "\n");
     const skipped = [
       ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),
       ...(out.realtime?.skippedTables ?? []),

@@ -28,6 +28,7 @@ import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import {
+  changeStreamsOf,
   forgetSourceState,
   type ModeContext,
   pgSlotName,
@@ -36,6 +37,7 @@ import {
   runRealtimeMode,
 } from "./realtime_modes.ts";
 import { idDir, writeManifest } from "./manifest.ts";
+import { requireSelectedTables } from "./selection_check.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import {
@@ -75,6 +77,8 @@ export async function replicate(
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
+  // Before any state exists: a run refused here leaves nothing to --overwrite later.
+  await requireSelectedTables(setup);
   const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
   const out = new RunConsole(observe.logFormat, setup.id);
   const say = (level: "info" | "warn" | "error", text: string) => out.say(level, text);
@@ -173,7 +177,7 @@ export async function replicate(
     const progress = progressOf(opts, out);
     const outcome = await runFullMode(
       ctx,
-      snapshotSettingsOf(setup, opts),
+      { ...snapshotSettingsOf(setup, opts), changeStreams: changeStreamsOf(setup) },
       opts.terminatePostSnapshot === true,
       progress,
     );
@@ -335,15 +339,16 @@ function progressOf(opts: CommonOptions, out: RunConsole): SnapshotProgress {
   });
 }
 
+/** `--progress-interval SECONDS` in ms; undefined: the default of the output. */
 function progressInterval(opts: CommonOptions): number | undefined {
   if (opts.progressInterval === undefined) return undefined;
-  const ms = Number(opts.progressInterval);
-  if (!Number.isInteger(ms) || ms < 100) {
+  const seconds = Number(opts.progressInterval);
+  if (!Number.isFinite(seconds) || seconds < 0.1) {
     throw new UsageError(
-      `--progress-interval ${opts.progressInterval}: expected milliseconds ≥ 100`,
+      `--progress-interval ${opts.progressInterval}: expected seconds ≥ 0.1 (e.g. 5 or 0.5)`,
     );
   }
-  return ms;
+  return Math.round(seconds * 1000);
 }
 
 /** Exit code of a finished or stopped run: 3 when tables were skipped (SPEC §1). */

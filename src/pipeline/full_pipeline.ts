@@ -29,6 +29,8 @@ export interface PgFullSpec extends PgRealtimeSpec {
   terminatePostSnapshot: boolean;
   log: ReplicationLog;
   progress: SnapshotProgress;
+  /** Called as soon as the snapshot phase ends, before realtime starts (its summary). */
+  snapshotDone?: (outcome: SnapshotOutcome) => void;
 }
 
 export interface FullOutcome {
@@ -56,6 +58,7 @@ export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   let snapshot: SnapshotOutcome | null = null;
   if (state[SNAPSHOT_COMPLETE_FIELD] !== "1") {
     snapshot = await runSnapshotPhase(spec, state);
+    spec.snapshotDone?.(snapshot);
     if (snapshot.interrupted || spec.signal.aborted) {
       return { snapshot, realtime: null, interrupted: true };
     }

@@ -25,6 +25,32 @@ export function pgConnectType(typeOid: number): ColumnSchema["connectType"] {
   return CONNECT_TYPES[typeOid] ?? "string";
 }
 
+/**
+ * Every user schema of the database with the names of its tables (partitions left out),
+ * selected or not: what a user can choose from, for messages.
+ */
+export async function listPgSchemas(
+  client: pg.Client,
+): Promise<{ schema: string; tables: string[] }[]> {
+  const rows = await client.query({
+    text: `SELECT n.nspname, c.relname
+             FROM pg_namespace n
+             LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+                  AND NOT c.relispartition
+            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+            ORDER BY n.nspname, c.relname`,
+    rowMode: "array",
+  });
+  const groups = new Map<string, string[]>();
+  for (const [schema, table] of rows.rows as (string | null)[][]) {
+    const names = groups.get(schema!) ?? [];
+    if (table !== null) names.push(table);
+    groups.set(schema!, names);
+  }
+  return [...groups].map(([schema, tables]) => ({ schema, tables }));
+}
+
 /** Reads the selected tables with columns and keys, in one round trip per catalog query. */
 export async function readPgTables(
   client: pg.Client,
