@@ -52,7 +52,7 @@ Examples:
   replicant full conf/conn/mysql.yaml conf/conn/redis_stream.yaml \\
       --filter conf/filter/mysql_filter.yaml --id shop
   replicant realtime conf/conn/redis_stream.yaml --id shop --resume
-  replicant test-connection conf/conn/postgresql.yaml conf/conn/redis_stream.yaml
+  replicant test-connection conf/conn/mysql.yaml conf/conn/redis_stream.yaml
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
 3 finished with skipped tables, 4 stopped with in-doubt entries.
