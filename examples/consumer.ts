@@ -4,11 +4,12 @@
  * It reads the table's snapshot stream once (`--snapshot`, optional), then its change
  * stream (`<…>_cdc_logs`) through a consumer group, decodes every entry with Replicant's
  * own `decodeEntry`, applies it to the map (`r`, `c`, `u` set the row, `d` removes it,
- * tombstones carry nothing to apply), saves the map, and only then acknowledges the
- * entries (XACK). Killed at any moment, it loses nothing: entries it read but did not
- * acknowledge stay pending in the group, and the next run takes them over (XAUTOCLAIM)
- * before it reads new ones. The map file records the last entry applied, so an entry
- * applied but not yet acknowledged when the process died is not applied twice.
+ * `t` (TRUNCATE) empties it, tombstones carry nothing), saves the map, and only then
+ * acknowledges the entries (XACK). Killed at any moment, it loses nothing: entries it
+ * read but did not acknowledge stay pending in the group, and the next run takes them
+ * over (XAUTOCLAIM) before it reads new ones. The map file records the last entry
+ * applied, so an entry applied but not yet acknowledged when the process died is not
+ * applied twice.
  *
  * One consumer per group: a copy of a table needs its changes in order.
  *
@@ -92,10 +93,14 @@ function saveState(): void {
 /** Applies one entry to the map. */
 function apply(fields: string[]): void {
   const e = decodeEntry(fields, format);
-  if (e.tombstone || e.key === null) return;
+  if (e.tombstone) return;
+  if (e.op === "t") { // TRUNCATE: no key, every row goes
+    state.rows = {};
+    return;
+  }
+  if (e.key === null) return;
   const key = JSON.stringify(e.key);
   if (e.op === "d") delete state.rows[key];
-  else if (e.op === "t") state.rows = {};
   else if (e.after) state.rows[key] = e.after;
 }
 

@@ -174,6 +174,13 @@ export async function replicate(
       out.printFormatted(realtimeSummary(outcome, out.format, setup.id));
       return finish(outcome.skippedTables, outcome.interrupted, setup, log, out);
     }
+    if (!opts.terminatePostSnapshot) {
+      say(
+        "info",
+        `replicant: snapshot of id ${setup.id}, then its changes as they come (SIGINT or ` +
+          `SIGTERM stops cleanly)`,
+      );
+    }
     const progress = progressOf(opts, out);
     const outcome = await runFullMode(
       ctx,

@@ -1,6 +1,7 @@
 /**
  * End-to-end: examples/consumer.ts keeps a copy of a table from a real replication
- * (`replicant full` on PostgreSQL) while random transactions change the table; it is killed
+ * (`replicant full` on PostgreSQL) while random transactions (and one TRUNCATE) change the
+ * table; it is killed
  * (-9) once in the middle of a batch, a second consumer takes its pending entries over
  * (XAUTOCLAIM), and in the end the copy equals the table, row for row.
  *
@@ -132,6 +133,12 @@ Deno.test("examples/consumer.ts: a killed consumer recovers its pending entries;
     const pick = () => [...present][Math.floor(rand() * present.size)];
     const writer = (async () => {
       for (let t = 0; t < TRANSACTIONS; t++) {
+        if (t === TRANSACTIONS / 2) {
+          // One TRUNCATE: an entry without key that empties the copy.
+          await db.query(`TRUNCATE ${schema}.items`);
+          present.clear();
+          entries++;
+        }
         await db.query("BEGIN");
         for (let n = 1 + Math.floor(rand() * 4); n > 0; n--) {
           const r = rand();
