@@ -5,7 +5,10 @@ import type { LogFormat } from "./replication_log.ts";
 export interface TableProgress {
   name: string;
   estimated: number;
+  /** Rows in its stream: those of an earlier, interrupted run (resume) included. */
   rows: number;
+  /** Rows already in the stream when this run started the table (resume); not in rates. */
+  already?: number;
   startedAt: number | null;
   finishedAt: number | null;
   status: "waiting" | "running" | "done" | "skipped" | "failed";
@@ -24,10 +27,14 @@ export interface ProgressOptions {
   id?: string;
 }
 
+/** Rows this run copied (rates count these, not what an earlier run wrote). */
+const copied = (t: TableProgress) => t.rows - (t.already ?? 0);
+const copiedRows = (tables: readonly TableProgress[]) => tables.reduce((n, t) => n + copied(t), 0);
+
 /** Elapsed seconds, rate, percent (at most 99 until done) and ETA of a table; NaN: unknown. */
 function measure(t: TableProgress, now: number) {
   const secs = (now - (t.startedAt ?? now)) / 1000;
-  const rate = secs > 0 ? t.rows / secs : 0;
+  const rate = secs > 0 ? copied(t) / secs : 0;
   const pct = t.estimated > 0 ? Math.min(99, (100 * t.rows) / t.estimated) : NaN;
   const eta = rate > 0 && t.estimated > t.rows ? (t.estimated - t.rows) / rate : NaN;
   return { secs, rate, pct, eta };
@@ -73,7 +80,7 @@ export function progressTotalEvent(
       tables_done: tables.filter((t) => !isActive(t)).length,
       tables_running: tables.filter((t) => t.status === "running").length,
       rows,
-      rows_per_s: rounded(secs > 0 ? rows / secs : 0),
+      rows_per_s: rounded(secs > 0 ? copiedRows(tables) / secs : 0),
       elapsed_s: rounded(secs, 3),
     },
   };
@@ -91,7 +98,7 @@ function finishedEvent(event: string, t: TableProgress, now: number): LogEvent {
       status: t.status,
       rows: t.rows,
       elapsed_s: rounded(secs, 3),
-      rows_per_s: rounded(t.rows / secs),
+      rows_per_s: rounded(copied(t) / secs),
       error: t.error,
     },
   };
@@ -126,7 +133,7 @@ export function snapshotSummaryEvents(
       failed: count("failed"),
       rows,
       elapsed_s: rounded(secs, 3),
-      rows_per_s: rounded(rows / secs),
+      rows_per_s: rounded(copiedRows(tables) / secs),
     },
   });
   return events;
@@ -206,6 +213,7 @@ export class SnapshotProgress {
     t.status = "running";
     t.startedAt = Date.now();
     t.rows = alreadyWritten;
+    t.already = alreadyWritten;
   }
 
   rowsWritten(name: string, n: number): void {
@@ -250,7 +258,7 @@ export class SnapshotProgress {
         t.status,
         formatCount(t.rows),
         formatDuration(secs),
-        formatRate(t.rows / secs),
+        formatRate(copied(t) / secs),
         t.error ?? "",
       ];
     });
@@ -260,7 +268,7 @@ export class SnapshotProgress {
       "",
       formatCount(this.totalRows),
       formatDuration(secs),
-      formatRate(this.totalRows / secs),
+      formatRate(copiedRows(tables) / secs),
       "",
     ]);
     return renderTable(["table", "status", "rows", "time", "rate", "error"], rows);
@@ -271,7 +279,9 @@ export class SnapshotProgress {
     const secs = (now - this.#startedAt) / 1000;
     return `snapshot: ${done}/${this.#tables.size} tables done, ${
       formatCount(this.totalRows)
-    } rows, ${formatRate(this.totalRows / secs)}, ${formatDuration(secs)} elapsed`;
+    } rows, ${formatRate(copiedRows([...this.#tables.values()]) / secs)}, ${
+      formatDuration(secs)
+    } elapsed`;
   }
 
   /** The live table of a terminal: the head line, then the tables not finished yet. */

@@ -510,3 +510,15 @@ Deno.test("test-connection verdict: counts passes, warnings and failures", () =>
   assert.match(count(11, 2, 0), /^No check failed: 11 passed, 2 warnings\. Read the WARNING rows:/);
   assert.match(count(10, 1, 2), /^2 checks FAILED, 1 warning, 10 passed: fix the FAILED rows/);
 });
+
+Deno.test("a resumed table's rate counts the rows this run copied, not the earlier run's", () => {
+  const t = table({ rows: 1000, already: 900, startedAt: 0, finishedAt: 2_000, status: "done" });
+  assert.equal(tableDoneEvent(t, 9_999).fields.rows, 1000);
+  assert.equal(tableDoneEvent(t, 9_999).fields.rows_per_s, 50);
+  const total = snapshotSummaryEvents([t], 9_999).at(-1)!;
+  assert.deepEqual([total.fields.rows, total.fields.rows_per_s], [1000, 50]);
+  assert.equal(
+    progressEvent({ ...t, status: "running", finishedAt: null }, 2_000).fields.rows_per_s,
+    50,
+  );
+});
