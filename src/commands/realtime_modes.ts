@@ -245,6 +245,8 @@ export async function runFullMode(
   snapshot: Omit<SnapshotSettings, "resume">,
   terminatePostSnapshot: boolean,
   progress: SnapshotProgress,
+  /** Called when the snapshot is done and the changes start streaming. */
+  streaming: () => void,
 ): Promise<{ realtime: RealtimeOutcome | null; skipped: string[]; interrupted: boolean }> {
   const { setup } = ctx;
   if (setup.source.type === "POSTGRESQL") {
@@ -264,6 +266,7 @@ export async function runFullMode(
       log: ctx.log,
       progress,
       snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
+      realtimeStarts: streaming,
       signal: ctx.signal,
     });
     const skipped = [
@@ -331,6 +334,7 @@ export async function runFullMode(
     }
     if (terminatePostSnapshot) return { realtime: null, skipped, interrupted: false };
   }
+  streaming();
   const realtime = await runMysqlRealtime(ctx, true, await readSkipThrough(ctx.checkpoints));
   return {
     realtime,

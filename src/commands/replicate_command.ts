@@ -165,21 +165,16 @@ export async function replicate(
       schemas,
       snapshot: snapshotSettingsOf(setup, opts),
     };
-    if (mode === "realtime") {
+    const streaming = () =>
       say(
         "info",
         `replicant: streaming changes of id ${setup.id} (SIGINT or SIGTERM stops cleanly)`,
       );
+    if (mode === "realtime") {
+      streaming();
       const outcome = await runRealtimeMode(ctx);
       out.printFormatted(realtimeSummary(outcome, out.format, setup.id));
       return finish(outcome.skippedTables, outcome.interrupted, setup, log, out);
-    }
-    if (!opts.terminatePostSnapshot) {
-      say(
-        "info",
-        `replicant: snapshot of id ${setup.id}, then its changes as they come (SIGINT or ` +
-          `SIGTERM stops cleanly)`,
-      );
     }
     const progress = progressOf(opts, out);
     const outcome = await runFullMode(
@@ -187,6 +182,7 @@ export async function replicate(
       { ...snapshotSettingsOf(setup, opts), changeStreams: changeStreamsOf(setup) },
       opts.terminatePostSnapshot === true,
       progress,
+      streaming,
     );
     if (outcome.realtime) {
       out.printFormatted(realtimeSummary(outcome.realtime, out.format, setup.id));

@@ -31,6 +31,8 @@ export interface PgFullSpec extends PgRealtimeSpec {
   progress: SnapshotProgress;
   /** Called as soon as the snapshot phase ends, before realtime starts (its summary). */
   snapshotDone?: (outcome: SnapshotOutcome) => void;
+  /** Called when realtime starts, after the snapshot (or when it was already complete). */
+  realtimeStarts?: () => void;
 }
 
 export interface FullOutcome {
@@ -67,6 +69,7 @@ export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   } else spec.log.info("snapshot already complete: resuming realtime");
   if (spec.terminatePostSnapshot) return { snapshot, realtime: null, interrupted: false };
   if (spec.signal.aborted) return { snapshot, realtime: null, interrupted: true };
+  spec.realtimeStarts?.();
   const realtime = await runRealtime({ ...spec, log: spec.log });
   return { snapshot, realtime, interrupted: realtime.interrupted };
 }
