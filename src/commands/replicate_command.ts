@@ -77,8 +77,6 @@ export async function replicate(
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
-  // Before any state exists: a run refused here leaves nothing to --overwrite later.
-  await requireSelectedTables(setup);
   const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
   const out = new RunConsole(observe.logFormat, setup.id);
   const say = (level: "info" | "warn" | "error", text: string) => out.say(level, text);
@@ -101,6 +99,14 @@ export async function replicate(
     waitForReplicasTimeoutMs: streams.waitForReplicasTimeoutMs,
     pauseAboveMemoryPercent: streams.pauseAboveMemoryPercent,
   });
+  // Once both ends answer, before any state exists: a run refused here leaves nothing
+  // behind that a later run would have to --overwrite.
+  try {
+    await requireSelectedTables(setup);
+  } catch (err) {
+    await sink.close();
+    throw err;
+  }
   const naming = namingOf(setup);
   const checkpoints = new CheckpointStore(
     sink.client,

@@ -39,7 +39,7 @@ export async function requireSelectedTables(setup: ReplicationSetup): Promise<vo
 }
 
 /** `  schema shop: customers, orders` per schema or database, shortened when long. */
-export function describeTables(found: SourceTables): string {
+function describeTables(found: SourceTables): string {
   const lines = found.groups.slice(0, MAX_GROUPS).map(({ name, tables }) => {
     const names = tables.slice(0, MAX_TABLES).map((t) => t.table);
     const more = tables.length > MAX_TABLES ? `, … (${tables.length - MAX_TABLES} more)` : "";
