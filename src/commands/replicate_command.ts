@@ -99,14 +99,6 @@ export async function replicate(
     waitForReplicasTimeoutMs: streams.waitForReplicasTimeoutMs,
     pauseAboveMemoryPercent: streams.pauseAboveMemoryPercent,
   });
-  // Once both ends answer, before any state exists: a run refused here leaves nothing
-  // behind that a later run would have to --overwrite.
-  try {
-    await requireSelectedTables(setup);
-  } catch (err) {
-    await sink.close();
-    throw err;
-  }
   const naming = namingOf(setup);
   const checkpoints = new CheckpointStore(
     sink.client,
@@ -130,6 +122,9 @@ export async function replicate(
   });
   try {
     await observer.start();
+    // Once both ends answer, before any state exists: a run refused here leaves nothing
+    // behind that a later run would have to --overwrite.
+    await requireSelectedTables(setup);
     const resume = await decideState(setup, checkpoints, opts);
     writeManifest(setup.home, {
       id: setup.id,
