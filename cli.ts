@@ -23,34 +23,43 @@ const argv = process.argv.slice(2);
 const logFormat = logFormatOfArgv(argv);
 if (logFormat === "json") routeConsoleToJson(idOfArgv(argv));
 
+/** Help is laid out for 80 columns (less on a narrower terminal), wherever it goes. */
+const HELP_WIDTH = 80;
+const helpWidth = (stream: { isTTY?: boolean; columns?: number }) =>
+  stream.isTTY && stream.columns ? Math.min(HELP_WIDTH, stream.columns) : HELP_WIDTH;
+
 const program = new Command("replicant")
   .description(
-    "Replicate MySQL/MariaDB and PostgreSQL tables into Redis Streams: a consistent snapshot,\n" +
-      "then realtime changes in commit order, nothing lost and nothing duplicated.",
+    "Replicate MySQL/MariaDB and PostgreSQL tables into Redis Streams: a consistent " +
+      "snapshot, then realtime changes in commit order, nothing lost and nothing duplicated.",
   )
   .version(versionText(), "-V, --version", "print version, commit, build date and compiler")
   .option("--verbose", "print stack traces of internal errors")
   .exitOverride()
   .configureOutput({
     outputError: (text, write) => write(usageOutput(text, logFormat, idOfArgv(argv))),
+    getOutHelpWidth: () => helpWidth(process.stdout),
+    getErrHelpWidth: () => helpWidth(process.stderr),
   })
   .addHelpText(
     "after",
     `
-Connection files follow Arcion Replicant's layout: conf/conn/postgresql.yaml,
-conf/conn/mysql.yaml (source) and conf/conn/redis_stream.yaml (target).
+Connection files follow Arcion Replicant's layout: conf/conn/postgresql.yaml or
+conf/conn/mysql.yaml (the source) and conf/conn/redis_stream.yaml (the target).
 
 Examples:
   replicant snapshot conf/conn/postgresql.yaml conf/conn/redis_stream.yaml \\
-      --extractor conf/src/postgresql.yaml --applier conf/dst/redis_stream.yaml \\
-      --filter conf/filter/postgresql_filter.yaml --id orders
-  replicant full conf/conn/postgresql.yaml conf/conn/redis_stream.yaml --id orders
-  replicant realtime conf/conn/redis_stream.yaml --id orders --resume
-  replicant verify conf/conn/postgresql.yaml conf/conn/redis_stream.yaml --id orders
+      --filter conf/filter/postgresql_filter.yaml --id quickstart
+  replicant full conf/conn/mysql.yaml conf/conn/redis_stream.yaml \\
+      --filter conf/filter/mysql_filter.yaml --id shop
+  replicant realtime conf/conn/redis_stream.yaml --id shop --resume
+  replicant test-connection conf/conn/mysql.yaml conf/conn/redis_stream.yaml
+  replicant verify conf/conn/mysql.yaml conf/conn/redis_stream.yaml --id shop
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-3 finished with skipped tables (verify: tables it could not verify), 4 stopped with
-in-doubt entries, 6 verify found differences.`,
+3 finished with skipped tables (verify: tables it could not verify),
+4 stopped with in-doubt entries, 6 verify found differences.
+More: README.md and docs/ (configuration, entry format, operations).`,
   );
 
 /** `--log-format`, the same for every command. */
@@ -91,7 +100,10 @@ function replicationCommand(name: "snapshot" | "realtime" | "full", summary: str
       "--home <dir>",
       "where data/<id>/ lives (default $REPLICANT_HOME or the current folder)",
     )
-    .option("--progress-interval <ms>", "ms between progress lines when not on a terminal")
+    .option(
+      "--progress-interval <s>",
+      "seconds between snapshot progress lines (default 5; 0.5 on a terminal)",
+    )
     .option(
       "--metrics-port <port>",
       "serve /metrics (Prometheus) and /health on this port (0: off)",

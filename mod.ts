@@ -15,7 +15,7 @@ export {
   type MessageFormat,
   TableEntryEncoder,
 } from "./src/core/entry_encoder.ts";
-export { decodeEntry } from "./src/core/entry_decoder.ts";
+export { type DecodedEntry, decodeEntry } from "./src/core/entry_decoder.ts";
 export { StreamNaming } from "./src/core/stream_naming.ts";
 export * from "./src/core/errors.ts";
 export { ConfigError } from "./src/config/mod.ts";

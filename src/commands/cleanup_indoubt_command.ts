@@ -54,7 +54,12 @@ export async function cleanupIndoubt(
       } under ${home}/data names the Redis connection: give DST_CONN (or --home)`,
     );
   }
-  const target = await loadConnectionFile(targetFile, "target", out) as RedisConnection;
+  const target = await loadConnectionFile(
+    targetFile,
+    "target",
+    out,
+    conn ? "DST_CONN" : "DST_CONN (saved by the id's last run)",
+  ) as RedisConnection;
   if (target.type !== "REDIS_STREAM") {
     throw new UsageError(`${targetFile}: cleanup-indoubt needs a REDIS_STREAM connection`);
   }

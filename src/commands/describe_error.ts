@@ -41,11 +41,19 @@ export function fatalEvent(err: unknown, verbose: boolean): { event: LogEvent; c
     error: e instanceof Error ? e.name : typeof err,
     exit_code: code,
   };
-  const problems = e?.problems as { file: string; key: string; message: string }[] | undefined;
+  const problems = e?.problems as
+    | { file: string; key: string; message: string; option?: string }[]
+    | undefined;
   if (Array.isArray(problems) && problems.length > 0) {
     fields.file = problems[0].file;
     fields.key = problems[0].key;
-    fields.problems = problems.map((p) => ({ file: p.file, key: p.key, message: p.message }));
+    if (problems[0].option) fields.option = problems[0].option;
+    fields.problems = problems.map((p) => ({
+      file: p.file,
+      key: p.key,
+      message: p.message,
+      ...(p.option ? { option: p.option } : {}),
+    }));
   }
   for (const name of SUBJECT_FIELDS) {
     const v = e?.[name];

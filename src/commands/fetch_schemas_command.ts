@@ -1,7 +1,14 @@
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { loadApplier, loadFilter, type RedisConnection, tableSelected } from "../config/mod.ts";
+import {
+  fromOption,
+  loadApplier,
+  loadFilter,
+  type RedisConnection,
+  tableSelected,
+} from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
+import { osReason } from "../config/read_yaml.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName } from "../core/table_schema.ts";
 import { RunConsole } from "../observe/run_console.ts";
@@ -43,8 +50,13 @@ export async function fetchSchemas(conn: string | undefined, opts: CommonOptions
         `${home}/data: give DST_CONN (or a source connection file)`,
     );
   }
-  const connection = await loadConnectionFile(file, undefined, out);
-  const filter = opts.filter ? loadFilter(opts.filter) : null;
+  const connection = await loadConnectionFile(
+    file,
+    undefined,
+    out,
+    conn ? "CONN" : "CONN (saved by the id's last run)",
+  );
+  const filter = opts.filter ? fromOption("--filter", () => loadFilter(opts.filter!)) : null;
   const output = resolve(opts.outputFile ?? "schemas.yaml");
   let tables: SchemasYamlTable[];
   let origin: string;
@@ -93,7 +105,11 @@ export async function fetchSchemas(conn: string | undefined, opts: CommonOptions
     origin = `${connection.type} source ${file}`;
     from = { source: file, source_type: connection.type };
   }
-  writeFileSync(output, renderSchemasYaml(tables, origin));
+  try {
+    writeFileSync(output, renderSchemasYaml(tables, origin));
+  } catch (err) {
+    throw new UsageError(`--output-file ${output}: cannot write the file: ${osReason(err)}`);
+  }
   for (const t of tables) {
     out.result({
       level: "info",

@@ -77,6 +77,15 @@ export function pgSlotName(setup: ReplicationSetup): string {
   return conn.replicationSlots[0]?.name ?? defaultSlotName(setup.group, setup.id);
 }
 
+/** The change streams a `full` run of these tables writes (EVENTUAL: one per table). */
+export function changeStreamsOf(setup: ReplicationSetup): (tables: TableSchema[]) => string[] {
+  const naming = namingOf(setup);
+  if (setup.applier.realtime.replayConsistency === "GLOBAL") {
+    return () => [naming.globalCdcStream()];
+  }
+  return (tables) => tables.map((t) => naming.cdcStream(t.id));
+}
+
 /** `--overwrite` forgets the source side of the id too: its slot and publication. */
 export async function forgetSourceState(setup: ReplicationSetup): Promise<void> {
   if (setup.source.type !== "POSTGRESQL") return;
@@ -303,6 +312,8 @@ export async function runFullMode(
   snapshot: Omit<SnapshotSettings, "resume">,
   terminatePostSnapshot: boolean,
   progress: SnapshotProgress,
+  /** Called when the snapshot is done and the changes start streaming. */
+  streaming: () => void,
 ): Promise<{ realtime: RealtimeOutcome | null; skipped: string[]; interrupted: boolean }> {
   const { setup } = ctx;
   if (setup.source.type === "POSTGRESQL") {
@@ -321,9 +332,10 @@ export async function runFullMode(
       terminatePostSnapshot,
       log: ctx.log,
       progress,
+      snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
+      realtimeStarts: streaming,
       signal: ctx.signal,
     });
-    if (out.snapshot) process.stdout.write(progress.summary() + "\n");
     const skipped = [
       ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),
       ...(out.realtime?.skippedTables ?? []),
@@ -389,6 +401,7 @@ export async function runFullMode(
     }
     if (terminatePostSnapshot) return { realtime: null, skipped, interrupted: false };
   }
+  streaming();
   const realtime = await runMysqlRealtime(ctx, true, await readSkipThrough(ctx.checkpoints));
   return {
     realtime,

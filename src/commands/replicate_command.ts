@@ -28,6 +28,7 @@ import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import {
+  changeStreamsOf,
   forgetSourceState,
   type ModeContext,
   pgSlotName,
@@ -39,6 +40,7 @@ import { idDir, writeManifest } from "./manifest.ts";
 import { retentionStreams, startRetention } from "./retention_run.ts";
 import type { RetentionLoop } from "../sink/redis/stream_retention.ts";
 import { preflightSource } from "./source_preflight.ts";
+import { requireSelectedTables } from "./selection_check.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { formatProblem } from "../config/mod.ts";
@@ -144,6 +146,9 @@ export async function replicate(
     const preflight = await preflightSource(setup, mode);
     setup.sourceServerVersion = preflight.serverVersion;
     await observer.start();
+    // Once both ends answer, before any state exists: a run refused here leaves nothing
+    // behind that a later run would have to --overwrite.
+    await requireSelectedTables(setup);
     const resume = await decideState(setup, checkpoints, opts);
     writeManifest(setup.home, {
       id: setup.id,
@@ -207,11 +212,13 @@ export async function replicate(
       schemas,
       snapshot: snapshotSettingsOf(setup, opts),
     };
-    if (mode === "realtime") {
+    const streaming = () =>
       say(
         "info",
         `replicant: streaming changes of id ${setup.id} (SIGINT or SIGTERM stops cleanly)`,
       );
+    if (mode === "realtime") {
+      streaming();
       const outcome = await runRealtimeMode(ctx);
       out.printFormatted(realtimeSummary(outcome, out.format, setup.id));
       return finish(outcome.skippedTables, outcome.interrupted, setup, log, out);
@@ -219,9 +226,10 @@ export async function replicate(
     const progress = progressOf(opts, out);
     const outcome = await runFullMode(
       ctx,
-      snapshotSettingsOf(setup, opts),
+      { ...snapshotSettingsOf(setup, opts), changeStreams: changeStreamsOf(setup) },
       opts.terminatePostSnapshot === true,
       progress,
+      streaming,
     );
     if (outcome.realtime) {
       out.printFormatted(realtimeSummary(outcome.realtime, out.format, setup.id));
@@ -382,15 +390,16 @@ function progressOf(opts: CommonOptions, out: RunConsole): SnapshotProgress {
   });
 }
 
+/** `--progress-interval SECONDS` in ms; undefined: the default of the output. */
 function progressInterval(opts: CommonOptions): number | undefined {
   if (opts.progressInterval === undefined) return undefined;
-  const ms = Number(opts.progressInterval);
-  if (!Number.isInteger(ms) || ms < 100) {
+  const seconds = Number(opts.progressInterval);
+  if (!Number.isFinite(seconds) || seconds < 0.1) {
     throw new UsageError(
-      `--progress-interval ${opts.progressInterval}: expected milliseconds ≥ 100`,
+      `--progress-interval ${opts.progressInterval}: expected seconds ≥ 0.1 (e.g. 5 or 0.5)`,
     );
   }
-  return ms;
+  return Math.round(seconds * 1000);
 }
 
 /** Exit code of a finished or stopped run: 3 when tables were skipped (SPEC §1). */

@@ -12,6 +12,7 @@ import {
   type ExtractorConfig,
   type FilterConfig,
   formatProblem,
+  fromOption,
   loadApplier,
   loadConnection,
   loadExtractor,
@@ -58,7 +59,11 @@ export interface ReplicationSetup {
   manifest: Manifest | null;
   /** The source server's version, once known (`source.version` with `source-info: arcion`). */
   sourceServerVersion?: string;
+  /** The option or argument that named each file, for messages (`--filter`, `SRC_CONN`). */
+  options: FileOptions;
 }
+
+export type FileOptions = Record<keyof ReplicationSetup["files"], string>;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
@@ -105,11 +110,19 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
   const extractorFile = opts.extractor ?? fromManifest?.extractor ?? null;
   const applierFile = opts.applier ?? fromManifest?.applier ?? null;
   const filterFile = opts.filter ?? fromManifest?.filter ?? null;
+  const saved = "(saved by the id's last run)";
+  const options: FileOptions = {
+    source: conns.length === 2 ? "SRC_CONN" : opts.source ? "--source" : `--source ${saved}`,
+    target: "DST_CONN",
+    extractor: opts.extractor ? "--extractor" : `--extractor ${saved}`,
+    applier: opts.applier ? "--applier" : `--applier ${saved}`,
+    filter: opts.filter ? "--filter" : `--filter ${saved}`,
+  };
 
   const problems: ConfigProblem[] = [];
-  const attempt = <T>(load: () => T): T | null => {
+  const attempt = <T>(option: string, load: () => T): T | null => {
     try {
-      return load();
+      return fromOption(option, load);
     } catch (err) {
       if (err instanceof ConfigError) {
         problems.push(...err.problems);
@@ -118,24 +131,26 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
       throw err;
     }
   };
-  const source = attempt(() => loadConnection(sourceFile!, { role: "source" })) as
+  const source = attempt(options.source, () => loadConnection(sourceFile!, { role: "source" })) as
     | PostgresConnection
     | MysqlConnection
     | null;
-  const target = attempt(() => loadConnection(targetFile, { role: "target" })) as
+  const target = attempt(options.target, () => loadConnection(targetFile, { role: "target" })) as
     | RedisConnection
     | null;
   const extractor = extractorFile
-    ? attempt(() => loadExtractor(extractorFile, source?.type ?? "POSTGRESQL"))
+    ? attempt(options.extractor, () => loadExtractor(extractorFile, source?.type ?? "POSTGRESQL"))
     : defaultExtractor();
-  const applier = applierFile ? attempt(() => loadApplier(applierFile)) : defaultApplier();
-  const filter = filterFile ? attempt(() => loadFilter(filterFile)) : null;
+  const applier = applierFile
+    ? attempt(options.applier, () => loadApplier(applierFile))
+    : defaultApplier();
+  const filter = filterFile ? attempt(options.filter, () => loadFilter(filterFile)) : null;
   // Unreadable stores and wrong store passwords are configuration problems too.
   // (A store password from Secrets Manager is checked by resolveSecrets.)
-  for (const conn of [source, target]) {
+  for (const [conn, option] of [[source, options.source], [target, options.target]] as const) {
     const pending = conn?.secretRefs.some((r) => !r.resolved && r.key.startsWith("ssl."));
     if (conn?.ssl?.enable && !pending) {
-      attempt(() => tlsMaterialOf(conn.ssl!, conn.file ?? conn.type));
+      attempt(option, () => tlsMaterialOf(conn.ssl!, conn.file ?? conn.type));
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -158,6 +173,7 @@ export function resolveReplication(conns: string[], opts: CommonOptions): Replic
     applier: applier!,
     filter,
     manifest,
+    options,
   };
 }
 
@@ -213,12 +229,15 @@ export async function resolveConnectionSecrets<T extends Connection>(
  */
 export async function loadConnectionFile(
   file: string,
-  role?: "source" | "target",
-  log: { format?: string; id?: string } = {},
+  role: "source" | "target" | undefined,
+  log: { format?: string; id?: string },
+  option: string,
 ): Promise<Connection> {
-  const conn = loadConnection(file, { role });
-  printWarnings([conn], log.format, log.id);
-  return await resolveConnectionSecrets(conn, role);
+  return await fromOption(option, async () => {
+    const conn = loadConnection(file, { role });
+    printWarnings([conn], log.format, log.id);
+    return await resolveConnectionSecrets(conn, role);
+  });
 }
 
 /**
@@ -237,8 +256,12 @@ export async function resolveSecrets(setup: ReplicationSetup): Promise<Replicati
     }
   };
   const [source, target] = await Promise.all([
-    attempt(() => resolveConnectionSecrets(setup.source, "source")),
-    attempt(() => resolveConnectionSecrets(setup.target, "target")),
+    attempt(() =>
+      fromOption(setup.options.source, () => resolveConnectionSecrets(setup.source, "source"))
+    ),
+    attempt(() =>
+      fromOption(setup.options.target, () => resolveConnectionSecrets(setup.target, "target"))
+    ),
   ]);
   if (problems.length > 0) throw new ConfigError(problems);
   return { ...setup, source: source!, target: target! };

@@ -139,7 +139,7 @@ async function testOne(
   out: RunConsole,
   scope: TestScope,
 ): Promise<ConnectionReport> {
-  const conn = await loadConnectionFile(file, undefined, out);
+  const conn = await loadConnectionFile(file, undefined, out, "CONN");
   const isSource = conn.type !== "REDIS_STREAM";
   const checks: PrerequisiteCheck[] = [];
   const report: ConnectionReport = {
@@ -376,7 +376,8 @@ export function checkEvent(
  * `replicant test-connection CONN... [--validate FILE]`: per connection file, reachability,
  * credentials and (sources) CDC prerequisites or (Redis) version, ACL rights, memory policy
  * and persistence. Prints a table, writes one JSON report per file under <home>/data/<id>/,
- * exits 0 only when no check failed (warnings are printed but pass). With `--log-format json`
+ * exits 0 only when no check failed (a warning does not stop a run, but the verdict counts
+ * it and points at it). With `--log-format json`
  * one `check` event per check instead of the table, then `check_total`.
  */
 export async function testConnection(conns: string[], opts: CommonOptions): Promise<number> {
@@ -433,7 +434,25 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
         reports,
       },
     },
-    failures === 0 ? "All checks passed." : `${failures} check(s) failed.`,
+    verdict(count),
   );
   return failures === 0 ? 0 : 1;
+}
+
+/** The closing line: what passed, what to read (warnings) and what to fix (failures). */
+export function verdict(count: Record<PrerequisiteCheck["status"], number>): string {
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const passed = count.PASSED;
+  const warned = count.WARNING;
+  if (count.FAILED > 0) {
+    return `${plural(count.FAILED, "check")} FAILED, ${plural(warned, "warning")}, ${passed} ` +
+      `passed: fix the FAILED rows; replication will not work until they pass.`;
+  }
+  if (warned > 0) {
+    return `No check failed: ${passed} passed, ${plural(warned, "warning")}. Read the ` +
+      `WARNING row${warned === 1 ? "" : "s"}: replication works, with the risk ${
+        warned === 1 ? "it names" : "they name"
+      }.`;
+  }
+  return `All ${plural(passed, "check")} passed.`;
 }

@@ -5,13 +5,19 @@ export interface ConfigProblem {
   /** Dotted path of the key, e.g. `snapshot.threads`; empty when it concerns the whole file. */
   key: string;
   message: string;
+  /** The command-line option or argument that named the file (`--filter`, `SRC_CONN`). */
+  option?: string;
 }
 
-/** `<file>: <key>: <message>`, or `<file>: <message>` for whole-file problems. */
+/**
+ * `<file>: <key>: <message>`, or `<file>: <message>` for whole-file problems; the file is
+ * preceded by the option that named it, when known (`--filter conf/filter/x.yaml: …`).
+ */
 export function formatProblem(problem: ConfigProblem): string {
+  const file = problem.option ? `${problem.option} ${problem.file}` : problem.file;
   return problem.key === ""
-    ? `${problem.file}: ${problem.message}`
-    : `${problem.file}: ${problem.key}: ${problem.message}`;
+    ? `${file}: ${problem.message}`
+    : `${file}: ${problem.key}: ${problem.message}`;
 }
 
 /** Every problem on its own line, in the order found. */
@@ -32,5 +38,22 @@ export class ConfigError extends Error {
     super(formatProblems(problems));
     this.name = "ConfigError";
     this.problems = [...problems];
+  }
+}
+
+/**
+ * Runs `load` (sync or async); the problems of a ConfigError it throws also name `option`,
+ * the command-line option or argument that gave the file, so the user knows what to change.
+ */
+export function fromOption<T>(option: string, load: () => T): T {
+  const tag = (err: unknown): never => {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(err.problems.map((p) => ({ ...p, option: p.option ?? option })));
+  };
+  try {
+    const result = load();
+    return (result instanceof Promise ? result.catch(tag) : result) as T;
+  } catch (err) {
+    return tag(err);
   }
 }

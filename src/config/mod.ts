@@ -2,7 +2,13 @@
  * Configuration files (SPEC §2): Arcion-compatible YAML, validated with every problem reported
  * at once (ConfigError, exit code 2) and returned as typed objects with defaults applied.
  */
-export { ConfigError, type ConfigProblem, formatProblem, formatProblems } from "./config_error.ts";
+export {
+  ConfigError,
+  type ConfigProblem,
+  formatProblem,
+  formatProblems,
+  fromOption,
+} from "./config_error.ts";
 export type { Loaded, LoadOptions } from "./load_config.ts";
 export {
   type Connection,

@@ -207,7 +207,8 @@ function define(out: Record<string, unknown>, key: string, value: unknown): void
   Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-function osReason(error: unknown): string {
+/** What went wrong with a file, in words (`no such file (ENOENT)`). */
+export function osReason(error: unknown): string {
   const code = (error as { code?: unknown })?.code;
   const reasons: Record<string, string> = {
     ENOENT: "no such file",

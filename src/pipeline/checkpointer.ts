@@ -18,6 +18,10 @@ export interface InFlightTransaction {
   closed: boolean;
   /** Schema versions that take effect with this transaction (table key → version; null: dropped). */
   schemas?: Map<string, number | null>;
+  /** The source transaction it delivers (parts of one share it); see SourceTransaction. */
+  source?: string;
+  /** At least one of its changes was written to a stream by this run (not a duplicate). */
+  wrote?: boolean;
 }
 
 /**

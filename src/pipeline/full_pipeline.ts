@@ -47,6 +47,10 @@ export interface PgFullSpec extends PgRealtimeSpec {
   terminatePostSnapshot: boolean;
   log: ReplicationLog;
   progress: SnapshotProgress;
+  /** Called as soon as the snapshot phase ends, before realtime starts (its summary). */
+  snapshotDone?: (outcome: SnapshotOutcome) => void;
+  /** Called when realtime starts, after the snapshot (or when it was already complete). */
+  realtimeStarts?: () => void;
 }
 
 export interface FullOutcome {
@@ -77,6 +81,7 @@ export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   let snapshot: SnapshotOutcome | null = null;
   if (state[SNAPSHOT_COMPLETE_FIELD] !== "1") {
     snapshot = await runSnapshotPhase(spec, state);
+    spec.snapshotDone?.(snapshot);
     if (snapshot.interrupted || spec.signal.aborted) {
       return { snapshot, realtime: null, interrupted: true };
     }
@@ -86,6 +91,7 @@ export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   if (spec.terminatePostSnapshot) return { snapshot, realtime: null, interrupted: false };
   if (spec.signal.aborted) return { snapshot, realtime: null, interrupted: true };
   const skipThrough = skipThroughOf(await spec.checkpoints.read());
+  spec.realtimeStarts?.();
   const realtime = await runRealtime({ ...spec, log: spec.log, skipThrough });
   return { snapshot, realtime, interrupted: realtime.interrupted };
 }

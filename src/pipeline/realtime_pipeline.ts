@@ -116,6 +116,11 @@ export interface RealtimeTableOutcome {
 export interface RealtimeOutcome {
   tables: RealtimeTableOutcome[];
   skippedTables: string[];
+  /**
+   * Source transactions with at least one change this run wrote: each counted once, however
+   * many parts it came in and however often a restart delivered it again; transactions of
+   * unselected tables, heartbeats, idle checkpoints and DDL alone are not counted.
+   */
   transactions: number;
   /** Last checkpoint written to Redis (and acknowledged to the source), or null. */
   checkpoint: string | null;
@@ -212,7 +217,11 @@ export class RealtimePipeline {
   readonly #internal = new AbortController();
   #open: InFlightTransaction | null = null;
   #bytes = 0;
+  /** Deliveries from the source (any kind): progress, for the source retry budget. */
+  #deliveries = 0;
   #transactions = 0;
+  /** The source transaction counted last: its later parts are not counted again. */
+  #lastCounted: string | null = null;
   #fatal: unknown = null;
   #waiters: (() => void)[] = [];
   #latest: string | null = null;
@@ -280,8 +289,8 @@ export class RealtimePipeline {
         await this.source.start(start, (tx) => this.#onTransaction(tx), this.#internal.signal);
         break;
       } catch (err) {
-        if (this.#transactions > seen) failures = 0;
-        seen = this.#transactions;
+        if (this.#deliveries > seen) failures = 0;
+        seen = this.#deliveries;
         if (
           this.#fatal !== null || this.#internal.signal.aborted ||
           (err as { retriable?: unknown })?.retriable !== true || failures >= retry.maxRetries
@@ -433,10 +442,11 @@ export class RealtimePipeline {
   async #onTransaction(part: SourceTransactionPart): Promise<void> {
     collectGarbageHint();
     if (this.#fatal !== null) throw this.#fatal;
+    this.#deliveries++;
     let tx = this.#open;
     if (!tx || tx.token !== part.checkpoint) {
       tx = this.#checkpointer.begin(part.checkpoint);
-      this.#transactions++;
+      tx.source = part.transaction ?? part.checkpoint;
     }
     for (const d of part.ddl ?? []) await this.#ddlStatement(d, tx);
     const touched = new Set<StreamWriter>();
@@ -530,7 +540,10 @@ export class RealtimePipeline {
         } finally {
           this.#sem.release();
         }
-        for (const q of batch) this.#accept(q);
+        for (const q of batch) {
+          if (!w.ddl) q.tx.wrote = true;
+          this.#accept(q);
+        }
         metrics.realtimeBatch(batch); // issue 8: metrics
         w.current = [];
         w.changes += batch.length;
@@ -735,7 +748,10 @@ export class RealtimePipeline {
   }
 
   #advance(): void {
-    const token = this.#checkpointer.advance((tx) => this.#schemas.committed(tx));
+    const token = this.#checkpointer.advance((tx) => {
+      this.#schemas.committed(tx);
+      this.#count(tx);
+    });
     if (token !== null) {
       this.#latest = token;
       if (!this.#committing) {
@@ -746,6 +762,13 @@ export class RealtimePipeline {
         }).finally(() => this.#committing = null);
       }
     }
+  }
+
+  /** A finished transaction counts in the summary once, when it wrote a change (RealtimeOutcome). */
+  #count(tx: InFlightTransaction): void {
+    if (!tx.wrote || tx.source === this.#lastCounted) return;
+    this.#lastCounted = tx.source ?? null;
+    this.#transactions++;
   }
 
   /** Writes the newest checkpoint now (draining, stopping), after any write in progress. */

@@ -43,6 +43,12 @@ export interface SourceTransaction {
   commitTsMs: number;
   /** DDL statements, in order; they come before this transaction's events. */
   ddl?: DdlStatement[];
+  /**
+   * Identity of the source transaction, when deliveries of one transaction carry different
+   * checkpoints (MySQL delivers a large transaction in parts under the checkpoint before
+   * it); the summary counts a transaction once whatever its parts. Default: `checkpoint`.
+   */
+  transaction?: string;
 }
 
 /**

@@ -59,17 +59,16 @@ Deno.test("every sample extractor, applier and filter loads without problems or 
   for (const file of files("filter")) assert.deepEqual(loadFilter(file).warnings, [], file);
 });
 
-Deno.test("sample filters select the test database", () => {
+Deno.test("sample filters select the Quickstart's sample data", () => {
   const pg = loadFilter(join(conf, "filter", "postgresql_filter.yaml"));
+  assert.equal(tableSelected(pg, { catalog: "replicant", schema: "shop", table: "orders" }), true);
   assert.equal(
     tableSelected(pg, { catalog: "replicant", schema: "public", table: "orders" }),
-    true,
-  );
-  assert.equal(
-    tableSelected(pg, { catalog: "postgres", schema: "public", table: "orders" }),
     false,
   );
+  assert.equal(tableSelected(pg, { catalog: "postgres", schema: "shop", table: "orders" }), false);
   const my = loadFilter(join(conf, "filter", "mysql_filter.yaml"));
-  assert.equal(tableSelected(my, { catalog: "replicant", table: "orders" }), true);
+  assert.equal(tableSelected(my, { catalog: "shop_my", table: "orders" }), true);
+  assert.equal(tableSelected(my, { catalog: "replicant", table: "orders" }), false);
   assert.equal(tableSelected(my, { catalog: "mysql", table: "user" }), false);
 });

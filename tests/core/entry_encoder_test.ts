@@ -156,6 +156,40 @@ Deno.test("decodeEntry reads back key and source in every format", () => {
       assert.deepEqual(d.key, { id: 77 }, `${format} ${includeSchema}`);
       assert.equal((d.source as { lsn: number }).lsn, 123);
       assert.equal(d.op, "u");
+      assert.deepEqual(d.after, { id: 77, note: "n", doc: null });
+      assert.equal(d.before, null);
+      assert.equal(d.tombstone, false);
+    }
+  }
+});
+
+Deno.test("decodeEntry gives a consumer the rows of a change and marks tombstones", () => {
+  for (const format of ["compact", "extended", "fields"] as const) {
+    for (const includeSchema of [true, false]) {
+      const what = `${format} ${includeSchema}`;
+      const enc = new TableEntryEncoder(table, options({ format, includeSchema }));
+      const [update] = enc.encode({
+        table,
+        op: "u",
+        before: ["5", '"old"', '{"a":[1,2]}'],
+        after: ["5", '"new"', "null"],
+        position,
+      }, 1);
+      const u = decodeEntry(update, format);
+      assert.deepEqual(u.before, { id: 5, note: "old", doc: { a: [1, 2] } }, what);
+      assert.deepEqual(u.after, { id: 5, note: "new", doc: null }, what);
+      const [del, tombstone] = enc.encode({
+        table,
+        op: "d",
+        before: ["6", '"gone"', "null"],
+        after: null,
+        position,
+      }, 1);
+      const d = decodeEntry(del, format);
+      assert.deepEqual([d.op, d.key, d.after, d.tombstone], ["d", { id: 6 }, null, false], what);
+      assert.deepEqual(d.before, { id: 6, note: "gone", doc: null }, what);
+      const t = decodeEntry(tombstone, format);
+      assert.deepEqual([t.op, t.key, t.after, t.tombstone], [null, { id: 6 }, null, true], what);
     }
   }
 });

@@ -3,6 +3,8 @@
  * key, the documented exit code, and no stack trace.
  */
 import assert from "node:assert/strict";
+import mysql from "mysql2/promise";
+import { pgClient, redisClient } from "../helpers/clients.ts";
 import { runReplicant, scratchHome } from "../helpers/replicant.ts";
 import { serviceEnv } from "../helpers/services.ts";
 
@@ -80,6 +82,62 @@ const cases: Case[] = [
     args: (h) => snap(h, h.dir, h.redisConn),
     code: 2,
     says: [h_dirPattern()],
+  },
+  {
+    name: "missing filter file names --filter",
+    args: (h) => snap(h, h.pgConn, h.redisConn, "--filter", h.dir + "/nope.yaml"),
+    code: 2,
+    says: [/replicant: --filter \S+\/nope\.yaml: cannot read the file: no such file/],
+  },
+  {
+    name: "missing extractor and applier files name their options",
+    args: (h) =>
+      snap(h, h.pgConn, h.redisConn, "--extractor", h.dir + "/x.yaml", "--applier", "a.yaml"),
+    code: 2,
+    says: [/--extractor \S+\/x\.yaml: cannot read the file/, /--applier a\.yaml: cannot read/],
+  },
+  {
+    name: "missing connection files name SRC_CONN and DST_CONN",
+    args: (h) => snap(h, h.dir + "/src.yaml", h.dir + "/dst.yaml"),
+    code: 2,
+    says: [/SRC_CONN \S+\/src\.yaml: cannot read/, /DST_CONN \S+\/dst\.yaml: cannot read/],
+  },
+  {
+    name: "missing --source file",
+    args: (h) => ["snapshot", h.redisConn, "--source", "gone.yaml", "--home", h.dir],
+    code: 2,
+    says: [/--source gone\.yaml: cannot read the file/],
+  },
+  {
+    name: "key problem names the option too",
+    files: { filt: "allow:\n  - catalog: replicant\n    typos: [TABLE]\n" },
+    args: (h, f) => snap(h, h.pgConn, h.redisConn, "--filter", f.filt),
+    code: 2,
+    says: [/--filter \S+filt\.yaml: allow\[0\]\.typos: /],
+  },
+  {
+    name: "fetch-schemas: missing --filter file",
+    args: (h) => ["fetch-schemas", h.pgConn, "--filter", "nope.yaml", "--home", h.dir],
+    code: 2,
+    says: [/--filter nope\.yaml: cannot read the file/],
+  },
+  {
+    name: "fetch-schemas: --output-file that cannot be written",
+    args: (h) => ["fetch-schemas", h.pgConn, "--output-file", h.dir + "/no/dir/s.yaml"],
+    code: 2,
+    says: [/--output-file \S+\/no\/dir\/s\.yaml: cannot write the file: no such file/],
+  },
+  {
+    name: "test-connection: missing file names CONN",
+    args: (h) => ["test-connection", h.dir + "/c.yaml", "--home", h.dir],
+    code: 2,
+    says: [/CONN \S+\/c\.yaml: cannot read the file/],
+  },
+  {
+    name: "test-connection: missing --validate file",
+    args: (h) => ["test-connection", h.redisConn, "--validate", "v.yaml", "--home", h.dir],
+    code: 2,
+    says: [/--validate v\.yaml: /],
   },
   {
     name: "wrong connection type",
@@ -207,4 +265,97 @@ Deno.test("--help answers and --version names version and compiler", async () =>
   const version = await runReplicant(["--version"]);
   assert.equal(version.code, 0);
   assert.match(version.stdout, /^replicant \d+\.\d+\.\d+ \(commit \w+/);
+});
+
+/**
+ * A filter that selects nothing: exit 2 before anything is created (no state in Redis, no
+ * slot), naming the filter file and --filter and listing what the source has.
+ */
+Deno.test("bad input: a filter that selects no table (PostgreSQL)", async () => {
+  const tag = `empty_sel_${Date.now().toString(36)}`;
+  const db = await pgClient();
+  const redis = redisClient();
+  try {
+    await db.query(`CREATE SCHEMA ${tag}; CREATE TABLE ${tag}.t1 (id int PRIMARY KEY)`);
+    const home = scratchHome();
+    const filter = home.write(
+      "filter.yaml",
+      `allow:\n  - catalog: replicant\n    schema: ${tag}_typo\n    types: [TABLE]\n`,
+    );
+    const id = `${tag}_full`;
+    const res = await runReplicant([
+      "full",
+      home.pgConn,
+      home.redisConn,
+      "--filter",
+      filter,
+      "--id",
+      id,
+      "--home",
+      home.dir,
+    ]);
+    assert.equal(res.code, 2, res.stdout + res.stderr);
+    assert.match(
+      res.stderr,
+      new RegExp(
+        `^replicant: --filter ${filter}: allow: selects no table of PostgreSQL database ` +
+          `"replicant" at ${env.pg.host}:${env.pg.port}, which has:\n`,
+      ),
+    );
+    assert.match(res.stderr, new RegExp(`\n  schema ${tag}: t1\n`));
+    assert.match(res.stderr, /\n {2}schema public: /);
+    assert.equal(await redis.exists(`replicate_io_checkpoint_default_${id}`), 0, "no state");
+    const slots = await db.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [
+      `replicant_default_${id}`,
+    ]);
+    assert.equal(slots.rowCount, 0, "no slot");
+  } finally {
+    await db.query(`DROP SCHEMA IF EXISTS ${tag} CASCADE`);
+    await db.end();
+    redis.disconnect();
+  }
+});
+
+Deno.test("bad input: a filter that selects no table (MariaDB)", async () => {
+  const tag = `empty_sel_my_${Date.now().toString(36)}`;
+  const db = await mysql.createConnection({
+    host: env.mysql.host,
+    port: env.mysql.port,
+    user: env.mysql.user,
+    password: env.mysql.password,
+  });
+  const redis = redisClient();
+  try {
+    await db.query(`CREATE DATABASE ${tag}`);
+    await db.query(`CREATE TABLE ${tag}.t1 (id int PRIMARY KEY)`);
+    await db.query(`CREATE TABLE ${tag}.t2 (id int PRIMARY KEY)`);
+    const home = scratchHome();
+    const conn = home.write(
+      "mysql.yaml",
+      `type: MARIADB\nhost: ${env.mysql.host}\nport: ${env.mysql.port}\n` +
+        `username: ${env.mysql.user}\npassword: "${env.mysql.password}"\n`,
+    );
+    const filter = home.write(
+      "filter.yaml",
+      `allow:\n  - catalog: ${tag}\n    types: [TABLE]\n    allow: [orders]\n`,
+    );
+    const id = `${tag}_snap`;
+    const res = await runReplicant(
+      ["snapshot", conn, home.redisConn, "--filter", filter, "--id", id, "--home", home.dir],
+    );
+    assert.equal(res.code, 2, res.stdout + res.stderr);
+    assert.match(
+      res.stderr,
+      new RegExp(
+        `^replicant: --filter ${filter}: allow: selects no table of MariaDB at ` +
+          `${env.mysql.host}:${env.mysql.port}, which has:\n`,
+      ),
+    );
+    assert.match(res.stderr, new RegExp(`\n  database ${tag}: t1, t2\n`));
+    assert.equal(await redis.exists(`replicate_io_checkpoint_default_${id}`), 0, "no state");
+  } finally {
+    await db.query(`DROP DATABASE IF EXISTS ${tag}`);
+    await db.end();
+    redis.disconnect();
+  }
 });

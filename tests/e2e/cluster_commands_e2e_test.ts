@@ -34,7 +34,8 @@ Deno.test("cluster: test-connection, fetch-schemas and cleanup-indoubt", async (
       assert.match(tested.stdout, new RegExp(`version \\(127\\.0\\.0\\.1:${port}\\) +PASSED`));
     }
     assert.match(tested.stdout, /ACL rights +PASSED/);
-    assert.match(tested.stdout, /All checks passed/);
+    // No check failed; the cluster's masters run without persistence: counted as warnings.
+    assert.match(tested.stdout, /No check failed: \d+ passed, \d+ warnings?\. Read the WARNING/);
 
     // fetch-schemas: a snapshot writes the schema dump stream; read back from the cluster.
     await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE; CREATE SCHEMA ${SCHEMA}`);

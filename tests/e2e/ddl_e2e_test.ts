@@ -347,6 +347,7 @@ Deno.test("DDL (pg): ADD/DROP/RENAME COLUMN, type change, kill -9 between DDL an
     await dropSlot(db, slot).catch(() => {});
     await dropPublication(db, slot).catch(() => {});
     await db.query(`DROP SCHEMA ${schema} CASCADE`);
+    await deleteKeys(redis, `replicant_${schema}_*`);
     await db.end();
     redis.disconnect();
   }
@@ -401,6 +402,7 @@ Deno.test("DDL (mariadb): ADD/DROP/RENAME COLUMN, type change, kill -9 between D
     );
   } finally {
     await db.query(`DROP DATABASE ${database}`);
+    await deleteKeys(redis, `${database}_*`);
     await db.end();
     redis.disconnect();
   }

@@ -137,7 +137,7 @@ Deno.test("log format json: snapshot and realtime write only JSON lines with rig
       "--stats-interval",
       "1",
       "--progress-interval",
-      "100",
+      "0.1",
     ]);
     assert.equal(snap.code, 0, snap.stdout + snap.stderr);
     const out = eventsOf(snap.stdout, "snapshot stdout", id);

@@ -1,5 +1,5 @@
 /**
- * End-to-end: a Redis ACL user limited to exactly what Replicant needs (README "Redis ACL",
+ * End-to-end: a Redis ACL user limited to exactly what Replicant needs (docs/redis.md,
  * redisAclRules) replicates a PostgreSQL table (snapshot, full with live changes, realtime
  * in GLOBAL mode) and passes test-connection; a user missing one right (the XADD command, the table streams' or
  * the checkpoint's key pattern) fails with a message that names the file, the user and the

@@ -98,13 +98,13 @@ Deno.test({
 
       const unpacked = path.join(work, "unpacked");
       const bin = path.join(unpacked, NAME, "replicant");
-      await t.step("the archive holds the binary, conf/, README.md and LICENSE", async () => {
+      await t.step("the archive: the binary, conf/, docs/, README.md, LICENSE", async () => {
         mkdirSync(unpacked);
         const tar = await run("tar", ["-xzf", path.join(out, ARCHIVE), "-C", unpacked]);
         assert.equal(tar.code, 0, tar.stderr);
         assert.deepEqual(readdirSync(unpacked), [NAME]);
         const top = readdirSync(path.join(unpacked, NAME)).sort();
-        assert.deepEqual(top, ["LICENSE", "README.md", "conf", "replicant"]);
+        assert.deepEqual(top, ["LICENSE", "README.md", "conf", "docs", "replicant"]);
         assert.ok(existsSync(path.join(unpacked, NAME, "conf", "conn", "postgresql.yaml")));
         assert.match(
           readFileSync(path.join(unpacked, NAME, "LICENSE"), "utf8"),

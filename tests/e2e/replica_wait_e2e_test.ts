@@ -140,6 +140,7 @@ Deno.test("wait-for-replicas: 1 on a Redis without replica fails after retries, 
       }
     } finally {
       await deleteKeys(redis, `replicant_${schema}_*`);
+      await deleteKeys(redis, `replicate_io_*_default_e2e-*-${schema.slice(9)}`);
       redis.disconnect();
     }
   });
@@ -233,6 +234,7 @@ Deno.test("max-stream-length: 1000 keeps about 1000 entries of a 5000-row snapsh
       }
     } finally {
       await deleteKeys(redis, `replicant_${schema}_*`);
+      await deleteKeys(redis, `replicate_io_*_default_e2e-*-${schema.slice(9)}`);
       redis.disconnect();
     }
   });

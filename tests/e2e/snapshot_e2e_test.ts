@@ -20,6 +20,8 @@ async function withServers(fn: (db: pg.Client, redis: Redis) => Promise<void>): 
   } finally {
     await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
     await deleteKeys(redis, `replicant_${SCHEMA}_*`);
+    // The state and schema dump of the ids these tests run (e2e-threads, e2e-modes, …).
+    await deleteKeys(redis, "replicate_io_*_default_e2e-*");
     await db.end();
     redis.disconnect();
   }

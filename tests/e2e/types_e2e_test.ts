@@ -119,6 +119,7 @@ Deno.test("every PostgreSQL type round-trips through the binary into Redis", asy
   } finally {
     await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
     await deleteKeys(redis, `replicant_${SCHEMA}_*`);
+    await deleteKeys(redis, "replicate_io_*_default_e2e-types");
     await db.end();
     redis.disconnect();
   }

@@ -17,7 +17,7 @@ import { ConfigError } from "../../src/config/mod.ts";
 import { ExistingStreamsError, SinkError, SourceError, UsageError } from "../../src/core/errors.ts";
 import { idOfArgv, logFormatOf } from "../../src/observe/run_observer.ts";
 import { failed, foundOf, passed, warning } from "../../src/core/prerequisite_check.ts";
-import { checkEvent, connectHintOf } from "../../src/commands/test_connection_command.ts";
+import { checkEvent, connectHintOf, verdict } from "../../src/commands/test_connection_command.ts";
 
 const TS = new Date("2026-01-02T03:04:05.000Z");
 
@@ -133,7 +133,8 @@ Deno.test("table_done and summary events: one object per table, then a total", (
       error: undefined,
     },
   });
-  const events = snapshotSummaryEvents(tables, 0, 4_000);
+  // The total covers the snapshot itself (first start to last end), not the run's age (4 s).
+  const events = snapshotSummaryEvents(tables, 4_000);
   assert.deepEqual(events.map((e) => [e.level, e.event, e.fields.table]), [
     ["info", "summary", "public.t"],
     ["warn", "summary", "public.bad"],
@@ -155,8 +156,8 @@ Deno.test("table_done and summary events: one object per table, then a total", (
     skipped: 1,
     failed: 0,
     rows: 1003,
-    elapsed_s: 4,
-    rows_per_s: 250.8,
+    elapsed_s: 2,
+    rows_per_s: 501.5,
   });
 });
 
@@ -474,4 +475,50 @@ Deno.test("connect hints: the closing (check …) or : check … of the endpoint
     "check `database`",
   );
   assert.equal(connectHintOf("Cannot connect to X: connect ETIMEDOUT"), undefined);
+});
+
+Deno.test("SnapshotProgress off a terminal: a head line and a line per running table", async () => {
+  const out = collector();
+  const p = new SnapshotProgress({ isTTY: false, write: out.write }, 20);
+  p.add("public.big", 1000);
+  p.add("public.none", 0);
+  p.add("public.later", 5);
+  p.start();
+  p.tableStarted("public.big");
+  p.tableStarted("public.none");
+  p.rowsWritten("public.big", 400);
+  p.rowsWritten("public.none", 3);
+  await new Promise((r) => setTimeout(r, 70));
+  p.stop();
+  const text = out.lines.join("\n");
+  assert.equal(text.indexOf("\x1b"), -1, "no terminal control codes");
+  assert.match(text, /^snapshot: 0\/3 tables done, 403 rows, /m);
+  assert.match(
+    text,
+    /^snapshot: public\.big: 400 of ~1,000 rows \(40%\), [\d.]+k?\/s, eta (\d+s|\d+:\d\d)$/m,
+  );
+  // Without an estimate: no percent, no ETA; a waiting table has no line.
+  assert.match(text, /^snapshot: public\.none: 3 rows, [\d.]+k?\/s, eta -$/m);
+  assert.doesNotMatch(text, /public\.later/);
+});
+
+Deno.test("test-connection verdict: counts passes, warnings and failures", () => {
+  const count = (PASSED: number, WARNING: number, FAILED: number) =>
+    verdict({ PASSED, WARNING, FAILED, SKIPPED: 0 });
+  assert.equal(count(14, 0, 0), "All 14 checks passed.");
+  assert.match(count(13, 1, 0), /^No check failed: 13 passed, 1 warning\. Read the WARNING row:/);
+  assert.match(count(11, 2, 0), /^No check failed: 11 passed, 2 warnings\. Read the WARNING rows:/);
+  assert.match(count(10, 1, 2), /^2 checks FAILED, 1 warning, 10 passed: fix the FAILED rows/);
+});
+
+Deno.test("a resumed table's rate counts the rows this run copied, not the earlier run's", () => {
+  const t = table({ rows: 1000, already: 900, startedAt: 0, finishedAt: 2_000, status: "done" });
+  assert.equal(tableDoneEvent(t, 9_999).fields.rows, 1000);
+  assert.equal(tableDoneEvent(t, 9_999).fields.rows_per_s, 50);
+  const total = snapshotSummaryEvents([t], 9_999).at(-1)!;
+  assert.deepEqual([total.fields.rows, total.fields.rows_per_s], [1000, 50]);
+  assert.equal(
+    progressEvent({ ...t, status: "running", finishedAt: null }, 2_000).fields.rows_per_s,
+    50,
+  );
 });

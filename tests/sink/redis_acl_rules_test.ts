@@ -19,10 +19,10 @@ Deno.test("the recommended ACL rules: internal keys, streams, no channels, only 
   assert.ok(!rules.some((r) => /^\+(config|flushall|keys)/.test(r)));
 });
 
-Deno.test("README's recommended ACL line is exactly redisAclRules", () => {
-  const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
-  const line = readme.split("\n").find((l) => l.startsWith("ACL SETUSER replicant on >PASSWORD "));
-  assert.ok(line, "the ACL line in README");
+Deno.test("docs/redis.md's recommended ACL line is exactly redisAclRules", () => {
+  const doc = readFileSync(path.join(repoRoot, "docs", "redis.md"), "utf8");
+  const line = doc.split("\n").find((l) => l.startsWith("ACL SETUSER replicant on >PASSWORD "));
+  assert.ok(line, "the ACL line in docs/redis.md");
   const rules = line.split(" ").slice(5);
   assert.deepEqual(rules, redisAclRules(["mydb_*"]));
 });

@@ -104,6 +104,9 @@ interface OpenTransaction {
   sortKeyPrefix: string;
 }
 
+/** A transaction's identity: where it starts in the binlog, the same for all its parts. */
+const transactionOf = (t: OpenTransaction) => `${t.file}:${t.pos}`;
+
 /** zongji's error when information_schema has no columns for a table map's table. */
 const ZONGJI_NO_COLUMNS = /^Insufficient permissions to access: /;
 
@@ -489,7 +492,13 @@ export class MysqlBinlogSource implements StreamingSource {
         t.batches = new Map();
         const bytes = t.bytes;
         t.bytes = 0;
-        await deliver({ checkpoint: lastCheckpoint, events, bytes, commitTsMs: t.tsMs });
+        await deliver({
+          checkpoint: lastCheckpoint,
+          events,
+          bytes,
+          commitTsMs: t.tsMs,
+          transaction: transactionOf(t),
+        });
       };
       const commit = (e: { nextPosition: number; timestamp: number }) => {
         const t: OpenTransaction | null = tx;
@@ -505,6 +514,7 @@ export class MysqlBinlogSource implements StreamingSource {
             bytes: t.bytes,
             commitTsMs: e.timestamp,
             ddl: t.ddl,
+            transaction: transactionOf(t),
           };
           schedule(() => deliver(delivery));
           return;

@@ -234,11 +234,14 @@ export async function checkMysqlSource(
   // SELECT on every table the run would read: tried on each.
   const tables = await selectedTables(conn, o.selection, endpoint.database);
   if (tables.length === 0) {
+    // MySQL hides the tables a user may not read, so "none visible" is either an empty
+    // selection or missing SELECT rights; a run stops on an empty selection by itself.
     checks.push(
-      failed(
+      warning(
         "table privileges",
-        `user ${user} sees no table the filter selects: grant SELECT on the tables to replicate`,
-        "grant SELECT on the tables to replicate",
+        `user ${user} sees no table the filter selects (yet): check the filter's database and ` +
+          "table names, or grant SELECT on the tables to replicate",
+        "check the filter's names, or grant SELECT on the tables to replicate",
       ),
     );
   } else {

@@ -38,6 +38,32 @@ const str = (v: unknown): string =>
     : String(v);
 
 /**
+ * Every database but the server's own, with the names of its base tables, selected or not:
+ * what a user can choose from, for messages.
+ */
+export async function listMysqlDatabases(
+  conn: MysqlConnection,
+): Promise<{ database: string; tables: string[] }[]> {
+  const rows = await rowsOf(
+    conn,
+    `SELECT s.SCHEMA_NAME, t.TABLE_NAME
+       FROM information_schema.SCHEMATA s
+       LEFT JOIN information_schema.TABLES t
+         ON t.TABLE_SCHEMA = s.SCHEMA_NAME AND t.TABLE_TYPE = 'BASE TABLE'
+      WHERE s.SCHEMA_NAME NOT IN (${SYSTEM_DATABASES.map(() => "?").join(", ")})
+      ORDER BY s.SCHEMA_NAME, t.TABLE_NAME`,
+    SYSTEM_DATABASES,
+  );
+  const groups = new Map<string, string[]>();
+  for (const [db, table] of rows) {
+    const names = groups.get(str(db)) ?? [];
+    if (table !== null) names.push(str(table));
+    groups.set(str(db), names);
+  }
+  return [...groups].map(([database, tables]) => ({ database, tables }));
+}
+
+/**
  * Reads the selected base tables with columns and keys. `database` limits the search to one
  * database; without it every non-system database is searched. `only` (database, table)
  * pairs narrow it further (the binlog source refreshing one table).

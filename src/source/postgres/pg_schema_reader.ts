@@ -32,6 +32,32 @@ export function pgTableName(id: TableId): string {
 }
 
 /**
+ * Every user schema of the database with the names of its tables (partitions left out),
+ * selected or not: what a user can choose from, for messages.
+ */
+export async function listPgSchemas(
+  client: pg.Client,
+): Promise<{ schema: string; tables: string[] }[]> {
+  const rows = await client.query({
+    text: `SELECT n.nspname, c.relname
+             FROM pg_namespace n
+             LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+                  AND NOT c.relispartition
+            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+            ORDER BY n.nspname, c.relname`,
+    rowMode: "array",
+  });
+  const groups = new Map<string, string[]>();
+  for (const [schema, table] of rows.rows as (string | null)[][]) {
+    const names = groups.get(schema!) ?? [];
+    if (table !== null) names.push(table);
+    groups.set(schema!, names);
+  }
+  return [...groups].map(([schema, tables]) => ({ schema, tables }));
+}
+
+/**
  * Whether a table is selected. A partition replicates as part of its partitioned table; it
  * is a table of its own only when the filter names it, and then no ancestor may be selected
  * too (PostgreSQL publishes each change once, as the topmost published ancestor's).
