@@ -58,8 +58,9 @@ Examples:
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
 3 finished with skipped tables (verify: tables it could not verify),
-4 stopped with in-doubt entries, 6 verify found differences.
-More: README.md and docs/ (configuration, entry format, operations).`,
+4 stopped with in-doubt entries, 5 a gap: the source cannot deliver every
+change after the checkpoint, 6 verify found differences.
+More: README.md and docs/ (configuration, entry format, operations, guarantees).`,
   );
 
 /** `--log-format`, the same for every command. */
@@ -191,9 +192,10 @@ async function main(argv: string[]): Promise<number> {
     .addHelpText(
       "after",
       `
-Prints, per table, the rows in the source and rebuilt from the streams, the keys missing,
-extra and different (a few samples of each). Exit 0: every table equal; 6: a table differs;
-3: none differs but some could not be verified (a stream trimmed by retention).`,
+Prints, per table, the rows in the source and rebuilt from the streams, the keys
+missing, extra and different (a few samples of each). Exit 0: every table equal;
+6: a table differs; 3: none differs, but some could not be verified (a stream
+trimmed by retention). More: docs/verify.md.`,
     )
     .action((conns: string[], _o, self: Command) => run(() => verify(conns, common(self)))());
 
@@ -204,10 +206,10 @@ extra and different (a few samples of each). Exit 0: every table equal; 6: a tab
     .option("--validate <file>", "Arcion validation file: end-point-type, mode, which checks")
     .option(
       "--filter <file>",
-      "the tables a run selects (privileges, replica identity, filter columns)",
+      "the tables a run selects (privileges; PostgreSQL: replica identity, publication)",
     )
     .option("--replication-group <name>", "replication group (the publication's default name)")
-    .option("--extractor <file>", "check the heartbeat table of this extractor")
+    .option("--extractor <file>", "MySQL/MariaDB: check this extractor's heartbeat table")
     .option("--home <dir>", "where data/<id>/ lives")
     .addOption(logFormatOption())
     .action((conns: string[], _o, self: Command) =>

@@ -205,6 +205,7 @@ Deno.test("plain output: --help fits 80 columns and does not break a sentence", 
       ["fetch-schemas"],
       ["cleanup-indoubt"],
       ["test-connection"],
+      ["verify"],
     ]
   ) {
     const r = await runReplicant([...args, "--help"]);
