@@ -46,8 +46,9 @@ Examples:
   replicant full conf/conn/postgresql.yaml conf/conn/redis_stream.yaml --id orders
   replicant realtime conf/conn/redis_stream.yaml --id orders --resume
 
-Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-3 finished with skipped tables, 4 stopped with in-doubt entries.`,
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration (also a slot
+owned by another id), 3 finished with skipped tables, 4 stopped with in-doubt entries,
+5 gap: the source can no longer deliver every change after the checkpoint.`,
   );
 
 /** `--log-format`, the same for every command. */

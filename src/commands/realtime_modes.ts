@@ -13,6 +13,7 @@ import {
   RealtimePipeline,
   type RealtimeSettings,
   runRealtime,
+  SLOT_START_FIELD,
 } from "../pipeline/realtime_pipeline.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
@@ -28,12 +29,8 @@ import {
   parseCheckpoint,
 } from "../source/mysql/mysql_position.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
-import {
-  defaultSlotName,
-  dropPublication,
-  dropSlot,
-} from "../source/postgres/pg_replication_slot.ts";
+import { defaultSlotName } from "../source/postgres/pg_replication_slot.ts";
+import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import {
   entryOptionsOf,
@@ -56,6 +53,18 @@ export interface ModeContext {
   schemas: SchemaHistory;
   /** Snapshot settings, also for a table renamed into the selection while streaming. */
   snapshot: Omit<SnapshotSettings, "resume">;
+  /** The replication that owns the source resources this run creates. */
+  owner: ReplicationOwner;
+  /**
+   * Identity of the source server the id's positions belong to (resuming: the one recorded
+   * in the checkpoint; else the one reached now); null when unknown. Another is a gap.
+   */
+  sourceIdentity: string | null;
+}
+
+/** The PostgreSQL system identifier inside a recorded identity (`postgresql:<id>`). */
+function pgSystemOf(identity: string | null): string | null {
+  return identity?.startsWith("postgresql:") ? identity.slice("postgresql:".length) : null;
 }
 
 /** Checkpoint fields of MySQL `full`: per cdc stream, what the snapshot already covers. */
@@ -65,19 +74,6 @@ const SKIP_FIELD_PREFIX = "snapshot:skip-through:";
 export function pgSlotName(setup: ReplicationSetup): string {
   const conn = setup.source as PostgresConnection;
   return conn.replicationSlots[0]?.name ?? defaultSlotName(setup.group, setup.id);
-}
-
-/** `--overwrite` forgets the source side of the id too: its slot and publication. */
-export async function forgetSourceState(setup: ReplicationSetup): Promise<void> {
-  if (setup.source.type !== "POSTGRESQL") return;
-  const client = await openPg(pgEndpointOf(setup.source), "replicant-overwrite");
-  try {
-    const name = pgSlotName(setup);
-    await dropSlot(client, name);
-    await dropPublication(client, name);
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
@@ -145,32 +141,36 @@ export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
+      owner: ctx.owner,
+      systemIdentifier: pgSystemOf(ctx.sourceIdentity),
+      // Once the id has a position, its slot must be there: a missing one is a gap.
+      createSlot: !ctx.resume ||
+        !(await ctx.checkpoints.get(REALTIME_CHECKPOINT_FIELD) ??
+          await ctx.checkpoints.get(SLOT_START_FIELD)),
       startLsn: setup.extractor.realtime.startPosition?.lsn ?? null,
       heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
       log: ctx.log,
       signal: ctx.signal,
     });
   }
-  let resume = ctx.resume;
   const start = setup.extractor.realtime.startPosition;
-  if (!resume && start?.log !== undefined && start.position !== undefined) {
-    // A given start position is a checkpoint the pipeline resumes from.
-    await ctx.checkpoints.write({
-      [REALTIME_CHECKPOINT_FIELD]: formatCheckpoint({
-        file: start.log,
-        pos: start.position,
-        gtid: start.gtid,
-      }),
-    });
-    resume = true;
-  }
-  return await runMysqlRealtime(ctx, resume, await readSkipThrough(ctx.checkpoints));
+  const given = start?.log !== undefined && start.position !== undefined
+    ? formatCheckpoint({ file: start.log, pos: start.position, gtid: start.gtid })
+    : null;
+  return await runMysqlRealtime(ctx, ctx.resume, await readSkipThrough(ctx.checkpoints), given);
 }
 
+/**
+ * MySQL/MariaDB realtime. A run that does not resume first saves where it starts (the
+ * extractor's start-position, else the end of the binlog now) as its checkpoint: a restart
+ * or a `--resume` before the first transaction then continues from there, not from a later
+ * end of the binlog.
+ */
 async function runMysqlRealtime(
   ctx: ModeContext,
   resume: boolean,
   skipThrough: Map<string, string>,
+  startPosition: string | null = null,
 ): Promise<RealtimeOutcome> {
   const { setup } = ctx;
   const hb = setup.extractor.realtime.heartbeat;
@@ -186,8 +186,16 @@ async function runMysqlRealtime(
         create: true,
       }
       : undefined,
+    serverIdentity: ctx.sourceIdentity,
+    startPosition,
   });
   try {
+    if (!resume) {
+      await ctx.checkpoints.write({
+        [REALTIME_CHECKPOINT_FIELD]: startPosition ?? await source.currentPosition(),
+      });
+      resume = true;
+    }
     const settings: RealtimeSettings = {
       ...realtimeSettingsOf(ctx),
       resume,
@@ -249,6 +257,8 @@ export async function runFullMode(
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
+      owner: ctx.owner,
+      systemIdentifier: pgSystemOf(ctx.sourceIdentity),
       heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
       snapshot: { ...snapshot, schemas: ctx.schemas },
       terminatePostSnapshot,

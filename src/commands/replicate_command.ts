@@ -1,5 +1,5 @@
 import process from "node:process";
-import { StateError, UsageError } from "../core/errors.ts";
+import { GapError, StateError, UsageError } from "../core/errors.ts";
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
@@ -28,13 +28,21 @@ import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import {
-  forgetSourceState,
   type ModeContext,
   pgSlotName,
   realtimeSummary,
   runFullMode,
   runRealtimeMode,
 } from "./realtime_modes.ts";
+import {
+  checkBeforeChanges,
+  type IdState,
+  ownerOf,
+  resnapshotCommand,
+  SOURCE_SERVER_FIELD,
+  startOver,
+  tableNames,
+} from "./replication_preflight.ts";
 import { idDir, writeManifest } from "./manifest.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
@@ -52,8 +60,8 @@ import {
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
 
-/** Exit codes of SPEC §1. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, skipped: 3, indoubt: 4 } as const;
+/** Exit codes (docs/guarantees.md). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, skipped: 3, indoubt: 4, gap: 5 } as const;
 
 export function writeModeOf(opts: CommonOptions): WriteMode {
   if (opts.replaceExisting || opts.replace) return "replace";
@@ -110,6 +118,8 @@ export async function replicate(
       mysqlEndpointOf(setup.source),
       () => checkpoints.get(REALTIME_CHECKPOINT_FIELD),
     );
+  /** The selected tables, once the source listed them. */
+  let tables: string[] = [];
   const observer = new RunObserver(observe, {
     metrics,
     log,
@@ -120,7 +130,34 @@ export async function replicate(
   });
   try {
     await observer.start();
-    const resume = await decideState(setup, checkpoints, opts);
+    const state = await decideState(setup, checkpoints, opts);
+    const resume = state.resume;
+    const writeMode = writeModeOf(opts);
+    // Every check that can stop the run comes before any change: a run stopped by one
+    // leaves slots, streams and state as they were, and a failed first run leaves no state.
+    const preflight = await checkBeforeChanges(
+      mode,
+      setup,
+      sink,
+      state,
+      writeMode,
+      opts.overwrite === true,
+      checkpoints.key,
+    );
+    tables = tableNames(preflight.tables);
+    if (!resume) {
+      await startOver(
+        mode,
+        setup,
+        sink,
+        checkpoints,
+        state,
+        preflight,
+        writeMode,
+        opts.overwrite === true,
+        log,
+      );
+    }
     writeManifest(setup.home, {
       id: setup.id,
       group: setup.group,
@@ -132,12 +169,8 @@ export async function replicate(
       filter: setup.files.filter,
       updatedAt: new Date().toISOString(),
     });
-    // The state exists from the first moment, so a crash at any point leaves something to resume.
-    if (!resume) {
-      await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
-    }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
-    const schemas = await recordSchemaDump(setup, sink.client, naming, log);
+    const schemas = await recordSchemaDump(setup, sink.client, naming, log, preflight.tables);
     if (mode === "snapshot") {
       return await runSnapshot(
         setup,
@@ -160,6 +193,9 @@ export async function replicate(
       signal: controller.signal,
       schemas,
       snapshot: snapshotSettingsOf(setup, opts),
+      owner: ownerOf(setup),
+      // Resuming, positions belong to the server recorded with them; else to this one.
+      sourceIdentity: resume ? state.fields[SOURCE_SERVER_FIELD] ?? null : preflight.identity,
     };
     if (mode === "realtime") {
       say(
@@ -188,7 +224,9 @@ export async function replicate(
     return finish(outcome.skipped, outcome.interrupted, setup, log, out);
   } catch (caught) {
     // A missing ACL right is named (file, user, right) instead of a bare NOPERM.
-    const err = permissionError(caught, target) ?? caught;
+    let err = permissionError(caught, target) ?? caught;
+    // A gap names the tables it affects and the command that takes them anew.
+    if (err instanceof GapError) err = err.explained(tables, resnapshotCommand(setup));
     const message = (err as Error)?.message ?? String(err);
     observer.failed(message);
     log.fail(`${mode} stopped: ${message}`);
@@ -226,19 +264,19 @@ function refuseWhileInDoubt(setup: ReplicationSetup): void {
   );
 }
 
-/** Applies --resume / --overwrite to the id's state; neither with existing state is an error. */
+/**
+ * What --resume / --overwrite make of the id's state (read only: --overwrite forgets it
+ * later, after every check passed); neither with existing state is an error.
+ */
 async function decideState(
   setup: ReplicationSetup,
   checkpoints: CheckpointStore,
   opts: CommonOptions,
-): Promise<boolean> {
-  const exists = await checkpoints.exists();
-  if (opts.overwrite) {
-    if (exists) await checkpoints.clear();
-    await forgetSourceState(setup);
-    return false;
-  }
-  if (opts.resume) return exists;
+): Promise<IdState> {
+  const fields = await checkpoints.read();
+  const exists = Object.keys(fields).length > 0;
+  if (opts.overwrite) return { exists, resume: false, fields };
+  if (opts.resume) return { exists, resume: exists, fields };
   if (exists) {
     throw new StateError(
       `Replication id ${JSON.stringify(setup.id)} (group ${
@@ -248,7 +286,7 @@ async function decideState(
         `Continue it with --resume, or forget it and start over with --overwrite.`,
     );
   }
-  return false;
+  return { exists, resume: false, fields };
 }
 
 async function runSnapshot(

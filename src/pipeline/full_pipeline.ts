@@ -1,6 +1,7 @@
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { SourceError } from "../core/errors.ts";
 import {
   createSlotWithSnapshot,
   dropSlot,
@@ -8,9 +9,17 @@ import {
   type ExportedSlot,
   readSlot,
 } from "../source/postgres/pg_replication_slot.ts";
+import { assertPgNoGap } from "../source/postgres/pg_slot_gap.ts";
+import { withOwnedPublication } from "../source/postgres/pg_source_ownership.ts";
+import { parseLsn } from "../source/postgres/pgoutput_position.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
-import { type PgRealtimeSpec, type RealtimeOutcome, runRealtime } from "./realtime_pipeline.ts";
+import {
+  type PgRealtimeSpec,
+  type RealtimeOutcome,
+  runRealtime,
+  SLOT_START_FIELD,
+} from "./realtime_pipeline.ts";
 import {
   type SnapshotOutcome,
   SnapshotPipeline,
@@ -64,7 +73,13 @@ export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   } else spec.log.info("snapshot already complete: resuming realtime");
   if (spec.terminatePostSnapshot) return { snapshot, realtime: null, interrupted: false };
   if (spec.signal.aborted) return { snapshot, realtime: null, interrupted: true };
-  const realtime = await runRealtime({ ...spec, log: spec.log });
+  const realtime = await runRealtime({
+    ...spec,
+    log: spec.log,
+    // The snapshot phase made the slot; missing now, it is a gap, never made again.
+    createSlot: false,
+    slotStartLsn: await spec.checkpoints.get(SNAPSHOT_CONSISTENT_POINT_FIELD),
+  });
   return { snapshot, realtime, interrupted: realtime.interrupted };
 }
 
@@ -76,29 +91,53 @@ async function runSnapshotPhase(
   let exported: ExportedSlot | null = null;
   let resumeSnapshot = spec.resume;
   try {
-    // The publication must exist before the slot: pgoutput reads it as of each change.
-    const scope = spec.publicationScope === "selected"
-      ? (await readPgTables(control, spec.endpoint.database, spec.selection)).map((t) => t.id)
-      : "all";
-    await ensurePublication(control, spec.publicationName, scope);
-    const slot = await readSlot(control, spec.slotName);
-    if (spec.resume && slot && state[SNAPSHOT_CONSISTENT_POINT_FIELD]) {
+    const point = spec.resume ? state[SNAPSHOT_CONSISTENT_POINT_FIELD] : undefined;
+    if (point) {
+      // Realtime streams from the slot's consistent point after the snapshot: the slot must
+      // still be there, on the same server, not moved.
+      await assertPgNoGap(
+        control,
+        spec.endpoint,
+        spec.slotName,
+        spec.publicationName,
+        { from: parseLsn(point), what: `LSN ${point}, where slot "${spec.slotName}" began` },
+        spec.systemIdentifier,
+      );
       spec.log.info(
         `resuming the snapshot with a fresh snapshot; changes since slot "${spec.slotName}" ` +
-          `(consistent point ${state[SNAPSHOT_CONSISTENT_POINT_FIELD]}) follow in realtime`,
+          `(consistent point ${point}) follow in realtime`,
       );
     } else {
-      if (slot) {
-        spec.log.warn(`dropping replication slot "${spec.slotName}" to start a new full run`);
+      // The publication must exist before the slot: pgoutput reads it as of each change.
+      const scope = spec.publicationScope === "selected"
+        ? (await readPgTables(control, spec.endpoint.database, spec.selection)).map((t) => t.id)
+        : "all";
+      await withOwnedPublication(
+        control,
+        spec.publicationName,
+        spec.owner,
+        () => ensurePublication(control, spec.publicationName, scope),
+      );
+      if (await readSlot(control, spec.slotName)) {
+        if (!spec.resume) {
+          throw new SourceError(
+            `Replication slot "${spec.slotName}" exists already: a new full run creates its ` +
+              "own (an id's own slot is dropped only by --overwrite)",
+          );
+        }
+        // This id's slot from a start that stopped before recording its consistent point:
+        // nothing was read from it, so it is made anew with an exported snapshot.
+        spec.log.info(`dropping this id's unused slot "${spec.slotName}" to export a snapshot`);
         await dropSlot(control, spec.slotName);
       }
       if (spec.resume) {
-        spec.log.warn(`no usable slot to resume from: the snapshot starts over`);
+        spec.log.warn(`no consistent point recorded: the snapshot starts over`);
         resumeSnapshot = false;
       }
       exported = await createSlotWithSnapshot(spec.endpoint, spec.slotName);
       await spec.checkpoints.write({
         [SNAPSHOT_CONSISTENT_POINT_FIELD]: exported.consistentPoint,
+        [SLOT_START_FIELD]: exported.consistentPoint,
       });
       spec.log.info(
         `created slot "${spec.slotName}" at ${exported.consistentPoint}, snapshot ${exported.snapshotName}`,
@@ -117,7 +156,8 @@ async function runSnapshotPhase(
       const settings: SnapshotSettings = {
         ...spec.snapshot,
         resume: resumeSnapshot,
-        writeMode: resumeSnapshot ? "append" : spec.snapshot.writeMode,
+        // Resuming, the first start of this id already applied the write mode.
+        writeMode: spec.resume ? "append" : spec.snapshot.writeMode,
       };
       return await new SnapshotPipeline(
         source,

@@ -21,6 +21,7 @@ import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
 import type { BatchResult, RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
 import { PgLogicalSource } from "../source/postgres/pg_logical_source.ts";
+import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { pgSortKeyOfSource } from "../source/postgres/pgoutput_position.ts";
 import {
   Checkpointer,
@@ -801,6 +802,18 @@ export interface PgRealtimeSpec {
   resume: boolean;
   /** Extractor `start-position.lsn`: where a fresh run starts (else the slot's position). */
   startLsn?: string | null;
+  /** The replication the slot belongs to, recorded on the publication when it is created. */
+  owner?: ReplicationOwner;
+  /** Create the slot when missing (default true); false when the id has a position already. */
+  createSlot?: boolean;
+  /** System identifier of the server the id's checkpoint came from (gap check). */
+  systemIdentifier?: string | null;
+  /**
+   * Where the id's slot began (`full`: the snapshot's consistent point): the slot must still
+   * deliver from there while no realtime checkpoint exists. Default: SLOT_START_FIELD when
+   * resuming.
+   */
+  slotStartLsn?: string | null;
   /** Publication of all tables (default) or of the selected ones, when Replicant creates it. */
   publicationScope?: "all" | "selected";
   /** Restarts of the source after connection failures (connection `max-retries`, …). */
@@ -818,6 +831,12 @@ export interface PgRealtimeSpec {
   signal: AbortSignal;
 }
 
+/**
+ * Checkpoint field of PostgreSQL: the LSN where this id's slot began (its consistent point),
+ * what the slot must still deliver from while no realtime checkpoint exists.
+ */
+export const SLOT_START_FIELD = "realtime:slot-start";
+
 /** `replicant realtime` for PostgreSQL (EVENTUAL or GLOBAL). */
 export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome> {
   const source = await PgLogicalSource.open(spec.endpoint, spec.selection, {
@@ -826,8 +845,16 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
     publicationScope: spec.publicationScope,
     startLsn: spec.startLsn,
     heartbeatMs: spec.heartbeatMs,
+    owner: spec.owner,
+    createSlot: spec.createSlot,
+    slotStartLsn: spec.slotStartLsn ??
+      (spec.resume ? await spec.checkpoints.get(SLOT_START_FIELD) : null),
+    systemIdentifier: spec.systemIdentifier,
   });
   try {
+    if (source.slotCreatedAt !== null) {
+      await spec.checkpoints.write({ [SLOT_START_FIELD]: source.slotCreatedAt });
+    }
     return await new RealtimePipeline(
       source,
       spec.sink,

@@ -9,7 +9,7 @@ import type {
 } from "@vlasky/zongji";
 import { BatchChangeEvent, type ChangeEvent, type Op } from "../../core/change_event.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { SourceError } from "../../core/errors.ts";
+import { GapError, SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
@@ -45,6 +45,7 @@ import {
   readMysqlTables,
 } from "./mysql_schema_reader.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
+import { mysqlResumeVerdict, readMysqlServerView } from "./mysql_binlog_gap.ts";
 import {
   type BinlogStringWriter,
   type BinlogValueDecoder,
@@ -84,6 +85,18 @@ export interface MysqlBinlogOptions {
   idleCheckpointMs?: number;
   /** Optional heartbeat table written every `intervalMs`, so the position moves when idle. */
   heartbeat?: MysqlHeartbeat;
+  /** Identity of the server the checkpoint came from (mysqlServerIdentity); null: unknown. */
+  serverIdentity?: string | null;
+  /** The extractor's start-position token, to name it in messages when starting from it. */
+  startPosition?: string | null;
+}
+
+/** The source now reads another server than the checkpoint's, one that continues it. */
+export interface ServerChange {
+  /** The checkpoint it continues. */
+  checkpoint: string;
+  from: string | null;
+  to: string;
 }
 
 interface TableEntry {
@@ -184,6 +197,15 @@ export class MysqlBinlogSource implements StreamingSource {
   #zongji: ZongJi | null = null;
   #acknowledged: string | null = null;
   #heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  /** Where a start without a checkpoint began: a later start without one begins there too. */
+  #origin: string | null = null;
+  /** Identity of the server the positions belong to (changes after a failover). */
+  #serverIdentity: string | null;
+  /**
+   * Called before streaming from another server than the checkpoint's that continues it
+   * (a failover); without it, such a start is refused as a gap.
+   */
+  onServerChange: ((change: ServerChange) => Promise<void>) | null = null;
 
   private constructor(
     readonly endpoint: MysqlEndpoint,
@@ -194,7 +216,9 @@ export class MysqlBinlogSource implements StreamingSource {
     /** The id this client uses on the replication connection. */
     readonly clientServerId: number,
     private readonly options: MysqlBinlogOptions,
-  ) {}
+  ) {
+    this.#serverIdentity = options.serverIdentity ?? null;
+  }
 
   static async open(
     endpoint: MysqlEndpoint,
@@ -318,12 +342,15 @@ export class MysqlBinlogSource implements StreamingSource {
   }
 
   async #startOptions(
-    from: string | null,
+    requested: string | null,
   ): Promise<{ opts: Record<string, unknown>; at: BinlogCoordinate }> {
     await this.#reviveCtrl();
+    const from = requested ?? this.#origin;
     const at = from === null
       ? await masterStatus(this.ctrl, this.isMariadb)
       : parseCheckpoint(from);
+    if (from === null) this.#origin = formatCheckpoint(at);
+    else await this.#checkContinuity(from, at);
     const gtidUsable = at.gtid !== undefined && isMysqlGtid(at.gtid) !== this.isMariadb;
     if (gtidUsable && this.isMariadb) return { opts: { gtidSet: at.gtid }, at };
     if (gtidUsable && !this.isMariadb) {
@@ -333,6 +360,32 @@ export class MysqlBinlogSource implements StreamingSource {
       if (String(rows[0][0]).toUpperCase() === "ON") return { opts: { gtidSet: at.gtid }, at };
     }
     return { opts: { filename: at.file, position: at.pos }, at };
+  }
+
+  /**
+   * Before streaming from `from`: the server must still hold every transaction after it
+   * and be its server, or one that continues it (GapError otherwise).
+   */
+  async #checkContinuity(from: string, at: BinlogCoordinate): Promise<void> {
+    const view = await readMysqlServerView(this.ctrl, this.isMariadb, at);
+    const what = from === this.options.startPosition
+      ? "the extractor's realtime.start-position"
+      : "after the last transaction written";
+    const verdict = mysqlResumeVerdict(at, what, this.#serverIdentity, view);
+    if (verdict.kind === "gap") throw new GapError(verdict.gap);
+    if (verdict.kind === "failover") {
+      const change = { checkpoint: from, from: verdict.from, to: verdict.to };
+      if (!this.onServerChange) {
+        throw new GapError({
+          checkpoint: `checkpoint ${from} on server ${verdict.from ?? "(unknown)"}`,
+          available: `server ${verdict.to}, which has the checkpoint's GTIDs`,
+          reason: "The source is another server than the checkpoint's, and this run cannot " +
+            "carry the stream positions over to it.",
+        });
+      }
+      await this.onServerChange(change);
+      this.#serverIdentity = verdict.to;
+    }
   }
 
   start(
@@ -368,13 +421,15 @@ export class MysqlBinlogSource implements StreamingSource {
         this.#zongji = null;
         if (err === undefined) resolve();
         else {
-          const failure = err instanceof SourceError ? err : new SourceError(
-            `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
-              (err as Error)?.message ?? String(err)
-            }`,
-            undefined,
-            { cause: err },
-          );
+          const failure = err instanceof SourceError || err instanceof GapError
+            ? err
+            : new SourceError(
+              `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
+                (err as Error)?.message ?? String(err)
+              }`,
+              undefined,
+              { cause: err },
+            );
           // A lost connection or a restarting server is worth another try from the
           // checkpoint (the pipeline retries with backoff); decoding errors are not.
           if (isMysqlConnectionLoss(err)) Object.assign(failure, { retriable: true });
@@ -767,7 +822,12 @@ export class MysqlBinlogSource implements StreamingSource {
         });
         this.#startHeartbeat();
         if (signal.aborted) onAbort();
-      }, (err) => finish(mysqlQueryError(this.endpoint, "Locating the binlog start", err)));
+      }, (err) =>
+        finish(
+          err instanceof GapError
+            ? err
+            : mysqlQueryError(this.endpoint, "Locating the binlog start", err),
+        ));
     });
   }
 

@@ -8,7 +8,7 @@ import {
   type SourcePosition,
 } from "../../core/change_event.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { SourceError } from "../../core/errors.ts";
+import { GapError, SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
@@ -25,6 +25,8 @@ import {
   replicationClientConfig,
 } from "./pg_replication_slot.ts";
 import { pgConnectType, type PgTable, readPgTables } from "./pg_schema_reader.ts";
+import { assertPgNoGap, type PgNeededPosition } from "./pg_slot_gap.ts";
+import { type ReplicationOwner, withOwnedPublication } from "./pg_source_ownership.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
 import { type JsonFragmentDecoder, pgTextDecoder } from "./pg_text_decoder.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
@@ -63,6 +65,17 @@ export interface PgLogicalOptions {
   statusIntervalMs?: number;
   /** `start-position` LSN used when there is no checkpoint. */
   startLsn?: string | null;
+  /** The replication the slot belongs to, recorded on a publication this source creates. */
+  owner?: ReplicationOwner;
+  /**
+   * Create the publication and slot when missing (default true). False when the id already
+   * has a position: a missing slot is then a gap, never silently replaced.
+   */
+  createSlot?: boolean;
+  /** Where this id's slot started, when no checkpoint was written yet (gap check). */
+  slotStartLsn?: string | null;
+  /** System identifier of the server the checkpoint came from; another server is a gap. */
+  systemIdentifier?: string | null;
   /** A transaction is delivered in parts of at most this many events (default 2 000)… */
   maxPartEvents?: number;
   /** …or this many decoded bytes (default 16 MiB). */
@@ -148,6 +161,10 @@ export class PgLogicalSource implements StreamingSource {
   #stopping = false;
   #closed = false;
   #history: SchemaHistory | null = null;
+  /** The first LSN this run must deliver from when it has no checkpoint (set at the first start). */
+  #baseline: bigint | null = null;
+  /** Where the slot started when this source created it, else null. */
+  slotCreatedAt: string | null = null;
 
   private constructor(
     readonly endpoint: PgEndpoint,
@@ -173,13 +190,35 @@ export class PgLogicalSource implements StreamingSource {
       const catalog = new PgTypeCatalog();
       catalog.loadRows((await control.query(PG_TYPE_CATALOG_SQL)).rows);
       const selected = await readPgTables(control, endpoint.database, selection);
-      await ensurePublication(
+      let createdAt: string | null = null;
+      if (options.createSlot ?? true) {
+        await withOwnedPublication(
+          control,
+          options.publicationName,
+          options.owner,
+          () =>
+            ensurePublication(
+              control,
+              options.publicationName,
+              options.publicationScope === "selected" ? selected.map((t) => t.id) : "all",
+            ),
+        );
+        if (await ensureSlot(control, options.slotName)) {
+          const lsn = (await readSlot(control, options.slotName))?.confirmedFlushLsn ?? null;
+          createdAt = lsn === null ? null : formatLsn(lsn);
+        }
+      }
+      const source = new PgLogicalSource(
+        endpoint,
+        selection,
+        options,
         control,
-        options.publicationName,
-        options.publicationScope === "selected" ? selected.map((t) => t.id) : "all",
+        catalog,
+        selected,
+        version,
       );
-      await ensureSlot(control, options.slotName);
-      return new PgLogicalSource(endpoint, selection, options, control, catalog, selected, version);
+      source.slotCreatedAt = createdAt;
+      return source;
     } catch (err) {
       await control.end().catch(() => {});
       throw err;
@@ -301,7 +340,7 @@ export class PgLogicalSource implements StreamingSource {
             ).catch(() => {/* the stream reports a dead server */});
           }, Math.max(50, Math.min(hb, 1000))));
         }
-      }, (err) => finish(this.#wrap(err)));
+      }, (err) => finish(err instanceof GapError ? err : this.#wrap(err)));
     });
   }
 
@@ -315,10 +354,29 @@ export class PgLogicalSource implements StreamingSource {
         throw new SourceConnectionError((err as Error).message, undefined, { cause: err });
       });
     }
-    const slot = await readSlot(this.control, this.options.slotName);
+    const needed = this.#needed(from);
+    let slot;
+    if (needed === null) slot = await readSlot(this.control, this.options.slotName);
+    else {
+      try {
+        slot = await assertPgNoGap(
+          this.control,
+          this.endpoint,
+          this.options.slotName,
+          this.options.publicationName,
+          needed,
+          this.options.systemIdentifier,
+        );
+      } catch (err) {
+        if (err instanceof GapError) throw err;
+        // The check could not reach the server: like any connection failure, worth a retry.
+        throw new SourceConnectionError((err as Error).message, undefined, { cause: err });
+      }
+    }
     if (!slot) {
       throw new SourceError(`Replication slot "${this.options.slotName}" does not exist`);
     }
+    this.#baseline ??= needed?.from ?? slot.confirmedFlushLsn;
     const confirmed = slot.confirmedFlushLsn ?? 0n;
     if (confirmed > this.#flushed) this.#flushed = confirmed;
     // A slot still held by a session that just died frees itself within moments.
@@ -330,6 +388,40 @@ export class PgLogicalSource implements StreamingSource {
     if (from) return parseLsn(from) + 1n;
     if (this.options.startLsn) return parseLsn(this.options.startLsn);
     return 0n;
+  }
+
+  /**
+   * The first LSN whose transactions this start must deliver: after the checkpoint; without
+   * one, where this run started, the extractor's start-position, or where the id's slot
+   * started. Null on a fresh run's first start (the slot's position is the start).
+   */
+  #needed(from: string | null): PgNeededPosition | null {
+    if (from !== null) {
+      return {
+        from: parseLsn(from) + 1n,
+        what: `LSN ${from} (commit of the last transaction written)`,
+      };
+    }
+    if (this.#baseline !== null) {
+      return {
+        from: this.#baseline,
+        what: `LSN ${formatLsn(this.#baseline)}, where this run began`,
+      };
+    }
+    if (this.options.startLsn) {
+      return {
+        from: parseLsn(this.options.startLsn),
+        what: `start-position LSN ${this.options.startLsn} (extractor realtime.start-position)`,
+      };
+    }
+    if (this.options.slotStartLsn) {
+      return {
+        from: parseLsn(this.options.slotStartLsn),
+        what: `LSN ${this.options.slotStartLsn}, where slot "${this.options.slotName}" began ` +
+          "for this id",
+      };
+    }
+    return null;
   }
 
   /** Errors of the connections are retriable; Replicant's own (decoding) errors are not. */
