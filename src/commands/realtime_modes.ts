@@ -16,6 +16,7 @@ import {
   SLOT_START_FIELD,
 } from "../pipeline/realtime_pipeline.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
+import { SKIP_THROUGH_PREFIX } from "../pipeline/server_change.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { indoubtPath } from "../sink/redis/indoubt_log.ts";
@@ -60,15 +61,14 @@ export interface ModeContext {
    * in the checkpoint; else the one reached now); null when unknown. Another is a gap.
    */
   sourceIdentity: string | null;
+  /** Every change stream of the id (for a move of the source to another server). */
+  changeStreams: string[];
 }
 
 /** The PostgreSQL system identifier inside a recorded identity (`postgresql:<id>`). */
 function pgSystemOf(identity: string | null): string | null {
   return identity?.startsWith("postgresql:") ? identity.slice("postgresql:".length) : null;
 }
-
-/** Checkpoint fields of MySQL `full`: per cdc stream, what the snapshot already covers. */
-const SKIP_FIELD_PREFIX = "snapshot:skip-through:";
 
 /** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
 export function pgSlotName(setup: ReplicationSetup): string {
@@ -88,6 +88,7 @@ function realtimeSettingsOf(ctx: ModeContext) {
     entry: entryOptionsOf(ctx.setup),
     schemas: ctx.schemas,
     snapshotTable: (table: TableSchema) => snapshotRenamedTable(ctx, table),
+    changeStreams: ctx.changeStreams,
     ddlStream: ctx.setup.extractor.realtime.ddlReplication.enable
       ? namingOf(ctx.setup).schemaChangeStream()
       : null,
@@ -233,7 +234,7 @@ async function readSkipThrough(checkpoints: CheckpointStore): Promise<Map<string
   const state = await checkpoints.read();
   const out = new Map<string, string>();
   for (const [k, v] of Object.entries(state)) {
-    if (k.startsWith(SKIP_FIELD_PREFIX)) out.set(k.slice(SKIP_FIELD_PREFIX.length), v);
+    if (k.startsWith(SKIP_THROUGH_PREFIX)) out.set(k.slice(SKIP_THROUGH_PREFIX.length), v);
   }
   return out;
 }
@@ -293,7 +294,7 @@ export async function runFullMode(
         if (!pos) return;
         const current = await ctx.checkpoints.read();
         const fields: Record<string, string> = {};
-        const skipField = SKIP_FIELD_PREFIX + naming.cdcStream(table.id);
+        const skipField = SKIP_THROUGH_PREFIX + naming.cdcStream(table.id);
         if (current[skipField] === undefined) fields[skipField] = pos.skipThrough;
         const start = current[REALTIME_CHECKPOINT_FIELD];
         if (!start || compareCoordinates(pos, parseCheckpoint(start)) < 0) {

@@ -6,6 +6,7 @@ import { metrics } from "../observe/replicant_metrics.ts";
 import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
 import { MysqlLagSampler } from "../observe/mysql_lag_sampler.ts";
 import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
+import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import {
@@ -37,9 +38,9 @@ import {
 import {
   checkBeforeChanges,
   type IdState,
+  idStreams,
   ownerOf,
   resnapshotCommand,
-  SOURCE_SERVER_FIELD,
   startOver,
   tableNames,
 } from "./replication_preflight.ts";
@@ -196,6 +197,7 @@ export async function replicate(
       owner: ownerOf(setup),
       // Resuming, positions belong to the server recorded with them; else to this one.
       sourceIdentity: resume ? state.fields[SOURCE_SERVER_FIELD] ?? null : preflight.identity,
+      changeStreams: idStreams(setup, preflight.tables, "realtime"),
     };
     if (mode === "realtime") {
       say(

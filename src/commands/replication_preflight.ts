@@ -29,6 +29,7 @@ import {
   type ReplicationOwner,
 } from "../source/postgres/pg_source_ownership.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
+import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
 import { pgSlotName } from "./realtime_modes.ts";
 import {
   mysqlEndpointOf,
@@ -38,8 +39,7 @@ import {
   tableSelectionOf,
 } from "./replication_setup.ts";
 
-/** Checkpoint fields that say whose source resources the id uses, and on which server. */
-export const SOURCE_SERVER_FIELD = "source:server";
+/** Checkpoint fields that say whose source resources the id uses (and SOURCE_SERVER_FIELD). */
 export const SOURCE_SLOT_FIELD = "source:slot";
 export const SOURCE_PUBLICATION_FIELD = "source:publication";
 

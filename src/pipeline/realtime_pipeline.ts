@@ -31,7 +31,8 @@ import {
 import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
 import type { TableSelection } from "./snapshot_source.ts";
 import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
-import type { DdlStatement, StreamingSource } from "./streaming_source.ts";
+import type { DdlStatement, ServerChange, StreamingSource } from "./streaming_source.ts";
+import { acceptServerChange, entryIdAfter, positionsFrom } from "./server_change.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 
 /** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
@@ -86,6 +87,11 @@ export interface RealtimeSettings {
   schemas?: SchemaHistory;
   /** DDL replication on: the DDL stream (SPEC §3) receives every schema change. */
   ddlStream?: string | null;
+  /**
+   * Every change stream of the id (`_cdc_logs`, GLOBAL, DDL): checked when the source moves
+   * to another server that continues the checkpoint.
+   */
+  changeStreams?: string[];
   /**
    * Copies the current rows of a table renamed into the selection into its snapshot
    * stream. Awaited: the checkpoint cannot pass the rename before the copy is complete.
@@ -220,6 +226,10 @@ export class RealtimePipeline {
   #committing: Promise<void> | null = null;
   #lastCheckpointAt = 0;
   readonly #schemas: SchemaTracker;
+  /** Per stream: its newest entry when the source moved to another server. */
+  #positionsFrom = new Map<string, string>();
+  /** Per stream: what the table's snapshot covers (MySQL `full`); dropped at a server move. */
+  readonly #skipThrough: Map<string, string>;
 
   /**
    * The queue holds several batches' worth, so the source keeps decoding while a batch is
@@ -248,6 +258,7 @@ export class RealtimePipeline {
       log,
     );
     this.#sem = new Semaphore(this.#global ? 1 : settings.threads);
+    this.#skipThrough = new Map(settings.skipThrough ?? []);
   }
 
   async run(): Promise<RealtimeOutcome> {
@@ -255,6 +266,10 @@ export class RealtimePipeline {
       ? await this.checkpoints.get(REALTIME_CHECKPOINT_FIELD)
       : null;
     this.#written = from;
+    this.#positionsFrom = positionsFrom(await this.checkpoints.read());
+    if (this.source.onServerChange !== undefined) {
+      this.source.onServerChange = (change) => this.#serverChanged(change);
+    }
     if (this.settings.schemas) {
       const saved = this.settings.resume
         ? await this.checkpoints.get(REALTIME_SCHEMAS_FIELD)
@@ -343,6 +358,43 @@ export class RealtimePipeline {
     this.#open = null;
     this.#schemas.restart();
     return this.#written;
+  }
+
+  /**
+   * The source continues the checkpoint from another server (acceptServerChange): positions
+   * written before compare with nothing it sends, so no stream skips by them any more.
+   */
+  async #serverChanged(change: ServerChange): Promise<void> {
+    const names = new Set(this.settings.changeStreams ?? []);
+    for (const w of this.#writers.values()) names.add(w.stream);
+    const streams = [...names].map((name) => {
+      const ddl = name === this.settings.ddlStream;
+      return {
+        name,
+        format: ddl ? "fields" as const : this.settings.entry.format,
+        tombstones: ddl ? false : this.settings.entry.tombstones,
+      };
+    });
+    const tails = await acceptServerChange(
+      change,
+      this.sink.client,
+      this.checkpoints,
+      streams,
+      this.settings.sortKeyOf,
+      this.#skipThrough,
+    );
+    for (const [stream, id] of tails) this.#positionsFrom.set(stream, id);
+    this.#skipThrough.clear();
+    for (const w of this.#writers.values()) {
+      w.tailKey = null;
+      w.lastKey = null;
+    }
+    this.log.warn(
+      `the source is now server ${change.to} (the checkpoint's was ${
+        change.from ?? "not recorded"
+      }), which has every transaction of checkpoint ${change.checkpoint}: continuing there; ` +
+        "positions in new entries are that server's",
+    );
   }
 
   /** A DDL statement from the source; a table renamed into the selection is copied first. */
@@ -447,9 +499,9 @@ export class RealtimePipeline {
       const route = this.#route(table);
       const w = route.writer;
       if (w.skipped) continue;
-      if (this.#global && this.settings.skipThrough) {
+      if (this.#global && this.#skipThrough.size > 0) {
         // MySQL `full`: each table's snapshot covers its changes up to its own position.
-        const floor = this.settings.skipThrough.get(this.naming.cdcStream(table.id));
+        const floor = this.#skipThrough.get(this.naming.cdcStream(table.id));
         const key = ev.position.sortKey;
         if (floor !== undefined && key !== undefined && key <= floor) continue;
       }
@@ -578,12 +630,16 @@ export class RealtimePipeline {
           this.settings.sortKeyOf,
         );
         w.lastId = tail.lastId;
-        const floor = this.#global || w.ddl
-          ? null
-          : this.settings.skipThrough?.get(w.stream) ?? null;
+        const floor = this.#global || w.ddl ? null : this.#skipThrough.get(w.stream) ?? null;
         w.tailKey = floor;
+        // After a move to another server, a tail from before it compares with nothing new.
+        const since = this.#positionsFrom.get(w.stream);
+        const comparable = since === undefined ||
+          (tail.lastId !== null && entryIdAfter(tail.lastId, since));
         if (this.settings.resume) {
-          if (tail.sortKey !== null && (floor === null || tail.sortKey > floor)) {
+          if (
+            comparable && tail.sortKey !== null && (floor === null || tail.sortKey > floor)
+          ) {
             w.tailKey = tail.sortKey;
           }
           if (tail.missingTombstone) {

@@ -3,10 +3,12 @@
  * and whether it is the server the checkpoint came from.
  *
  * Server identity: MySQL's `server_uuid`. MariaDB has none; its identity here is
- * `server_id` with `server_uid` (a hash of the server's port and MAC address). Neither
- * proves that two servers share one binlog history, so for MariaDB the binlog itself
- * decides: `BINLOG_GTID_POS(file, pos)` of the checkpoint's coordinate must give the
- * checkpoint's own GTID position. The identity decides only when that file is gone.
+ * `server_id` with `server_uid` (a hash of the server's port and MAC address), recorded
+ * with the checkpoint (and moved to the new server when a failover is accepted). The same
+ * identity is the same server. Another identity may still be the same binlog history (the
+ * server moved to another port or host): on MariaDB the binlog decides, when
+ * `BINLOG_GTID_POS(file, pos)` of the checkpoint's coordinate gives the checkpoint's own
+ * GTID position.
  *
  * A server that is not the checkpoint's may still continue it (a failover) when the
  * checkpoint has GTIDs, the server has every one of them, and it still holds every
@@ -22,8 +24,10 @@ import type { MysqlConnection } from "./mysql_endpoint.ts";
 import {
   type BinlogCoordinate,
   isMysqlGtid,
+  mariadbGtidCovered,
   type MariadbGtidPos,
   type MysqlGtidSet,
+  mysqlGtidSetContains,
   parseMariadbGtidPos,
   parseMysqlGtidSet,
 } from "./mysql_position.ts";
@@ -86,13 +90,11 @@ export function mysqlResumeVerdict(
   const otherServer = `server ${server.identity}, a different server`;
 
   if (server.mariadb) {
-    let same = sameIdentity;
-    if (server.gtidAtCheckpoint === null && server.binlogs.includes(at.file)) {
-      // The file is there, but no event starts at the checkpoint's position in it.
-      same = false;
-    } else if (typeof server.gtidAtCheckpoint === "string" && gtid !== undefined) {
-      same = sameMariadbPos(server.gtidAtCheckpoint, gtid);
-    }
+    // Another identity may still be the same binlog history (the server moved to another
+    // port or host): then the checkpoint's coordinate gives the checkpoint's own GTIDs.
+    const same = sameIdentity ||
+      (typeof server.gtidAtCheckpoint === "string" && gtid !== undefined &&
+        sameMariadbPos(server.gtidAtCheckpoint, gtid));
     if (gtid) {
       const wanted = parseMariadbGtidPos(gtid);
       const state = mariadbState(server.gtidBinlogState ?? "");
@@ -208,6 +210,13 @@ function purgedDomains(wanted: MariadbGtidPos, oldestList: string | undefined): 
     if (have === undefined || have.seq < BigInt(m[3])) purged.push(part);
   }
   return purged.length > 0 ? `up to ${purged.join(", ")}` : null;
+}
+
+/** Whether the transaction `gtid` is within the checkpoint's GTID set or position. */
+export function gtidCovered(checkpointGtid: string, gtid: string): boolean {
+  return isMysqlGtid(checkpointGtid)
+    ? mysqlGtidSetContains(parseMysqlGtidSet(checkpointGtid), gtid)
+    : mariadbGtidCovered(parseMariadbGtidPos(checkpointGtid), gtid);
 }
 
 /** The GTIDs of `a` that are not in `b`. */

@@ -17,6 +17,7 @@ import { ddlTargets } from "./mysql_ddl.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 import type {
   DdlStatement,
+  ServerChange,
   SourceTransaction,
   StreamingSource,
 } from "../../pipeline/streaming_source.ts";
@@ -45,7 +46,7 @@ import {
   readMysqlTables,
 } from "./mysql_schema_reader.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
-import { mysqlResumeVerdict, readMysqlServerView } from "./mysql_binlog_gap.ts";
+import { gtidCovered, mysqlResumeVerdict, readMysqlServerView } from "./mysql_binlog_gap.ts";
 import {
   type BinlogStringWriter,
   type BinlogValueDecoder,
@@ -89,14 +90,6 @@ export interface MysqlBinlogOptions {
   serverIdentity?: string | null;
   /** The extractor's start-position token, to name it in messages when starting from it. */
   startPosition?: string | null;
-}
-
-/** The source now reads another server than the checkpoint's, one that continues it. */
-export interface ServerChange {
-  /** The checkpoint it continues. */
-  checkpoint: string;
-  from: string | null;
-  to: string;
 }
 
 interface TableEntry {
@@ -374,7 +367,13 @@ export class MysqlBinlogSource implements StreamingSource {
     const verdict = mysqlResumeVerdict(at, what, this.#serverIdentity, view);
     if (verdict.kind === "gap") throw new GapError(verdict.gap);
     if (verdict.kind === "failover") {
-      const change = { checkpoint: from, from: verdict.from, to: verdict.to };
+      const change: ServerChange = {
+        checkpoint: from,
+        from: verdict.from,
+        to: verdict.to,
+        covers: (source) => typeof source.gtid === "string" && gtidCovered(at.gtid!, source.gtid),
+        sortKey: mysqlSortKey(at.file, at.pos, 0),
+      };
       if (!this.onServerChange) {
         throw new GapError({
           checkpoint: `checkpoint ${from} on server ${verdict.from ?? "(unknown)"}`,
