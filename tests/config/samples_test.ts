@@ -38,7 +38,7 @@ Deno.test("sample connections point at the project's test services", () => {
     "postgres",
     undefined,
   ]);
-  assert.deepEqual(pg.replicationSlots, [{ name: "io_replicate", plugin: "pgoutput" }]);
+  assert.deepEqual(pg.replicationSlots, [{ name: "replicant_default_demo", plugin: "pgoutput" }]);
   const maria = loadConnection(join(conf, "conn", "mysql.yaml"), {
     role: "source",
   }) as MysqlConnection;
