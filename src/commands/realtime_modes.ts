@@ -234,7 +234,10 @@ async function readSkipThrough(checkpoints: CheckpointStore): Promise<Map<string
   const state = await checkpoints.read();
   const out = new Map<string, string>();
   for (const [k, v] of Object.entries(state)) {
-    if (k.startsWith(SKIP_THROUGH_PREFIX)) out.set(k.slice(SKIP_THROUGH_PREFIX.length), v);
+    // An empty mark was dropped when the source moved to another server.
+    if (k.startsWith(SKIP_THROUGH_PREFIX) && v !== "") {
+      out.set(k.slice(SKIP_THROUGH_PREFIX.length), v);
+    }
   }
   return out;
 }

@@ -133,32 +133,19 @@ export async function replicate(
     await observer.start();
     const state = await decideState(setup, checkpoints, opts);
     const resume = state.resume;
-    const writeMode = writeModeOf(opts);
-    // Every check that can stop the run comes before any change: a run stopped by one
-    // leaves slots, streams and state as they were, and a failed first run leaves no state.
-    const preflight = await checkBeforeChanges(
+    const plan = {
       mode,
       setup,
       sink,
       state,
-      writeMode,
-      opts.overwrite === true,
-      checkpoints.key,
-    );
+      writeMode: writeModeOf(opts),
+      overwrite: opts.overwrite === true,
+    };
+    // Every check that can stop the run comes before any change: a run stopped by one
+    // leaves slots, streams and state as they were, and a failed first run leaves no state.
+    const preflight = await checkBeforeChanges(plan, checkpoints.key);
     tables = tableNames(preflight.tables);
-    if (!resume) {
-      await startOver(
-        mode,
-        setup,
-        sink,
-        checkpoints,
-        state,
-        preflight,
-        writeMode,
-        opts.overwrite === true,
-        log,
-      );
-    }
+    if (!resume) await startOver(plan, checkpoints, preflight, log);
     writeManifest(setup.home, {
       id: setup.id,
       group: setup.group,

@@ -55,6 +55,17 @@ export interface IdState {
   fields: Record<string, string>;
 }
 
+/** What a run is asked to do, as the checks and the start-over changes need it. */
+export interface RunPlan {
+  mode: Mode;
+  setup: ReplicationSetup;
+  sink: RedisStreamSink<RedisClient>;
+  state: IdState;
+  writeMode: WriteMode;
+  /** `--overwrite`. */
+  overwrite: boolean;
+}
+
 export interface Preflight {
   /** The selected tables, read from the source (which so answered). */
   tables: TableSchema[];
@@ -73,15 +84,8 @@ export function ownerOf(setup: ReplicationSetup): ReplicationOwner {
  * answers (connection, credentials) and lists the selected tables; its identity; the
  * slot and publication are free or this id's own; the id's streams and the write mode agree.
  */
-export async function checkBeforeChanges(
-  mode: Mode,
-  setup: ReplicationSetup,
-  sink: RedisStreamSink<RedisClient>,
-  state: IdState,
-  writeMode: WriteMode,
-  overwrite: boolean,
-  stateKey: string,
-): Promise<Preflight> {
+export async function checkBeforeChanges(plan: RunPlan, stateKey: string): Promise<Preflight> {
+  const { mode, setup, sink, state, writeMode, overwrite } = plan;
   const tables = await readSourceSchemas(setup.source, tableSelectionOf(setup.filter));
   let identity: string | null = null;
   let ownSlot = false;
@@ -106,6 +110,7 @@ export async function checkBeforeChanges(
           database: endpoint.database,
           hasState: state.resume,
           overwrite,
+          reuseOwn: mode === "realtime",
           connectionFile: setup.files.source,
           stateKey,
         });
@@ -160,16 +165,12 @@ export function idStreams(setup: ReplicationSetup, tables: TableSchema[], mode: 
  * Then the id's state is written: from here on it exists.
  */
 export async function startOver(
-  mode: Mode,
-  setup: ReplicationSetup,
-  sink: RedisStreamSink<RedisClient>,
+  plan: RunPlan,
   checkpoints: CheckpointStore,
-  state: IdState,
   preflight: Preflight,
-  writeMode: WriteMode,
-  overwrite: boolean,
   log: ReplicationLog,
 ): Promise<void> {
+  const { mode, setup, sink, state, writeMode, overwrite } = plan;
   if (overwrite) {
     if (state.exists) await checkpoints.clear();
     if (setup.source.type === "POSTGRESQL" && preflight.ownSlot) {

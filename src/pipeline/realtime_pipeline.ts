@@ -888,8 +888,9 @@ export interface PgRealtimeSpec {
 }
 
 /**
- * Checkpoint field of PostgreSQL: the LSN where this id's slot began (its consistent point),
- * what the slot must still deliver from while no realtime checkpoint exists.
+ * Checkpoint field of PostgreSQL: the LSN where this id's slot began for it (its consistent
+ * point, or its position when a new run found it), what the slot must still deliver from
+ * while no realtime checkpoint exists.
  */
 export const SLOT_START_FIELD = "realtime:slot-start";
 
@@ -908,8 +909,10 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
     systemIdentifier: spec.systemIdentifier,
   });
   try {
-    if (source.slotCreatedAt !== null) {
-      await spec.checkpoints.write({ [SLOT_START_FIELD]: source.slotCreatedAt });
+    // A new run records where its slot starts: what the slot must still deliver from on
+    // a resume before the first realtime checkpoint.
+    if (!spec.resume && !spec.slotStartLsn && source.slotPosition !== null) {
+      await spec.checkpoints.write({ [SLOT_START_FIELD]: source.slotPosition });
     }
     return await new RealtimePipeline(
       source,

@@ -76,9 +76,9 @@ export async function acceptServerChange(
   }
   const fields: Record<string, string> = { [SOURCE_SERVER_FIELD]: change.to };
   for (const [name, id] of tails) fields[POSITIONS_FROM_PREFIX + name] = id;
+  // Snapshot marks are emptied, not deleted: HSET is among the rights Replicant needs, HDEL not.
+  for (const stream of skipThrough.keys()) fields[SKIP_THROUGH_PREFIX + stream] = "";
   await checkpoints.write(fields);
-  const stale = [...skipThrough.keys()].map((s) => SKIP_THROUGH_PREFIX + s);
-  if (stale.length > 0) await checkpoints.forget(stale);
   return tails;
 }
 

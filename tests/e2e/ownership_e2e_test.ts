@@ -161,6 +161,15 @@ Deno.test("ownership: --overwrite with --replace-existing starts the id over: ow
     assert.equal((await resumed.done).code, 0);
     const before = await slotState(s.db, s.slot);
 
+    // The id's state is gone (another Redis, deleted): its own slot is not dropped unasked.
+    await s.redis.del(`replicate_io_checkpoint_default_${demo}`);
+    const stateless = await runReplicant(
+      s.args("full", demo, "--replace-existing", "--terminate-post-snapshot"),
+    );
+    assert.equal(stateless.code, 2, stateless.stderr + stateless.stdout);
+    assert.match(stateless.stderr, /belongs to this id .* --overwrite/s);
+    assert.deepEqual(await slotState(s.db, s.slot), before, "the slot is untouched");
+
     const again = await runReplicant(
       s.args("full", demo, "--overwrite", "--replace-existing", "--terminate-post-snapshot"),
     );

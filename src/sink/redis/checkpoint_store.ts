@@ -24,11 +24,6 @@ export class CheckpointStore {
     await this.client.hset(this.key, fields);
   }
 
-  /** Removes fields that no longer hold. */
-  async forget(fields: string[]): Promise<void> {
-    if (fields.length > 0) await this.client.hdel(this.key, ...fields);
-  }
-
   async clear(): Promise<void> {
     await this.client.del(this.key);
   }

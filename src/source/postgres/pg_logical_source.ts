@@ -163,8 +163,8 @@ export class PgLogicalSource implements StreamingSource {
   #history: SchemaHistory | null = null;
   /** The first LSN this run must deliver from when it has no checkpoint (set at the first start). */
   #baseline: bigint | null = null;
-  /** Where the slot started when this source created it, else null. */
-  slotCreatedAt: string | null = null;
+  /** The slot's confirmed position when this source opened (or created) it. */
+  slotPosition: string | null = null;
 
   private constructor(
     readonly endpoint: PgEndpoint,
@@ -190,7 +190,6 @@ export class PgLogicalSource implements StreamingSource {
       const catalog = new PgTypeCatalog();
       catalog.loadRows((await control.query(PG_TYPE_CATALOG_SQL)).rows);
       const selected = await readPgTables(control, endpoint.database, selection);
-      let createdAt: string | null = null;
       if (options.createSlot ?? true) {
         await withOwnedPublication(
           control,
@@ -203,11 +202,9 @@ export class PgLogicalSource implements StreamingSource {
               options.publicationScope === "selected" ? selected.map((t) => t.id) : "all",
             ),
         );
-        if (await ensureSlot(control, options.slotName)) {
-          const lsn = (await readSlot(control, options.slotName))?.confirmedFlushLsn ?? null;
-          createdAt = lsn === null ? null : formatLsn(lsn);
-        }
+        await ensureSlot(control, options.slotName);
       }
+      const confirmed = (await readSlot(control, options.slotName))?.confirmedFlushLsn ?? null;
       const source = new PgLogicalSource(
         endpoint,
         selection,
@@ -217,7 +214,7 @@ export class PgLogicalSource implements StreamingSource {
         selected,
         version,
       );
-      source.slotCreatedAt = createdAt;
+      source.slotPosition = confirmed === null ? null : formatLsn(confirmed);
       return source;
     } catch (err) {
       await control.end().catch(() => {});

@@ -114,6 +114,11 @@ export interface OwnershipCheck {
   database: string;
   /** The id has state in Redis (it resumes or starts over). */
   hasState: boolean;
+  /**
+   * A new run may use this id's own slot as it finds it (realtime: made ahead of the first
+   * run, for this id); `full` may not: it makes its slot anew, with an exported snapshot.
+   */
+  reuseOwn: boolean;
   /** `--overwrite`: this id's own slot and publication may be dropped and made anew. */
   overwrite: boolean;
   /** The connection file, where a per-id slot name goes. */
@@ -138,12 +143,12 @@ export async function checkPgOwnership(client: pg.Client, c: OwnershipCheck): Pr
     case "free":
       return false;
     case "own":
-      if (c.hasState || c.overwrite) return true;
+      if (c.hasState || c.overwrite || c.reuseOwn) return true;
       throw new OwnershipError(
         `Replication slot "${c.name}" belongs to this id (${ownerLabel(c.me)}), but the id has ` +
-          `no state (${c.stateKey}): it is left from an earlier run whose state is gone, or ` +
-          `that wrote to another Redis. Start over with --overwrite (drops and recreates the ` +
-          `slot and its publication), or use another slot name.`,
+          `no state (${c.stateKey}), and a full run makes its slot anew with an exported ` +
+          `snapshot. Start over with --overwrite (drops and recreates this id's slot and ` +
+          `publication), or use another slot name.`,
         c.name,
         ownerLabel(c.me),
       );
