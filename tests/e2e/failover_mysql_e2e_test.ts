@@ -11,7 +11,7 @@ import type mysql from "mysql2/promise";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { readEntries } from "../helpers/change_log.ts";
 import { type PrivateMariadb, startPrivateMariadb } from "../helpers/private_mariadb.ts";
-import { scratchHome } from "../helpers/replicant.ts";
+import { replicationArgs, scratchHome } from "../helpers/replicant.ts";
 import { runUntil, runWithin } from "../helpers/run_until.ts";
 import { waitFor } from "../helpers/services.ts";
 
@@ -47,18 +47,14 @@ Deno.test("failover (mariadb): a replica without the checkpoint's GTIDs is a gap
     `slave-server-ids: [181]\n`;
   const conn = home.write("my.yaml", connText(primary.server.port));
   const filter = home.write("filter.yaml", `allow:\n  - catalog: ${database}\n`);
-  const args = (mode: string, ...extra: string[]) => [
-    mode,
-    conn,
-    home.redisConn,
-    "--filter",
-    filter,
-    "--id",
-    id,
-    "--home",
-    home.dir,
-    ...extra,
-  ];
+  const args = (mode: string, ...extra: string[]) =>
+    replicationArgs(mode, {
+      source: conn,
+      target: home.redisConn,
+      filter,
+      id,
+      home: home.dir,
+    }, ...extra);
   const cdc = (t: string) => `${database}_${t}_cdc_logs`;
   const ids = async (t: string) =>
     (await readEntries(redis, cdc(t))).filter((e) => !e.tombstone).map((e) => Number(e.key?.id));

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { deleteKeys, pgClient, redisClient } from "../helpers/clients.ts";
 import { freePort } from "../helpers/free_port.ts";
-import { runReplicant, scratchHome } from "../helpers/replicant.ts";
+import { replicationArgs, runReplicant, scratchHome } from "../helpers/replicant.ts";
 import { serviceEnv } from "../helpers/services.ts";
 import mysql from "mysql2/promise";
 
@@ -35,18 +35,13 @@ Deno.test("first run: refused PostgreSQL connection leaves no state; the correct
       "filter.yaml",
       `allow:\n  - catalog: ${env.pg.database}\n    schema: ${schema}\n`,
     );
-    const args = [
-      "full",
-      conn,
-      home.redisConn,
-      "--filter",
+    const args = replicationArgs("full", {
+      source: conn,
+      target: home.redisConn,
       filter,
-      "--id",
       id,
-      "--home",
-      home.dir,
-      "--terminate-post-snapshot",
-    ];
+      home: home.dir,
+    }, "--terminate-post-snapshot");
     const refused = await runReplicant(args);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /connection refused/);
@@ -93,18 +88,13 @@ Deno.test("first run: wrong MariaDB password leaves no state; the corrected comm
       `username: ${env.mysql.user}\npassword: "${password}"\nslave-server-ids: [171]\n`;
     const conn = home.write("my.yaml", connText(env.mysql.password + "-wrong"));
     const filter = home.write("filter.yaml", `allow:\n  - catalog: ${database}\n`);
-    const args = [
-      "full",
-      conn,
-      home.redisConn,
-      "--filter",
+    const args = replicationArgs("full", {
+      source: conn,
+      target: home.redisConn,
       filter,
-      "--id",
       id,
-      "--home",
-      home.dir,
-      "--terminate-post-snapshot",
-    ];
+      home: home.dir,
+    }, "--terminate-post-snapshot");
     const denied = await runReplicant(args);
     assert.equal(denied.code, 1, denied.stderr);
     assert.match(denied.stderr, /access denied/i);

@@ -8,7 +8,12 @@ import assert from "node:assert/strict";
 import type pg from "pg";
 import { deleteKeys, pgClient, redisClient } from "../helpers/clients.ts";
 import { readEntries } from "../helpers/change_log.ts";
-import { runReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
+import {
+  replicationArgs,
+  runReplicant,
+  scratchHome,
+  startReplicant,
+} from "../helpers/replicant.ts";
 import { serviceEnv, waitFor } from "../helpers/services.ts";
 
 interface SlotState {
@@ -55,18 +60,14 @@ async function setUp(tag: string) {
   );
   const snapStream = `${env.pg.database}_${schema}_t`;
   const cdcStream = `${snapStream}_cdc_logs`;
-  const args = (mode: string, id: string, ...extra: string[]) => [
-    mode,
-    conn,
-    home.redisConn,
-    "--filter",
-    filter,
-    "--id",
-    id,
-    "--home",
-    home.dir,
-    ...extra,
-  ];
+  const args = (mode: string, id: string, ...extra: string[]) =>
+    replicationArgs(mode, {
+      source: conn,
+      target: home.redisConn,
+      filter,
+      id,
+      home: home.dir,
+    }, ...extra);
   const cleanUp = async (ids: string[]) => {
     await db.query(
       "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots " +

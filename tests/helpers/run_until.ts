@@ -56,3 +56,18 @@ export async function runWithin(
     clearTimeout(timer);
   }
 }
+
+/**
+ * A run stopped on a gap: exit 5, the message with the checkpoint, what the source can
+ * deliver, `detail`, the table affected and the recovery command, and no success summary.
+ */
+export function assertGapExit(out: RunResult, table: string, detail: RegExp): void {
+  assert.equal(out.code, 5, out.stderr + out.stdout);
+  assert.match(out.stderr, /Gap: the source can no longer deliver every change/);
+  assert.match(out.stderr, /\n  checkpoint: \S/);
+  assert.match(out.stderr, /\n  the source can deliver: \S/);
+  assert.match(out.stderr, detail);
+  assert.match(out.stderr, new RegExp(`tables affected: ${table.replaceAll(".", "\\.")}`));
+  assert.match(out.stderr, /--overwrite --replace-existing/);
+  assert.doesNotMatch(out.stdout, /transaction\(s\)/, "no success summary");
+}
