@@ -81,6 +81,7 @@ export async function replicate(
     throw new StateError("--resume and --overwrite exclude each other: choose one");
   }
   const observe = observeSettingsOf(opts);
+  progressInterval(opts); // a bad value stops the run before it changes anything
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
