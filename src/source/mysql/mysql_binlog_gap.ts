@@ -46,7 +46,7 @@ export interface MysqlServerView {
   oldestGtidList?: string;
   /**
    * MariaDB `BINLOG_GTID_POS(file, pos)` of the checkpoint's coordinate: null when the
-   * server has no event boundary there, undefined when it could not be asked.
+   * server has no event boundary there, undefined when not asked (same identity) or refused.
    */
   gtidAtCheckpoint?: string | null;
   /** MySQL `@@gtid_mode` is ON. */
@@ -263,11 +263,16 @@ async function scalar(conn: MysqlConnection, sql: string): Promise<string> {
   return String(rows[0]?.[0] ?? "");
 }
 
-/** Reads what mysqlResumeVerdict needs about the server, for the coordinate `at`. */
+/**
+ * Reads what mysqlResumeVerdict needs about the server, for the coordinate `at` recorded on
+ * server `recorded`. `BINLOG_GTID_POS` reads the binlog file up to the position, so it is
+ * asked only when the identity differs (the only case that uses it).
+ */
 export async function readMysqlServerView(
   conn: MysqlConnection,
   mariadb: boolean,
   at: BinlogCoordinate,
+  recorded: string | null,
 ): Promise<MysqlServerView> {
   const [logs] = await conn.query("SHOW BINARY LOGS") as unknown as [Record<string, unknown>[]];
   const view: MysqlServerView = {
@@ -279,22 +284,28 @@ export async function readMysqlServerView(
   if (mariadb) {
     view.gtidBinlogState = await scalar(conn, "SELECT @@GLOBAL.gtid_binlog_state");
     if (view.binlogs.length > 0) {
-      const [events] = await conn.query(
-        `SHOW BINLOG EVENTS IN ${conn.escape(view.binlogs[0])} LIMIT 4`,
-      ) as unknown as [Record<string, unknown>[]];
-      const list = events.find((e) => e.Event_type === "Gtid_list");
-      if (list) view.oldestGtidList = String(list.Info ?? "").replace(/[\[\]\s]/g, "");
+      try {
+        const [events] = await conn.query(
+          `SHOW BINLOG EVENTS IN ${conn.escape(view.binlogs[0])} LIMIT 4`,
+        ) as unknown as [Record<string, unknown>[]];
+        const list = events.find((e) => e.Event_type === "Gtid_list");
+        if (list) view.oldestGtidList = String(list.Info ?? "").replace(/[\[\]\s]/g, "");
+      } catch {
+        // Unknown: the server itself then refuses a position it purged.
+      }
     }
-    try {
-      const [rows] = await conn.query({
-        sql: "SELECT BINLOG_GTID_POS(?, ?)",
-        values: [at.file, at.pos],
-        rowsAsArray: true,
-      }) as unknown as [unknown[][]];
-      const v = rows[0]?.[0];
-      view.gtidAtCheckpoint = v === null || v === undefined ? null : String(v);
-    } catch {
-      view.gtidAtCheckpoint = undefined;
+    if (recorded !== null && recorded !== view.identity) {
+      try {
+        const [rows] = await conn.query({
+          sql: "SELECT BINLOG_GTID_POS(?, ?)",
+          values: [at.file, at.pos],
+          rowsAsArray: true,
+        }) as unknown as [unknown[][]];
+        const v = rows[0]?.[0];
+        view.gtidAtCheckpoint = v === null || v === undefined ? null : String(v);
+      } catch {
+        // Unknown: the identity alone decides.
+      }
     }
   } else {
     const mode = await scalar(conn, "SELECT @@GLOBAL.gtid_mode").catch(() => "OFF");

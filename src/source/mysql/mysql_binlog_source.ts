@@ -360,7 +360,7 @@ export class MysqlBinlogSource implements StreamingSource {
    * and be its server, or one that continues it (GapError otherwise).
    */
   async #checkContinuity(from: string, at: BinlogCoordinate): Promise<void> {
-    const view = await readMysqlServerView(this.ctrl, this.isMariadb, at);
+    const view = await readMysqlServerView(this.ctrl, this.isMariadb, at, this.#serverIdentity);
     const what = from === this.options.startPosition
       ? "the extractor's realtime.start-position"
       : "after the last transaction written";
