@@ -58,8 +58,9 @@ Examples:
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
 3 finished with skipped tables (verify: tables it could not verify),
-4 stopped with in-doubt entries, 6 verify found differences.
-More: README.md and docs/ (configuration, entry format, operations).`,
+4 stopped with in-doubt entries, 5 a gap: the source cannot deliver every
+change after the checkpoint, 6 verify found differences.
+More: README.md and docs/ (configuration, entry format, operations, guarantees).`,
   );
 
 /** `--log-format`, the same for every command. */
