@@ -6,20 +6,17 @@ import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import {
-  runFull,
-  SKIP_THROUGH_FIELD_PREFIX,
-  skipThroughOf,
-  SNAPSHOT_COMPLETE_FIELD,
-} from "../pipeline/full_pipeline.ts";
+import { runFull, skipThroughOf, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
 import {
   REALTIME_CHECKPOINT_FIELD,
   type RealtimeOutcome,
   RealtimePipeline,
   type RealtimeSettings,
   runRealtime,
+  SLOT_START_FIELD,
 } from "../pipeline/realtime_pipeline.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
+import { SKIP_THROUGH_FIELD_PREFIX } from "../pipeline/server_change.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { indoubtPath } from "../sink/redis/indoubt_log.ts";
@@ -34,12 +31,8 @@ import {
 } from "../source/mysql/mysql_position.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
-import {
-  defaultSlotName,
-  dropPublication,
-  dropSlot,
-  readSlot,
-} from "../source/postgres/pg_replication_slot.ts";
+import { defaultSlotName, readSlot } from "../source/postgres/pg_replication_slot.ts";
+import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { resolveMysqlStart } from "../source/mysql/mysql_start_position.ts";
 import { startNotServable, StartTimeGate } from "../pipeline/start_time_gate.ts";
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
@@ -66,37 +59,26 @@ export interface ModeContext {
   schemas: SchemaHistory;
   /** Snapshot settings, also for a table renamed into the selection while streaming. */
   snapshot: Omit<SnapshotSettings, "resume">;
+  /** The replication that owns the source resources this run creates. */
+  owner: ReplicationOwner;
+  /**
+   * Identity of the source server the id's positions belong to (resuming: the one recorded
+   * in the checkpoint; else the one reached now); null when unknown. Another is a gap.
+   */
+  sourceIdentity: string | null;
+  /** Every change stream of the id (for a move of the source to another server). */
+  changeStreams: string[];
 }
 
-/** Checkpoint fields of MySQL `full`: per cdc stream, what the snapshot already covers. */
-const SKIP_FIELD_PREFIX = SKIP_THROUGH_FIELD_PREFIX;
+/** The PostgreSQL system identifier inside a recorded identity (`postgresql:<id>`). */
+function pgSystemOf(identity: string | null): string | null {
+  return identity?.startsWith("postgresql:") ? identity.slice("postgresql:".length) : null;
+}
 
 /** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
 export function pgSlotName(setup: ReplicationSetup): string {
   const conn = setup.source as PostgresConnection;
   return conn.replicationSlots[0]?.name ?? defaultSlotName(setup.group, setup.id);
-}
-
-/** The change streams a `full` run of these tables writes (EVENTUAL: one per table). */
-export function changeStreamsOf(setup: ReplicationSetup): (tables: TableSchema[]) => string[] {
-  const naming = namingOf(setup);
-  if (setup.applier.realtime.replayConsistency === "GLOBAL") {
-    return () => [naming.globalCdcStream()];
-  }
-  return (tables) => tables.map((t) => naming.cdcStream(t.id));
-}
-
-/** `--overwrite` forgets the source side of the id too: its slot and publication. */
-export async function forgetSourceState(setup: ReplicationSetup): Promise<void> {
-  if (setup.source.type !== "POSTGRESQL") return;
-  const client = await openPg(pgEndpointOf(setup.source), "replicant-overwrite");
-  try {
-    const name = pgSlotName(setup);
-    await dropSlot(client, name);
-    await dropPublication(client, name);
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
@@ -111,6 +93,7 @@ function realtimeSettingsOf(ctx: ModeContext) {
     entry: entryOptionsOf(ctx.setup),
     schemas: ctx.schemas,
     snapshotTable: (table: TableSchema) => snapshotRenamedTable(ctx, table),
+    changeStreams: ctx.changeStreams,
     ddlStream: ctx.setup.extractor.realtime.ddlReplication.enable
       ? namingOf(ctx.setup).schemaChangeStream()
       : null,
@@ -167,6 +150,12 @@ export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
+      owner: ctx.owner,
+      systemIdentifier: pgSystemOf(ctx.sourceIdentity),
+      // Once the id has a position, its slot must be there: a missing one is a gap.
+      createSlot: !ctx.resume ||
+        !(await ctx.checkpoints.get(REALTIME_CHECKPOINT_FIELD) ??
+          await ctx.checkpoints.get(SLOT_START_FIELD)),
       startLsn: start?.lsn ?? null,
       ...(startTimestampMs !== undefined
         ? { startTime: await pgStartTime(setup, startTimestampMs, ctx.log) }
@@ -176,23 +165,27 @@ export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome
       signal: ctx.signal,
     });
   }
-  let resume = ctx.resume;
+  // A given start position is where the run starts: runMysqlRealtime saves it as the
+  // checkpoint, and the source checks that the server can still serve it.
+  let given: string | null = null;
   let gateMs: number | null = null;
-  if (!resume && start) {
-    // A given start position is a checkpoint the pipeline resumes from.
+  if (!ctx.resume && start) {
     const resolved = await resolveMysqlStart(mysqlEndpointOf(setup.source), start);
-    await ctx.checkpoints.write({
-      [REALTIME_CHECKPOINT_FIELD]: formatCheckpoint(resolved.coordinate),
-    });
+    given = formatCheckpoint(resolved.coordinate);
     gateMs = resolved.gateMs;
     ctx.log.info(
       `realtime starts at ${resolved.coordinate.file}:${resolved.coordinate.pos}${
         resolved.coordinate.gtid ? ` (GTID ${resolved.coordinate.gtid})` : ""
       }${gateMs !== null ? `, with the first transaction at or after ${isoTime(gateMs)}` : ""}`,
     );
-    resume = true;
   }
-  return await runMysqlRealtime(ctx, resume, await readSkipThrough(ctx.checkpoints), gateMs);
+  return await runMysqlRealtime(
+    ctx,
+    ctx.resume,
+    await readSkipThrough(ctx.checkpoints),
+    given,
+    gateMs,
+  );
 }
 
 const isoTime = (ms: number) => new Date(ms).toISOString();
@@ -219,8 +212,10 @@ async function pgStartTime(
     if (startMs < nowMs && slot === null) {
       startNotServable(
         `start-timestamp ${isoTime(startMs)}`,
-        `replication slot "${pgSlotName(setup)}" does not exist yet, and a slot created now ` +
-          `holds changes from now (${isoTime(nowMs)}) on`,
+        `changes from now (${isoTime(nowMs)}) on: replication slot "${
+          pgSlotName(setup)
+        }" does not exist yet`,
+        "A slot created now holds only the changes from now on.",
       );
     }
     log.info(
@@ -232,10 +227,17 @@ async function pgStartTime(
   }
 }
 
+/**
+ * MySQL/MariaDB realtime. A run that does not resume first saves where it starts (the
+ * extractor's start-position, else the end of the binlog now) as its checkpoint: a restart
+ * or a `--resume` before the first transaction then continues from there, not from a later
+ * end of the binlog.
+ */
 async function runMysqlRealtime(
   ctx: ModeContext,
   resume: boolean,
   skipThrough: Map<string, string>,
+  startPosition: string | null = null,
   gateMs: number | null = null,
 ): Promise<RealtimeOutcome> {
   const { setup } = ctx;
@@ -266,8 +268,16 @@ async function runMysqlRealtime(
         info: (text) => ctx.log.info(text),
       }
       : undefined,
+    serverIdentity: ctx.sourceIdentity,
+    startPosition,
   });
   try {
+    if (!resume) {
+      await ctx.checkpoints.write({
+        [REALTIME_CHECKPOINT_FIELD]: startPosition ?? await source.currentPosition(),
+      });
+      resume = true;
+    }
     const settings: RealtimeSettings = {
       ...realtimeSettingsOf(ctx),
       resume,
@@ -327,6 +337,8 @@ export async function runFullMode(
       slotName: pgSlotName(setup),
       publicationName: pgSlotName(setup),
       resume: ctx.resume,
+      owner: ctx.owner,
+      systemIdentifier: pgSystemOf(ctx.sourceIdentity),
       heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
       snapshot: { ...snapshot, schemas: ctx.schemas },
       terminatePostSnapshot,
@@ -362,7 +374,7 @@ export async function runFullMode(
         if (!pos) return;
         const current = await ctx.checkpoints.read();
         const fields: Record<string, string> = {};
-        const skipField = SKIP_FIELD_PREFIX + naming.cdcStream(table.id);
+        const skipField = SKIP_THROUGH_FIELD_PREFIX + naming.cdcStream(table.id);
         if (current[skipField] === undefined) fields[skipField] = pos.skipThrough;
         const start = current[REALTIME_CHECKPOINT_FIELD];
         if (!start || compareCoordinates(pos, parseCheckpoint(start)) < 0) {

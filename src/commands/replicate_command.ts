@@ -1,11 +1,12 @@
 import process from "node:process";
-import { StateError, UsageError } from "../core/errors.ts";
+import { GapError, StateError, UsageError } from "../core/errors.ts";
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
 import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
 import { MysqlLagSampler } from "../observe/mysql_lag_sampler.ts";
 import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
+import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import {
@@ -28,19 +29,24 @@ import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import {
-  changeStreamsOf,
-  forgetSourceState,
   type ModeContext,
   pgSlotName,
   realtimeSummary,
   runFullMode,
   runRealtimeMode,
 } from "./realtime_modes.ts";
+import {
+  checkBeforeChanges,
+  type IdState,
+  idStreams,
+  ownerOf,
+  resnapshotCommand,
+  startOver,
+  tableNames,
+} from "./replication_preflight.ts";
 import { idDir, writeManifest } from "./manifest.ts";
 import { retentionStreams, startRetention } from "./retention_run.ts";
 import type { RetentionLoop } from "../sink/redis/stream_retention.ts";
-import { preflightSource } from "./source_preflight.ts";
-import { requireSelectedTables } from "./selection_check.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { formatProblem } from "../config/mod.ts";
@@ -60,8 +66,19 @@ import {
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
 
-/** Exit codes; `different`: `replicant verify` found a table that differs. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, skipped: 3, indoubt: 4, different: 6 } as const;
+/**
+ * Exit codes (docs/guarantees.md); `gap`: the source cannot deliver every change after the
+ * checkpoint; `different`: `replicant verify` found a table that differs.
+ */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  skipped: 3,
+  indoubt: 4,
+  gap: 5,
+  different: 6,
+} as const;
 
 export function writeModeOf(opts: CommonOptions): WriteMode {
   if (opts.replaceExisting || opts.replace) return "replace";
@@ -80,6 +97,7 @@ export async function replicate(
     throw new StateError("--resume and --overwrite exclude each other: choose one");
   }
   const observe = observeSettingsOf(opts);
+  progressInterval(opts); // a bad value stops the run before it changes anything
   // `arcion-sm://` values are fetched before anything connects.
   const setup = await resolveSecrets(resolveReplication(conns, opts));
   if (opts.resume) refuseWhileInDoubt(setup);
@@ -132,6 +150,8 @@ export async function replicate(
       mysqlEndpointOf(setup.source),
       () => checkpoints.get(REALTIME_CHECKPOINT_FIELD),
     );
+  /** The selected tables, once the source listed them. */
+  let tables: string[] = [];
   const observer = new RunObserver(observe, {
     metrics,
     log,
@@ -142,14 +162,24 @@ export async function replicate(
   });
   let retention: RetentionLoop | null = null;
   try {
-    // Before anything is written (state, streams, slots); a failure is still logged.
-    const preflight = await preflightSource(setup, mode);
-    setup.sourceServerVersion = preflight.serverVersion;
     await observer.start();
-    // Once both ends answer, before any state exists: a run refused here leaves nothing
-    // behind that a later run would have to --overwrite.
-    await requireSelectedTables(setup);
-    const resume = await decideState(setup, checkpoints, opts);
+    const state = await decideState(setup, checkpoints, opts);
+    const resume = state.resume;
+    const plan = {
+      mode,
+      setup,
+      sink,
+      state,
+      writeMode: writeModeOf(opts),
+      overwrite: opts.overwrite === true,
+    };
+    // Every check that can stop the run comes before any change: a run stopped by one
+    // leaves slots, streams and state as they were, and a failed first run leaves no state
+    // (inside the logged part of the run: a refusal is in error.log too).
+    const preflight = await checkBeforeChanges(plan, checkpoints.key);
+    setup.sourceServerVersion = preflight.serverVersion;
+    tables = tableNames(preflight.tables);
+    if (!resume) await startOver(plan, checkpoints, preflight, log);
     writeManifest(setup.home, {
       id: setup.id,
       group: setup.group,
@@ -161,16 +191,12 @@ export async function replicate(
       filter: setup.files.filter,
       updatedAt: new Date().toISOString(),
     });
-    // The state exists from the first moment, so a crash at any point leaves something to resume.
-    if (!resume) {
-      await checkpoints.write({ "state:created": new Date().toISOString(), "state:mode": mode });
-    }
     log.info(`${mode} started (id ${setup.id}, group ${setup.group}${resume ? ", resuming" : ""})`);
     for (const w of preflight.warnings) {
       log.warn(w);
       say("warn", `replicant: warning: ${w}`);
     }
-    const schemas = await recordSchemaDump(setup, sink.client, naming, log);
+    const schemas = await recordSchemaDump(setup, sink.client, naming, log, preflight.tables);
     retention = startRetention(
       setup.applier,
       sink,
@@ -211,6 +237,10 @@ export async function replicate(
       signal: controller.signal,
       schemas,
       snapshot: snapshotSettingsOf(setup, opts),
+      owner: ownerOf(setup),
+      // Resuming, positions belong to the server recorded with them; else to this one.
+      sourceIdentity: resume ? state.fields[SOURCE_SERVER_FIELD] ?? null : preflight.identity,
+      changeStreams: idStreams(setup, preflight.tables, "realtime"),
     };
     const streaming = () =>
       say(
@@ -226,7 +256,7 @@ export async function replicate(
     const progress = progressOf(opts, out);
     const outcome = await runFullMode(
       ctx,
-      { ...snapshotSettingsOf(setup, opts), changeStreams: changeStreamsOf(setup) },
+      snapshotSettingsOf(setup, opts),
       opts.terminatePostSnapshot === true,
       progress,
       streaming,
@@ -242,7 +272,9 @@ export async function replicate(
     return finish(outcome.skipped, outcome.interrupted, setup, log, out);
   } catch (caught) {
     // A missing ACL right is named (file, user, right) instead of a bare NOPERM.
-    const err = permissionError(caught, target) ?? caught;
+    let err = permissionError(caught, target) ?? caught;
+    // A gap names the tables it affects and the command that takes them anew.
+    if (err instanceof GapError) err = err.explained(tables, resnapshotCommand(setup));
     const message = (err as Error)?.message ?? String(err);
     observer.failed(message);
     log.fail(`${mode} stopped: ${message}`);
@@ -281,19 +313,19 @@ function refuseWhileInDoubt(setup: ReplicationSetup): void {
   );
 }
 
-/** Applies --resume / --overwrite to the id's state; neither with existing state is an error. */
+/**
+ * What --resume / --overwrite make of the id's state (read only: --overwrite forgets it
+ * later, after every check passed); neither with existing state is an error.
+ */
 async function decideState(
   setup: ReplicationSetup,
   checkpoints: CheckpointStore,
   opts: CommonOptions,
-): Promise<boolean> {
-  const exists = await checkpoints.exists();
-  if (opts.overwrite) {
-    if (exists) await checkpoints.clear();
-    await forgetSourceState(setup);
-    return false;
-  }
-  if (opts.resume) return exists;
+): Promise<IdState> {
+  const fields = await checkpoints.read();
+  const exists = Object.keys(fields).length > 0;
+  if (opts.overwrite) return { exists, resume: false, fields };
+  if (opts.resume) return { exists, resume: exists, fields };
   if (exists) {
     throw new StateError(
       `Replication id ${JSON.stringify(setup.id)} (group ${
@@ -303,7 +335,7 @@ async function decideState(
         `Continue it with --resume, or forget it and start over with --overwrite.`,
     );
   }
-  return false;
+  return { exists, resume: false, fields };
 }
 
 async function runSnapshot(

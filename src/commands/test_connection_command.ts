@@ -246,7 +246,11 @@ async function testPostgres(
     try {
       const tables = await readPgTables(client, conn.database, scope.selection);
       tableChecks.push(
-        ...await checkPgTables(client, tables, { publicationName: slotName, streaming: cdc }),
+        ...await checkPgTables(client, tables, {
+          publicationName: slotName,
+          streaming: cdc,
+          owner: { group: scope.group, id: scope.id },
+        }),
       );
     } catch (e) {
       tableChecks.push(failed("selected tables", (e as Error).message));

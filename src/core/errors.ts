@@ -57,3 +57,64 @@ export class ExistingStreamsError extends ReplicantError {
     );
   }
 }
+
+/**
+ * A slot or publication that is not this replication's: it belongs to another group/id, or
+ * to nobody Replicant knows (exit 2). Nothing was created or dropped.
+ */
+export class OwnershipError extends ReplicantError {
+  override exitCode = 2;
+  constructor(message: string, readonly resource: string, readonly owner: string | null) {
+    super(message);
+  }
+}
+
+/** What the checkpoint needs from the source, and what the source can deliver instead. */
+export interface SourceGap {
+  /** The position every change after which must still come (the checkpoint). */
+  checkpoint: string;
+  /** What the source can deliver now (slot position, oldest binlog, server). */
+  available: string;
+  /** Why the two do not meet, in a sentence. */
+  reason: string;
+}
+
+/**
+ * The source cannot deliver every change after the checkpoint (slot moved past it or
+ * recreated, binlog purged, GTIDs missing, another server): replication stops instead of
+ * going on from a later point (exit 5). The message names the checkpoint, what the source
+ * can deliver, the tables affected and the command that takes them anew.
+ */
+export class GapError extends ReplicantError {
+  override exitCode = 5;
+  constructor(
+    readonly gap: SourceGap,
+    readonly tables: readonly string[] = [],
+    readonly recovery: string | null = null,
+  ) {
+    super(gapMessage(gap, tables, recovery));
+  }
+
+  /** The same gap, with the tables it affects and the command that recovers them. */
+  explained(tables: readonly string[], recovery: string | null): GapError {
+    return new GapError(
+      this.gap,
+      this.tables.length > 0 ? this.tables : tables,
+      this.recovery ?? recovery,
+    );
+  }
+}
+
+function gapMessage(gap: SourceGap, tables: readonly string[], recovery: string | null): string {
+  const shown = tables.slice(0, 20).join(", ") +
+    (tables.length > 20 ? `, … (${tables.length - 20} more)` : "");
+  return [
+    `Gap: the source can no longer deliver every change after the checkpoint, so replication ` +
+    `stops rather than go on from a later point. ${gap.reason}`,
+    `  checkpoint: ${gap.checkpoint}`,
+    `  the source can deliver: ${gap.available}`,
+    ...(tables.length > 0 ? [`  tables affected: ${shown}`] : []),
+    `  to recover, take the tables anew (a new snapshot, then realtime)` +
+    (recovery ? `:\n    ${recovery}` : " with `replicant full … --overwrite --replace-existing`"),
+  ].join("\n");
+}

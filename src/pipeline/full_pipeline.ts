@@ -1,6 +1,7 @@
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { SourceError } from "../core/errors.ts";
 import {
   createSlotWithSnapshot,
   dropSlot,
@@ -10,8 +11,15 @@ import {
 import { preparePublication } from "../source/postgres/pg_publication.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
+import { assertPgNoGap } from "../source/postgres/pg_slot_gap.ts";
 import { parseLsn, pgSortKey } from "../source/postgres/pgoutput_position.ts";
-import { type PgRealtimeSpec, type RealtimeOutcome, runRealtime } from "./realtime_pipeline.ts";
+import {
+  type PgRealtimeSpec,
+  type RealtimeOutcome,
+  runRealtime,
+  SLOT_START_FIELD,
+} from "./realtime_pipeline.ts";
+import { SKIP_THROUGH_FIELD_PREFIX } from "./server_change.ts";
 import {
   snapshotDoneField,
   type SnapshotOutcome,
@@ -23,16 +31,13 @@ import {
 export const SNAPSHOT_COMPLETE_FIELD = "snapshot:complete";
 export const SNAPSHOT_CONSISTENT_POINT_FIELD = "snapshot:consistent-point";
 /**
- * Prefix of the checkpoint fields, one per cdc stream, whose value is the sort key through
- * which that stream's changes are already in the table's snapshot stream.
+ * The skip-through fields of a checkpoint, by cdc stream (see SKIP_THROUGH_FIELD_PREFIX). An
+ * empty mark was dropped when the source moved to another server.
  */
-export const SKIP_THROUGH_FIELD_PREFIX = "snapshot:skip-through:";
-
-/** The skip-through fields of a checkpoint, by cdc stream. */
 export function skipThroughOf(state: Record<string, string>): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of Object.entries(state)) {
-    if (k.startsWith(SKIP_THROUGH_FIELD_PREFIX)) {
+    if (k.startsWith(SKIP_THROUGH_FIELD_PREFIX) && v !== "") {
       out.set(k.slice(SKIP_THROUGH_FIELD_PREFIX.length), v);
     }
   }
@@ -90,9 +95,16 @@ export async function runFull(spec: PgFullSpec): Promise<FullOutcome> {
   } else spec.log.info("snapshot already complete: resuming realtime");
   if (spec.terminatePostSnapshot) return { snapshot, realtime: null, interrupted: false };
   if (spec.signal.aborted) return { snapshot, realtime: null, interrupted: true };
-  const skipThrough = skipThroughOf(await spec.checkpoints.read());
+  const current = await spec.checkpoints.read();
   spec.realtimeStarts?.();
-  const realtime = await runRealtime({ ...spec, log: spec.log, skipThrough });
+  const realtime = await runRealtime({
+    ...spec,
+    log: spec.log,
+    skipThrough: skipThroughOf(current),
+    // The snapshot phase made the slot; missing now, it is a gap, never made again.
+    createSlot: false,
+    slotStartLsn: current[SNAPSHOT_CONSISTENT_POINT_FIELD] ?? null,
+  });
   return { snapshot, realtime, interrupted: realtime.interrupted };
 }
 
@@ -104,11 +116,23 @@ async function runSnapshotPhase(
   let exported: ExportedSlot | null = null;
   let resumeSnapshot = spec.resume;
   try {
-    // The publication must exist before the slot: pgoutput reads it as of each change.
     const tables = await readPgTables(control, spec.endpoint.database, spec.selection);
-    await preparePublication(control, spec.publicationName, tables, spec.log);
-    const slot = await readSlot(control, spec.slotName);
-    if (spec.resume && slot && state[SNAPSHOT_CONSISTENT_POINT_FIELD]) {
+    const point = spec.resume ? state[SNAPSHOT_CONSISTENT_POINT_FIELD] : undefined;
+    if (point) {
+      // Realtime streams from the slot's consistent point after the snapshot: the slot must
+      // still be there, on the same server, not moved, and its publication with it.
+      await assertPgNoGap(
+        control,
+        spec.endpoint,
+        spec.slotName,
+        spec.publicationName,
+        { from: parseLsn(point), what: `LSN ${point}, where slot "${spec.slotName}" began` },
+        spec.systemIdentifier,
+      );
+      await preparePublication(control, spec.publicationName, tables, spec.log, {
+        owner: spec.owner,
+        createMissing: false,
+      });
       // A temporary slot exports the fresh snapshot and says exactly which commits it holds.
       exported = await createSlotWithSnapshot(
         spec.endpoint,
@@ -117,9 +141,7 @@ async function runSnapshotPhase(
       );
       spec.log.info(
         `resuming the snapshot with a fresh snapshot (at ${exported.consistentPoint}); changes ` +
-          `since slot "${spec.slotName}" (consistent point ${
-            state[SNAPSHOT_CONSISTENT_POINT_FIELD]
-          }) follow in realtime`,
+          `since slot "${spec.slotName}" (consistent point ${point}) follow in realtime`,
       );
       // A table without a key starts over from the fresh snapshot: replaying its changes
       // that the snapshot already holds would add rows twice, so its stream skips them.
@@ -132,17 +154,31 @@ async function runSnapshotPhase(
       }
       if (Object.keys(skips).length > 0) await spec.checkpoints.write(skips);
     } else {
-      if (slot) {
-        spec.log.warn(`dropping replication slot "${spec.slotName}" to start a new full run`);
+      // The publication must exist before the slot: pgoutput reads it as of each change.
+      // One Replicant creates records this id as its owner in the same transaction.
+      await preparePublication(control, spec.publicationName, tables, spec.log, {
+        owner: spec.owner,
+      });
+      if (await readSlot(control, spec.slotName)) {
+        if (!spec.resume) {
+          throw new SourceError(
+            `Replication slot "${spec.slotName}" exists already: a new full run creates its ` +
+              "own (an id's own slot is dropped only by --overwrite)",
+          );
+        }
+        // This id's slot from a start that stopped before recording its consistent point:
+        // nothing was read from it, so it is made anew with an exported snapshot.
+        spec.log.info(`dropping this id's unused slot "${spec.slotName}" to export a snapshot`);
         await dropSlot(control, spec.slotName);
       }
       if (spec.resume) {
-        spec.log.warn(`no usable slot to resume from: the snapshot starts over`);
+        spec.log.warn(`no consistent point recorded: the snapshot starts over`);
         resumeSnapshot = false;
       }
       exported = await createSlotWithSnapshot(spec.endpoint, spec.slotName);
       await spec.checkpoints.write({
         [SNAPSHOT_CONSISTENT_POINT_FIELD]: exported.consistentPoint,
+        [SLOT_START_FIELD]: exported.consistentPoint,
       });
       spec.log.info(
         `created slot "${spec.slotName}" at ${exported.consistentPoint}, snapshot ${exported.snapshotName}`,
@@ -161,7 +197,8 @@ async function runSnapshotPhase(
       const settings: SnapshotSettings = {
         ...spec.snapshot,
         resume: resumeSnapshot,
-        writeMode: resumeSnapshot ? "append" : spec.snapshot.writeMode,
+        // Resuming, the first start of this id already applied the write mode.
+        writeMode: spec.resume ? "append" : spec.snapshot.writeMode,
       };
       return await new SnapshotPipeline(
         source,

@@ -21,6 +21,7 @@ import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
 import type { BatchResult, RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
 import { PgLogicalSource } from "../source/postgres/pg_logical_source.ts";
+import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { pgSortKeyOfSource } from "../source/postgres/pgoutput_position.ts";
 import {
   Checkpointer,
@@ -30,8 +31,9 @@ import {
 import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
 import type { TableSelection } from "./snapshot_source.ts";
 import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
-import type { DdlStatement, StreamingSource } from "./streaming_source.ts";
+import type { DdlStatement, ServerChange, StreamingSource } from "./streaming_source.ts";
 import { StartTimeGate } from "./start_time_gate.ts";
+import { acceptServerChange, entryIdAfter, positionsFrom } from "./server_change.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 
 /** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
@@ -86,6 +88,11 @@ export interface RealtimeSettings {
   schemas?: SchemaHistory;
   /** DDL replication on: the DDL stream (SPEC §3) receives every schema change. */
   ddlStream?: string | null;
+  /**
+   * Every change stream of the id (`_cdc_logs`, GLOBAL, DDL): checked when the source moves
+   * to another server that continues the checkpoint.
+   */
+  changeStreams?: string[];
   /**
    * Copies the current rows of a table renamed into the selection into its snapshot
    * stream. Awaited: the checkpoint cannot pass the rename before the copy is complete.
@@ -229,6 +236,10 @@ export class RealtimePipeline {
   #committing: Promise<void> | null = null;
   #lastCheckpointAt = 0;
   readonly #schemas: SchemaTracker;
+  /** Per stream: its newest entry when the source moved to another server. */
+  #positionsFrom = new Map<string, string>();
+  /** Per stream: what the table's snapshot covers (MySQL `full`); dropped at a server move. */
+  readonly #skipThrough: Map<string, string>;
 
   /**
    * The queue holds several batches' worth, so the source keeps decoding while a batch is
@@ -257,6 +268,7 @@ export class RealtimePipeline {
       log,
     );
     this.#sem = new Semaphore(this.#global ? 1 : settings.threads);
+    this.#skipThrough = new Map(settings.skipThrough ?? []);
   }
 
   async run(): Promise<RealtimeOutcome> {
@@ -264,6 +276,10 @@ export class RealtimePipeline {
       ? await this.checkpoints.get(REALTIME_CHECKPOINT_FIELD)
       : null;
     this.#written = from;
+    this.#positionsFrom = positionsFrom(await this.checkpoints.read());
+    if (this.source.onServerChange !== undefined) {
+      this.source.onServerChange = (change) => this.#serverChanged(change);
+    }
     if (this.settings.schemas) {
       const saved = this.settings.resume
         ? await this.checkpoints.get(REALTIME_SCHEMAS_FIELD)
@@ -352,6 +368,43 @@ export class RealtimePipeline {
     this.#open = null;
     this.#schemas.restart();
     return this.#written;
+  }
+
+  /**
+   * The source continues the checkpoint from another server (acceptServerChange): positions
+   * written before compare with nothing it sends, so no stream skips by them any more.
+   */
+  async #serverChanged(change: ServerChange): Promise<void> {
+    const names = new Set(this.settings.changeStreams ?? []);
+    for (const w of this.#writers.values()) names.add(w.stream);
+    const streams = [...names].map((name) => {
+      const ddl = name === this.settings.ddlStream;
+      return {
+        name,
+        format: ddl ? "fields" as const : this.settings.entry.format,
+        tombstones: ddl ? false : this.settings.entry.tombstones,
+      };
+    });
+    const tails = await acceptServerChange(
+      change,
+      this.sink.client,
+      this.checkpoints,
+      streams,
+      this.settings.sortKeyOf,
+      this.#skipThrough,
+    );
+    for (const [stream, id] of tails) this.#positionsFrom.set(stream, id);
+    this.#skipThrough.clear();
+    for (const w of this.#writers.values()) {
+      w.tailKey = null;
+      w.lastKey = null;
+    }
+    this.log.warn(
+      `the source is now server ${change.to} (the checkpoint's was ${
+        change.from ?? "not recorded"
+      }), which has every transaction of checkpoint ${change.checkpoint}: continuing there; ` +
+        "positions in new entries are that server's",
+    );
   }
 
   /** A DDL statement from the source; a table renamed into the selection is copied first. */
@@ -457,9 +510,9 @@ export class RealtimePipeline {
       const route = this.#route(table);
       const w = route.writer;
       if (w.skipped) continue;
-      if (this.#global && this.settings.skipThrough) {
+      if (this.#global && this.#skipThrough.size > 0) {
         // MySQL `full`: each table's snapshot covers its changes up to its own position.
-        const floor = this.settings.skipThrough.get(this.naming.cdcStream(table.id));
+        const floor = this.#skipThrough.get(this.naming.cdcStream(table.id));
         const key = ev.position.sortKey;
         if (floor !== undefined && key !== undefined && key <= floor) continue;
       }
@@ -591,12 +644,16 @@ export class RealtimePipeline {
           this.settings.sortKeyOf,
         );
         w.lastId = tail.lastId;
-        const floor = this.#global || w.ddl
-          ? null
-          : this.settings.skipThrough?.get(w.stream) ?? null;
+        const floor = this.#global || w.ddl ? null : this.#skipThrough.get(w.stream) ?? null;
         w.tailKey = floor;
+        // After a move to another server, a tail from before it compares with nothing new.
+        const since = this.#positionsFrom.get(w.stream);
+        const comparable = since === undefined ||
+          (tail.lastId !== null && entryIdAfter(tail.lastId, since));
         if (this.settings.resume) {
-          if (tail.sortKey !== null && (floor === null || tail.sortKey > floor)) {
+          if (
+            comparable && tail.sortKey !== null && (floor === null || tail.sortKey > floor)
+          ) {
             w.tailKey = tail.sortKey;
           }
           if (tail.missingTombstone) {
@@ -840,6 +897,21 @@ export interface PgRealtimeSpec {
   tableCheckMs?: number;
   /** Per cdc stream: changes through this sort key are already in the snapshot stream. */
   skipThrough?: ReadonlyMap<string, string>;
+  /** The replication the slot belongs to, recorded on the publication when it is created. */
+  owner?: ReplicationOwner;
+  /**
+   * Create the publication and slot when missing (default true); false when the id has a
+   * position already (a missing one is then a gap).
+   */
+  createSlot?: boolean;
+  /** System identifier of the server the id's checkpoint came from (gap check). */
+  systemIdentifier?: string | null;
+  /**
+   * Where the id's slot began (`full`: the snapshot's consistent point): the slot must still
+   * deliver from there while no realtime checkpoint exists. Default: SLOT_START_FIELD when
+   * resuming.
+   */
+  slotStartLsn?: string | null;
   /** Restarts of the source after connection failures (connection `max-retries`, …). */
   sourceRetry?: RetrySettings;
   replayConsistency?: "GLOBAL" | "EVENTUAL";
@@ -855,6 +927,13 @@ export interface PgRealtimeSpec {
   signal: AbortSignal;
 }
 
+/**
+ * Checkpoint field of PostgreSQL: the LSN where this id's slot began for it (its consistent
+ * point, or its position when a new run found it), what the slot must still deliver from
+ * while no realtime checkpoint exists.
+ */
+export const SLOT_START_FIELD = "realtime:slot-start";
+
 /** `replicant realtime` for PostgreSQL (EVENTUAL or GLOBAL). */
 export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome> {
   const source = await PgLogicalSource.open(spec.endpoint, spec.selection, {
@@ -864,11 +943,21 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
     heartbeatMs: spec.heartbeatMs,
     tableCheckMs: spec.tableCheckMs,
     log: spec.log ?? silentLog,
+    owner: spec.owner,
+    createSlot: spec.createSlot,
+    slotStartLsn: spec.slotStartLsn ??
+      (spec.resume ? await spec.checkpoints.get(SLOT_START_FIELD) : null),
+    systemIdentifier: spec.systemIdentifier,
   });
   const streaming = spec.startTime
     ? new StartTimeGate(source, spec.startTime.startMs, spec.startTime.startsAtOrBefore)
     : source;
   try {
+    // A new run records where its slot starts: what the slot must still deliver from on
+    // a resume before the first realtime checkpoint.
+    if (!spec.resume && !spec.slotStartLsn && source.slotPosition !== null) {
+      await spec.checkpoints.write({ [SLOT_START_FIELD]: source.slotPosition });
+    }
     return await new RealtimePipeline(
       streaming,
       spec.sink,

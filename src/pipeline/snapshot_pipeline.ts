@@ -36,12 +36,6 @@ export interface SnapshotSettings {
   entry: EntryOptions;
   /** Schema versions: entries name the version of their table's schema (SPEC §4). */
   schemas?: SchemaHistory;
-  /**
-   * A `full` run: the change streams its realtime phase writes for these tables. Replacing
-   * or truncating the existing streams covers them too, so a replay of the new run never
-   * meets changes of an older one after the new snapshot.
-   */
-  changeStreams?: (tables: TableSchema[]) => string[];
 }
 
 export interface TableOutcome {
@@ -138,12 +132,7 @@ export class SnapshotPipeline {
   }
 
   async #prepareStreams(tables: SnapshotTable[]): Promise<void> {
-    const streams = tables.map((t) => this.#stream(t.schema));
-    const mode = this.settings.writeMode;
-    if ((mode === "replace" || mode === "truncate") && this.settings.changeStreams) {
-      streams.push(...this.settings.changeStreams(tables.map((t) => t.schema)));
-    }
-    const existing = await this.sink.existing(streams);
+    const existing = await this.sink.existing(tables.map((t) => this.#stream(t.schema)));
     if (existing.length === 0) return;
     switch (this.settings.writeMode) {
       case "fail":

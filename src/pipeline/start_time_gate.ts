@@ -1,20 +1,21 @@
-import { SourceError } from "../core/errors.ts";
+import { GapError } from "../core/errors.ts";
 import type { SchemaDumpEntry } from "../schema/schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import type { SourceTransaction, StreamingSource } from "./streaming_source.ts";
+import type { ServerChange, SourceTransaction, StreamingSource } from "./streaming_source.ts";
 
 /**
  * A start the source cannot serve: the changes from the asked point on are not all in its
  * log any more (or never were: a slot created after it). Replicant refuses instead of
- * starting later. This is the place where such a start is refused; it names the start and
- * why it cannot be served.
+ * starting later: a gap (exit 5). `start` names the start asked for, `available` what the
+ * source can deliver instead, `reason` why the two do not meet.
  */
-export function startNotServable(start: string, reason: string): never {
-  throw new SourceError(
-    `Cannot start realtime at ${start}: ${reason}. Changes from that point on are not all in ` +
-      "the source's log; choose a later start-position, or leave start-position out to start " +
-      "now, and run again with --overwrite",
-  );
+export function startNotServable(start: string, available: string, reason: string): never {
+  throw new GapError({
+    checkpoint: `${start} (extractor realtime.start-position)`,
+    available,
+    reason: `${reason} Choose a later start-position, or leave it out to start now, and run ` +
+      "again with --overwrite.",
+  });
 }
 
 /**
@@ -57,6 +58,15 @@ export class StartTimeGate implements StreamingSource {
     this.inner.useSchemaHistory?.(history, inEffect);
   }
 
+  /** The wrapped source's: a move to another server is the source's to report. */
+  get onServerChange(): ((change: ServerChange) => Promise<void>) | null | undefined {
+    return this.inner.onServerChange;
+  }
+
+  set onServerChange(handler: ((change: ServerChange) => Promise<void>) | null | undefined) {
+    if (this.inner.onServerChange !== undefined) this.inner.onServerChange = handler ?? null;
+  }
+
   start(
     from: string | null,
     onTransaction: (tx: SourceTransaction) => Promise<void>,
@@ -72,9 +82,11 @@ export class StartTimeGate implements StreamingSource {
       if (!this.#seenEarlier) {
         startNotServable(
           `start-timestamp ${new Date(this.startMs).toISOString()}`,
-          `the first transaction the source still has was committed at ${
+          `changes from the first transaction the source still has, committed at ${
             new Date(tx.commitTsMs).toISOString()
-          }, later than the start, and nothing older is left to show that none is missing`,
+          }`,
+          "That transaction was committed after the start, and nothing older is left to show " +
+            "that no change in between is missing.",
         );
       }
       this.#open = true;

@@ -10,6 +10,8 @@ export interface StreamTail {
   lastId: string | null;
   /** Sort key of the newest entry that carries a realtime position, or null. */
   sortKey: string | null;
+  /** That entry's decoded `source` block, or null. */
+  source: Record<string, unknown> | null;
   /**
    * When the newest entry is a delete whose tombstone never landed (a crash between the
    * two), the tombstone's fields, to append before anything else.
@@ -34,17 +36,23 @@ export async function readStreamTail(
     string,
     string[],
   ][];
-  if (entries.length === 0) return { lastId: null, sortKey: null, missingTombstone: null };
+  if (entries.length === 0) {
+    return { lastId: null, sortKey: null, source: null, missingTombstone: null };
+  }
   let sortKey: string | null = null;
+  let source: Record<string, unknown> | null = null;
   for (const [, fields] of entries) {
     let key: string | null = null;
+    let decoded: Record<string, unknown> | null = null;
     try {
-      key = sortKeyOf(decodeEntry(fields, format).source);
+      decoded = decodeEntry(fields, format).source;
+      key = sortKeyOf(decoded);
     } catch {
       key = null;
     }
     if (key !== null) {
       sortKey = key;
+      source = decoded;
       break;
     }
   }
@@ -59,7 +67,7 @@ export async function readStreamTail(
     }
     if (op === "d") missingTombstone = tombstoneOf(newest, format);
   }
-  return { lastId: entries[0][0], sortKey, missingTombstone };
+  return { lastId: entries[0][0], sortKey, source, missingTombstone };
 }
 
 /** The tombstone that follows a delete entry, built from the delete's own key text. */

@@ -52,6 +52,22 @@ export interface SourceTransaction {
 }
 
 /**
+ * The source continues the checkpoint from another server than the one its positions came
+ * from (a MySQL/MariaDB failover to a server that has the checkpoint's GTIDs): positions of
+ * entries written before and after are not comparable.
+ */
+export interface ServerChange {
+  /** The checkpoint continued. */
+  checkpoint: string;
+  from: string | null;
+  to: string;
+  /** Whether an entry, by its decoded `source` block, is at or before the checkpoint. */
+  covers(source: Record<string, unknown>): boolean;
+  /** Sort key of the first change after the checkpoint on the earlier server. */
+  sortKey: string;
+}
+
+/**
  * Streaming side of a source (Debezium's "streaming source"). `start` calls `onTransaction`
  * for each committed transaction in commit order and awaits it before reading further, so a
  * slow sink holds the backlog in the source's log, not in memory.
@@ -71,6 +87,11 @@ export interface StreamingSource {
    * decodes changes from before a DDL with the schema they were written under.
    */
   useSchemaHistory?(history: SchemaHistory, inEffect: SchemaDumpEntry[]): void;
+  /**
+   * Set by the pipeline when the source may move to another server that continues the
+   * checkpoint; the source calls it before streaming from there. Throwing refuses the move.
+   */
+  onServerChange?: ((change: ServerChange) => Promise<void>) | null;
   /** Tells the source that everything up to and including `checkpoint` is safely stored. */
   acknowledge(checkpoint: string): Promise<void>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ReplicationSetup } from "../commands/replication_setup.ts";
 import { replicationSelectionOf } from "../commands/replication_setup.ts";
-import { qualifiedName } from "../core/table_schema.ts";
+import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { readSourceSchemas } from "./source_schemas.ts";
 import { SchemaHistory } from "./schema_history.ts";
@@ -15,8 +15,10 @@ export async function recordSchemaDump(
   client: RedisClient,
   naming: StreamNaming,
   log?: { info(message: string): void },
+  /** The selected tables when already read. */
+  read?: TableSchema[],
 ): Promise<SchemaHistory> {
-  const tables = await readSourceSchemas(setup.source, replicationSelectionOf(setup));
+  const tables = read ?? await readSourceSchemas(setup.source, replicationSelectionOf(setup));
   const history = await SchemaHistory.load(client, naming.schemaDumpStream());
   const written = await history.recordAll(tables);
   if (written.length > 0) {

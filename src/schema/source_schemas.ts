@@ -7,28 +7,27 @@ import { listPgSchemas, readPgTables } from "../source/postgres/pg_schema_reader
 import { openMysql } from "../source/mysql/mysql_endpoint.ts";
 import { listMysqlDatabases, readMysqlTables } from "../source/mysql/mysql_schema_reader.ts";
 
+/** A table as every source describes it, without what one source reader adds. */
+export function neutralSchema(t: TableSchema): TableSchema {
+  return { id: t.id, columns: t.columns, keyColumns: t.keyColumns, hasKey: t.hasKey };
+}
+
 /** The selected tables of a source, read from its catalog on a connection of their own. */
 export async function readSourceSchemas(
   source: PostgresConnection | MysqlConnection,
   selection: TableSelection,
 ): Promise<TableSchema[]> {
-  const neutral = (t: TableSchema): TableSchema => ({
-    id: t.id,
-    columns: t.columns,
-    keyColumns: t.keyColumns,
-    hasKey: t.hasKey,
-  });
   if (source.type === "POSTGRESQL") {
     const client = await openPg(pgEndpointOf(source), "replicant-schema");
     try {
-      return (await readPgTables(client, source.database, selection)).map(neutral);
+      return (await readPgTables(client, source.database, selection)).map(neutralSchema);
     } finally {
       await client.end().catch(() => {});
     }
   }
   const conn = await openMysql(mysqlEndpointOf(source));
   try {
-    return (await readMysqlTables(conn, selection)).map(neutral);
+    return (await readMysqlTables(conn, selection)).map(neutralSchema);
   } finally {
     conn.destroy();
   }

@@ -15,9 +15,9 @@ import {
   defaultSlotName,
   dropPublication,
   dropSlot,
-  ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
-import { createSchemaPublication, pgClient, readStream } from "../helpers/clients.ts";
+import { createOwnedSlot } from "../helpers/owned_slot.ts";
+import { pgClient, readStream } from "../helpers/clients.ts";
 import {
   runReplicant,
   type ScratchHome,
@@ -236,8 +236,7 @@ Deno.test("failure e2e: GLOBAL in-doubt → exit 4, --resume refused, cleanup-in
     const tables = ["t1", "t2", "t3"];
     for (const t of tables) await table(env, t, 0);
     const slot = defaultSlotName("default", env.id);
-    await createSchemaPublication(env.db, slot, env.schema);
-    await ensureSlot(env.db, slot);
+    await createOwnedSlot(env.db, env.id, env.schema);
     const proxy = await TcpProxy.start(env.redis.port);
     try {
       // Transactions interleaved over the tables; the GLOBAL stream must hold this order.
@@ -359,8 +358,7 @@ Deno.test("failure e2e: realtime EVENTUAL skips a NOPERM table, others go on, ex
     await table(env, "ok", 0);
     await table(env, "denied", 0);
     const slot = defaultSlotName("default", env.id);
-    await createSchemaPublication(env.db, slot, env.schema);
-    await ensureSlot(env.db, slot);
+    await createOwnedSlot(env.db, env.id, env.schema);
     try {
       for (let i = 1; i <= 20; i++) {
         await env.db.query(

@@ -48,6 +48,8 @@ Deno.test("idle e2e (pg): heartbeats keep the slot moving; retained WAL < 64 MiB
     // server sends nothing for the noise (PostgreSQL 15+ skips empty transactions): only
     // heartbeats can move the slot.
     await db.query(`CREATE PUBLICATION ${slot} FOR TABLE ${schema}.sel`);
+    // Made ahead for this id: recorded as its own, as Replicant records the publications it makes.
+    await db.query(`COMMENT ON PUBLICATION ${slot} IS 'replicant default/${id}'`);
     run = startReplicant([
       "realtime",
       home.pgConn,

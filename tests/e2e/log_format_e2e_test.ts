@@ -17,15 +17,9 @@ import {
   defaultSlotName,
   dropPublication,
   dropSlot,
-  ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
-import {
-  createSchemaPublication,
-  deleteKeys,
-  pgClient,
-  readStream,
-  redisClient,
-} from "../helpers/clients.ts";
+import { createOwnedSlot } from "../helpers/owned_slot.ts";
+import { deleteKeys, pgClient, readStream, redisClient } from "../helpers/clients.ts";
 import {
   runReplicant,
   type ScratchHome,
@@ -215,8 +209,7 @@ Deno.test("log format json: snapshot and realtime write only JSON lines with rig
     // Realtime: periodic statistics while it runs, then the summary after SIGTERM.
     const rtId = `${schema}_rt`;
     const slot = defaultSlotName("default", rtId);
-    await createSchemaPublication(db, slot, schema);
-    await ensureSlot(db, slot);
+    await createOwnedSlot(db, rtId, schema);
     let run: ReturnType<typeof startReplicant> | null = null;
     try {
       run = startReplicant([

@@ -13,9 +13,9 @@ import {
   defaultSlotName,
   dropPublication,
   dropSlot,
-  ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
-import { createSchemaPublication, pgClient, readStream } from "../helpers/clients.ts";
+import { createOwnedSlot } from "../helpers/owned_slot.ts";
+import { pgClient, readStream } from "../helpers/clients.ts";
 import { parsePrometheusText, sampleValue } from "../helpers/prom_parse.ts";
 import { scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
@@ -55,8 +55,7 @@ Deno.test("metrics e2e: /metrics counts match Redis, /health follows Redis, JSON
   try {
     await db.query(`CREATE SCHEMA ${schema}`);
     await db.query(`CREATE TABLE ${schema}.t (id int PRIMARY KEY, v text)`);
-    await createSchemaPublication(db, slot, schema);
-    await ensureSlot(db, slot);
+    await createOwnedSlot(db, id, schema);
     const filter = home.write(
       "filter.yaml",
       `allow:\n  - catalog: replicant\n    schema: ${schema}\n    types: [TABLE]\n`,

@@ -94,8 +94,12 @@ Deno.test("grants (pg): Arcion's documented grants: test-connection and full agr
     assert.match(pub.detail, /permission denied for database/);
     assert.ok(pub.hint!.includes(`GRANT CREATE ON DATABASE "${s.database}" TO "${s.role}"`));
     assert.ok(pub.hint!.includes(`ALTER TABLE … OWNER TO "${s.role}"`));
-    const create = `CREATE PUBLICATION "${s.slot}" FOR TABLE "${s.schema}"."customer", ` +
+    // The DBA's statements record the replication that owns the publication, as Replicant's
+    // own creation does: without that, the run would not use a publication it finds.
+    const createOnly = `CREATE PUBLICATION "${s.slot}" FOR TABLE "${s.schema}"."customer", ` +
       `"${s.schema}"."payment" WITH (publish_via_partition_root = true);`;
+    const claim = `COMMENT ON PUBLICATION "${s.slot}" IS 'replicant default/${s.id}';`;
+    const create = `${createOnly} ${claim}`;
     assert.ok(pub.hint!.includes(create), pub.hint!);
     for (const name of ["select privilege", "replica identity", "replication privilege"]) {
       assert.equal(tc.checks.get(name)?.status, "ok", name);
@@ -119,9 +123,24 @@ Deno.test("grants (pg): Arcion's documented grants: test-connection and full agr
       [s.slot],
     );
     assert.deepEqual(left.rows[0], { p: 0, s: 0 }, "nothing created");
+    // Refused before anything changed: the id has no state either.
+    assert.equal(await redis.exists(`replicate_io_checkpoint_default_${s.id}`), 0, "no state");
 
-    // The DBA runs the statement; the same user now passes and replicates.
-    await db.query(create);
+    // A publication made without the comment belongs to nobody Replicant knows: refused, and
+    // the check says how to claim it.
+    await db.query(createOnly);
+    const unclaimed = await testConnection(s.home, s.conn, s.common);
+    assert.equal(unclaimed.code, 1);
+    const owner = unclaimed.checks.get("publication")!;
+    assert.equal(owner.status, "failed");
+    assert.match(owner.detail, /belongs to nobody Replicant knows/);
+    assert.ok(owner.detail.includes(claim.slice(0, -1)), owner.detail);
+    const notOwned = await runReplicant(full);
+    assert.equal(notOwned.code, 2, notOwned.stderr);
+    assert.ok(notOwned.stderr.includes(claim.slice(0, -1)), notOwned.stderr);
+
+    // The DBA claims it for the id; the same user now passes and replicates.
+    await db.query(claim);
     const again = await testConnection(s.home, s.conn, s.common);
     assert.equal(again.checks.get("publication")!.status, "ok");
     assert.equal(again.code, 0, JSON.stringify([...again.checks.values()]));

@@ -128,10 +128,15 @@ Deno.test("start-position (mariadb): log+position, gtid, start-timestamp, rewind
       "--home",
       f.home.dir,
     ]);
-    assert.notEqual(refused.code, 0, refused.stderr);
+    // A start the source can no longer serve is a gap: exit 5, named as such.
+    assert.equal(refused.code, 5, refused.stderr);
     assert.match(
       refused.stderr,
-      /Cannot start realtime at start-timestamp 2001-01-01T00:00:00\.000Z: the oldest binary log the server still has, \S+, begins at /,
+      /checkpoint: start-timestamp 2001-01-01T00:00:00\.000Z \(extractor realtime\.start-position\)/,
+    );
+    assert.match(
+      refused.stderr,
+      /the source can deliver: binlogs \S+ to \S+; the oldest begins at /,
     );
   } finally {
     for (const name of ["log", "gtid", "time", "rewind", "old"]) {
@@ -204,7 +209,9 @@ Deno.test("start-position (postgresql): start-lsn, start-timestamp; a past time 
   try {
     await db.query(`CREATE SCHEMA ${schema}`);
     await db.query(`CREATE TABLE ${schema}.t (id int PRIMARY KEY, v text)`);
+    // Selected too: a table without a key needs a replica identity to be published.
     await db.query(`CREATE TABLE ${schema}.filler (n int)`);
+    await db.query(`ALTER TABLE ${schema}.filler REPLICA IDENTITY FULL`);
     // start-lsn ahead of the new slot: a row committed before it is not replicated.
     const current = (await db.query("SELECT pg_current_wal_lsn()::text AS l")).rows[0].l as string;
     const [hi, lo] = current.split("/").map((x) => parseInt(x, 16));
@@ -263,8 +270,9 @@ Deno.test("start-position (postgresql): start-lsn, start-timestamp; a past time 
       "--home",
       home.dir,
     ]);
-    assert.notEqual(refused.code, 0, refused.stderr);
-    assert.match(refused.stderr, /Cannot start realtime at start-timestamp .*does not exist yet/);
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(refused.stderr, /checkpoint: start-timestamp \S+ \(extractor realtime/);
+    assert.match(refused.stderr, /the source can deliver: changes from now .*does not exist yet/);
   } finally {
     for (const id of ids) {
       await db.query(

@@ -17,6 +17,10 @@ import { waitFor } from "./services.ts";
 export interface PrivateMariadbOptions {
   /** Turns on TLS with the server certificate and key of these, and their CA for client certificates. */
   certs?: TestCerts;
+  /** `--server-id` (default 1). */
+  serverId?: number;
+  /** More server options, e.g. `--log-slave-updates` for a replica. */
+  args?: string[];
 }
 
 export interface PrivateMariadb {
@@ -75,11 +79,12 @@ export async function startPrivateMariadb(
       `--pid-file=${path.join(dir, "mariadbd.pid")}`,
       `--log-bin=${path.join(data, "binlog")}`,
       "--binlog-format=ROW",
-      "--server-id=1",
+      `--server-id=${options.serverId ?? 1}`,
       "--binlog-row-image=FULL",
       `--log-error=${path.join(dir, "mariadbd.err")}`,
       "--innodb-flush-log-at-trx-commit=0",
       ...tls,
+      ...(options.args ?? []),
     ], { stdio: "ignore" });
     await waitFor(async () => {
       if (proc!.exitCode !== null) throw new Error(`mariadbd exited (see ${dir}/mariadbd.err)`);

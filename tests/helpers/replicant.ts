@@ -94,3 +94,13 @@ export function scratchHome(): ScratchHome {
     ),
   };
 }
+
+/** `<mode> SRC DST --filter F --id ID --home DIR …extra`: a test's usual replication command. */
+export function replicationArgs(
+  mode: string,
+  files: { source: string; target: string; filter: string; id: string; home: string },
+  ...extra: string[]
+): string[] {
+  const { source, target, filter, id, home } = files;
+  return [mode, source, target, "--filter", filter, "--id", id, "--home", home, ...extra];
+}

@@ -9,7 +9,7 @@ import type {
 } from "@vlasky/zongji";
 import { BatchChangeEvent, type ChangeEvent, type Op } from "../../core/change_event.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { SourceError } from "../../core/errors.ts";
+import { GapError, SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
@@ -17,6 +17,7 @@ import { ddlTargets } from "./mysql_ddl.ts";
 import type { TableSelection } from "../../pipeline/snapshot_source.ts";
 import type {
   DdlStatement,
+  ServerChange,
   SourceTransaction,
   StreamingSource,
 } from "../../pipeline/streaming_source.ts";
@@ -45,6 +46,7 @@ import {
 } from "./mysql_schema_reader.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
 import { type MysqlHeartbeat, MysqlHeartbeatWriter } from "./mysql_heartbeat.ts";
+import { gtidCovered, mysqlResumeVerdict, readMysqlServerView } from "./mysql_binlog_gap.ts";
 import {
   type BinlogStringWriter,
   type BinlogValueDecoder,
@@ -75,6 +77,10 @@ export interface MysqlBinlogOptions {
   idleCheckpointMs?: number;
   /** Arcion's heartbeat table written every `intervalMs`, so the position moves when idle. */
   heartbeat?: MysqlHeartbeat;
+  /** Identity of the server the checkpoint came from (mysqlServerIdentity); null: unknown. */
+  serverIdentity?: string | null;
+  /** The extractor's start-position token, to name it in messages when starting from it. */
+  startPosition?: string | null;
 }
 
 interface TableEntry {
@@ -184,6 +190,15 @@ export class MysqlBinlogSource implements StreamingSource {
   #zongji: ZongJi | null = null;
   #acknowledged: string | null = null;
   #heartbeat: MysqlHeartbeatWriter | null = null;
+  /** Where a start without a checkpoint began: a later start without one begins there too. */
+  #origin: string | null = null;
+  /** Identity of the server the positions belong to (changes after a failover). */
+  #serverIdentity: string | null;
+  /**
+   * Called before streaming from another server than the checkpoint's that continues it
+   * (a failover); without it, such a start is refused as a gap.
+   */
+  onServerChange: ((change: ServerChange) => Promise<void>) | null = null;
 
   private constructor(
     readonly endpoint: MysqlEndpoint,
@@ -194,7 +209,9 @@ export class MysqlBinlogSource implements StreamingSource {
     /** The id this client uses on the replication connection. */
     readonly clientServerId: number,
     private readonly options: MysqlBinlogOptions,
-  ) {}
+  ) {
+    this.#serverIdentity = options.serverIdentity ?? null;
+  }
 
   static async open(
     endpoint: MysqlEndpoint,
@@ -331,12 +348,15 @@ export class MysqlBinlogSource implements StreamingSource {
   }
 
   async #startOptions(
-    from: string | null,
+    requested: string | null,
   ): Promise<{ opts: Record<string, unknown>; at: BinlogCoordinate }> {
     await this.#reviveCtrl();
+    const from = requested ?? this.#origin;
     const at = from === null
       ? await masterStatus(this.ctrl, this.isMariadb)
       : parseCheckpoint(from);
+    if (from === null) this.#origin = formatCheckpoint(at);
+    else await this.#checkContinuity(from, at);
     const gtidUsable = at.gtid !== undefined && isMysqlGtid(at.gtid) !== this.isMariadb;
     if (gtidUsable && this.isMariadb) return { opts: { gtidSet: at.gtid }, at };
     if (gtidUsable && !this.isMariadb) {
@@ -346,6 +366,38 @@ export class MysqlBinlogSource implements StreamingSource {
       if (String(rows[0][0]).toUpperCase() === "ON") return { opts: { gtidSet: at.gtid }, at };
     }
     return { opts: { filename: at.file, position: at.pos }, at };
+  }
+
+  /**
+   * Before streaming from `from`: the server must still hold every transaction after it
+   * and be its server, or one that continues it (GapError otherwise).
+   */
+  async #checkContinuity(from: string, at: BinlogCoordinate): Promise<void> {
+    const view = await readMysqlServerView(this.ctrl, this.isMariadb, at, this.#serverIdentity);
+    const what = from === this.options.startPosition
+      ? "the extractor's realtime.start-position"
+      : "after the last transaction written";
+    const verdict = mysqlResumeVerdict(at, what, this.#serverIdentity, view);
+    if (verdict.kind === "gap") throw new GapError(verdict.gap);
+    if (verdict.kind === "failover") {
+      const change: ServerChange = {
+        checkpoint: from,
+        from: verdict.from,
+        to: verdict.to,
+        covers: (source) => typeof source.gtid === "string" && gtidCovered(at.gtid!, source.gtid),
+        sortKey: mysqlSortKey(at.file, at.pos, 0),
+      };
+      if (!this.onServerChange) {
+        throw new GapError({
+          checkpoint: `checkpoint ${from} on server ${verdict.from ?? "(unknown)"}`,
+          available: `server ${verdict.to}, which has the checkpoint's GTIDs`,
+          reason: "The source is another server than the checkpoint's, and this run cannot " +
+            "carry the stream positions over to it.",
+        });
+      }
+      await this.onServerChange(change);
+      this.#serverIdentity = verdict.to;
+    }
   }
 
   start(
@@ -381,13 +433,15 @@ export class MysqlBinlogSource implements StreamingSource {
         this.#zongji = null;
         if (err === undefined) resolve();
         else {
-          const failure = err instanceof SourceError ? err : new SourceError(
-            `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
-              (err as Error)?.message ?? String(err)
-            }`,
-            undefined,
-            { cause: err },
-          );
+          const failure = err instanceof SourceError || err instanceof GapError
+            ? err
+            : new SourceError(
+              `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
+                (err as Error)?.message ?? String(err)
+              }`,
+              undefined,
+              { cause: err },
+            );
           // A lost connection or a restarting server is worth another try from the
           // checkpoint (the pipeline retries with backoff); decoding errors are not.
           if (isMysqlConnectionLoss(err)) Object.assign(failure, { retriable: true });
@@ -787,7 +841,12 @@ export class MysqlBinlogSource implements StreamingSource {
         });
         this.#startHeartbeat();
         if (signal.aborted) onAbort();
-      }, (err) => finish(mysqlQueryError(this.endpoint, "Locating the binlog start", err)));
+      }, (err) =>
+        finish(
+          err instanceof GapError
+            ? err
+            : mysqlQueryError(this.endpoint, "Locating the binlog start", err),
+        ));
     });
   }
 

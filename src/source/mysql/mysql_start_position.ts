@@ -133,9 +133,11 @@ export async function binlogStartAtTime(
   if (oldest > at) {
     startNotServable(
       `start-timestamp ${new Date(startMs).toISOString()}`,
-      `the oldest binary log the server still has, ${files[0]}, begins at ${
+      `binlogs ${files[0]} to ${files[files.length - 1]}; the oldest begins at ${
         Number.isFinite(oldest) ? new Date(oldest).toISOString() : "an unknown time"
       }`,
+      "The oldest binary log the server still has begins after the start: the changes " +
+        "before it were purged (or never logged).",
     );
   }
   let lo = 0, hi = files.length - 1;

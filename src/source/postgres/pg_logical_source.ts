@@ -9,7 +9,7 @@ import {
 } from "../../core/change_event.ts";
 import { matchColumnNames } from "../../config/table_selected.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { SourceError, SourceSetupError } from "../../core/errors.ts";
+import { GapError, OwnershipError, SourceError, SourceSetupError } from "../../core/errors.ts";
 import {
   type ConnectType,
   qualifiedName,
@@ -33,6 +33,8 @@ import {
   PUBLICATION_MESSAGE_PREFIX,
   readPublication,
 } from "./pg_publication.ts";
+import { assertPgNoGap, type PgNeededPosition } from "./pg_slot_gap.ts";
+import type { ReplicationOwner } from "./pg_source_ownership.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
 import { type JsonFragmentDecoder, pgConnectType, pgTextDecoder } from "./pg_text_decoder.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
@@ -99,6 +101,17 @@ export interface PgLogicalOptions {
   statusIntervalMs?: number;
   /** `start-position` LSN used when there is no checkpoint. */
   startLsn?: string | null;
+  /** The replication the slot belongs to, recorded on a publication this source creates. */
+  owner?: ReplicationOwner;
+  /**
+   * Create the publication and slot when missing (default true). False when the id already
+   * has a position: a missing slot is then a gap, never silently replaced.
+   */
+  createSlot?: boolean;
+  /** Where this id's slot started, when no checkpoint was written yet (gap check). */
+  slotStartLsn?: string | null;
+  /** System identifier of the server the checkpoint came from; another server is a gap. */
+  systemIdentifier?: string | null;
   /** A transaction is delivered in parts of at most this many events (default 2 000)… */
   maxPartEvents?: number;
   /** …or this many decoded bytes (default 16 MiB). */
@@ -191,6 +204,10 @@ export class PgLogicalSource implements StreamingSource {
   #stopping = false;
   #closed = false;
   #history: SchemaHistory | null = null;
+  /** The first LSN this run must deliver from when it has no checkpoint (set at the first start). */
+  #baseline: bigint | null = null;
+  /** The slot's confirmed position when this source opened (or created) it. */
+  slotPosition: string | null = null;
 
   private constructor(
     readonly endpoint: PgEndpoint,
@@ -216,9 +233,26 @@ export class PgLogicalSource implements StreamingSource {
       const catalog = new PgTypeCatalog();
       catalog.loadRows((await control.query(PG_TYPE_CATALOG_SQL)).rows);
       const selected = await readPgTables(control, endpoint.database, selection, catalog);
-      await preparePublication(control, options.publicationName, selected, options.log);
-      await ensureSlot(control, options.slotName);
-      return new PgLogicalSource(endpoint, selection, options, control, catalog, selected, version);
+      // A new position makes the publication (recording its owner) and the slot; once the id
+      // has one, a missing one is a gap (found when the stream starts), never made again.
+      const create = options.createSlot ?? true;
+      await preparePublication(control, options.publicationName, selected, options.log, {
+        owner: options.owner,
+        createMissing: create,
+      });
+      if (create) await ensureSlot(control, options.slotName);
+      const confirmed = (await readSlot(control, options.slotName))?.confirmedFlushLsn ?? null;
+      const source = new PgLogicalSource(
+        endpoint,
+        selection,
+        options,
+        control,
+        catalog,
+        selected,
+        version,
+      );
+      source.slotPosition = confirmed === null ? null : formatLsn(confirmed);
+      return source;
     } catch (err) {
       await control.end().catch(() => {});
       throw err;
@@ -340,8 +374,9 @@ export class PgLogicalSource implements StreamingSource {
               () => checking = false,
               (err) => {
                 checking = false;
-                // A refused table stops the run; a lost connection is the stream's to report.
-                if (err instanceof SourceSetupError) finish(err);
+                // A refused table or a publication no longer this id's stops the run; a lost
+                // connection is the stream's to report.
+                if (err instanceof SourceSetupError || err instanceof OwnershipError) finish(err);
               },
             );
           }, every));
@@ -356,7 +391,7 @@ export class PgLogicalSource implements StreamingSource {
             ).catch(() => {/* the stream reports a dead server */});
           }, Math.max(50, Math.min(hb, 1000))));
         }
-      }, (err) => finish(this.#wrap(err)));
+      }, (err) => finish(err instanceof GapError ? err : this.#wrap(err)));
     });
   }
 
@@ -370,10 +405,29 @@ export class PgLogicalSource implements StreamingSource {
         throw new SourceConnectionError((err as Error).message, undefined, { cause: err });
       });
     }
-    const slot = await readSlot(this.control, this.options.slotName);
+    const needed = this.#needed(from);
+    let slot;
+    if (needed === null) slot = await readSlot(this.control, this.options.slotName);
+    else {
+      try {
+        slot = await assertPgNoGap(
+          this.control,
+          this.endpoint,
+          this.options.slotName,
+          this.options.publicationName,
+          needed,
+          this.options.systemIdentifier,
+        );
+      } catch (err) {
+        if (err instanceof GapError) throw err;
+        // The check could not reach the server: like any connection failure, worth a retry.
+        throw new SourceConnectionError((err as Error).message, undefined, { cause: err });
+      }
+    }
     if (!slot) {
       throw new SourceError(`Replication slot "${this.options.slotName}" does not exist`);
     }
+    this.#baseline ??= needed?.from ?? slot.confirmedFlushLsn;
     const confirmed = slot.confirmedFlushLsn ?? 0n;
     if (confirmed > this.#flushed) this.#flushed = confirmed;
     // A slot still held by a session that just died frees itself within moments.
@@ -385,6 +439,40 @@ export class PgLogicalSource implements StreamingSource {
     if (from) return parseLsn(from) + 1n;
     if (this.options.startLsn) return parseLsn(this.options.startLsn);
     return 0n;
+  }
+
+  /**
+   * The first LSN whose transactions this start must deliver: after the checkpoint; without
+   * one, where this run started, the extractor's start-position, or where the id's slot
+   * started. Null on a fresh run's first start (the slot's position is the start).
+   */
+  #needed(from: string | null): PgNeededPosition | null {
+    if (from !== null) {
+      return {
+        from: parseLsn(from) + 1n,
+        what: `LSN ${from} (commit of the last transaction written)`,
+      };
+    }
+    if (this.#baseline !== null) {
+      return {
+        from: this.#baseline,
+        what: `LSN ${formatLsn(this.#baseline)}, where this run began`,
+      };
+    }
+    if (this.options.startLsn) {
+      return {
+        from: parseLsn(this.options.startLsn),
+        what: `start-position LSN ${this.options.startLsn} (extractor realtime.start-position)`,
+      };
+    }
+    if (this.options.slotStartLsn) {
+      return {
+        from: parseLsn(this.options.slotStartLsn),
+        what: `LSN ${this.options.slotStartLsn}, where slot "${this.options.slotName}" began ` +
+          "for this id",
+      };
+    }
+    return null;
   }
 
   /** Errors of the connections are retriable; Replicant's own (decoding) errors are not. */
@@ -660,14 +748,20 @@ export class PgLogicalSource implements StreamingSource {
     const db = this.endpoint.database;
     // The relations alone first (one query): columns are read only when something changed.
     const rels = await selectedPgRelations(this.control, db, this.selection);
-    const plan = planPublication(name, await readPublication(this.control, name), rels);
+    const state = await readPublication(this.control, name);
+    // Dropped: a gap, which the stream reports when it stops on it; never made again here.
+    if (state === null) return;
+    const plan = planPublication(name, state, rels);
     if (plan.statements.length === 0) return;
     // Its own connection: the change is a transaction, which must not take in the stream's
     // catalog reads on the control connection.
     const client = await openPg(this.endpoint, "replicant-publication");
     try {
       const now = await readPgTables(client, db, this.selection, this.catalog);
-      await preparePublication(client, name, now, this.options.log);
+      await preparePublication(client, name, now, this.options.log, {
+        owner: this.options.owner,
+        createMissing: false,
+      });
     } finally {
       await client.end().catch(() => {});
     }

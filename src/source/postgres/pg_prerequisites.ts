@@ -9,7 +9,7 @@
  */
 
 import type pg from "pg";
-import { SourceSetupError } from "../../core/errors.ts";
+import { OwnershipError, SourceSetupError } from "../../core/errors.ts";
 import { failed, passed, type PrerequisiteCheck, warning } from "../../core/prerequisite_check.ts";
 import { qualifiedName } from "../../core/table_schema.ts";
 import { quoteIdent } from "./pg_endpoint.ts";
@@ -20,6 +20,7 @@ import {
   whoAmI,
 } from "./pg_publication.ts";
 import type { PgTable } from "./pg_schema_reader.ts";
+import type { ReplicationOwner } from "./pg_source_ownership.ts";
 
 export interface PgPrerequisiteOptions {
   /** The slot Replicant will use: when it exists already, no free slot is needed. */
@@ -96,11 +97,14 @@ export async function checkPgPrerequisites(
   return checks;
 }
 
-/** The checks of the selected tables for a mode; `tables` as `readPgTables` gives them. */
+/**
+ * The checks of the selected tables for a mode; `tables` as `readPgTables` gives them. With
+ * `owner`, an existing publication must be that replication's, as a run requires.
+ */
 export async function checkPgTables(
   client: pg.Client,
   tables: PgTable[],
-  options: { publicationName: string; streaming: boolean },
+  options: { publicationName: string; streaming: boolean; owner?: ReplicationOwner },
 ): Promise<PrerequisiteCheck[]> {
   const checks: PrerequisiteCheck[] = [];
   const names = tables.map((t) => qualifiedName(t.id));
@@ -169,7 +173,7 @@ export async function checkPgTables(
       user,
       database,
       tables,
-      { dryRun: true },
+      { dryRun: true, owner: options.owner },
     );
     const { plan } = outcome;
     checks.push(
@@ -188,10 +192,13 @@ export async function checkPgTables(
         ),
     );
   } catch (err) {
-    if (!(err instanceof SourceSetupError)) throw err;
-    checks.push(
-      failed("publication", err.message, err.message.slice(err.message.indexOf("Either"))),
-    );
+    if (err instanceof OwnershipError) {
+      checks.push(failed("publication", err.message, err.message));
+    } else if (err instanceof SourceSetupError) {
+      checks.push(
+        failed("publication", err.message, err.message.slice(err.message.indexOf("Either"))),
+      );
+    } else throw err;
   }
   return checks;
 }

@@ -20,10 +20,15 @@
  */
 
 import type pg from "pg";
-import { SourceError, SourceSetupError } from "../../core/errors.ts";
+import { OwnershipError, SourceError, SourceSetupError } from "../../core/errors.ts";
 import { qualifiedName, type TableId } from "../../core/table_schema.ts";
 import { quoteIdent } from "./pg_endpoint.ts";
 import { type PgRelation, type PgTable, pgTableName } from "./pg_schema_reader.ts";
+import {
+  assertOwnPublication,
+  ownerCommentStatement,
+  type ReplicationOwner,
+} from "./pg_source_ownership.ts";
 
 /** Prefix of the logical message that announces tables added to a publication. */
 export const PUBLICATION_MESSAGE_PREFIX = "replicant_publication";
@@ -37,6 +42,8 @@ export interface PublicationMessage {
 /** A publication as the catalog describes it. */
 export interface PublicationState {
   owner: string;
+  /** Its comment: `replicant <group>/<id>` names the replication that owns it. */
+  comment: string | null;
   allTables: boolean;
   viaRoot: boolean;
   actions: { insert: boolean; update: boolean; delete: boolean; truncate: boolean };
@@ -58,13 +65,15 @@ export async function readPublication(
   const res = await client.query({
     text: `SELECT p.oid::int8::text, pg_get_userbyid(p.pubowner), p.puballtables::text,
                   ${version >= 130000 ? "p.pubviaroot::text" : "'false'"}, p.pubinsert::text,
-                  p.pubupdate::text, p.pubdelete::text, p.pubtruncate::text
+                  p.pubupdate::text, p.pubdelete::text, p.pubtruncate::text,
+                  obj_description(p.oid, 'pg_publication')
              FROM pg_publication p WHERE p.pubname = $1`,
     values: [name],
     rowMode: "array",
   });
   if (res.rows.length === 0) return null;
   const [oid, owner, all, viaRoot, ins, upd, del, trunc] = res.rows[0] as string[];
+  const comment = (res.rows[0] as (string | null)[])[8];
   const rels = await client.query({
     text: `SELECT r.prrelid::int8::text, n.nspname, c.relname,
                   ${version >= 150000 ? "(r.prqual IS NOT NULL OR r.prattrs IS NOT NULL)" : "false"}
@@ -94,6 +103,7 @@ export async function readPublication(
   }
   return {
     owner,
+    comment: comment ?? null,
     allTables: all === "true",
     viaRoot: viaRoot === "true",
     actions: {
@@ -124,22 +134,33 @@ export interface PublicationPlan {
   added: PgRelation[];
   /** The publication to create, as a DBA would run it. */
   createStatement: string;
+  /**
+   * The statement that records the replication owning the publication, run in the same
+   * transaction as its creation (null when no owner is given).
+   */
+  ownerStatement: string | null;
 }
 
 function tableList(tables: PgRelation[]): string {
   return tables.map((t) => pgTableName(t.id)).join(", ");
 }
 
-/** The plan that makes publication `name` (now `state`, null: missing) hold `tables`. */
+/**
+ * The plan that makes publication `name` (now `state`, null: missing) hold `tables`. A
+ * publication it creates records `owner` (when given) in the same transaction.
+ */
 export function planPublication(
   name: string,
   state: PublicationState | null,
   tables: PgRelation[],
+  owner?: ReplicationOwner,
 ): PublicationPlan {
   const pub = quoteIdent(name);
   const what = tables.length > 0 ? ` FOR TABLE ${tableList(tables)}` : "";
   const createStatement =
     `CREATE PUBLICATION ${pub}${what} WITH (publish_via_partition_root = true)`;
+  const ownerStatement = owner ? ownerCommentStatement(name, owner) : null;
+  const creation = ownerStatement ? [createStatement, ownerStatement] : [createStatement];
   const plan: PublicationPlan = {
     name,
     statements: [],
@@ -147,9 +168,10 @@ export function planPublication(
     tidy: [],
     added: [],
     createStatement,
+    ownerStatement,
   };
   if (state === null) {
-    plan.statements.push(createStatement);
+    plan.statements.push(...creation);
     plan.required.push(`publication "${name}" does not exist`);
     return plan;
   }
@@ -161,7 +183,7 @@ export function planPublication(
   if (state.allTables) {
     // FOR ALL TABLES cannot become a list of tables in place; the new one is created in the
     // same transaction, so no change is ever decoded without a publication of this name.
-    plan.statements.push(`DROP PUBLICATION ${pub}`, createStatement);
+    plan.statements.push(`DROP PUBLICATION ${pub}`, ...creation);
     plan.tidy.push(
       `publication "${name}" is FOR ALL TABLES: every table without a replica identity ` +
         "then refuses UPDATE and DELETE",
@@ -264,6 +286,24 @@ export interface PublicationOutcome {
   applied: boolean;
   /** Set when the statements were refused but the publication is usable as it is. */
   warning?: string;
+  /** The publication does not exist and was left so (`createMissing: false`). */
+  missing?: boolean;
+}
+
+export interface PublicationOptions {
+  /** Run the statements and roll them back (test-connection). */
+  dryRun?: boolean;
+  /**
+   * The replication the publication belongs to: recorded on one that is created, and an
+   * existing one is changed (or used) only when its comment names it (OwnershipError).
+   */
+  owner?: ReplicationOwner;
+  /**
+   * Create the publication when it does not exist (default true). False once the id has a
+   * position: a publication dropped since cannot decode the changes in between, so the
+   * stream's gap check reports it instead of a new one hiding it.
+   */
+  createMissing?: boolean;
 }
 
 /**
@@ -279,9 +319,14 @@ export async function syncPublication(
   user: string,
   database: string,
   tables: PgTable[],
-  options: { dryRun?: boolean } = {},
+  options: PublicationOptions = {},
 ): Promise<PublicationOutcome> {
-  const plan = planPublication(name, await readPublication(client, name), tables);
+  const state = await readPublication(client, name);
+  const plan = planPublication(name, state, tables, options.owner);
+  if (state === null && options.createMissing === false) {
+    return { plan, applied: false, missing: true };
+  }
+  if (state !== null && options.owner) assertOwnPublication(name, state.comment, options.owner);
   if (plan.statements.length === 0) return { plan, applied: true };
   try {
     await client.query("BEGIN");
@@ -320,7 +365,11 @@ function publicationAdvice(
   const owners = tables.length === 0 ? "" : ` and make ${role} the owner of each selected table ` +
     `(ALTER TABLE … OWNER TO ${role}; PostgreSQL lets only a table's owner publish it)`;
   const creates = plan.statements.some((s) => s.startsWith("CREATE"));
-  const dba = creates ? `${plan.createStatement};` : `${plan.statements.join("; ")};`;
+  // A publication made by someone else records its owner as Replicant's own would.
+  const dba = creates
+    ? [plan.createStatement, ...(plan.ownerStatement ? [plan.ownerStatement] : [])].join("; ") +
+      ";"
+    : `${plan.statements.join("; ")};`;
   const verb = creates ? "create" : "change";
   return `Replication needs publication "${plan.name}" with exactly the ${tables.length} ` +
     `selected table(s), but ${plan.required.join("; ")}, and Replicant may not ${verb} it: ` +
@@ -427,6 +476,22 @@ export async function whoAmI(client: pg.Client): Promise<{ user: string; databas
   return { user, database };
 }
 
+/**
+ * What preparePublication would refuse, found before a run changes anything: a selected
+ * table without a replica identity, a publication of another owner, one the user may not
+ * create or change (its statements are run and rolled back).
+ */
+export async function checkPublication(
+  client: pg.Client,
+  name: string,
+  tables: PgTable[],
+  options: Omit<PublicationOptions, "dryRun"> = {},
+): Promise<void> {
+  await refuseTablesWithoutIdentity(client, tables);
+  const { user, database } = await whoAmI(client);
+  await syncPublication(client, name, user, database, tables, { ...options, dryRun: true });
+}
+
 /** Where preparePublication tells what it changed. */
 export interface PublicationLog {
   info(message: string): void;
@@ -443,6 +508,7 @@ export async function preparePublication(
   name: string,
   tables: PgTable[],
   log?: PublicationLog,
+  options: Omit<PublicationOptions, "dryRun"> = {},
 ): Promise<PublicationOutcome> {
   await refuseTablesWithoutIdentity(client, tables);
   for (const t of tables) {
@@ -456,9 +522,9 @@ export async function preparePublication(
   const { user, database } = await whoAmI(client);
   let outcome: PublicationOutcome;
   try {
-    outcome = await syncPublication(client, name, user, database, tables);
+    outcome = await syncPublication(client, name, user, database, tables, options);
   } catch (err) {
-    if (err instanceof SourceError) throw err;
+    if (err instanceof SourceError || err instanceof OwnershipError) throw err;
     throw new SourceError(
       `Cannot prepare publication "${name}": ${(err as Error).message}`,
       undefined,
@@ -466,6 +532,7 @@ export async function preparePublication(
     );
   }
   const { plan } = outcome;
+  if (outcome.missing) return outcome;
   if (outcome.warning) log?.warn(outcome.warning);
   else if (plan.statements.length > 0) {
     log?.info(`publication "${name}": ${plan.statements.join("; ")}`);

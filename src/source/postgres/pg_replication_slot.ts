@@ -20,24 +20,27 @@ export interface SlotInfo {
   activePid: number | null;
   confirmedFlushLsn: bigint | null;
   restartLsn: bigint | null;
+  /** `lost`: the server removed WAL the slot still needed (max_slot_wal_keep_size). */
+  walStatus: string | null;
 }
 
 export async function readSlot(client: pg.Client, name: string): Promise<SlotInfo | null> {
   const res = await client.query({
     text: `SELECT plugin::text, active::text, active_pid::text, confirmed_flush_lsn::text,
-                  restart_lsn::text
+                  restart_lsn::text, wal_status::text
              FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`,
     values: [name],
     rowMode: "array",
   });
   if (res.rows.length === 0) return null;
-  const [plugin, active, pid, confirmed, restart] = res.rows[0] as (string | null)[];
+  const [plugin, active, pid, confirmed, restart, walStatus] = res.rows[0] as (string | null)[];
   return {
     plugin: plugin ?? "",
     active: active === "true",
     activePid: pid ? Number(pid) : null,
     confirmedFlushLsn: confirmed ? parseLsn(confirmed) : null,
     restartLsn: restart ? parseLsn(restart) : null,
+    walStatus,
   };
 }
 

@@ -14,6 +14,7 @@ const rel = (oid: number, table: string, relkind: "r" | "p" = "r"): PgRelation =
 
 const state = (over: Partial<PublicationState> = {}): PublicationState => ({
   owner: "dba",
+  comment: null,
   allTables: false,
   viaRoot: true,
   actions: { insert: true, update: true, delete: true, truncate: true },
@@ -94,4 +95,26 @@ Deno.test("publication plan: FOR ALL TABLES and whole schemas become the list of
   ]);
   assert.deepEqual(schema.statements, ['ALTER PUBLICATION "p" SET TABLE "s"."a"']);
   assert.deepEqual([schema.required, schema.added], [[], []], "published through its schema");
+});
+
+Deno.test("publication plan: one it creates records its owner in the same statements", () => {
+  const owner = { group: "default", id: "o'k" };
+  const comment = `COMMENT ON PUBLICATION "p" IS 'replicant default/o''k'`;
+  const created = planPublication("p", null, [rel(1, "a")], owner);
+  assert.deepEqual(created.statements, [
+    'CREATE PUBLICATION "p" FOR TABLE "s"."a" WITH (publish_via_partition_root = true)',
+    comment,
+  ]);
+  assert.equal(created.ownerStatement, comment);
+  // FOR ALL TABLES is made anew: the new one records the owner again.
+  const replaced = planPublication(
+    "p",
+    state({ allTables: true, tables: new Map(), comment: "replicant default/o'k" }),
+    [rel(1, "a")],
+    owner,
+  );
+  assert.deepEqual(replaced.statements.slice(1), created.statements);
+  // Changed in place, it keeps its comment.
+  const changed = planPublication("p", state(), [rel(1, "a"), rel(2, "b")], owner);
+  assert.deepEqual(changed.statements, ['ALTER PUBLICATION "p" SET TABLE "s"."a", "s"."b"']);
 });

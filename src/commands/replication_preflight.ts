@@ -1,0 +1,253 @@
+/**
+ * What a replication run checks before it changes anything, and the changes of starting
+ * over. Every check that can stop a run (the source answers; the filter, the server ids and
+ * the selection fit its catalog; the slot is this id's and its publication can be made; the
+ * target streams and the write mode agree) happens first; only then are state, slots and
+ * streams dropped, created or written. So a run that stops on a check leaves everything as
+ * it was, and a first run that failed leaves no state behind.
+ *
+ * @module
+ */
+
+import type { MysqlConnection as MysqlConn } from "../config/mod.ts";
+import { ExistingStreamsError, StateError } from "../core/errors.ts";
+import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import type { WriteMode } from "../pipeline/snapshot_pipeline.ts";
+import { neutralSchema } from "../schema/source_schemas.ts";
+import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
+import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import { mysqlServerIdentity } from "../source/mysql/mysql_binlog_gap.ts";
+import { mysqlQueryError, openMysql } from "../source/mysql/mysql_endpoint.ts";
+import { readMysqlTables } from "../source/mysql/mysql_schema_reader.ts";
+import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { checkPublication } from "../source/postgres/pg_publication.ts";
+import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
+import {
+  checkPgOwnership,
+  judgeOwnership,
+  pgServerIdentity,
+  pgSystemIdentifier,
+  readPgResources,
+  releaseOwnResources,
+  type ReplicationOwner,
+} from "../source/postgres/pg_source_ownership.ts";
+import type { ReplicationLog } from "../observe/replication_log.ts";
+import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
+import { pgSlotName } from "./realtime_modes.ts";
+import {
+  mysqlEndpointOf,
+  namingOf,
+  pgEndpointOf,
+  replicationSelectionOf,
+  type ReplicationSetup,
+} from "./replication_setup.ts";
+import { requireSelectedTables } from "./selection_check.ts";
+import { preflightSource } from "./source_preflight.ts";
+
+/** Checkpoint fields that say whose source resources the id uses (and SOURCE_SERVER_FIELD). */
+export const SOURCE_SLOT_FIELD = "source:slot";
+export const SOURCE_PUBLICATION_FIELD = "source:publication";
+
+export type Mode = "snapshot" | "realtime" | "full";
+
+/** The id's state as found, and what the options make of it. */
+export interface IdState {
+  /** The id has a checkpoint hash in Redis. */
+  exists: boolean;
+  /** This run continues it (`--resume` with state). */
+  resume: boolean;
+  /** Its fields (empty when there is none). */
+  fields: Record<string, string>;
+}
+
+/** What a run is asked to do, as the checks and the start-over changes need it. */
+export interface RunPlan {
+  mode: Mode;
+  setup: ReplicationSetup;
+  sink: RedisStreamSink<RedisClient>;
+  state: IdState;
+  writeMode: WriteMode;
+  /** `--overwrite`. */
+  overwrite: boolean;
+}
+
+export interface Preflight {
+  /** The selected tables, read from the source (which so answered). */
+  tables: TableSchema[];
+  /** The source server's identity (realtime, full); null for a snapshot. */
+  identity: string | null;
+  /** PostgreSQL: this id's own slot or publication exists. */
+  ownSlot: boolean;
+  /** What the user should know but does not stop the run (FK cascades, …). */
+  warnings: string[];
+  /** The source server's version. */
+  serverVersion: string;
+}
+
+export function ownerOf(setup: ReplicationSetup): ReplicationOwner {
+  return { group: setup.group, id: setup.id };
+}
+
+/**
+ * Every check that can stop the run, before anything is created or dropped: the source
+ * answers (connection, credentials); the filter's columns and `slave-server-ids` fit it
+ * (preflightSource); it lists the selected tables, at least one (requireSelectedTables); its
+ * identity; the slot and publication are free or this id's own, and the publication can be
+ * made as the run needs it; the id's streams and the write mode agree.
+ */
+export async function checkBeforeChanges(plan: RunPlan, stateKey: string): Promise<Preflight> {
+  const { mode, setup, sink, state, writeMode, overwrite } = plan;
+  const { warnings, serverVersion } = await preflightSource(setup, mode);
+  const selection = replicationSelectionOf(setup);
+  let tables: TableSchema[];
+  let identity: string | null = null;
+  let ownSlot = false;
+  if (setup.source.type === "POSTGRESQL") {
+    const endpoint = pgEndpointOf(setup.source);
+    const name = pgSlotName(setup);
+    const recorded = state.fields[SOURCE_SLOT_FIELD];
+    if (state.resume && mode !== "snapshot" && recorded && recorded !== name) {
+      throw new StateError(
+        `Replication id ${JSON.stringify(setup.id)} streams from slot "${recorded}", but ` +
+          `${setup.files.source} now names slot "${name}": put "${recorded}" back under ` +
+          "`replication-slots`, or start over with --overwrite.",
+      );
+    }
+    const client = await openPg(endpoint, "replicant-preflight");
+    try {
+      const found = await readPgTables(client, endpoint.database, selection);
+      if (found.length === 0) await requireSelectedTables(setup);
+      tables = found.map(neutralSchema);
+      if (mode !== "snapshot") {
+        identity = pgServerIdentity(await pgSystemIdentifier(endpoint));
+        ownSlot = await checkPgOwnership(client, {
+          name,
+          me: ownerOf(setup),
+          database: endpoint.database,
+          hasState: state.resume,
+          overwrite,
+          reuseOwn: mode === "realtime",
+          connectionFile: setup.files.source,
+          stateKey,
+        });
+        // A table without a replica identity, a publication the user may not create or
+        // change: found now (tried and rolled back), not after the run started. Resuming, a
+        // missing publication is the gap check's to report.
+        await checkPublication(client, name, found, {
+          owner: ownerOf(setup),
+          createMissing: !state.resume,
+        });
+      } else if (overwrite) {
+        // A snapshot needs no slot; starting over still drops this id's own, if any.
+        const resources = await readPgResources(client, name);
+        ownSlot = judgeOwnership(resources, ownerOf(setup), endpoint.database).kind === "own";
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
+  } else {
+    const endpoint = mysqlEndpointOf(setup.source as MysqlConn);
+    const conn = await openMysql(endpoint);
+    try {
+      tables = (await readMysqlTables(conn, selection)).map(neutralSchema);
+      if (mode !== "snapshot") {
+        identity = await mysqlServerIdentity(conn, /mariadb/i.test(serverVersion));
+      }
+    } catch (err) {
+      throw mysqlQueryError(endpoint, "Checking the source before the run", err);
+    } finally {
+      conn.destroy();
+    }
+    if (tables.length === 0) await requireSelectedTables(setup);
+  }
+  if (!state.resume && mode !== "realtime" && writeMode === "fail") {
+    const existing = await sink.existing(idStreams(setup, tables, mode));
+    if (existing.length > 0) throw new ExistingStreamsError(existing);
+  }
+  return { tables, identity, ownSlot, warnings, serverVersion };
+}
+
+/**
+ * The streams of the id's tables: snapshot streams (not for realtime) and change streams
+ * (every table's `_cdc_logs`, the GLOBAL stream, the DDL stream), whatever the current
+ * replay consistency, so starting over leaves no entry of an earlier run in any of them.
+ */
+export function idStreams(setup: ReplicationSetup, tables: TableSchema[], mode: Mode): string[] {
+  const naming = namingOf(setup);
+  const names = new Set<string>();
+  if (mode !== "realtime") { for (const t of tables) names.add(naming.snapshotStream(t.id)); }
+  for (const t of tables) names.add(naming.cdcStream(t.id));
+  names.add(naming.globalCdcStream());
+  names.add(naming.schemaChangeStream());
+  return [...names];
+}
+
+/**
+ * The changes of a run that does not resume, after every check passed: `--overwrite`
+ * forgets the id's state and drops its own slot and publication; `--replace-existing` and
+ * `--truncate-existing` apply to every stream of the id's tables, change streams included.
+ * Then the id's state is written: from here on it exists.
+ */
+export async function startOver(
+  plan: RunPlan,
+  checkpoints: CheckpointStore,
+  preflight: Preflight,
+  log: ReplicationLog,
+): Promise<void> {
+  const { mode, setup, sink, state, writeMode, overwrite } = plan;
+  if (overwrite) {
+    if (state.exists) await checkpoints.clear();
+    if (setup.source.type === "POSTGRESQL" && preflight.ownSlot) {
+      const name = pgSlotName(setup);
+      const client = await openPg(pgEndpointOf(setup.source), "replicant-overwrite");
+      try {
+        await releaseOwnResources(client, name);
+      } finally {
+        await client.end().catch(() => {});
+      }
+      log.info(`--overwrite: dropped this id's slot and publication "${name}"`);
+    }
+  }
+  if (writeMode === "replace" || writeMode === "truncate") {
+    const existing = await sink.existing(idStreams(setup, preflight.tables, mode));
+    if (existing.length > 0) {
+      if (writeMode === "replace") await sink.deleteKeys(existing);
+      else await sink.truncateStreams(existing);
+      log.info(
+        `${writeMode === "replace" ? "replaced" : "truncated"} ${existing.length} existing ` +
+          `stream(s): ${existing.join(", ")}`,
+      );
+    }
+  }
+  const fields: Record<string, string> = {
+    "state:created": new Date().toISOString(),
+    "state:mode": mode,
+  };
+  if (preflight.identity) fields[SOURCE_SERVER_FIELD] = preflight.identity;
+  if (setup.source.type === "POSTGRESQL" && mode !== "snapshot") {
+    fields[SOURCE_SLOT_FIELD] = pgSlotName(setup);
+    fields[SOURCE_PUBLICATION_FIELD] = pgSlotName(setup);
+  }
+  await checkpoints.write(fields);
+}
+
+/** The command that takes the id's tables anew (a gap's recovery). */
+export function resnapshotCommand(setup: ReplicationSetup): string {
+  const q = (s: string) =>
+    /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+  const parts = ["replicant", "full", setup.files.source, setup.files.target];
+  const files = setup.files;
+  if (files.extractor) parts.push("--extractor", files.extractor);
+  if (files.applier) parts.push("--applier", files.applier);
+  if (files.filter) parts.push("--filter", files.filter);
+  parts.push("--id", setup.id);
+  if (setup.group !== "default") parts.push("--replication-group", setup.group);
+  parts.push("--home", setup.home, "--overwrite", "--replace-existing");
+  return parts.map(q).join(" ");
+}
+
+/** Names of the tables a gap affects: every selected table (they share the position). */
+export function tableNames(tables: TableSchema[]): string[] {
+  return tables.map((t) => qualifiedName(t.id));
+}

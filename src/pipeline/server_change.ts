@@ -1,0 +1,103 @@
+/**
+ * Carrying a replication over to another source server that continues its checkpoint (a
+ * MySQL/MariaDB failover to a server that has the checkpoint's GTIDs).
+ *
+ * Exactly-once rests on positions: a change at or below its stream's tail is already there.
+ * The new server numbers its binlog differently, so its positions compare with nothing
+ * written before. The move is safe when no stream holds a change past the checkpoint
+ * (nothing can come twice): then each stream's tail at the move is recorded, and until a
+ * stream gets an entry after that one its tail says nothing about the new positions.
+ * Snapshot marks (MySQL `full`) are old positions too: they are dropped when the checkpoint
+ * is past them all, else the move is refused.
+ *
+ * @module
+ */
+
+import { GapError } from "../core/errors.ts";
+import type { MessageFormat } from "../core/entry_encoder.ts";
+import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import type { RedisClient } from "../sink/redis/redis_connection.ts";
+import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
+import type { ServerChange } from "./streaming_source.ts";
+
+/** Checkpoint field of the source server the positions belong to. */
+export const SOURCE_SERVER_FIELD = "source:server";
+
+/** Per stream: the id of its newest entry when the source moved to another server. */
+export const POSITIONS_FROM_PREFIX = "realtime:positions-from:";
+
+/**
+ * Prefix of the checkpoint fields, one per cdc stream, whose value is the sort key through
+ * which that stream's changes are already in the table's snapshot stream (MySQL `full`; a
+ * PostgreSQL `full` whose keyless table was taken again from a fresh snapshot).
+ */
+export const SKIP_THROUGH_FIELD_PREFIX = "snapshot:skip-through:";
+
+export interface StreamOfId {
+  name: string;
+  format: MessageFormat;
+  tombstones: boolean;
+}
+
+/**
+ * Checks that the move is safe and records it (the new server, each stream's tail). Throws
+ * GapError when a stream holds changes past the checkpoint or a snapshot mark is past it.
+ * Returns the recorded tails.
+ */
+export async function acceptServerChange(
+  change: ServerChange,
+  client: RedisClient,
+  checkpoints: CheckpointStore,
+  streams: StreamOfId[],
+  sortKeyOf: SortKeyOfSource,
+  skipThrough: ReadonlyMap<string, string>,
+): Promise<Map<string, string>> {
+  const refuse = (reason: string) =>
+    new GapError({
+      checkpoint: `${change.checkpoint} on server ${change.from ?? "(not recorded)"}`,
+      available: `server ${change.to}, which has the checkpoint's transactions`,
+      reason: `The source is now another server than the checkpoint's (a failover). ${reason}`,
+    });
+  for (const [stream, mark] of skipThrough) {
+    if (mark >= change.sortKey) {
+      throw refuse(
+        `The snapshot of "${stream}" was read at a binlog position past the checkpoint; ` +
+          "that position means nothing on the new server.",
+      );
+    }
+  }
+  const tails = new Map<string, string>();
+  for (const s of streams) {
+    const tail = await readStreamTail(client, s.name, s.format, s.tombstones, sortKeyOf);
+    if (tail.lastId === null) continue;
+    if (tail.source !== null && !change.covers(tail.source)) {
+      throw refuse(
+        `Stream "${s.name}" already holds changes past the checkpoint; the new server ` +
+          "numbers them differently, so they could not be told from new ones.",
+      );
+    }
+    tails.set(s.name, tail.lastId);
+  }
+  const fields: Record<string, string> = { [SOURCE_SERVER_FIELD]: change.to };
+  for (const [name, id] of tails) fields[POSITIONS_FROM_PREFIX + name] = id;
+  // Snapshot marks are emptied, not deleted: HSET is among the rights Replicant needs, HDEL not.
+  for (const stream of skipThrough.keys()) fields[SKIP_THROUGH_FIELD_PREFIX + stream] = "";
+  await checkpoints.write(fields);
+  return tails;
+}
+
+/** The recorded tails of earlier moves, from the checkpoint's fields. */
+export function positionsFrom(fields: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(fields)) {
+    if (k.startsWith(POSITIONS_FROM_PREFIX)) out.set(k.slice(POSITIONS_FROM_PREFIX.length), v);
+  }
+  return out;
+}
+
+/** Whether stream entry id `a` comes after `b` (`<ms>-<seq>`). */
+export function entryIdAfter(a: string, b: string): boolean {
+  const [am, as] = a.split("-").map(BigInt);
+  const [bm, bs] = b.split("-").map(BigInt);
+  return am > bm || (am === bm && as > bs);
+}
