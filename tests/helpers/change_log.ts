@@ -14,6 +14,9 @@ import type { Redis } from "ioredis";
 import { readStream } from "./clients.ts";
 import type { RunningReplicant } from "./replicant.ts";
 import { waitFor } from "./services.ts";
+import { prng } from "./test_seed.ts";
+
+export { prng };
 
 export interface Row {
   id: number;
@@ -88,18 +91,6 @@ export function mysqlTxRunner(conn: MysqlQuery | (() => MysqlQuery)): TxRunner {
       await writer.query("ROLLBACK").catch(() => {});
       throw err;
     }
-  };
-}
-
-/** A small seeded PRNG (mulberry32), so a failing run can be repeated with its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -264,6 +255,37 @@ export class ChangeGenerator {
   }
 
   /** Stops after the transaction in flight; rejects if the generator failed. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#running;
+  }
+}
+
+/**
+ * Writes to a table outside the replicated selection until stopped. A real source's log
+ * interleaves other tables' transactions with the selected ones; a connector must pass over
+ * them (they move its checkpoint without delivering a change) without losing its place.
+ */
+export class NoiseWriter {
+  /** Statements run so far. */
+  count = 0;
+  #stopping = false;
+  #running: Promise<void> | null = null;
+
+  constructor(private readonly write: () => Promise<unknown>, private readonly pauseMs = 5) {}
+
+  start(): void {
+    this.#stopping = false;
+    this.#running = (async () => {
+      while (!this.#stopping) {
+        await this.write();
+        this.count++;
+        await sleep(this.pauseMs);
+      }
+    })();
+  }
+
+  /** Stops after the statement in flight; rejects if a write failed. */
   async stop(): Promise<void> {
     this.#stopping = true;
     await this.#running;
