@@ -34,8 +34,11 @@ export interface PrivatePg {
   dir: string;
   /** A superuser client over the Unix socket. */
   admin(database?: string): Promise<pg.Client>;
-  /** Stops the server (`pg_ctl stop -m fast`, or `immediate`: a crash). Its data stays. */
-  shutdown(mode?: "fast" | "immediate"): Promise<void>;
+  /**
+   * Stops the server (`pg_ctl stop -m fast`, or `immediate`: a crash), failing when it has
+   * not stopped within `timeoutSeconds` (default 60). Its data stays.
+   */
+  shutdown(mode?: "fast" | "immediate", timeoutSeconds?: number): Promise<void>;
   /** Starts the stopped server again on the same port and data. */
   start(): Promise<void>;
   /** Stops the server and deletes its data. */
@@ -67,8 +70,8 @@ export async function startPrivatePostgres(options: PrivatePgOptions = {}): Prom
   const host = "127.0.0.1";
   const start = () =>
     asPg("pg_ctl", ["-D", data, "-l", path.join(dir, "postgres.log"), "-w", "-t", "30", "start"]);
-  const shutdown = (mode: "fast" | "immediate" = "fast") =>
-    asPg("pg_ctl", ["-D", data, "-m", mode, "-w", "stop"]);
+  const shutdown = (mode: "fast" | "immediate" = "fast", timeoutSeconds = 60) =>
+    asPg("pg_ctl", ["-D", data, "-m", mode, "-w", "-t", String(timeoutSeconds), "stop"]);
   try {
     await asPg("initdb", [
       "-D",
