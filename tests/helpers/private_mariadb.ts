@@ -71,6 +71,7 @@ export async function startPrivateMariadb(
     ]
     : [];
   const start = async () => {
+    if (running()) return;
     proc = spawn(MARIADBD, [
       "--no-defaults",
       ...userOption,

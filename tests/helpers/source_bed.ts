@@ -54,8 +54,11 @@ export interface SourceBed {
   run: TxRunner;
   /** One insert into the table outside the selection. */
   noise(): Promise<unknown>;
-  /** Replicant's connection file for this server (or for `port`, e.g. a proxy in front). */
-  connFile(home: ScratchHome, port?: number): string;
+  /**
+   * Replicant's connection file for this server, or for `port` (a proxy in front of it),
+   * with `extra` YAML lines appended.
+   */
+  connFile(home: ScratchHome, options?: { port?: number; extra?: string }): string;
   /** Replicant's filter: the selected tables only. */
   filter: string;
   /** PostgreSQL: the slot (and publication) replicant uses for the id; MariaDB: null. */
@@ -123,12 +126,13 @@ export async function pgSourceBed(o: SourceBedOptions): Promise<SourceBed> {
     placeholders: "dollar",
     run: pgTxRunner(() => writer),
     noise: () => noisy.query(`INSERT INTO ${schema}.noise (v) VALUES ('x')`),
-    connFile: (home, port) =>
+    connFile: (home, { port, extra } = {}) =>
       home.write(
         "postgresql.yaml",
         `type: POSTGRESQL\nhost: ${server.host}\nport: ${port ?? server.port}\n` +
           `database: ${server.database}\nusername: ${server.user}\n` +
-          (server.password ? `password: "${server.password}"\n` : "") + "max-connections: 6\n",
+          (server.password ? `password: "${server.password}"\n` : "") + "max-connections: 6\n" +
+          (extra ?? ""),
       ),
     filter: filterOf(server.database, schema, o.tables),
     slot,
@@ -191,12 +195,12 @@ export async function mariadbSourceBed(o: SourceBedOptions): Promise<SourceBed> 
     placeholders: "question",
     run: mysqlTxRunner(() => writer),
     noise: () => noisy.query(`INSERT INTO ${database}.noise (v) VALUES ('x')`),
-    connFile: (home, port) =>
+    connFile: (home, { port, extra } = {}) =>
       home.write(
         "mysql.yaml",
         `type: MARIADB\nhost: ${server.host}\nport: ${port ?? server.port}\n` +
           `username: ${server.user}\npassword: "${server.password}"\n` +
-          `slave-server-ids: [${serverId}]\nmax-connections: 6\n`,
+          `slave-server-ids: [${serverId}]\nmax-connections: 6\n` + (extra ?? ""),
       ),
     filter: filterOf(database, null, o.tables),
     slot: null,
