@@ -40,7 +40,6 @@ import {
 } from "../tests/helpers/replicant.ts";
 import { type SourceBed, sourceBed, type SourceServer } from "../tests/helpers/source_bed.ts";
 import {
-  ChangeGenerator,
   checkPositions,
   checkReplicated,
   type Dialect,
@@ -270,19 +269,7 @@ async function runSchedule(servers: Servers, schedule: Schedule, index: number):
     ? [naming.globalCdcStream()]
     : Object.keys(bed.tables).map(bed.cdcStream);
   const checkpointKey = naming.checkpointKey(false);
-  const generator = new ChangeGenerator({
-    tables: bed.tables,
-    placeholders: bed.placeholders,
-    seed: schedule.seed,
-    pauseMs: 3,
-    run: bed.run,
-  });
-  for (const t of Object.keys(bed.tables)) {
-    generator.seed(
-      t,
-      Array.from({ length: t === "big" ? BIG_ROWS : SMALL_ROWS }, (_, i) => i + 1),
-    );
-  }
+  const generator = bed.generator(schedule.seed);
   const noise = new NoiseWriter(bed.noise);
   const sourceConn = bed.connFile(home, {
     port: sourceProxy.port,

@@ -739,17 +739,32 @@ export async function killAndResume(o: KillAndResumeOptions): Promise<void> {
     run = o.start("--resume");
   }
   assert.ok(snapshotKills >= o.snapshotKills, `${snapshotKills} kill(s) during the snapshot`);
+  await lastChangeThenStop({ ...o, run });
+}
 
+/**
+ * The end of a run under test: stops the generator, writes one last change into every table,
+ * waits until every cdc stream holds it, then stops replicant with SIGTERM (exit 0).
+ */
+export async function lastChangeThenStop(o: {
+  redis: Redis;
+  generator: ChangeGenerator;
+  dialect: Dialect;
+  cdcStreams: string[];
+  run: RunningReplicant;
+}): Promise<void> {
   await o.generator.stop();
   const last = await o.generator.marker();
-  const current: RunningReplicant = run;
+  let exited = false;
+  o.run.done.then(() => (exited = true));
   await waitFor(async () => {
+    if (exited) throw new Error(`replicant exited: ${(await o.run.done).stderr}`);
     for (const stream of o.cdcStreams) {
       if (!(await tailHas(o.redis, stream, last.token, o.dialect))) return false;
     }
     return true;
   }, { what: "the last change in every cdc stream", timeoutMs: 60_000, intervalMs: 100 });
-  current.kill("SIGTERM");
-  const res = await current.done;
+  o.run.kill("SIGTERM");
+  const res = await o.run.done;
   assert.equal(res.code, 0, res.stderr);
 }

@@ -13,7 +13,14 @@ import {
   dropPublication,
   dropSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
-import { canonical, type Dialect, mysqlTxRunner, pgTxRunner, type TxRunner } from "./change_log.ts";
+import {
+  canonical,
+  ChangeGenerator,
+  type Dialect,
+  mysqlTxRunner,
+  pgTxRunner,
+  type TxRunner,
+} from "./change_log.ts";
 import type { ScratchHome } from "./replicant.ts";
 import { serviceEnv } from "./services.ts";
 
@@ -54,6 +61,8 @@ export interface SourceBed {
   run: TxRunner;
   /** One insert into the table outside the selection. */
   noise(): Promise<unknown>;
+  /** A generator of this bed's transactions that knows the rows the tables start with. */
+  generator(seed: number, pauseMs?: number): ChangeGenerator;
   /**
    * Replicant's connection file for this server, or for `port` (a proxy in front of it),
    * with `extra` YAML lines appended.
@@ -70,6 +79,20 @@ export interface SourceBed {
   /** Opens the bed's connections again (after the server restarted). */
   reconnect(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A generator over `bed`'s tables, seeded with their starting rows 1..rows(t). */
+function generatorOf(
+  bed: Pick<SourceBed, "tables" | "placeholders" | "run">,
+  rows: (table: string) => number,
+  seed: number,
+  pauseMs = 3,
+): ChangeGenerator {
+  const generator = new ChangeGenerator({ ...bed, seed, pauseMs });
+  for (const t of Object.keys(bed.tables)) {
+    generator.seed(t, Array.from({ length: rows(t) }, (_, i) => i + 1));
+  }
+  return generator;
 }
 
 function defaultServer(dialect: Dialect): SourceServer {
@@ -118,14 +141,17 @@ export async function pgSourceBed(o: SourceBedOptions): Promise<SourceBed> {
     );
   }
   await db.query(`CREATE TABLE ${schema}.noise (id serial PRIMARY KEY, v text)`);
+  const placeholders = "dollar";
+  const run = pgTxRunner(() => writer);
   return {
     dialect: "pg",
     tables,
     snapStream: (t) => `${server.database}_${schema}_${t}`,
     cdcStream: (t) => `${server.database}_${schema}_${t}_cdc_logs`,
-    placeholders: "dollar",
-    run: pgTxRunner(() => writer),
+    placeholders,
+    run,
     noise: () => noisy.query(`INSERT INTO ${schema}.noise (v) VALUES ('x')`),
+    generator: (seed, pauseMs) => generatorOf({ tables, placeholders, run }, o.rows, seed, pauseMs),
     connFile: (home, { port, extra } = {}) =>
       home.write(
         "postgresql.yaml",
@@ -187,14 +213,17 @@ export async function mariadbSourceBed(o: SourceBedOptions): Promise<SourceBed> 
   }
   await db.query(`CREATE TABLE ${database}.noise (id int AUTO_INCREMENT PRIMARY KEY, v text)`);
   const serverId = o.serverId ?? 2000 + Math.floor(Math.random() * 60_000);
+  const placeholders = "question";
+  const run = mysqlTxRunner(() => writer);
   return {
     dialect: "mysql",
     tables,
     snapStream: (t) => `${database}_${t}`,
     cdcStream: (t) => `${database}_${t}_cdc_logs`,
-    placeholders: "question",
-    run: mysqlTxRunner(() => writer),
+    placeholders,
+    run,
     noise: () => noisy.query(`INSERT INTO ${database}.noise (v) VALUES ('x')`),
+    generator: (seed, pauseMs) => generatorOf({ tables, placeholders, run }, o.rows, seed, pauseMs),
     connFile: (home, { port, extra } = {}) =>
       home.write(
         "mysql.yaml",
