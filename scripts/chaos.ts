@@ -177,6 +177,8 @@ class Supervisor {
   exited: { code: number; stderr: string } | null = null;
   /** Exit codes of runs that ended on their own. */
   readonly exits: number[] = [];
+  /** The last line each of them wrote on stderr. */
+  readonly reasons: string[] = [];
   /** Set once interference skipped changes: repeated refusals then end the schedule. */
   interfered = false;
   #restarts = 0;
@@ -197,6 +199,7 @@ class Supervisor {
     if (r === null) return;
     this.exited = null;
     this.exits.push(r.code);
+    this.reasons.push(lastLine(r.stderr));
     if (r.code === EXIT_GAP) throw new GapRefused(lastLine(r.stderr));
     this.#refusals = r.code === 0 ? 0 : this.#refusals + 1;
     if (this.interfered && this.#refusals >= 3) {
@@ -441,7 +444,13 @@ async function runSchedule(servers: Servers, schedule: Schedule, index: number):
     Deno.removeSync(home.dir, { recursive: true });
   }
   const exits = supervisor.exits.filter((c) => c !== EXIT_GAP);
-  if (exits.length > 0) notes.push(`replicant exited on its own ${exits.length}× (${exits})`);
+  if (exits.length > 0) {
+    notes.push(
+      `replicant exited on its own ${exits.length}× (${exits}): ${
+        [...new Set(supervisor.reasons)].map((r) => r.slice(0, 160)).join(" | ")
+      }`,
+    );
+  }
   return { schedule, outcome, findings, notes, faultsDone, ms: Date.now() - t0 };
 }
 
