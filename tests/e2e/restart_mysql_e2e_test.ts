@@ -9,7 +9,7 @@ import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
 import { startPrivateMariadb } from "../helpers/private_mariadb.ts";
-import { seededTest } from "../helpers/test_seed.ts";
+import { seededTest, uniqueTag } from "../helpers/test_seed.ts";
 import {
   assertExactlyOnce,
   assertPositions,
@@ -27,7 +27,7 @@ import {
  */
 async function restartRun(mustReconnect: boolean, seed: number): Promise<void> {
   const server = await startPrivateMariadb();
-  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  const tag = uniqueTag();
   const database = `rs_${tag}`;
   const id = `restart-my-${tag}`;
   const redis = redisClient();

@@ -7,7 +7,7 @@
 import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { startPrivatePostgres } from "../helpers/private_postgres.ts";
 import { waitFor } from "../helpers/services.ts";
-import { seededTest } from "../helpers/test_seed.ts";
+import { seededTest, uniqueTag } from "../helpers/test_seed.ts";
 import { pgSourceBed } from "../helpers/source_bed.ts";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { assertReplicated, lastChangeThenStop, totalLength } from "../helpers/change_log.ts";
@@ -20,7 +20,7 @@ seededTest(
     const server = await startPrivatePostgres({
       hba: ["host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust"],
     });
-    const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    const tag = uniqueTag();
     const id = `restart-pg-${tag}`;
     const redis = redisClient();
     const bed = await pgSourceBed({

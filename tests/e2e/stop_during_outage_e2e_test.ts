@@ -12,7 +12,7 @@ import path from "node:path";
 import { privateRedis } from "../pipeline/failure_fixture.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
-import { seededTest } from "../helpers/test_seed.ts";
+import { seededTest, uniqueTag } from "../helpers/test_seed.ts";
 import { sourceBed } from "../helpers/source_bed.ts";
 import {
   assertReplicated,
@@ -36,7 +36,7 @@ async function stopDuringOutage(
   phase: "snapshot" | "realtime",
 ): Promise<void> {
   const rows = (t: string) => phase === "snapshot" && t === "a" ? SNAPSHOT_ROWS : ROWS;
-  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  const tag = uniqueTag();
   const id = `outage-${tag}`;
   const naming = new StreamNaming(id, "default");
   const redis = await privateRedis();

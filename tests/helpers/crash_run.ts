@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { deleteKeys, redisClient } from "./clients.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "./replicant.ts";
 import { sourceBed } from "./source_bed.ts";
+import { uniqueTag } from "./test_seed.ts";
 import { assertReplicated, type Dialect, killAndResume, NoiseWriter } from "./change_log.ts";
 
 const BIG_ROWS = 100_000;
@@ -25,7 +26,7 @@ export interface CrashRunOptions {
 }
 
 export async function crashRun(o: CrashRunOptions): Promise<void> {
-  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  const tag = uniqueTag();
   const id = `crash-${o.dialect}-${tag}`;
   const bed = await sourceBed(o.dialect, {
     prefix: o.dialect === "pg" ? "crash_pg" : "crash_my",

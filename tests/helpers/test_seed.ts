@@ -47,6 +47,11 @@ export function seedFor(name: string): number {
   return h;
 }
 
+/** A name part unique to this moment (not from the seed: it changes nothing a test does). */
+export function uniqueTag(): string {
+  return `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+}
+
 /** A small seeded PRNG (mulberry32) giving numbers in [0, 1). */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
