@@ -304,10 +304,19 @@ async function runSchedule(servers: Servers, schedule: Schedule, index: number):
   let interfered = false;
   /** Waits for `cond`, keeping replicant running (restarted when it exits on its own). */
   const until = async (cond: () => Promise<boolean>, what: string, timeoutMs = 90_000) => {
+    // waitFor takes an exception of its condition for "not yet": the supervisor's verdicts
+    // (exit 5, repeated refusals) end the wait and are thrown here instead.
+    let verdict: unknown = null;
     await waitFor(async () => {
-      supervisor.ensureRunning();
+      try {
+        supervisor.ensureRunning();
+      } catch (err) {
+        verdict = err;
+        return true;
+      }
       return await cond();
     }, { what, timeoutMs, intervalMs: 20 });
+    if (verdict !== null) throw verdict;
   };
   const snapshotDone = async () => (await admin.hget(checkpointKey, "snapshot:complete")) === "1";
   const pauseWriters = async () => {
@@ -431,6 +440,12 @@ async function runSchedule(servers: Servers, schedule: Schedule, index: number):
     }
   } finally {
     await supervisor.kill9().catch(() => {});
+    if (!["ok", "gap refused"].includes(outcome)) {
+      const dir = await keepEvidence(schedule, home, id, admin, checkpointKey, generator).catch(
+        (err) => `(evidence not kept: ${err.message})`,
+      );
+      notes.push(`evidence in ${dir}`);
+    }
     await generator.stop().catch((err) => notes.push(`generator: ${err.message}`));
     await noise.stop().catch(() => {});
     redisProxy.up();
@@ -452,6 +467,41 @@ async function runSchedule(servers: Servers, schedule: Schedule, index: number):
     );
   }
   return { schedule, outcome, findings, notes, faultsDone, ms: Date.now() - t0 };
+}
+
+/**
+ * What a failed schedule leaves to look at, before its data is dropped: replicant's logs, the
+ * checkpoint hash, every stream's entries and the generator's log, in
+ * `.state/chaos/<seed>/` (the repository's state folder, or REPLICANT_STATE).
+ */
+async function keepEvidence(
+  schedule: Schedule,
+  home: ScratchHome,
+  id: string,
+  admin: Redis,
+  checkpointKey: string,
+  generator: { log: unknown[] },
+): Promise<string> {
+  const state = process.env.REPLICANT_STATE ?? new URL("../.state", import.meta.url).pathname;
+  const dir = `${state}/chaos/${schedule.seed}`;
+  await Deno.mkdir(dir, { recursive: true });
+  for (const f of ["trace.log", "error.log"]) {
+    await Deno.copyFile(`${home.dir}/data/${id}/${f}`, `${dir}/${f}`).catch(() => {});
+  }
+  const streams: Record<string, unknown> = {};
+  for (const key of await admin.keys("*")) {
+    if ((await admin.type(key)) === "stream") streams[key] = await admin.xrange(key, "-", "+");
+  }
+  await Deno.writeTextFile(
+    `${dir}/redis.json`,
+    JSON.stringify({ checkpoint: await admin.hgetall(checkpointKey), streams }),
+  );
+  await Deno.writeTextFile(
+    `${dir}/generator.jsonl`,
+    generator.log.map((t) => JSON.stringify(t)).join("\n") + "\n",
+  );
+  await Deno.writeTextFile(`${dir}/schedule.json`, JSON.stringify(schedule));
+  return dir;
 }
 
 /** Servers stopped by a failed schedule are started again for the next one. */
@@ -497,6 +547,13 @@ async function interfere(
   const token = await admin.hget(checkpointKey, "realtime:checkpoint");
   if (!token) return false;
   const file = (JSON.parse(token) as { file: string }).file;
+  // A binlog a dump thread still reads (the killed run's, until the server notices) is kept.
+  await waitFor(async () => {
+    const threads = await bed.query(
+      "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+    ) as { n: number }[];
+    return Number(threads[0].n) === 0;
+  }, { what: "the binlog dump thread of the killed run to end", timeoutMs: 30_000 });
   if (past) {
     await bed.query("FLUSH BINARY LOGS");
     const logs = await bed.query("SHOW BINARY LOGS") as { Log_name: string }[];
@@ -504,7 +561,8 @@ async function interfere(
   } else {
     await bed.query(`PURGE BINARY LOGS TO '${file}'`);
   }
-  return past;
+  const left = await bed.query("SHOW BINARY LOGS") as { Log_name: string }[];
+  return !left.some((l) => l.Log_name === file);
 }
 
 function table(headers: string[], rows: (string | number)[][]): string {
