@@ -28,7 +28,13 @@ import {
   type InFlightTransaction,
   type SourceTransactionPart,
 } from "./checkpointer.ts";
-import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
+import {
+  backoffMs,
+  boundedAfterStop,
+  type RetrySettings,
+  sleep,
+  STOP_GRACE_MS,
+} from "./retry_policy.ts";
 import type { TableSelection } from "./snapshot_source.ts";
 import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
 import type { DdlStatement, ServerChange, StreamingSource } from "./streaming_source.ts";
@@ -137,6 +143,13 @@ export interface RealtimeOutcome {
 /** A table's writes failed beyond retries: EVENTUAL skips it. */
 class TableFailure extends ReplicantError {}
 
+/**
+ * The run was asked to stop while a writer waited to try again. Its batch and what is queued
+ * behind it stay unaccepted, so the checkpoint stays below them; what landed of the batch is
+ * the batch's first entries, which the tail rule of `--resume` skips.
+ */
+class StoppedWhileRetrying extends ReplicantError {}
+
 interface Queued {
   entries: EntryField[][];
   tx: InFlightTransaction;
@@ -155,6 +168,8 @@ class StreamWriter {
   head = 0;
   running = false;
   skipped = false;
+  /** Stopped by SIGINT/SIGTERM while waiting to retry: writes nothing more. */
+  stopped = false;
   ready = false;
   lastId: string | null = null;
   tailKey: string | null = null;
@@ -177,6 +192,16 @@ class StreamWriter {
   get pending(): number {
     return this.queue.length - this.head;
   }
+}
+
+/** True when the entries of a batch that landed all come before those that failed. */
+function landedInOrder(result: BatchResult): boolean {
+  let failedSeen = false;
+  for (const id of result.ids) {
+    if (id === null) failedSeen = true;
+    else if (failedSeen) return false;
+  }
+  return true;
 }
 
 class Semaphore {
@@ -235,6 +260,8 @@ export class RealtimePipeline {
   #written: string | null = null;
   #committing: Promise<void> | null = null;
   #lastCheckpointAt = 0;
+  /** A Redis call failed after the stop was asked: the checkpoint is not tried again. */
+  #redisFailedWhileStopping = false;
   readonly #schemas: SchemaTracker;
   /** Per stream: its newest entry when the source moved to another server. */
   #positionsFrom = new Map<string, string>();
@@ -289,6 +316,8 @@ export class RealtimePipeline {
     const stop = () => this.#internal.abort();
     if (this.signal.aborted) stop();
     this.signal.addEventListener("abort", stop, { once: true });
+    // Waits for room in the queue or for the writers end at once when the run stops.
+    this.#internal.signal.addEventListener("abort", () => this.#notify(), { once: true });
     metrics.oldestPendingMs = () => this.#oldestPendingMs(); // issue 8: metrics
     this.log.info(
       `realtime (${
@@ -448,7 +477,7 @@ export class RealtimePipeline {
 
   #busyWriters(): boolean {
     for (const w of this.#writers.values()) {
-      if (w.running || (w.pending > 0 && !w.skipped)) return true;
+      if (w.running || (w.pending > 0 && !w.skipped && !w.stopped)) return true;
     }
     return false;
   }
@@ -543,12 +572,14 @@ export class RealtimePipeline {
     for (const w of touched) this.#kick(w);
     this.#advance();
     const max = this.#maxQueueBytes;
-    while (this.#bytes > max && this.#fatal === null) await this.#changed();
+    while (this.#bytes > max && this.#fatal === null && !this.#internal.signal.aborted) {
+      await this.#changed();
+    }
     if (this.#fatal !== null) throw this.#fatal;
   }
 
   #kick(w: StreamWriter): void {
-    if (w.running || w.skipped || w.pending === 0) return;
+    if (w.running || w.skipped || w.stopped || w.pending === 0) return;
     w.running = true;
     this.#runWriter(w).finally(() => {
       w.running = false;
@@ -610,7 +641,11 @@ export class RealtimePipeline {
       }
     } catch (err) {
       const message = (err as Error).message;
-      if (
+      if (err instanceof StoppedWhileRetrying) {
+        // Nothing is accepted or dropped: the checkpoint stays below this stream's batch.
+        w.stopped = true;
+        this.log.warn(`realtime of ${w.name} into ${w.stream} stopped: ${message}`);
+      } else if (
         err instanceof TableFailure && this.settings.skipTablesOnFailures && !this.#global
       ) {
         w.skipped = true;
@@ -636,13 +671,13 @@ export class RealtimePipeline {
   async #prepare(w: StreamWriter): Promise<void> {
     for (let attempt = 0;; attempt++) {
       try {
-        const tail = await readStreamTail(
+        const tail = await this.#bounded(readStreamTail(
           w.client,
           w.stream,
           w.ddl ? "fields" : this.settings.entry.format,
           w.ddl ? false : this.settings.entry.tombstones,
           this.settings.sortKeyOf,
-        );
+        ));
         w.lastId = tail.lastId;
         const floor = this.#global || w.ddl ? null : this.#skipThrough.get(w.stream) ?? null;
         w.tailKey = floor;
@@ -657,21 +692,22 @@ export class RealtimePipeline {
             w.tailKey = tail.sortKey;
           }
           if (tail.missingTombstone) {
-            w.lastId = await w.client.xadd(w.stream, "*", ...tail.missingTombstone);
+            w.lastId = await this.#bounded(
+              w.client.xadd(w.stream, "*", ...tail.missingTombstone),
+            );
             this.log.info(`appended the missing tombstone of the last delete in ${w.stream}`);
           }
         }
         w.ready = true;
         return;
       } catch (err) {
+        const reason = `cannot read the tail of "${w.stream}": ${(err as Error).message}`;
         if (
           classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
         ) {
-          throw new TableFailure(
-            `cannot read the tail of "${w.stream}": ${(err as Error).message}`,
-          );
+          throw new TableFailure(reason);
         }
-        await sleep(backoffMs(attempt + 1, this.settings.retry.waitMs));
+        await this.#waitToRetry(backoffMs(attempt + 1, this.settings.retry.waitMs), reason);
       }
     }
   }
@@ -691,7 +727,7 @@ export class RealtimePipeline {
         const t0 = performance.now(); // issue 8: metrics
         // Until it landed or was undone, retention keeps what a resume reads before it.
         guard.batchStarted(w.stream, w.lastId);
-        result = await this.sink.appendVia(w.slot, w.stream, entries);
+        result = await this.#bounded(this.sink.appendVia(w.slot, w.stream, entries));
         metrics.realtimeRoundTrip(performance.now() - t0);
       } catch (err) {
         thrown = err;
@@ -704,9 +740,28 @@ export class RealtimePipeline {
       const error = thrown ?? result!.errors.find((e) => e !== null);
       const reason = (error as Error)?.message ?? String(error);
       metrics.redisFailed(error); // issue 8: metrics
-      if (thrown) await this.sink.settleLost(thrown);
+      // Stopping with the batch not undone is safe when what landed of it is its first
+      // entries (a lost connection runs what it sent in order): --resume skips them as the
+      // stream's tail. Entries that landed after a failed one must be undone or are in doubt.
+      const stopNow = () =>
+        this.#internal.signal.aborted && (thrown !== null || landedInOrder(result!));
+      if (stopNow()) {
+        throw new StoppedWhileRetrying(
+          `a batch into ${where} failed (${reason}) at the stop; what landed of it is the ` +
+            `stream's tail, which --resume skips`,
+        );
+      }
+      if (thrown) await this.sink.settleLost(thrown, undefined, this.#internal.signal);
       const left = await this.#undo(w, result && !thrown ? result : null, entries.length);
-      if (left === null || left.length > 0) this.#inDoubt(w, left, where, reason);
+      if (left === null || left.length > 0) {
+        if (stopNow()) {
+          throw new StoppedWhileRetrying(
+            `a batch into ${where} failed (${reason}) and could not be undone before the stop; ` +
+              `what landed of it is the stream's tail, which --resume skips`,
+          );
+        }
+        this.#inDoubt(w, left, where, reason);
+      }
       guard.batchSettled(w.stream);
       const kind = classifyRedisError(error);
       if (kind === "oom") this.sink.memory.pressure();
@@ -725,12 +780,37 @@ export class RealtimePipeline {
           attempt + 1
         }/${this.settings.retry.maxRetries})`,
       );
-      await sleep(
+      await this.#waitToRetry(
         backoffMs(
           kind === "oom" ? Math.min(attempt + 1, 4) : attempt + 1,
           this.settings.retry.waitMs,
         ),
+        `a batch of ${entries.length} entries into ${where} was undone after ${reason}`,
       );
+    }
+  }
+
+  /** Stopping: the data is in the streams; a resume from the older checkpoint skips it. */
+  #unsavedAtStop(token: string, why: string): void {
+    this.log.warn(
+      `stopping without saving checkpoint ${token} (${why}); --resume continues from ${
+        this.#written ?? "the start"
+      } and skips what the streams already hold`,
+    );
+  }
+
+  /** A Redis call that gives up STOP_GRACE_MS after the stop (see boundedAfterStop). */
+  #bounded<T>(call: Promise<T>): Promise<T> {
+    return boundedAfterStop(call, this.#internal.signal, STOP_GRACE_MS, () => {
+      this.#redisFailedWhileStopping = true;
+    });
+  }
+
+  /** The pause before another try; a stop of the run ends it and the writer stops. */
+  async #waitToRetry(ms: number, why: string): Promise<void> {
+    await sleep(ms, this.#internal.signal);
+    if (this.#internal.signal.aborted) {
+      throw new StoppedWhileRetrying(`stopped while waiting to retry: ${why}`);
     }
   }
 
@@ -777,17 +857,17 @@ export class RealtimePipeline {
     for (let attempt = 0;; attempt++) {
       try {
         if (ids === null) {
-          const found = await w.client.xrange(
+          const found = await this.#bounded(w.client.xrange(
             w.stream,
             w.lastId === null ? "-" : `(${w.lastId}`,
             "+",
             "COUNT",
             size + 1,
-          ) as [string, string[]][];
+          )) as [string, string[]][];
           ids = found.map(([id]) => id);
         }
         if (ids.length > 0) {
-          await w.client.xdel(w.stream, ...ids);
+          await this.#bounded(w.client.xdel(w.stream, ...ids));
           metrics.undone(ids.length); // issue 8: metrics
           this.log.info(`undo: deleted ${ids.length} entries of a failed batch from ${w.stream}`);
         }
@@ -795,11 +875,12 @@ export class RealtimePipeline {
       } catch (err) {
         this.log.warn(`undo of a failed batch in ${w.stream} failed: ${(err as Error).message}`);
         if (
-          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
+          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries ||
+          this.#internal.signal.aborted
         ) {
           return ids;
         }
-        await sleep(backoffMs(attempt + 1, this.settings.retry.waitMs));
+        await sleep(backoffMs(attempt + 1, this.settings.retry.waitMs), this.#internal.signal);
       }
     }
   }
@@ -841,6 +922,10 @@ export class RealtimePipeline {
    */
   async #writeCheckpoints(paced: boolean): Promise<void> {
     for (let failures = 0; this.#latest !== null && this.#latest !== this.#written;) {
+      if (this.#internal.signal.aborted && this.#redisFailedWhileStopping) {
+        this.#unsavedAtStop(this.#latest, "Redis did not answer since the stop");
+        return;
+      }
       if (paced) {
         const wait = this.#lastCheckpointAt + CHECKPOINT_INTERVAL_MS - Date.now();
         if (wait > 0) await sleep(wait, this.#internal.signal);
@@ -849,10 +934,10 @@ export class RealtimePipeline {
       const token = this.#latest;
       const schemas = this.#schemas.pending();
       try {
-        await this.checkpoints.write({
+        await this.#bounded(this.checkpoints.write({
           [REALTIME_CHECKPOINT_FIELD]: token,
           ...(schemas === null ? {} : { [REALTIME_SCHEMAS_FIELD]: schemas }),
-        });
+        }));
         if (schemas !== null) this.#schemas.saved(schemas);
         await this.source.acknowledge(token);
         this.#written = token;
@@ -860,10 +945,14 @@ export class RealtimePipeline {
         failures++;
         metrics.redisFailed(err); // issue 8: metrics
         this.log.warn(`cannot write checkpoint ${token}: ${(err as Error).message}`);
+        if (this.#internal.signal.aborted) {
+          this.#unsavedAtStop(token, (err as Error).message);
+          return;
+        }
         if (failures > this.settings.retry.maxRetries) {
           throw new SinkError(`cannot write the checkpoint: ${(err as Error).message}`);
         }
-        await sleep(backoffMs(failures, this.settings.retry.waitMs));
+        await sleep(backoffMs(failures, this.settings.retry.waitMs), this.#internal.signal);
       }
     }
   }

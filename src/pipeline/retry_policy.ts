@@ -14,6 +14,12 @@ export function backoffMs(
   return Math.round(base * (0.75 + random() * 0.5));
 }
 
+/**
+ * Once a run is asked to stop, a call to Redis gets at most this long to answer: a client
+ * that waits for a lost server to come back would otherwise hold the stop for seconds.
+ */
+export const STOP_GRACE_MS = 500;
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -24,5 +30,42 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }
     signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * `call`, or, once `signal` has aborted (a stop of the run), a rejection when `call` has not
+ * settled within `graceMs` of the abort (or of its start, when it began after it): a client
+ * waiting for a lost server to come back must not hold the stop. `onLate` hears of a call
+ * that failed or gave up after the abort.
+ */
+export function boundedAfterStop<T>(
+  call: Promise<T>,
+  signal: AbortSignal,
+  graceMs: number,
+  onLate: () => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      timer = setTimeout(() => {
+        onLate();
+        reject(new Error(`no answer within ${graceMs} ms of the stop`));
+      }, graceMs);
+    };
+    const settle = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", arm);
+    };
+    if (signal.aborted) arm();
+    else signal.addEventListener("abort", arm, { once: true });
+    call.then((v) => {
+      settle();
+      resolve(v);
+    }, (err) => {
+      settle();
+      if (signal.aborted) onLate();
+      reject(err);
+    });
   });
 }

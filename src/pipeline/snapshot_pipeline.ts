@@ -14,7 +14,13 @@ import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { retentionField } from "../sink/redis/retention_record.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
+import {
+  backoffMs,
+  boundedAfterStop,
+  type RetrySettings,
+  sleep,
+  STOP_GRACE_MS,
+} from "./retry_policy.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { KeyValue, SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
 
@@ -55,6 +61,19 @@ export interface SnapshotOutcome {
 export const snapshotDoneField = (stream: string) => `snapshot:done:${stream}`;
 
 class TableFailure extends ReplicantError {}
+
+/**
+ * The run was asked to stop while a batch waited to be retried after a lost connection.
+ * What landed of the table's batches is their first entries (one connection runs them in
+ * order), so the table resumes after its stream's tail.
+ */
+class StoppedWhileRetrying extends ReplicantError {}
+
+function stoppedAfter(err: Error): StoppedWhileRetrying {
+  return new StoppedWhileRetrying(
+    `stopped while writes cut off by ${err.message} wait to be retried`,
+  );
+}
 
 /**
  * Copies every selected table into its stream: `threads` tables at a time, each read in key
@@ -214,6 +233,11 @@ export class SnapshotPipeline {
     } catch (err) {
       await inflight.catch(() => {});
       const message = (err as Error).message;
+      if (err instanceof StoppedWhileRetrying) {
+        this.log.warn(`snapshot of ${name} into ${stream} stopped: ${message}`);
+        this.progress.tableFinished(name, "failed", "interrupted");
+        return { table: name, stream, rows, status: "interrupted" };
+      }
       const skip = this.settings.skipTablesOnFailures && err instanceof TableFailure;
       this.log.fail(
         `snapshot of ${name} into ${stream} ${skip ? "skipped" : "failed"}: ${message}`,
@@ -227,7 +251,14 @@ export class SnapshotPipeline {
       this.progress.tableFinished(name, "failed", "interrupted");
       return { table: name, stream, rows, status: "interrupted" };
     }
-    await this.checkpoints.write({ [snapshotDoneField(stream)]: "1" });
+    try {
+      await this.#bounded(this.checkpoints.write({ [snapshotDoneField(stream)]: "1" }));
+    } catch (err) {
+      // Not marked done: a resume reads on after the stream's tail and finds nothing more.
+      if (!this.signal.aborted) throw err;
+      this.progress.tableFinished(name, "failed", "interrupted");
+      return { table: name, stream, rows, status: "interrupted" };
+    }
     this.progress.tableFinished(name, "done");
     this.log.info(`snapshot of ${name} done: ${rows} rows into ${stream}`);
     return { table: name, stream, rows, status: "done" };
@@ -262,7 +293,7 @@ export class SnapshotPipeline {
       let errors: (Error | null)[];
       try {
         if (unknown) {
-          const left = await this.#notLanded(stream, pending);
+          const left = await this.#bounded(this.#notLanded(stream, pending));
           // All landed: they count once their replicas have them too.
           if (left.length === 0 && unreplicated) await this.sink.waitForReplicas(slot, stream);
           pending = left;
@@ -272,12 +303,12 @@ export class SnapshotPipeline {
         await this.sink.awaitMemory(this.signal, this.log);
         t0 = performance.now(); // issue 8: metrics
         // Snapshot entries need no ids back: order and undo do not matter here.
-        errors = (await this.sink.appendVia(slot, stream, pending, false)).errors;
+        errors = (await this.#bounded(this.sink.appendVia(slot, stream, pending, false))).errors;
       } catch (err) {
         errors = pending.map(() => err as Error);
         unknown = true;
         unreplicated ||= err instanceof ReplicaWaitError;
-        await this.sink.settleLost(err);
+        await this.sink.settleLost(err, undefined, this.signal);
       }
       const failed = pending.filter((_, i) => errors[i] !== null);
       if (failed.length === 0) {
@@ -285,6 +316,7 @@ export class SnapshotPipeline {
       }
       const firstError = errors.find((e) => e !== null)!;
       metrics.redisFailed(firstError); // issue 8: metrics
+      if (this.signal.aborted && unknown) throw stoppedAfter(firstError);
       const kind = classifyRedisError(firstError);
       if (kind === "oom") this.sink.memory.pressure();
       if (this.settings.logRowLevelErrors) {
@@ -317,7 +349,15 @@ export class SnapshotPipeline {
         this.signal,
       );
       if (this.signal.aborted) {
-        throw new SinkError(`interrupted while retrying writes to "${stream}"`, stream);
+        if (unknown) throw stoppedAfter(firstError);
+        // Rows that Redis refused may sit before rows that landed, which --resume would
+        // take as the table's progress.
+        throw new SinkError(
+          `interrupted while retrying ${failed.length} row(s) that "${stream}" refused ` +
+            `(${firstError.message}); rows after them may have landed, so --resume could ` +
+            `skip them: start this id again with --overwrite --replace-existing`,
+          stream,
+        );
       }
       pending = failed;
     }
@@ -326,6 +366,11 @@ export class SnapshotPipeline {
   /** Newest entries that can hold what landed of `pending` entries cut off (see #notLanded). */
   #landedScan(pending: number): number {
     return pending + 2 * this.settings.fetchRows + this.settings.batchRows;
+  }
+
+  /** A Redis call that gives up STOP_GRACE_MS after the stop (see boundedAfterStop). */
+  #bounded<T>(call: Promise<T>): Promise<T> {
+    return boundedAfterStop(call, this.signal, STOP_GRACE_MS, () => {});
   }
 
   /**

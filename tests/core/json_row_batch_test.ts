@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
+import { seededTest } from "../helpers/test_seed.ts";
 
 Deno.test("JsonRowBatch: fragments round-trip through growth and reset", () => {
   const batch = new JsonRowBatch(3, 8, 2);
@@ -34,7 +35,7 @@ Deno.test("JsonRowBatch: a row with the wrong number of fragments is refused", (
   assert.throws(() => batch.endRow(), /row 0 has 1 fragments, expected 2/);
 });
 
-Deno.test("JsonRowBatch: pushJsonString writes what JSON.stringify writes", () => {
+seededTest("JsonRowBatch: pushJsonString writes what JSON.stringify writes", (_seed, rand) => {
   const samples = [
     "",
     "plain",
@@ -49,11 +50,11 @@ Deno.test("JsonRowBatch: pushJsonString writes what JSON.stringify writes", () =
   // Random strings over ASCII (controls included) with a few non-ASCII units.
   for (let n = 0; n < 2000; n++) {
     let s = "";
-    const len = Math.floor(Math.random() * 40);
+    const len = Math.floor(rand() * 40);
     for (let i = 0; i < len; i++) {
-      const r = Math.random();
+      const r = rand();
       s += String.fromCharCode(
-        r < 0.9 ? Math.floor(Math.random() * 128) : 0x80 + Math.floor(Math.random() * 0xff80),
+        r < 0.9 ? Math.floor(rand() * 128) : 0x80 + Math.floor(rand() * 0xff80),
       );
     }
     samples.push(s);

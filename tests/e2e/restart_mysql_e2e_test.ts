@@ -5,14 +5,11 @@
  * change lands in its stream exactly once, in commit order.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import process from "node:process";
-import mysql from "mysql2/promise";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
+import { startPrivateMariadb } from "../helpers/private_mariadb.ts";
+import { seededTest, uniqueTag } from "../helpers/test_seed.ts";
 import {
   assertExactlyOnce,
   assertPositions,
@@ -23,99 +20,26 @@ import {
   totalLength,
 } from "../helpers/change_log.ts";
 
-const mariadbd = process.env.REPLICANT_MARIADBD || "/usr/sbin/mariadbd";
-
-/** A throwaway MariaDB (ROW binlog, full row image) that the test may stop and start. */
-async function ownMariadb() {
-  const dir = mkdtempSync(join(tmpdir(), "rmy-"));
-  const port = 53400 + Math.floor(Math.random() * 90);
-  const user = process.getuid?.() === 0 ? ["--user=root"] : [];
-  const install = await new Deno.Command("mariadb-install-db", {
-    args: [
-      "--no-defaults",
-      ...user,
-      `--datadir=${dir}/data`,
-      "--auth-root-authentication-method=normal",
-      "--skip-test-db",
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(install.code, 0, new TextDecoder().decode(install.stderr));
-  let server: Deno.ChildProcess | null = null;
-  const connect = () =>
-    mysql.createConnection({ host: "127.0.0.1", port, user: "root", password: "" });
-  const start = async () => {
-    server = new Deno.Command(mariadbd, {
-      args: [
-        "--no-defaults",
-        ...user,
-        `--datadir=${dir}/data`,
-        `--port=${port}`,
-        "--bind-address=127.0.0.1",
-        `--socket=${dir}/my.sock`,
-        `--pid-file=${dir}/my.pid`,
-        `--log-bin=${dir}/data/binlog`,
-        "--binlog-format=ROW",
-        "--binlog-row-image=FULL",
-        "--server-id=1",
-        `--log-error=${dir}/error.log`,
-        "--innodb-buffer-pool-size=32M",
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    await waitFor(async () => {
-      const c = await connect();
-      await c.end();
-      return true;
-    }, { what: `mariadbd on ${port}`, timeoutMs: 30_000, intervalMs: 100 });
-  };
-  const shutdown = async () => {
-    if (!server) return;
-    const out = await new Deno.Command("mariadb-admin", {
-      args: ["--no-defaults", "-h", "127.0.0.1", "-P", String(port), "-u", "root", "shutdown"],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (out.code !== 0) server.kill("SIGKILL");
-    await server.status;
-    server = null;
-  };
-  await start();
-  return {
-    port,
-    connect,
-    start,
-    shutdown,
-    stop: async () => {
-      await shutdown().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 /**
  * Realtime against a private MariaDB; binlog rotations, then a server restart. With
  * `mustReconnect`, replicant must ride out the restart by itself; otherwise a replicant that
  * exits is started again with `--resume` (what an operator or supervisor does).
  */
-async function restartRun(mustReconnect: boolean): Promise<void> {
-  const server = await ownMariadb();
-  const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+async function restartRun(mustReconnect: boolean, seed: number): Promise<void> {
+  const server = await startPrivateMariadb();
+  const tag = uniqueTag();
   const database = `rs_${tag}`;
   const id = `restart-my-${tag}`;
   const redis = redisClient();
   const tables = { a: `${database}.a`, b: `${database}.b` };
   const cdcStream = (t: string) => `${database}_${t}_cdc_logs`;
   const cdcStreams = Object.keys(tables).map(cdcStream);
-  let writer = await server.connect();
+  let writer = await server.admin();
   let run: RunningReplicant | null = null;
   const generator = new ChangeGenerator({
     tables,
     placeholders: "question",
-    seed: Math.floor(Math.random() * 2 ** 31),
+    seed,
     pauseMs: 3,
     run: mysqlTxRunner(() => writer),
   });
@@ -188,7 +112,7 @@ async function restartRun(mustReconnect: boolean): Promise<void> {
     await progress(300, "changes before the first rotation");
     // Its own connection: FLUSH commits implicitly, it must not land inside a generator's
     // transaction.
-    const admin = await server.connect();
+    const admin = await server.admin();
     await admin.query("FLUSH BINARY LOGS");
     await progress(300, "changes after the first rotation");
     await admin.query("FLUSH BINARY LOGS");
@@ -199,7 +123,7 @@ async function restartRun(mustReconnect: boolean): Promise<void> {
     await writer.end();
     await server.shutdown();
     await server.start();
-    writer = await server.connect();
+    writer = await server.admin();
     generator.start();
     await progress(300, "changes after the server restart");
     await generator.stop();
@@ -245,10 +169,12 @@ async function restartRun(mustReconnect: boolean): Promise<void> {
   }
 }
 
-Deno.test(
+seededTest(
   "restart (mariadb): binlog rotated twice, server restarted, replicant reconnects itself",
-  () => restartRun(true),
+  (seed) => restartRun(true, seed),
 );
 
-Deno.test("restart (mariadb): binlog rotated twice, server restarted, --resume, exactly once", () =>
-  restartRun(false));
+seededTest(
+  "restart (mariadb): binlog rotated twice, server restarted, --resume, exactly once",
+  (seed) => restartRun(false, seed),
+);

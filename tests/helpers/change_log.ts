@@ -14,6 +14,9 @@ import type { Redis } from "ioredis";
 import { readStream } from "./clients.ts";
 import type { RunningReplicant } from "./replicant.ts";
 import { waitFor } from "./services.ts";
+import { prng } from "./test_seed.ts";
+
+export { prng };
 
 export interface Row {
   id: number;
@@ -55,9 +58,13 @@ interface MysqlQuery {
   query(sql: string, params?: unknown[]): Promise<unknown>;
 }
 
-/** Statements in one transaction; the token is the PostgreSQL transaction id. */
-export function pgTxRunner(writer: PgQuery): TxRunner {
+/**
+ * Statements in one transaction; the token is the PostgreSQL transaction id. `writer` may be
+ * a function giving the current client (a test that reconnects after a restart).
+ */
+export function pgTxRunner(conn: PgQuery | (() => PgQuery)): TxRunner {
   return async (stmts) => {
+    const writer = typeof conn === "function" ? conn() : conn;
     await writer.query("BEGIN");
     try {
       for (const s of stmts) await writer.query(s.sql, s.params);
@@ -88,18 +95,6 @@ export function mysqlTxRunner(conn: MysqlQuery | (() => MysqlQuery)): TxRunner {
       await writer.query("ROLLBACK").catch(() => {});
       throw err;
     }
-  };
-}
-
-/** A small seeded PRNG (mulberry32), so a failing run can be repeated with its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -270,6 +265,37 @@ export class ChangeGenerator {
   }
 }
 
+/**
+ * Writes to a table outside the replicated selection until stopped. A real source's log
+ * interleaves other tables' transactions with the selected ones; a connector must pass over
+ * them (they move its checkpoint without delivering a change) without losing its place.
+ */
+export class NoiseWriter {
+  /** Statements run so far. */
+  count = 0;
+  #stopping = false;
+  #running: Promise<void> | null = null;
+
+  constructor(private readonly write: () => Promise<unknown>, private readonly pauseMs = 5) {}
+
+  start(): void {
+    this.#stopping = false;
+    this.#running = (async () => {
+      while (!this.#stopping) {
+        await this.write();
+        this.count++;
+        await sleep(this.pauseMs);
+      }
+    })();
+  }
+
+  /** Stops after the statement in flight; rejects if a write failed. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#running;
+  }
+}
+
 // ------------------------------------------------------------------ reading the streams
 
 export interface Entry {
@@ -332,29 +358,61 @@ export function tokenOf(e: Entry, dialect: Dialect): string {
   return dialect === "pg" ? String(e.source!.txId) : String(e.source!.gtid);
 }
 
+/** What a check found wrong, by kind (the chaos runner counts them). */
+export interface Finding {
+  kind: "lost" | "duplicated" | "out of order";
+  detail: string;
+}
+
+/** Throws one assertion error listing the findings, if any. */
+export function assertNoFindings(findings: Finding[]): void {
+  assert.ok(
+    findings.length === 0,
+    findings.map((f) => `${f.kind}: ${f.detail}`).join("\n"),
+  );
+}
+
 /**
- * Positions grow strictly along a cdc stream (so no position appears twice), and every
- * delete is followed by its tombstone.
+ * Positions grow strictly along a cdc stream (a position seen twice is a duplicate, a
+ * smaller one is out of order), and every delete is followed by its tombstone.
  */
-export function assertPositions(entries: Entry[], dialect: Dialect, stream: string): void {
+export function checkPositions(entries: Entry[], dialect: Dialect, stream: string): Finding[] {
+  const findings: Finding[] = [];
   let prev: (string | number)[] | null = null;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     if (e.tombstone) {
-      assert.equal(entries[i - 1]?.op, "d", `${stream}: tombstone ${e.id} not after a delete`);
+      if (entries[i - 1]?.op !== "d") {
+        findings.push({
+          kind: "duplicated",
+          detail: `${stream}: tombstone ${e.id} not after a delete`,
+        });
+      }
       continue;
     }
+    if (entries[i - 1]?.op === "d") {
+      findings.push({
+        kind: "lost",
+        detail: `${stream}: the delete before ${e.id} has no tombstone`,
+      });
+    }
     const pos = positionOf(e, dialect);
-    if (prev !== null) {
-      assert.ok(
-        compare(prev, pos) < 0,
-        `${stream}: entry ${e.id} at ${JSON.stringify(pos)} does not follow ${
+    if (prev !== null && compare(prev, pos) >= 0) {
+      findings.push({
+        kind: compare(prev, pos) === 0 ? "duplicated" : "out of order",
+        detail: `${stream}: entry ${e.id} at ${JSON.stringify(pos)} does not follow ${
           JSON.stringify(prev)
-        } (duplicate or out of order)`,
-      );
+        }`,
+      });
     }
     prev = pos;
   }
+  return findings;
+}
+
+/** `checkPositions` as an assertion. */
+export function assertPositions(entries: Entry[], dialect: Dialect, stream: string): void {
+  assertNoFindings(checkPositions(entries, dialect, stream));
 }
 
 /** `JSON.stringify` with sorted keys, for comparing rows whatever their key order. */
@@ -387,12 +445,15 @@ export function replay(snapshot: Entry[], cdc: Entry[]): Map<number, string> {
   return table;
 }
 
-/** Asserts a replayed table equals the source rows (id → canonical JSON), naming differences. */
-export function assertSameTable(
+/**
+ * A replayed table against the source rows (id → canonical JSON of every column): any
+ * difference is a change that did not land (a stale, missing or extra row).
+ */
+export function checkSameTable(
   replayed: Map<number, string>,
   source: Map<number, string>,
   what: string,
-): void {
+): Finding[] {
   const diffs: string[] = [];
   for (const [id, row] of source) {
     const got = replayed.get(id);
@@ -401,27 +462,39 @@ export function assertSameTable(
   for (const [id, row] of replayed) {
     if (!source.has(id)) diffs.push(`id ${id}: not in source, streams ${row}`);
   }
-  assert.ok(
-    diffs.length === 0,
-    `${what}: ${diffs.length} difference(s) (${replayed.size} replayed, ${source.size} in source): ${
-      diffs.slice(0, 5).join("; ")
-    }`,
-  );
+  if (diffs.length === 0) return [];
+  return [{
+    kind: "lost",
+    detail:
+      `${what}: ${diffs.length} difference(s) (${replayed.size} replayed, ${source.size} in source): ${
+        diffs.slice(0, 5).join("; ")
+      }`,
+  }];
+}
+
+/** `checkSameTable` as an assertion. */
+export function assertSameTable(
+  replayed: Map<number, string>,
+  source: Map<number, string>,
+  what: string,
+): void {
+  assertNoFindings(checkSameTable(replayed, source, what));
 }
 
 /**
  * Checks a table's cdc stream against the generator's log: from the first logged transaction
  * that the stream holds (or from `fromIndex` when given), every change the generator made to
  * the table is in the stream exactly once and in commit order, and the stream holds nothing
- * else. Returns the index of the first logged transaction found in the stream (-1: none).
+ * else. Gives the index of the first logged transaction found in the stream (the log's
+ * length when the stream is empty) and what differs.
  */
-export function assertExactlyOnce(
+export function checkExactlyOnce(
   log: LoggedTx[],
   table: string,
   cdc: Entry[],
   dialect: Dialect,
   fromIndex?: number,
-): number {
+): { first: number; findings: Finding[] } {
   const changes = cdc.filter((e) => !e.tombstone);
   const indexOfToken = new Map(log.map((t) => [t.token, t.index]));
   let start = fromIndex;
@@ -429,12 +502,17 @@ export function assertExactlyOnce(
     if (changes.length === 0) start = log.length;
     else {
       const first = indexOfToken.get(tokenOf(changes[0], dialect));
-      assert.ok(
-        first !== undefined,
-        `${table}: first cdc entry ${changes[0].id} (${
-          tokenOf(changes[0], dialect)
-        }) is not a logged transaction`,
-      );
+      if (first === undefined) {
+        return {
+          first: log.length,
+          findings: [{
+            kind: "duplicated",
+            detail: `${table}: first cdc entry ${changes[0].id} (${
+              tokenOf(changes[0], dialect)
+            }) is not a logged transaction`,
+          }],
+        };
+      }
       start = first;
     }
   }
@@ -449,15 +527,127 @@ export function assertExactlyOnce(
     }`
   );
   const bad = actual.findIndex((a, i) => a !== expected[i]);
+  if (bad === -1 && actual.length === expected.length) return { first: start, findings: [] };
   const at = bad === -1 ? Math.min(actual.length, expected.length) : bad;
-  assert.ok(
-    bad === -1 && actual.length === expected.length,
+  const where =
     `${table}: cdc has ${actual.length} changes, the log ${expected.length} from tx ${start}; ` +
-      `first difference at ${at}: stream ${actual[at] ?? "(end)"} vs log ${
-        expected[at] ?? "(end)"
-      }; before it: ${actual.slice(Math.max(0, at - 2), at).join(" | ")}`,
-  );
-  return start;
+    `first difference at ${at}: stream ${actual[at] ?? "(end)"} vs log ${
+      expected[at] ?? "(end)"
+    }; before it: ${actual.slice(Math.max(0, at - 2), at).join(" | ")}`;
+  // Counted: a change missing or extra; the same changes in another order.
+  const count = new Map<string, number>();
+  for (const e of expected) count.set(e, (count.get(e) ?? 0) + 1);
+  for (const a of actual) count.set(a, (count.get(a) ?? 0) - 1);
+  const missing = [...count.values()].filter((n) => n > 0).length;
+  const extra = [...count.values()].filter((n) => n < 0).length;
+  const findings: Finding[] = [];
+  if (missing > 0) {
+    findings.push({ kind: "lost", detail: `${missing} change(s) missing; ${where}` });
+  }
+  if (extra > 0) {
+    findings.push({ kind: "duplicated", detail: `${extra} change(s) extra; ${where}` });
+  }
+  if (findings.length === 0) findings.push({ kind: "out of order", detail: where });
+  return { first: start, findings };
+}
+
+/** `checkExactlyOnce` as an assertion; returns the first logged transaction in the stream. */
+export function assertExactlyOnce(
+  log: LoggedTx[],
+  table: string,
+  cdc: Entry[],
+  dialect: Dialect,
+  fromIndex?: number,
+): number {
+  const { first, findings } = checkExactlyOnce(log, table, cdc, dialect, fromIndex);
+  assertNoFindings(findings);
+  return first;
+}
+
+/** The streams of replicated tables, as the end checks need them (a SourceBed fits). */
+export interface ReplicatedTables {
+  dialect: Dialect;
+  /** Logical name → SQL name (only the names are used). */
+  tables: Record<string, string>;
+  snapStream(table: string): string;
+  cdcStream(table: string): string;
+  /** The table's rows now: id → canonical JSON of every column. */
+  rows(table: string): Promise<Map<number, string>>;
+}
+
+/**
+ * The end check of the crash tests and the chaos runner, once the last change is in every
+ * stream: each snapshot stream holds only reads; positions grow along each cdc stream (each
+ * table's own, or the GLOBAL `globalStream`); from the first logged transaction a table's
+ * changes hold, every change of the table is there exactly once and in commit order; and the
+ * streams replay into the table as it is now. PostgreSQL: one slot feeds every table, so from
+ * the first logged transaction of any table on, every table has all of its changes (MariaDB:
+ * each table starts at the position of the snapshot that read it). `firsts` holds each
+ * table's first logged transaction in realtime, `first` the smallest of them.
+ */
+export async function checkReplicated(
+  redis: Redis,
+  bed: ReplicatedTables,
+  log: LoggedTx[],
+  globalStream?: string,
+): Promise<{ first: number; firsts: Record<string, number>; findings: Finding[] }> {
+  const findings: Finding[] = [];
+  const names = Object.keys(bed.tables);
+  const cdcOf = new Map<string, Entry[]>();
+  if (globalStream) {
+    const all = await readEntries(redis, globalStream);
+    findings.push(...checkPositions(all, bed.dialect, globalStream));
+    for (const t of names) {
+      cdcOf.set(t, all.filter((e) => !e.tombstone && e.source?.table === t));
+    }
+  } else {
+    for (const t of names) {
+      const entries = await readEntries(redis, bed.cdcStream(t));
+      findings.push(...checkPositions(entries, bed.dialect, bed.cdcStream(t)));
+      cdcOf.set(t, entries);
+    }
+  }
+  let first = log.length;
+  const firsts: Record<string, number> = {};
+  for (const t of names) {
+    const snap = await readEntries(redis, bed.snapStream(t));
+    if (!snap.every((e) => e.op === "r")) {
+      findings.push({ kind: "duplicated", detail: `${t}: the snapshot stream holds changes` });
+    }
+    const cdc = cdcOf.get(t)!;
+    findings.push(...checkSameTable(replay(snap, cdc), await bed.rows(t), t));
+    const once = checkExactlyOnce(log, t, cdc, bed.dialect);
+    if (bed.dialect === "mysql") findings.push(...once.findings);
+    firsts[t] = once.first;
+    first = Math.min(first, once.first);
+  }
+  if (bed.dialect === "pg") {
+    for (const t of names) {
+      findings.push(...checkExactlyOnce(log, t, cdcOf.get(t)!, "pg", first).findings);
+    }
+  }
+  return { first, firsts, findings };
+}
+
+/**
+ * `checkReplicated` as an assertion; also that realtime of every table saw more than
+ * `minTransactions` of the log (so the test exercised what it meant to). Returns `first`.
+ */
+export async function assertReplicated(
+  redis: Redis,
+  bed: ReplicatedTables,
+  log: LoggedTx[],
+  { globalStream, minTransactions = 0 }: { globalStream?: string; minTransactions?: number } = {},
+): Promise<number> {
+  const { first, firsts, findings } = await checkReplicated(redis, bed, log, globalStream);
+  assertNoFindings(findings);
+  for (const [t, from] of Object.entries(firsts)) {
+    assert.ok(
+      log.length - from > minTransactions,
+      `${t}: realtime saw ${log.length - from} of ${log.length} transactions`,
+    );
+  }
+  return first;
 }
 
 /** Sum of the lengths of some streams (0 for missing ones). */
@@ -554,18 +744,35 @@ export async function killAndResume(o: KillAndResumeOptions): Promise<void> {
     run = o.start("--resume");
   }
   assert.ok(snapshotKills >= o.snapshotKills, `${snapshotKills} kill(s) during the snapshot`);
+  await lastChangeThenStop({ ...o, run });
+}
 
+/**
+ * The end of a run under test: stops the generator, writes one last change into every table,
+ * waits until every cdc stream holds it, then stops replicant with SIGTERM (exit 0).
+ */
+export async function lastChangeThenStop(o: {
+  redis: Redis;
+  generator: Pick<ChangeGenerator, "stop"> & { marker(): Promise<{ token: string }> };
+  dialect: Dialect;
+  cdcStreams: string[];
+  run: RunningReplicant;
+  /** Runs after the generator stopped, before its marker (other writers stop here). */
+  beforeMarker?(): Promise<void>;
+}): Promise<void> {
   await o.generator.stop();
   await o.beforeMarker?.();
   const last = await o.generator.marker();
-  const current: RunningReplicant = run;
+  let exited = false;
+  o.run.done.then(() => (exited = true));
   await waitFor(async () => {
+    if (exited) throw new Error(`replicant exited: ${(await o.run.done).stderr}`);
     for (const stream of o.cdcStreams) {
       if (!(await tailHas(o.redis, stream, last.token, o.dialect))) return false;
     }
     return true;
   }, { what: "the last change in every cdc stream", timeoutMs: 60_000, intervalMs: 100 });
-  current.kill("SIGTERM");
-  const res = await current.done;
+  o.run.kill("SIGTERM");
+  const res = await o.run.done;
   assert.equal(res.code, 0, res.stderr);
 }

@@ -21,6 +21,11 @@ export interface PrivateMariadbOptions {
   serverId?: number;
   /** More server options, e.g. `--log-slave-updates` for a replica. */
   args?: string[];
+  /**
+   * Every commit reaches the operating system before it is acknowledged, so a server killed
+   * with SIGKILL keeps what it acknowledged (default: InnoDB writes its log once a second).
+   */
+  durable?: boolean;
 }
 
 export interface PrivateMariadb {
@@ -29,6 +34,11 @@ export interface PrivateMariadb {
   dir: string;
   /** A root connection over the Unix socket. */
   admin(): Promise<mysql.Connection>;
+  /** Stops the server: a clean shutdown, or SIGKILL (a crash). Its data stays. */
+  shutdown(how?: "clean" | "kill"): Promise<void>;
+  /** Starts the stopped server again on the same port and data. */
+  start(): Promise<void>;
+  /** Stops the server and deletes its data. */
   stop(): Promise<void>;
 }
 
@@ -44,30 +54,28 @@ export async function startPrivateMariadb(
   const host = "127.0.0.1";
   const port = freePort();
   let proc: ChildProcess | null = null;
+  const running = () => proc !== null && proc.exitCode === null && proc.signalCode === null;
+  const shutdown = async (how: "clean" | "kill" = "clean") => {
+    if (!running()) return;
+    const exited = new Promise((resolve) => proc!.once("exit", resolve));
+    proc!.kill(how === "clean" ? "SIGTERM" : "SIGKILL");
+    await exited;
+    proc = null;
+  };
   const stop = async () => {
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((resolve) => proc!.once("exit", resolve));
-      proc.kill("SIGKILL");
-      await exited;
-    }
+    await shutdown("kill");
     rmSync(dir, { recursive: true, force: true });
   };
   const admin = () => mysql.createConnection({ socketPath, user: "root" });
-  try {
-    execFileSync("mariadb-install-db", [
-      "--no-defaults",
-      ...userOption,
-      `--datadir=${data}`,
-      "--auth-root-authentication-method=normal",
-      "--skip-test-db",
-    ], { stdio: ["ignore", "pipe", "pipe"] });
-    const tls = options.certs
-      ? [
-        `--ssl-ca=${options.certs.caCert}`,
-        `--ssl-cert=${options.certs.serverCert}`,
-        `--ssl-key=${options.certs.serverKey}`,
-      ]
-      : [];
+  const tls = options.certs
+    ? [
+      `--ssl-ca=${options.certs.caCert}`,
+      `--ssl-cert=${options.certs.serverCert}`,
+      `--ssl-key=${options.certs.serverKey}`,
+    ]
+    : [];
+  const start = async () => {
+    if (running()) return;
     proc = spawn(MARIADBD, [
       "--no-defaults",
       ...userOption,
@@ -82,19 +90,30 @@ export async function startPrivateMariadb(
       `--server-id=${options.serverId ?? 1}`,
       "--binlog-row-image=FULL",
       `--log-error=${path.join(dir, "mariadbd.err")}`,
-      "--innodb-flush-log-at-trx-commit=0",
+      `--innodb-flush-log-at-trx-commit=${options.durable ? 2 : 0}`,
       ...tls,
       ...(options.args ?? []),
     ], { stdio: "ignore" });
+    const started = proc;
     await waitFor(async () => {
-      if (proc!.exitCode !== null) throw new Error(`mariadbd exited (see ${dir}/mariadbd.err)`);
+      if (started.exitCode !== null) throw new Error(`mariadbd exited (see ${dir}/mariadbd.err)`);
       const c = await admin();
       await c.end();
       return true;
     }, { timeoutMs: 30_000, intervalMs: 100, what: `MariaDB on ${port}` });
+  };
+  try {
+    execFileSync("mariadb-install-db", [
+      "--no-defaults",
+      ...userOption,
+      `--datadir=${data}`,
+      "--auth-root-authentication-method=normal",
+      "--skip-test-db",
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    await start();
   } catch (err) {
     await stop();
     throw err;
   }
-  return { host, port, dir, admin, stop };
+  return { host, port, dir, admin, shutdown, start, stop };
 }

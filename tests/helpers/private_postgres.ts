@@ -34,6 +34,14 @@ export interface PrivatePg {
   dir: string;
   /** A superuser client over the Unix socket. */
   admin(database?: string): Promise<pg.Client>;
+  /**
+   * Stops the server (`pg_ctl stop -m fast`, or `immediate`: a crash), failing when it has
+   * not stopped within `timeoutSeconds` (default 60). Its data stays.
+   */
+  shutdown(mode?: "fast" | "immediate", timeoutSeconds?: number): Promise<void>;
+  /** Starts the stopped server again on the same port and data. */
+  start(): Promise<void>;
+  /** Stops the server and deletes its data. */
   stop(): Promise<void>;
 }
 
@@ -60,6 +68,10 @@ export async function startPrivatePostgres(options: PrivatePgOptions = {}): Prom
   if (owner) chownSync(dir, owner.uid, owner.gid);
   const port = freePort();
   const host = "127.0.0.1";
+  const start = () =>
+    asPg("pg_ctl", ["-D", data, "-l", path.join(dir, "postgres.log"), "-w", "-t", "30", "start"]);
+  const shutdown = (mode: "fast" | "immediate" = "fast", timeoutSeconds = 60) =>
+    asPg("pg_ctl", ["-D", data, "-m", mode, "-w", "-t", String(timeoutSeconds), "stop"]);
   try {
     await asPg("initdb", [
       "-D",
@@ -110,16 +122,7 @@ export async function startPrivatePostgres(options: PrivatePgOptions = {}): Prom
       path.join(data, "pg_hba.conf"),
       ["local all all trust", ...hba].join("\n") + "\n",
     );
-    await asPg("pg_ctl", [
-      "-D",
-      data,
-      "-l",
-      path.join(dir, "postgres.log"),
-      "-w",
-      "-t",
-      "30",
-      "start",
-    ]);
+    await start();
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -133,9 +136,12 @@ export async function startPrivatePostgres(options: PrivatePgOptions = {}): Prom
       await client.connect();
       return client;
     },
+    shutdown,
+    start,
     stop: async () => {
       try {
-        await asPg("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+        // A server already shut down by the test has nothing to stop.
+        await shutdown("immediate").catch(() => {});
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -1,3 +1,4 @@
+import { seededTest } from "../helpers/test_seed.ts";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -59,8 +60,8 @@ async function actual(fx: Fixture, table: string): Promise<Map<number, unknown>>
   );
 }
 
-/** Random inserts, updates and deletes until stopped. */
-function churn(fx: Fixture, table: string, base: number) {
+/** Random inserts, updates and deletes until stopped (which rows: from `rand`). */
+function churn(fx: Fixture, table: string, base: number, rand: () => number) {
   let stop = false;
   let next = base + 1;
   const done = (async () => {
@@ -71,10 +72,10 @@ function churn(fx: Fixture, table: string, base: number) {
         await c.query("BEGIN");
         await c.query(`INSERT INTO "${table}" VALUES ($1, 0, 'new')`, [next++]);
         await c.query(`UPDATE "${table}" SET n = n + 1 WHERE id = $1`, [
-          1 + Math.floor(Math.random() * base),
+          1 + Math.floor(rand() * base),
         ]);
         await c.query(`DELETE FROM "${table}" WHERE id = $1`, [
-          1 + Math.floor(Math.random() * base),
+          1 + Math.floor(rand() * base),
         ]);
         await c.query("COMMIT");
       }
@@ -88,42 +89,45 @@ function churn(fx: Fixture, table: string, base: number) {
   };
 }
 
-Deno.test("full: snapshot with concurrent writes, then realtime, rebuilds the table exactly", async () => {
-  const fx = await fixture("full_conc", { createSlot: false });
-  const t = `${fx.prefix}_t`;
-  const base = 30_000;
-  try {
-    await fx.pg.query(`CREATE TABLE "${t}" (id int PRIMARY KEY, n int, v text)`);
-    await fx.pg.query(
-      `INSERT INTO "${t}" SELECT i, 0, md5(i::text) FROM generate_series(1, ${base}) i`,
-    );
-    const stopChurn = churn(fx, t, base);
-    const ac = new AbortController();
-    const run: Promise<FullOutcome> = runFull(fullSpec(fx, ac.signal));
-    run.catch(() => {});
-    await waitFor(async () => (await fx.checkpoints.get(SNAPSHOT_COMPLETE_FIELD)) === "1", {
-      what: "snapshot complete",
-      timeoutMs: 60_000,
-    });
-    await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) > 50, { what: "changes" });
-    await stopChurn();
-    await fx.pg.query(`INSERT INTO "${t}" VALUES (-1, 0, 'marker')`);
-    await waitFor(async () => {
-      const last = await fx.redis.xrevrange(fx.stream(t), "+", "-", "COUNT", 1);
-      return last.length > 0 && JSON.parse(last[0][1][1]).after?.id === -1;
-    }, { what: "marker", timeoutMs: 20_000 });
-    ac.abort();
-    const outcome = await run;
-    assert.equal(outcome.snapshot!.tables[0].status, "done");
-    assert.ok(outcome.realtime!.tables[0].changes > 50);
-    const want = await actual(fx, t);
-    const got = await replay(fx, t);
-    assert.equal(got.size, want.size);
-    assert.deepEqual(got, want);
-  } finally {
-    await fx.cleanup();
-  }
-});
+seededTest(
+  "full: snapshot with concurrent writes, then realtime, rebuilds the table exactly",
+  async (_seed, rand) => {
+    const fx = await fixture("full_conc", { createSlot: false });
+    const t = `${fx.prefix}_t`;
+    const base = 30_000;
+    try {
+      await fx.pg.query(`CREATE TABLE "${t}" (id int PRIMARY KEY, n int, v text)`);
+      await fx.pg.query(
+        `INSERT INTO "${t}" SELECT i, 0, md5(i::text) FROM generate_series(1, ${base}) i`,
+      );
+      const stopChurn = churn(fx, t, base, rand);
+      const ac = new AbortController();
+      const run: Promise<FullOutcome> = runFull(fullSpec(fx, ac.signal));
+      run.catch(() => {});
+      await waitFor(async () => (await fx.checkpoints.get(SNAPSHOT_COMPLETE_FIELD)) === "1", {
+        what: "snapshot complete",
+        timeoutMs: 60_000,
+      });
+      await waitFor(async () => (await fx.redis.xlen(fx.stream(t))) > 50, { what: "changes" });
+      await stopChurn();
+      await fx.pg.query(`INSERT INTO "${t}" VALUES (-1, 0, 'marker')`);
+      await waitFor(async () => {
+        const last = await fx.redis.xrevrange(fx.stream(t), "+", "-", "COUNT", 1);
+        return last.length > 0 && JSON.parse(last[0][1][1]).after?.id === -1;
+      }, { what: "marker", timeoutMs: 20_000 });
+      ac.abort();
+      const outcome = await run;
+      assert.equal(outcome.snapshot!.tables[0].status, "done");
+      assert.ok(outcome.realtime!.tables[0].changes > 50);
+      const want = await actual(fx, t);
+      const got = await replay(fx, t);
+      assert.equal(got.size, want.size);
+      assert.deepEqual(got, want);
+    } finally {
+      await fx.cleanup();
+    }
+  },
+);
 
 Deno.test("full: terminate-post-snapshot, then resume goes straight to realtime", async () => {
   const fx = await fixture("full_term", { createSlot: false });
@@ -152,47 +156,52 @@ Deno.test("full: terminate-post-snapshot, then resume goes straight to realtime"
   }
 });
 
-Deno.test("full: an interrupted snapshot resumes, and the table still rebuilds exactly", async () => {
-  const fx = await fixture("full_int", { createSlot: false });
-  const t = `${fx.prefix}_t`;
-  const base = 30_000;
-  try {
-    await fx.pg.query(`CREATE TABLE "${t}" (id int PRIMARY KEY, n int, v text)`);
-    await fx.pg.query(
-      `INSERT INTO "${t}" SELECT i, 0, md5(i::text) FROM generate_series(1, ${base}) i`,
-    );
-    const snap = fx.naming.snapshotStream({
-      catalog: fx.endpoint.database,
-      schema: "public",
-      table: t,
-    });
-    const stopChurn = churn(fx, t, base);
-    const ac1 = new AbortController();
-    const first = runFull(fullSpec(fx, ac1.signal));
-    first.catch(() => {});
-    await waitFor(async () => (await fx.redis.xlen(snap)) >= 2000, { what: "some snapshot rows" });
-    ac1.abort();
-    const interrupted = await first;
-    assert.equal(interrupted.interrupted, true);
-    assert.notEqual(await fx.checkpoints.get(SNAPSHOT_COMPLETE_FIELD), "1");
-    const ac2 = new AbortController();
-    const second = runFull(fullSpec(fx, ac2.signal, { resume: true }));
-    second.catch(() => {});
-    await waitFor(async () => (await fx.checkpoints.get(SNAPSHOT_COMPLETE_FIELD)) === "1", {
-      what: "snapshot complete",
-      timeoutMs: 60_000,
-    });
-    await stopChurn();
-    await fx.pg.query(`INSERT INTO "${t}" VALUES (-1, 0, 'marker')`);
-    await waitFor(async () => {
-      const last = await fx.redis.xrevrange(fx.stream(t), "+", "-", "COUNT", 1);
-      return last.length > 0 && JSON.parse(last[0][1][1]).after?.id === -1;
-    }, { what: "marker", timeoutMs: 20_000 });
-    ac2.abort();
-    const outcome = await second;
-    assert.equal(outcome.snapshot!.tables[0].status, "done");
-    assert.deepEqual(await replay(fx, t), await actual(fx, t));
-  } finally {
-    await fx.cleanup();
-  }
-});
+seededTest(
+  "full: an interrupted snapshot resumes, and the table still rebuilds exactly",
+  async (_seed, rand) => {
+    const fx = await fixture("full_int", { createSlot: false });
+    const t = `${fx.prefix}_t`;
+    const base = 30_000;
+    try {
+      await fx.pg.query(`CREATE TABLE "${t}" (id int PRIMARY KEY, n int, v text)`);
+      await fx.pg.query(
+        `INSERT INTO "${t}" SELECT i, 0, md5(i::text) FROM generate_series(1, ${base}) i`,
+      );
+      const snap = fx.naming.snapshotStream({
+        catalog: fx.endpoint.database,
+        schema: "public",
+        table: t,
+      });
+      const stopChurn = churn(fx, t, base, rand);
+      const ac1 = new AbortController();
+      const first = runFull(fullSpec(fx, ac1.signal));
+      first.catch(() => {});
+      await waitFor(async () => (await fx.redis.xlen(snap)) >= 2000, {
+        what: "some snapshot rows",
+      });
+      ac1.abort();
+      const interrupted = await first;
+      assert.equal(interrupted.interrupted, true);
+      assert.notEqual(await fx.checkpoints.get(SNAPSHOT_COMPLETE_FIELD), "1");
+      const ac2 = new AbortController();
+      const second = runFull(fullSpec(fx, ac2.signal, { resume: true }));
+      second.catch(() => {});
+      await waitFor(async () => (await fx.checkpoints.get(SNAPSHOT_COMPLETE_FIELD)) === "1", {
+        what: "snapshot complete",
+        timeoutMs: 60_000,
+      });
+      await stopChurn();
+      await fx.pg.query(`INSERT INTO "${t}" VALUES (-1, 0, 'marker')`);
+      await waitFor(async () => {
+        const last = await fx.redis.xrevrange(fx.stream(t), "+", "-", "COUNT", 1);
+        return last.length > 0 && JSON.parse(last[0][1][1]).after?.id === -1;
+      }, { what: "marker", timeoutMs: 20_000 });
+      ac2.abort();
+      const outcome = await second;
+      assert.equal(outcome.snapshot!.tables[0].status, "done");
+      assert.deepEqual(await replay(fx, t), await actual(fx, t));
+    } finally {
+      await fx.cleanup();
+    }
+  },
+);

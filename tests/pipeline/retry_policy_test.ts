@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { backoffMs } from "../../src/pipeline/retry_policy.ts";
+import { backoffMs, boundedAfterStop, sleep } from "../../src/pipeline/retry_policy.ts";
 import { classifyRedisError } from "../../src/sink/redis/redis_error_class.ts";
 
 Deno.test("backoff doubles from the configured wait, with bounded jitter and a cap", () => {
@@ -46,4 +46,29 @@ Deno.test("Redis errors are classified once", () => {
     classifyRedisError(new Error("NOPERM User x has no permissions to run the 'xadd' command")),
     "permanent",
   );
+});
+
+Deno.test("a call gives up a grace period after the stop, not before", async () => {
+  const never = new Promise<string>(() => {});
+  const ctrl = new AbortController();
+  let late = 0;
+  // Not stopped: a call that answers goes through, however long it takes.
+  assert.equal(
+    await boundedAfterStop(sleep(30).then(() => "ok"), ctrl.signal, 10, () => late++),
+    "ok",
+  );
+  // In flight at the stop: it gets the grace period from the stop on.
+  const inFlight = boundedAfterStop(never, ctrl.signal, 50, () => late++);
+  await sleep(30);
+  const t0 = performance.now();
+  ctrl.abort();
+  await assert.rejects(inFlight, /no answer within 50 ms of the stop/);
+  assert.ok(performance.now() - t0 >= 45, "not before the grace period");
+  // Started after the stop: its own grace period; a failure after the stop is counted too.
+  await assert.rejects(boundedAfterStop(never, ctrl.signal, 20, () => late++), /20 ms/);
+  await assert.rejects(
+    boundedAfterStop(Promise.reject(new Error("down")), ctrl.signal, 20, () => late++),
+    /down/,
+  );
+  assert.equal(late, 3);
 });

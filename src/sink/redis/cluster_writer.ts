@@ -1,7 +1,7 @@
 import type { Cluster } from "ioredis";
 import type { EntryField } from "../../core/entry_field.ts";
 import { keySlot, SLOT_COUNT } from "./key_slot.ts";
-import type { RedisTarget } from "./redis_connection.ts";
+import { type RedisTarget, untilDropped } from "./redis_connection.ts";
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
 import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
 
@@ -206,7 +206,7 @@ export class ClusterWriter {
   }
 
   /** Waits until the lost connection's node has dropped it (see RedisStreamSink.settleLost). */
-  async settleLost(err: unknown, timeoutMs: number): Promise<boolean> {
+  async settleLost(err: unknown, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const { lostClientId: id, lostNode: node } = (err ?? {}) as {
       lostClientId?: number | null;
       lostNode?: string;
@@ -217,17 +217,7 @@ export class ClusterWriter {
       n.options.host === host && n.options.port === port
     );
     if (!client) return false;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const list = await client.call("CLIENT", "LIST", "ID", String(id)) as string;
-        if (list.trim() === "") return true;
-      } catch {
-        return false;
-      }
-      if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return await untilDropped(client, id, timeoutMs, signal);
   }
 
   async close(): Promise<void> {

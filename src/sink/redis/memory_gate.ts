@@ -75,7 +75,15 @@ export class MemoryGate {
         pausedAt = Date.now();
         onPause?.(worst);
       }
-      await new Promise((r) => setTimeout(r, this.intervalMs));
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, this.intervalMs);
+        signal?.addEventListener("abort", done, { once: true });
+      });
     }
   }
 }

@@ -126,3 +126,24 @@ export async function openRedis(target: RedisTarget, name = "replicant"): Promis
 export function openRedisAdmin(target: RedisTarget, name = "replicant"): Promise<RedisClient> {
   return target.mode === "cluster" ? openRedisCluster(target, name) : openRedis(target, name);
 }
+
+/** Polls `CLIENT LIST ID` until Redis no longer lists the connection `id`. */
+export async function untilDropped(
+  client: { call(...args: string[]): Promise<unknown> },
+  id: number,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (signal?.aborted) return false;
+    try {
+      const list = await client.call("CLIENT", "LIST", "ID", String(id)) as string;
+      if (list.trim() === "") return true;
+    } catch {
+      return false;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

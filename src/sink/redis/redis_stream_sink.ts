@@ -6,6 +6,7 @@ import {
   openRedisCluster,
   type RedisClient,
   type RedisTarget,
+  untilDropped,
 } from "./redis_connection.ts";
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
 import { MemoryGate } from "./memory_gate.ts";
@@ -182,25 +183,15 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
   }
 
   /**
-   * After `appendVia` rejected (connection lost): waits, up to `timeoutMs`, until Redis has
-   * dropped that connection, so every command it had received has run before the caller
-   * looks at what landed (undo). False when it could not tell.
+   * After `appendVia` rejected (connection lost): waits, up to `timeoutMs` or until `signal`
+   * aborts, until Redis has dropped that connection, so every command it had received has
+   * run before the caller looks at what landed (undo). False when it could not tell.
    */
-  async settleLost(err: unknown, timeoutMs = 5000): Promise<boolean> {
-    if (this.#cluster) return await this.#cluster.settleLost(err, timeoutMs);
+  async settleLost(err: unknown, timeoutMs = 5000, signal?: AbortSignal): Promise<boolean> {
+    if (this.#cluster) return await this.#cluster.settleLost(err, timeoutMs, signal);
     const id = (err as { lostClientId?: number | null } | null)?.lostClientId;
     if (typeof id !== "number" || !Number.isFinite(id)) return false;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const list = await this.client.call("CLIENT", "LIST", "ID", String(id)) as string;
-        if (list.trim() === "") return true;
-      } catch {
-        return false;
-      }
-      if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return await untilDropped(this.client, id, timeoutMs, signal);
   }
 
   /** A connection for one writer; writers keep theirs so a stream's batches stay ordered. */
@@ -292,7 +283,12 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     await Promise.all(
       this.#writers.map((w) => w?.then((c) => c.close()).catch(() => {})),
     );
-    await Promise.all(this.#pool.map((c) => c.quit().catch(() => c.disconnect())));
+    // A client that lost its server would wait for a reconnection to send QUIT: drop it.
+    await Promise.all(
+      this.#pool.map((c) =>
+        c.status === "ready" ? c.quit().catch(() => c.disconnect()) : c.disconnect()
+      ),
+    );
   }
 }
 

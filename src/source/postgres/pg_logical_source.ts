@@ -182,6 +182,9 @@ class RawPgoutputPlugin {
   }
 }
 
+/** What the stream hands over: pgoutput messages, and the WAL end of each keepalive. */
+type StreamMessage = RawMessage | { tag: "walEnd"; lsn: bigint };
+
 /**
  * PostgreSQL streaming source: pgoutput from a logical slot through pg-logical-replication
  * with manual acknowledgement and flow control (the awaited handler is the backpressure).
@@ -191,6 +194,13 @@ class RawPgoutputPlugin {
  * same token); `acknowledge(token)` confirms `token + 1` as flushed, which is past that
  * commit record, and `start(token)` asks the server to resume at `token + 1`. Heartbeat
  * messages yield empty transactions whose token is the message's LSN.
+ *
+ * A keepalive that finds the stream between transactions, with everything before it
+ * handled, yields an empty transaction whose token is one before the keepalive's WAL end:
+ * once acknowledged, the slot is confirmed up to that end, where a transaction committing
+ * next still starts. Without it, the server's walsender, which waits at shutdown until its
+ * client confirms everything it sent (the shutdown checkpoint included), would hold a clean
+ * shutdown of PostgreSQL for as long as Replicant stays connected.
  */
 export class PgLogicalSource implements StreamingSource {
   readonly connector = "postgresql" as const;
@@ -201,6 +211,8 @@ export class PgLogicalSource implements StreamingSource {
   #lastDataAt = Date.now();
   #timers: ReturnType<typeof setInterval>[] = [];
   #tx: OpenTransaction | null = null;
+  /** The LSN of the last token delivered (commit, heartbeat message or WAL end - 1). */
+  #delivered = 0n;
   #stopping = false;
   #closed = false;
   #history: SchemaHistory | null = null;
@@ -276,6 +288,7 @@ export class PgLogicalSource implements StreamingSource {
     // A source may be started again after a connection failure: reset the stream state.
     this.#stopping = false;
     this.#tx = null;
+    this.#delivered = from ? parseLsn(from) : 0n;
     this.#relations.clear();
     return new Promise<void>((resolve, reject) => {
       let busy: Promise<void> = Promise.resolve();
@@ -307,19 +320,21 @@ export class PgLogicalSource implements StreamingSource {
         );
         this.#service = service;
         service.on("error", (err: Error) => finish(this.#wrap(err)));
-        service.on("heartbeat", (_lsn: string, _ts: number, reply: boolean) => {
+        service.on("heartbeat", (lsn: string, _ts: number, reply: boolean) => {
+          // After the messages before it: the WAL end is confirmable once they are handled.
+          enqueue({ tag: "walEnd", lsn: parseLsn(lsn) });
           if (reply) this.#sendStatus();
         });
         // deno-lint-ignore no-explicit-any
         const socket = () => (service as any)._connection?.stream;
-        const queue: RawMessage[] = [];
+        const queue: StreamMessage[] = [];
         let head = 0;
         let draining = false;
         const drain = async () => {
           try {
             while (head < queue.length && !this.#stopping) {
               const msg = queue[head];
-              queue[head++] = undefined as unknown as RawMessage;
+              queue[head++] = undefined as unknown as StreamMessage;
               const wait = this.#handle(msg, onTransaction);
               if (wait !== undefined) await wait;
             }
@@ -333,7 +348,7 @@ export class PgLogicalSource implements StreamingSource {
             if (!this.#stopping) socket()?.resume?.();
           }
         };
-        service.on("data", (_lsn: string, msg: RawMessage) => {
+        const enqueue = (msg: StreamMessage) => {
           if (this.#stopping) return;
           queue.push(msg);
           if (!draining) {
@@ -345,7 +360,8 @@ export class PgLogicalSource implements StreamingSource {
             this.#lastDataAt = Date.now();
             busy = Promise.resolve().then(drain);
           }
-        });
+        };
+        service.on("data", (_lsn: string, msg: RawMessage) => enqueue(msg));
         const plugin = new RawPgoutputPlugin({
           publication: this.options.publicationName,
           messages: this.serverVersion >= 140000,
@@ -516,10 +532,20 @@ export class PgLogicalSource implements StreamingSource {
 
   /** Handles one message; a promise when it has to wait (deliveries, relations). */
   #handle(
-    msg: RawMessage,
+    msg: StreamMessage,
     deliver: (tx: SourceTransaction) => Promise<void>,
   ): Promise<void> | undefined {
     switch (msg.tag) {
+      case "walEnd": {
+        if (this.#tx || msg.lsn - 1n <= this.#delivered) return;
+        this.#delivered = msg.lsn - 1n;
+        return deliver({
+          checkpoint: formatLsn(this.#delivered),
+          events: [],
+          bytes: 0,
+          commitTsMs: 0,
+        });
+      }
       case "begin": {
         const lsnHex = msg.finalLsn.toString(16).toUpperCase().padStart(16, "0");
         this.#tx = {
@@ -557,10 +583,12 @@ export class PgLogicalSource implements StreamingSource {
           commitTsMs: tx.tsMs,
           ddl: tx.ddl,
         };
+        this.#delivered = parseLsn(tx.token);
         return deliver(part);
       }
       case "message":
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && !this.#tx) {
+          this.#delivered = msg.lsn;
           return deliver({ checkpoint: formatLsn(msg.lsn), events: [], bytes: 0, commitTsMs: 0 });
         }
         if (msg.transactional && msg.prefix === PUBLICATION_MESSAGE_PREFIX && this.#tx) {
