@@ -11,6 +11,7 @@ import {
   type RedisConnection,
   tableSelected,
 } from "../../src/config/mod.ts";
+import { slotNameOf } from "../../src/source/postgres/pg_replication_slot.ts";
 
 const conf = join(import.meta.dirname!, "..", "..", "conf");
 const files = (dir: string) =>
@@ -38,7 +39,8 @@ Deno.test("sample connections point at the project's test services", () => {
     "postgres",
     undefined,
   ]);
-  assert.deepEqual(pg.replicationSlots, [{ name: "io_replicate", plugin: "pgoutput" }]);
+  // No slot name: each replication id gets its own (a slot hands each change out once).
+  assert.deepEqual(pg.replicationSlots, []);
   const maria = loadConnection(join(conf, "conn", "mysql.yaml"), {
     role: "source",
   }) as MysqlConnection;
@@ -49,6 +51,21 @@ Deno.test("sample connections point at the project's test services", () => {
     "root",
     undefined,
   ]);
+});
+
+Deno.test("the sample PostgreSQL connection gives each id of the docs and scripts its own slot", () => {
+  const pg = loadConnection(join(conf, "conn", "postgresql.yaml"), {
+    role: "source",
+  }) as PostgresConnection;
+  // The README's quickstart, scripts/demo, scripts/bench.
+  const ids = ["quickstart", "demo", "bench-cdc"];
+  const slots = ids.map((id) => slotNameOf(pg, "default", id));
+  assert.deepEqual(slots, [
+    "replicant_default_quickstart",
+    "replicant_default_demo",
+    "replicant_default_bench_cdc",
+  ]);
+  assert.equal(new Set(slots).size, ids.length);
 });
 
 Deno.test("every sample extractor, applier and filter loads without problems or warnings", () => {
