@@ -214,6 +214,7 @@ export async function replicate(
           say("warn", `replicant: warning: ${message}`);
         },
       },
+      target,
     );
     if (mode === "snapshot") {
       return await runSnapshot(
