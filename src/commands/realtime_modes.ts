@@ -115,7 +115,7 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
   const columns = replicationSelectionOf(setup).columns;
   const only: TableSelection = { table: same, columns, named: same };
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
-    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only)
+    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only, { log: ctx.log })
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), only);
   try {
     await new SnapshotPipeline(
