@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   loadApplier,
@@ -88,4 +88,39 @@ Deno.test("sample filters select the Quickstart's sample data", () => {
   assert.equal(tableSelected(my, { catalog: "shop_my", table: "orders" }), true);
   assert.equal(tableSelected(my, { catalog: "replicant", table: "orders" }), false);
   assert.equal(tableSelected(my, { catalog: "mysql", table: "user" }), false);
+});
+
+Deno.test("every sample key Replicant accepts and does not use says so", () => {
+  // Keys the docs list as accepted and not used (docs/configuration.md, arcion-compatibility.md).
+  const unused: Record<string, string[]> = {
+    "conn/postgresql.yaml": ["max-connections"],
+    "conn/mysql.yaml": ["max-connections"],
+    "src/postgresql.yaml": ["min-job-size-rows", "max-jobs-per-chunk", "per-table-config"],
+    "src/mysql.yaml": ["min-job-size-rows", "max-jobs-per-chunk", "per-table-config"],
+    "dst/redis_stream.yaml": ["txn-size-rows"],
+  };
+  for (const [file, keys] of Object.entries(unused)) {
+    const lines = readFileSync(join(conf, file), "utf8").split("\n");
+    for (const key of keys) {
+      const at = lines.flatMap((l, i) => new RegExp(`^\\s*#?\\s*${key}:`).test(l) ? [i] : []);
+      assert.ok(at.length > 0, `${file}: ${key}`);
+      for (const i of at) {
+        // The line's own comment, or a comment in the lines right above it (one paragraph).
+        let text = lines[i];
+        for (let j = i - 1; j >= 0 && lines[j].trim() !== "" && j >= i - 3; j--) text += lines[j];
+        assert.match(text, /not used/, `${file}:${i + 1}: ${key}`);
+      }
+    }
+  }
+  // Nothing describes a setting as doing what Replicant does not do.
+  for (const dir of ["conn", "src", "dst"]) {
+    for (const file of files(dir)) {
+      const text = readFileSync(file, "utf8");
+      assert.doesNotMatch(
+        text,
+        /read as one job|parallel ranges|keep below|checkpointed unit/,
+        file,
+      );
+    }
+  }
 });
