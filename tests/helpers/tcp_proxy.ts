@@ -2,7 +2,8 @@
  * A small TCP proxy for fault tests: forwards 127.0.0.1:<port> to a target and can cut a
  * connection in the middle of what a client sends (after the n-th occurrence of a marker),
  * so a pipelined batch reaches the server only in part and the client sees the connection
- * die. New connections are forwarded as usual afterwards.
+ * die. New connections are forwarded as usual afterwards. It can also hold back what a
+ * client sends from a marker on (a slow request), or refuse and cut everything (an outage).
  */
 import net from "node:net";
 
@@ -12,10 +13,20 @@ interface Cut {
   done: () => void;
 }
 
+interface Delay {
+  marker: Buffer;
+  ms: number;
+  done: () => void;
+}
+
+type ProxiedSocket = net.Socket & { seen?: number; carry?: Buffer; held?: Buffer[] | null };
+
 export class TcpProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   #cut: Cut | null = null;
+  #delay: Delay | null = null;
+  #down = false;
   /** Connections cut so far. */
   cuts = 0;
 
@@ -43,7 +54,18 @@ export class TcpProxy {
   cutAt(marker: string, occurrence = 1): Promise<void> {
     return new Promise((resolve) => {
       this.#cut = { marker: Buffer.from(marker, "latin1"), occurrence, done: resolve };
-      for (const s of this.#sockets) (s as net.Socket & { seen?: number }).seen = 0;
+      for (const s of this.#sockets) (s as ProxiedSocket).seen = 0;
+    });
+  }
+
+  /**
+   * Arms a delay: the first client chunk that contains `marker` (from now) and everything
+   * that client sends after it reach the server `ms` later, in order. Resolves when the
+   * held bytes are sent on.
+   */
+  delayAt(marker: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#delay = { marker: Buffer.from(marker, "latin1"), ms, done: resolve };
     });
   }
 
@@ -52,16 +74,35 @@ export class TcpProxy {
     for (const s of this.#sockets) s.destroy();
   }
 
+  /**
+   * An outage of the link: every open connection is dropped and new ones are closed at
+   * once, until `up()`.
+   */
+  down(): void {
+    this.#down = true;
+    this.cutAll();
+  }
+
+  /** Ends an outage: new connections are forwarded again. */
+  up(): void {
+    this.#down = false;
+  }
+
   async close(): Promise<void> {
     this.cutAll();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
   #pipe(client: net.Socket, host: string, port: number): void {
+    if (this.#down) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(port, host);
-    const c = client as net.Socket & { seen?: number; carry?: Buffer };
+    const c = client as ProxiedSocket;
     c.seen = 0;
     c.carry = Buffer.alloc(0);
+    c.held = null;
     this.#sockets.add(client);
     this.#sockets.add(upstream);
     let cutting = false;
@@ -78,6 +119,19 @@ export class TcpProxy {
     upstream.on("close", drop);
     upstream.on("data", (d) => client.write(d));
     client.on("data", (chunk: Buffer) => {
+      if (c.held) return void c.held.push(chunk);
+      const delay = this.#delay;
+      if (delay && chunk.includes(delay.marker)) {
+        this.#delay = null;
+        c.held = [chunk];
+        setTimeout(() => {
+          const held = c.held ?? [];
+          c.held = null;
+          for (const h of held) upstream.write(h);
+          delay.done();
+        }, delay.ms);
+        return;
+      }
       const cut = this.#cut;
       if (!cut) return void upstream.write(chunk);
       // Search the chunk plus the tail of the previous one (a marker may straddle chunks).

@@ -419,7 +419,7 @@ export class MysqlBinlogSource implements StreamingSource {
       const opts = mysqlConnectionOptions(this.endpoint);
       const zongji = new ZongJi({ ...opts, database: undefined });
       this.#zongji = zongji;
-      const recovered = this.#serveColumns(zongji);
+      const columns = this.#serveColumns(zongji);
 
       const finish = (err?: unknown) => {
         if (finished) return;
@@ -458,6 +458,12 @@ export class MysqlBinlogSource implements StreamingSource {
       /**
        * Queues async work (decoding that needs a schema, deliveries) and pauses the binlog
        * connection until all queued work is done, so events wait in the server, in order.
+       *
+       * zongji pauses the same connection while it reads a table's columns for a table map
+       * event, and resumes it itself once they are known. The connection is resumed here
+       * only when no such lookup is running: row events read before their table's columns
+       * are known are dropped by zongji as if the table were filtered out. (A delivery that
+       * no binlog event started, the idle checkpoint, can end in the middle of a lookup.)
        */
       const schedule = (job: () => Promise<void>) => {
         jobs.push(job);
@@ -469,7 +475,7 @@ export class MysqlBinlogSource implements StreamingSource {
         })().then(() => {
           inFlight = false;
           if (signal.aborted) return finish();
-          if (!finished) zongji.connection?.resume();
+          if (!finished && !columns.lookingUp()) zongji.connection?.resume();
         }, (err) => {
           inFlight = false;
           finish(err);
@@ -815,7 +821,7 @@ export class MysqlBinlogSource implements StreamingSource {
 
       zongji.on("binlog", onEvent);
       zongji.on("error", (err: Error) => {
-        if (recovered(err)) return;
+        if (columns.recovered(err)) return;
         if (ZONGJI_NO_COLUMNS.test(err.message)) {
           const table = err.message.replace(ZONGJI_NO_COLUMNS, "");
           return finish(
@@ -862,9 +868,12 @@ export class MysqlBinlogSource implements StreamingSource {
    * - A selected table dropped or renamed since (the stream is behind the server) is
    *   served from the schema known at this point of the binlog, when there is one.
    *
-   * Returns the handler of zongji's errors that recovers the last case.
+   * Returns the handler of zongji's errors that recovers the last case, and whether zongji
+   * is reading a table's columns now (it has paused the binlog connection meanwhile).
    */
-  #serveColumns(zongji: ZongJi): (err: Error) => boolean {
+  #serveColumns(
+    zongji: ZongJi,
+  ): { recovered: (err: Error) => boolean; lookingUp: () => boolean } {
     type TableMapEvent = {
       tableId: number;
       schemaName: string;
@@ -939,7 +948,7 @@ export class MysqlBinlogSource implements StreamingSource {
       }
       return !keep;
     };
-    return (err) => {
+    const recovered = (err: Error) => {
       const f = fetching;
       if (!f || !ZONGJI_NO_COLUMNS.test(err.message)) return false;
       fetching = null;
@@ -947,6 +956,7 @@ export class MysqlBinlogSource implements StreamingSource {
       f.next();
       return true;
     };
+    return { recovered, lookingUp: () => fetching !== null };
   }
 
   /**

@@ -4,6 +4,7 @@ import { parseCheckpoint } from "../../../src/source/mysql/mysql_position.ts";
 import type { SourceTransaction } from "../../../src/pipeline/streaming_source.ts";
 import { admin, collect, endpoint, env, selectTables, uniqueName } from "./mysql_test_helpers.ts";
 import { waitFor } from "../../helpers/services.ts";
+import { TcpProxy } from "../../helpers/tcp_proxy.ts";
 import { SourceError } from "../../../src/core/errors.ts";
 
 const payload = (fields: string) => JSON.parse(`{${fields}}`);
@@ -336,5 +337,40 @@ Deno.test("mysql binlog: rows of tables dropped or renamed before the stream rea
   } finally {
     await source.close();
     await teardown(db, kept, gone, other, moved);
+  }
+});
+
+Deno.test("mysql binlog: an idle checkpoint during a table's column lookup loses none of its rows", async () => {
+  // The first row event of a table waits for zongji to read the table's columns (the binlog
+  // connection is paused meanwhile). An unselected transaction just before it arms the idle
+  // checkpoint timer; that delivery must not let the row events through before the columns
+  // are known, or zongji drops them as if their table were filtered out.
+  const warm = uniqueName("bl_w"), a = uniqueName("bl_a"), other = uniqueName("bl_u");
+  const db = await setup(warm, a, other);
+  const proxy = await TcpProxy.start(env.port, env.host);
+  const source = await MysqlBinlogSource.open(endpoint({ port: proxy.port }), {
+    selection: selectTables(warm, a),
+    idleCheckpointMs: 150,
+  });
+  try {
+    const stream = collect(source, await source.currentPosition());
+    await db.query(`INSERT INTO ${warm} VALUES (1, 'warm')`);
+    await stream.waitEvents(1);
+    // zongji's column lookup of `a` (its only request naming the table) answers 600 ms late.
+    const lookup = proxy.delayAt(a, 600);
+    await db.query(`INSERT INTO ${other} VALUES (1, 'not selected')`);
+    await db.query(`INSERT INTO ${a} VALUES (1, 'first')`);
+    await lookup;
+    await db.query(`INSERT INTO ${a} VALUES (2, 'second')`);
+    const rows = () =>
+      stream.events().filter((e) => e.table.id.table === a).map((e) => e.after?.[0]);
+    await waitFor(() => rows().includes("2"), { what: "the second row of the table" });
+    await stream.stop();
+    assert.deepEqual(rows(), ["1", "2"], "every row of the table, in order");
+    assert.ok(stream.txs.some((t) => t.events.length === 0), "the idle checkpoint was delivered");
+  } finally {
+    await source.close();
+    await proxy.close();
+    await teardown(db, warm, a, other);
   }
 });
