@@ -31,7 +31,7 @@ import {
 } from "../source/mysql/mysql_position.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
-import { defaultSlotName, readSlot } from "../source/postgres/pg_replication_slot.ts";
+import { readSlot, slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { resolveMysqlStart } from "../source/mysql/mysql_start_position.ts";
 import { startNotServable, StartTimeGate } from "../pipeline/start_time_gate.ts";
@@ -77,8 +77,7 @@ function pgSystemOf(identity: string | null): string | null {
 
 /** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
 export function pgSlotName(setup: ReplicationSetup): string {
-  const conn = setup.source as PostgresConnection;
-  return conn.replicationSlots[0]?.name ?? defaultSlotName(setup.group, setup.id);
+  return slotNameOf(setup.source as PostgresConnection, setup.group, setup.id);
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
@@ -116,7 +115,7 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
   const columns = replicationSelectionOf(setup).columns;
   const only: TableSelection = { table: same, columns, named: same };
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
-    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only)
+    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only, { log: ctx.log })
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), only);
   try {
     await new SnapshotPipeline(

@@ -214,6 +214,7 @@ export async function replicate(
           say("warn", `replicant: warning: ${message}`);
         },
       },
+      target,
     );
     if (mode === "snapshot") {
       return await runSnapshot(
@@ -361,7 +362,7 @@ async function runSnapshot(
   const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume, schemas };
   const selection = replicationSelectionOf(setup);
   const source: SnapshotSource = setup.source.type === "POSTGRESQL"
-    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection)
+    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection, { log })
     : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);
   const progress = progressOf(opts, out);
   try {

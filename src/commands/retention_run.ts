@@ -4,7 +4,8 @@ import { metrics } from "../observe/replicant_metrics.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
+import type { RedisClient, RedisTarget } from "../sink/redis/redis_connection.ts";
+import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import { retentionField, retentionValue } from "../sink/redis/retention_record.ts";
 import { RetentionLoop, StreamRetention } from "../sink/redis/stream_retention.ts";
 
@@ -50,6 +51,7 @@ export function startRetention(
   checkpoints: CheckpointStore,
   streams: () => string[],
   log: RetentionLog,
+  target: Pick<RedisTarget, "origin" | "username">,
 ): RetentionLoop | null {
   const settings = applier.retention;
   if (!settings) return null;
@@ -66,7 +68,11 @@ export function startRetention(
     retention,
     streams,
     settings.intervalMs,
-    (err) => log.warn(`retention pass failed: ${(err as Error).message}; trying again later`),
+    (err) => {
+      // A missing ACL right is named (file, user, rights to add) instead of a bare NOPERM.
+      const message = ((permissionError(err, target) ?? err) as Error).message;
+      log.warn(`retention pass failed: ${message}; trying again later`);
+    },
   );
   sink.memory.onPressure = () => loop.trigger();
   loop.start();

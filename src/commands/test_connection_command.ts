@@ -16,7 +16,7 @@ import { checkPgPrerequisites, checkPgTables } from "../source/postgres/pg_prere
 import { openMysql } from "../source/mysql/mysql_endpoint.ts";
 import { checkMysqlSource } from "../source/mysql/mysql_prerequisites.ts";
 import { ConfigError, loadExtractor, loadFilter } from "../config/mod.ts";
-import { defaultSlotName } from "../source/postgres/pg_replication_slot.ts";
+import { slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import type { TableSelection } from "../pipeline/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
@@ -241,7 +241,7 @@ async function testPostgres(
       report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
     }
     // What the mode needs of the selected tables, checked as a run checks it.
-    const slotName = conn.replicationSlots[0]?.name ?? defaultSlotName(scope.group, scope.id);
+    const slotName = slotNameOf(conn, scope.group, scope.id);
     const tableChecks: PrerequisiteCheck[] = [];
     try {
       const tables = await readPgTables(client, conn.database, scope.selection);

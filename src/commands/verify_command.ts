@@ -19,6 +19,8 @@ import {
 } from "../pipeline/table_verifier.ts";
 import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { openRedisAdmin, type RedisClient } from "../sink/redis/redis_connection.ts";
+import { isNoSuchKey } from "../sink/redis/redis_error_class.ts";
+import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import { retentionRecordsOf } from "../sink/redis/retention_record.ts";
 import { openMysqlVerifyPoint } from "../source/mysql/mysql_verify_point.ts";
 import { openPgVerifyPoint } from "../source/postgres/pg_verify_point.ts";
@@ -54,7 +56,8 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
   // The files the id's last run used are the defaults, as for --resume.
   const setup = await resolveSecrets(resolveReplication(conns, { ...opts, resume: true }));
   const out = new RunConsole(format, setup.id);
-  const client = await openRedisAdmin(redisTargetOf(setup.target), "replicant-verify");
+  const target = redisTargetOf(setup.target);
+  const client = await openRedisAdmin(target, "replicant-verify");
   let point: VerifyPoint | null = null;
   const spillDir = join(opts.spillDir ?? idDir(setup.home, setup.id), `verify-${process.pid}`);
   try {
@@ -96,6 +99,9 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
     const code = exitCodeOf(verdicts);
     printVerdicts(out, verdicts, point.description, checkpoint, code);
     return code;
+  } catch (err) {
+    // A missing ACL right is named (file, user, right) instead of a bare NOPERM.
+    throw permissionError(err, target) ?? err;
   } finally {
     rmSync(spillDir, { recursive: true, force: true });
     await point?.close();
@@ -243,8 +249,12 @@ async function incompleteStreams(
     let info: unknown[];
     try {
       info = await client.call("XINFO", "STREAM", stream) as unknown[];
-    } catch {
-      continue; // no such stream: nothing was trimmed
+    } catch (err) {
+      // No such stream: nothing was trimmed. Any other error (a missing right, a key that
+      // is not a stream) leaves the question open, and a trimmed stream would compare as
+      // DIFFERENT: it stops verify.
+      if (isNoSuchKey(err)) continue;
+      throw err;
     }
     const added = Number(info[info.indexOf("entries-added") + 1]);
     const length = Number(info[info.indexOf("length") + 1]);

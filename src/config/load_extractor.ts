@@ -122,36 +122,46 @@ const perTableSchema = obj({
   tables: mapOf(tableSchema, { required: true }),
 });
 
-const snapshotSchema = obj({
-  threads: int({ min: 1, default: 8 }),
-  "fetch-size-rows": int({ min: 1, default: 5_000 }),
-  "min-job-size-rows": int({ min: 1, default: 1_000_000 }),
-  "max-jobs-per-chunk": int({ min: 1, default: 32 }),
-  "split-key": str({ nonEmpty: true }),
-  "per-table-config": listOf(perTableSchema),
-}, {
-  ignored: {
-    lock: "",
-    "split-method": "",
-    "extraction-method": "",
-    "tpt-num-files-per-job": "",
-    ...FETCH_METADATA_IGNORED,
-    "fetch-Indexes": FETCH_METADATA,
-    "fetch-user-roles": FETCH_METADATA,
-    "fetch-schemas-from-system-tables": "Replicant always reads the source's catalog",
-    "allow-table-extraction-overlap": "",
-    "computed-columns": "generated columns are replicated as ordinary columns",
-    "enable-extraction-governor": "Replicant bounds its memory itself (a byte-bounded queue)",
-    "extraction-governor-wait-ms": "Replicant bounds its memory itself (a byte-bounded queue)",
-    "fetch-partition-tables": "a partitioned table replicates as one table, through its parent",
-    normalize: "",
-  },
-  misplaced: {
-    heartbeat: "under `realtime`",
-    "start-position": "under `realtime`",
-    "ddl-replication": "under `realtime`",
-  },
-});
+/** Why `computed-columns` is ignored: what each source's log does with generated columns. */
+function generatedColumnsReason(source: SourceType): string {
+  return source === "POSTGRESQL"
+    ? "PostgreSQL's logical replication does not send stored generated columns, so Replicant " +
+      "leaves them out of snapshot and realtime entries alike (docs/postgresql.md)"
+    : "generated columns (STORED and VIRTUAL) are in the row images and are replicated as " +
+      "ordinary columns";
+}
+
+const snapshotSchemaFor = (source: SourceType) =>
+  obj({
+    threads: int({ min: 1, default: 8 }),
+    "fetch-size-rows": int({ min: 1, default: 5_000 }),
+    "min-job-size-rows": int({ min: 1, default: 1_000_000 }),
+    "max-jobs-per-chunk": int({ min: 1, default: 32 }),
+    "split-key": str({ nonEmpty: true }),
+    "per-table-config": listOf(perTableSchema),
+  }, {
+    ignored: {
+      lock: "",
+      "split-method": "",
+      "extraction-method": "",
+      "tpt-num-files-per-job": "",
+      ...FETCH_METADATA_IGNORED,
+      "fetch-Indexes": FETCH_METADATA,
+      "fetch-user-roles": FETCH_METADATA,
+      "fetch-schemas-from-system-tables": "Replicant always reads the source's catalog",
+      "allow-table-extraction-overlap": "",
+      "computed-columns": generatedColumnsReason(source),
+      "enable-extraction-governor": "Replicant bounds its memory itself (a byte-bounded queue)",
+      "extraction-governor-wait-ms": "Replicant bounds its memory itself (a byte-bounded queue)",
+      "fetch-partition-tables": "a partitioned table replicates as one table, through its parent",
+      normalize: "",
+    },
+    misplaced: {
+      heartbeat: "under `realtime`",
+      "start-position": "under `realtime`",
+      "ddl-replication": "under `realtime`",
+    },
+  });
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 
@@ -229,25 +239,29 @@ const realtimeSchema = obj({
   misplaced: { "min-job-size-rows": "under `snapshot`", "split-key": "under `snapshot`" },
 });
 
-const extractorSchema = obj({
-  snapshot: snapshotSchema,
-  realtime: realtimeSchema,
-}, {
-  ignored: { "delta-snapshot": "Replicant has no delta-snapshot mode" },
-  misplaced: {
-    threads: "under `snapshot` or `realtime`",
-    "fetch-size-rows": "under `snapshot` or `realtime`",
-    "min-job-size-rows": "under `snapshot`",
-    "max-jobs-per-chunk": "under `snapshot`",
-    "split-key": "under `snapshot`",
-    "per-table-config": "under `snapshot`",
-    heartbeat: "under `realtime`",
-    "start-position": "under `realtime`",
-    "ddl-replication": "under `realtime`",
-  },
-});
+const extractorSchemaFor = (source: SourceType) =>
+  obj({
+    snapshot: snapshotSchemaFor(source),
+    realtime: realtimeSchema,
+  }, {
+    ignored: { "delta-snapshot": "Replicant has no delta-snapshot mode" },
+    misplaced: {
+      threads: "under `snapshot` or `realtime`",
+      "fetch-size-rows": "under `snapshot` or `realtime`",
+      "min-job-size-rows": "under `snapshot`",
+      "max-jobs-per-chunk": "under `snapshot`",
+      "split-key": "under `snapshot`",
+      "per-table-config": "under `snapshot`",
+      heartbeat: "under `realtime`",
+      "start-position": "under `realtime`",
+      "ddl-replication": "under `realtime`",
+    },
+  });
 
-type ExtractorOut = ObjectOf<{ snapshot: typeof snapshotSchema; realtime: typeof realtimeSchema }>;
+type ExtractorOut = ObjectOf<{
+  snapshot: ReturnType<typeof snapshotSchemaFor>;
+  realtime: typeof realtimeSchema;
+}>;
 
 function checkStartPosition(out: ExtractorOut, sourceType: SourceType, c: Checker): void {
   const start = out.realtime.startPosition;
@@ -374,7 +388,7 @@ export function loadExtractor(
 ): ExtractorConfig {
   const doc = readYaml(path, options.env);
   const checker = new Checker(doc.rawScalars);
-  const out = check(extractorSchema, doc.data, [], checker);
+  const out = check(extractorSchemaFor(sourceType), doc.data, [], checker);
   if (out === INVALID) failLoad(path, doc.problems, checker);
   checkStartPosition(out, sourceType, checker);
   checkHeartbeat(doc.data, sourceType, checker);
@@ -384,7 +398,8 @@ export function loadExtractor(
 /** The settings used when no extractor file is given. */
 export function defaultExtractor(): ExtractorConfig {
   const checker = new Checker();
-  const out = check(extractorSchema, {}, [], checker);
+  // No keys, so no warnings: the source type changes nothing here.
+  const out = check(extractorSchemaFor("POSTGRESQL"), {}, [], checker);
   if (out === INVALID) throw new Error("extractor defaults do not validate");
   return { ...toExtractor(out), warnings: [] };
 }

@@ -188,11 +188,10 @@ async function runSnapshotPhase(
     await control.end().catch(() => {});
   }
   try {
-    const source = await PgSnapshotSource.open(
-      spec.endpoint,
-      spec.selection,
-      exported?.snapshotName,
-    );
+    const source = await PgSnapshotSource.open(spec.endpoint, spec.selection, {
+      exportedSnapshot: exported?.snapshotName,
+      log: spec.log,
+    });
     try {
       const settings: SnapshotSettings = {
         ...spec.snapshot,

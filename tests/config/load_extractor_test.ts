@@ -194,6 +194,22 @@ Deno.test("delta-snapshot is ignored with one warning", () => {
   ]);
 });
 
+Deno.test("computed-columns: the warning says what the source does with generated columns", () => {
+  const text = "snapshot:\n  computed-columns: UNBLOCK\n";
+  const [pg] = load(text, "POSTGRESQL").warnings;
+  assert.equal(pg.key, "snapshot.computed-columns");
+  assert.match(
+    pg.message,
+    /^ignored: PostgreSQL's logical replication does not send stored generated/,
+  );
+  assert.doesNotMatch(pg.message, /replicated as ordinary columns/);
+  for (const type of ["MYSQL", "MARIADB"] as const) {
+    const [my] = load(text, type).warnings;
+    assert.equal(my.key, "snapshot.computed-columns");
+    assert.match(my.message, /^ignored: generated columns .*replicated as ordinary columns/, type);
+  }
+});
+
 Deno.test("per-table-config needs tables", () => {
   const found = problems("snapshot:\n  per-table-config:\n    - catalog: db\n");
   assert.equal(

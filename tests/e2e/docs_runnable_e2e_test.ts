@@ -9,6 +9,9 @@
  * The documents use the services' default ports (55432, 53306, 56379). When this run's
  * services are elsewhere (REPLICANT_*_PORT), the default ports in the blocks and in the
  * clone's conf/conn files are replaced by this run's; on a default setup nothing changes.
+ *
+ * The slot another id of the same connection file would own (the demo's, left behind as by
+ * a demo stopped before its cleanup) is there throughout: the documents never meet it.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -16,6 +19,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
+import type pg from "pg";
+import { loadConnection, type PostgresConnection } from "../../src/config/mod.ts";
+import { slotNameOf } from "../../src/source/postgres/pg_replication_slot.ts";
+import { ownerCommentStatement } from "../../src/source/postgres/pg_source_ownership.ts";
 import { deleteKeys, pgClient, redisClient } from "../helpers/clients.ts";
 import { repoRoot } from "../helpers/replicant.ts";
 import { serviceEnv } from "../helpers/services.ts";
@@ -111,6 +118,14 @@ Deno.test({
     const dir = mkdtempSync(join(tmpdir(), "replicant-fresh-clone-"));
     const clone = join(dir, "replicant");
     const redis = redisClient();
+    const db = await pgClient();
+    const slotOf = (id: string) =>
+      slotNameOf(
+        loadConnection(join(clone, "conf", "conn", "postgresql.yaml")) as PostgresConnection,
+        "default",
+        id,
+      );
+    const slots: string[] = [];
     try {
       const cloned = spawnSync("git", ["clone", "--quiet", repoRoot, clone], { encoding: "utf8" });
       assert.equal(cloned.status, 0, cloned.stderr);
@@ -118,6 +133,14 @@ Deno.test({
         const file = join(clone, "conf", "conn", `${name}.yaml`);
         writeFileSync(file, onTheseServices(readFileSync(file, "utf8")));
       }
+      // The demo's slot and publication, owned by default/demo, as `replicant full --id demo`
+      // leaves them until it drops them.
+      const demoSlot = slotOf("demo");
+      slots.push(demoSlot, slotOf("quickstart"));
+      for (const slot of slots) await dropPgResources(db, slot);
+      await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [demoSlot]);
+      await db.query(`CREATE PUBLICATION "${demoSlot}"`);
+      await db.query(ownerCommentStatement(demoSlot, { group: "default", id: "demo" }));
       const docs = ["README.md", "docs/quickstart.md"].map((doc) =>
         runnableBlocks(doc, readFileSync(join(clone, doc), "utf8"))
       );
@@ -146,14 +169,15 @@ Deno.test({
         assert.equal(await redis.xlen(`replicant_shop_orders_cdc_logs`), 3);
         assert.equal(await redis.xlen(`shop_my_orders_cdc_logs`), 3);
       }
+      // The demo's slot is untouched; the quickstart dropped its own.
+      const left = await db.query(
+        "SELECT slot_name FROM pg_replication_slots WHERE slot_name = ANY($1) ORDER BY 1",
+        [slots],
+      );
+      assert.deepEqual(left.rows.map((r: { slot_name: string }) => r.slot_name), [demoSlot]);
     } finally {
       // What the documents leave for a user to explore, removed here.
-      const db = await pgClient();
-      await db.query(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots " +
-          "WHERE slot_name = 'io_replicate' AND NOT active",
-      );
-      await db.query("DROP PUBLICATION IF EXISTS io_replicate");
+      for (const slot of slots) await dropPgResources(db, slot);
       await db.query("DROP SCHEMA IF EXISTS shop CASCADE");
       await db.end();
       const my = await mysql.createConnection({
@@ -172,3 +196,12 @@ Deno.test({
     }
   },
 });
+
+async function dropPgResources(db: pg.Client, slot: string): Promise<void> {
+  await db.query(
+    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots " +
+      "WHERE slot_name = $1 AND NOT active",
+    [slot],
+  );
+  await db.query(`DROP PUBLICATION IF EXISTS "${slot}"`);
+}

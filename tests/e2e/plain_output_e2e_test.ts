@@ -266,12 +266,11 @@ Deno.test("plain output: no ANSI escapes from scripts/services, scripts/deno, sc
     assertNoEscape("scripts/demo", demo.out);
     assert.match(demo.out, /==> Building the single binary \(scripts\/build\)\nbuild: /);
     assert.match(demo.out, /==> Done in \d+ s/);
-    // It leaves no replication slot behind (a slot keeps WAL forever).
+    // It uses its own id's slot and does not leave it behind (a slot keeps WAL forever).
+    assert.match(demo.out, /==> Dropping replication slot replicant_default_demo /);
     const slots = await db.query(
       "SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1",
-      [
-        "io_replicate",
-      ],
+      ["replicant_default_demo"],
     );
     assert.equal(slots.rowCount, 0);
   } finally {

@@ -1,9 +1,10 @@
 /**
  * End-to-end: a Redis ACL user limited to exactly what Replicant needs (docs/redis.md,
- * redisAclRules) replicates a PostgreSQL table (snapshot, full with live changes, realtime
- * in GLOBAL mode) and passes test-connection; a user missing one right (the XADD command, the table streams' or
- * the checkpoint's key pattern) fails with a message that names the file, the user and the
- * right to add.
+ * redisAclRules) replicates a PostgreSQL table (snapshot, again over its streams, full with
+ * live changes, realtime in GLOBAL mode, retention trimming a stream a consumer group reads,
+ * verify of a stream under max-stream-length) and passes test-connection; a user missing one
+ * right (the XADD command, XINFO STREAM, the table streams' or the checkpoint's key pattern)
+ * fails with a message that names the file, the user and the right to add.
  */
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
@@ -80,6 +81,7 @@ Deno.test({
     const rules = redisAclRules([`replicant_${SCHEMA}_*`]);
     const slot = defaultSlotName("default", "acl_full");
     const globalSlot = defaultSlotName("default", "acl_global");
+    const retentionSlot = defaultSlotName("default", "acl_ret");
     try {
       await db.query(`CREATE SCHEMA ${SCHEMA}`);
       await db.query(`CREATE TABLE ${SCHEMA}.items (id int PRIMARY KEY, v text)`);
@@ -93,6 +95,10 @@ Deno.test({
           const conn = await user(env, "acl_ok", rules);
           const snap = await runReplicant(snapshotArgs(env, conn, "acl_snap"));
           assert.equal(snap.code, 0, snap.stdout + snap.stderr);
+          assert.equal(await admin.xlen(stream("items")), ROWS);
+          // Again over its own streams (--overwrite, --replace-existing): it deletes them first.
+          const again = await runReplicant([...snapshotArgs(env, conn, "acl_snap"), "--overwrite"]);
+          assert.equal(again.code, 0, again.stdout + again.stderr);
           assert.equal(await admin.xlen(stream("items")), ROWS);
 
           await admin.del(stream("items"));
@@ -181,6 +187,126 @@ Deno.test({
         assert.equal(r.code, 0, r.stdout + r.stderr);
       });
 
+      await t.step(
+        "the minimal user: retention trims a stream a group reads; verify reads XINFO STREAM",
+        async () => {
+          const conn = await user(env, "acl_ret", rules);
+          const cdc = `${stream("items")}_cdc_logs`;
+          await admin.del(stream("items"), cdc);
+          const applier = home.write(
+            "retention.yaml",
+            "max-stream-length: 100_000\nretention:\n  interval-ms: 200\n  min-age-ms: 1\n" +
+              "  max-length: 16\n  snapshot-streams: false\n",
+          );
+          const run = startReplicant([
+            "full",
+            env.home.pgConn,
+            conn,
+            "--id",
+            "acl_ret",
+            "--home",
+            home.dir,
+            "--filter",
+            env.filter,
+            "--applier",
+            applier,
+          ]);
+          let verify: Awaited<ReturnType<typeof runReplicant>> | null = null;
+          try {
+            const rows = Number(
+              (await db.query(`SELECT count(*) AS n FROM ${SCHEMA}.items`)).rows[0].n,
+            );
+            await waitFor(async () => (await admin.xlen(stream("items"))) === rows, {
+              timeoutMs: 30_000,
+              what: "the snapshot",
+            });
+            // A group that has read the first change and not acknowledged it: the script
+            // reads its pending entries (XINFO GROUPS, XPENDING) and the clock (TIME).
+            await db.query(`INSERT INTO ${SCHEMA}.items VALUES (3000, 'r')`);
+            await waitFor(async () => (await admin.exists(cdc)) === 1, {
+              timeoutMs: 30_000,
+              what: "the first change",
+            });
+            await admin.xgroup("CREATE", cdc, "readers", "0");
+            await admin.xreadgroup("GROUP", "readers", "r1", "COUNT", 1, "STREAMS", cdc, ">");
+            await db.query(
+              `INSERT INTO ${SCHEMA}.items SELECT g, 'r' FROM generate_series(3001, 3040) g`,
+            );
+            await waitFor(async () => (await admin.xlen(cdc)) === 16, {
+              timeoutMs: 30_000,
+              what: "retention to trim the change stream to its hard cap (16)",
+            });
+            verify = await runReplicant([
+              "verify",
+              env.home.pgConn,
+              conn,
+              "--id",
+              "acl_ret",
+              "--home",
+              home.dir,
+              "--wait-timeout",
+              "60",
+            ]);
+          } finally {
+            run.kill("SIGTERM");
+          }
+          const r = await run.done;
+          assert.equal(r.code, 0, r.stdout + r.stderr);
+          assert.doesNotMatch(r.stdout + r.stderr, /retention pass failed/);
+          assert.match(r.stderr, /consumer group "readers" had not acknowledged/);
+          // The change stream was trimmed by retention: not verified (exit 3), the rest read.
+          assert.ok(verify);
+          assert.equal(verify.code, 3, verify.stdout + verify.stderr);
+          assert.match(verify.stdout, /NOT VERIFIED +stream .*_cdc_logs: trimmed by retention/);
+        },
+      );
+
+      await t.step("without XINFO STREAM: verify names the right, hides nothing", async () => {
+        const conn = await user(env, "acl_noxinfo", [...rules, "-xinfo|stream"]);
+        const applier = home.write("capped.yaml", "max-stream-length: 100_000\n");
+        const run = startReplicant([
+          "realtime",
+          env.home.pgConn,
+          conn,
+          "--id",
+          "acl_ret",
+          "--resume",
+          "--home",
+          home.dir,
+          "--applier",
+          applier,
+        ]);
+        let verify: Awaited<ReturnType<typeof runReplicant>> | null = null;
+        try {
+          verify = await runReplicant([
+            "verify",
+            env.home.pgConn,
+            conn,
+            "--id",
+            "acl_ret",
+            "--home",
+            home.dir,
+            "--wait-timeout",
+            "60",
+          ]);
+        } finally {
+          run.kill("SIGTERM");
+        }
+        const r = await run.done;
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.ok(verify);
+        assert.equal(verify.code, 1, verify.stdout + verify.stderr);
+        assert.match(verify.stderr, /Redis user "acl_noxinfo" .* may not run XINFO\|STREAM/);
+        assert.match(verify.stderr, /ACL SETUSER acl_noxinfo \+xinfo\|stream/);
+      });
+
+      await t.step("test-connection names a right retention's script lacks", async () => {
+        const conn = await user(env, "acl_noxpending", [...rules, "-xpending"]);
+        const tc = await runReplicant(["test-connection", conn, "--home", home.dir]);
+        assert.match(tc.stdout, /ACL rights\s+FAILED\s+user acl_noxpending may not run XPENDING/);
+        assert.match(tc.stdout, /ACL SETUSER acl_noxpending \+xpending/);
+      });
+
       await t.step("without XADD: the message names the command", async () => {
         const conn = await user(env, "acl_noxadd", [...rules, "-xadd"]);
         const r = await runReplicant(snapshotArgs(env, conn, "acl_noxadd"));
@@ -209,7 +335,7 @@ Deno.test({
         assert.match(r.stderr, /ACL SETUSER acl_nokeys ~replicate_io_\*/);
       });
     } finally {
-      for (const name of [slot, globalSlot]) {
+      for (const name of [slot, globalSlot, retentionSlot]) {
         await dropSlot(db, name).catch(() => {});
         await dropPublication(db, name).catch(() => {});
       }

@@ -51,3 +51,21 @@ Deno.test("other errors are left alone", () => {
   assert.equal(permissionError(new Error("WRONGTYPE Operation against a key"), target), null);
   assert.equal(permissionError("NOPERM", target), null);
 });
+
+Deno.test("a command a script may not run (Redis 7.0) names the retention script's rights", () => {
+  const err = permissionError(
+    replyError(
+      "ERR The user executing the script can't run this command or subcommand script: " +
+        "5afb84be81de8a6b369cec37597ef66bc9f128e1, on @user_script:1.",
+      "evalsha",
+      ["5afb84be81de8a6b369cec37597ef66bc9f128e1", "1", "s"],
+    ),
+    target,
+  );
+  assert.ok(err instanceof SinkError);
+  assert.match(err.message, /^Redis user "app" \(conf\/conn\/redis\.yaml\) may not run a command /);
+  assert.match(
+    err.message,
+    /ACL SETUSER app \+type \+time \+xlen \+xrange \+xinfo\|groups \+xpending \+xtrim \(docs\/redis\.md/,
+  );
+});

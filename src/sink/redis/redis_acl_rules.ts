@@ -1,7 +1,9 @@
 /**
  * The Redis ACL rights Replicant needs on a standalone Redis, derived from what the sink, the
- * checkpoint store, the schema dump, the commands and test-connection send (README "Redis
- * ACL"): the recommended `ACL SETUSER` rules for a dedicated user.
+ * checkpoint store, the schema dump, retention, verify, the commands and test-connection send
+ * (docs/redis.md, "ACL users and the rights Replicant needs"): the recommended `ACL SETUSER`
+ * rules for a dedicated user. One set for every feature: test-connection, which sees no
+ * applier file, checks all of it.
  *
  * @module
  */
@@ -25,14 +27,37 @@ export const REDIS_ACL_COMMANDS = [
   "xrevrange",
   "exists",
   "del",
-  // Checkpoints (a hash per id) and the schema dump (one MULTI).
+  // Checkpoints (a hash per id; HDEL forgets the retention of replaced streams) and the
+  // schema dump (one MULTI).
   "hset",
   "hget",
   "hgetall",
+  "hdel",
   "multi",
   "exec",
+  // Retention: one Lua script per call, and what it calls besides XLEN, XRANGE and XTRIM
+  // (Redis checks every command a script runs against the caller's rights).
+  "eval",
+  "evalsha",
+  "type",
+  "time",
+  "xinfo|groups",
+  "xpending",
+  // verify: whether max-stream-length shortened a stream (entries added against length).
+  "xinfo|stream",
   // test-connection names the user it checks.
   "acl|whoami",
+] as const;
+
+/** What retention's trimming script calls (each needs the caller's right, like EVAL itself). */
+export const RETENTION_SCRIPT_COMMANDS = [
+  "type",
+  "time",
+  "xlen",
+  "xrange",
+  "xinfo|groups",
+  "xpending",
+  "xtrim",
 ] as const;
 
 /** Internal keys: checkpoints, schema dump, GLOBAL and DDL streams, test-connection probes. */

@@ -1,6 +1,6 @@
 /**
- * Classifies Redis errors once (DESIGN §Errors): retriable ones are retried with backoff,
- * permanent ones go straight to the skip / in-doubt rules.
+ * Classifies Redis errors once: retriable ones are retried with backoff, permanent ones go
+ * straight to the skip / in-doubt rules.
  */
 export type RedisErrorClass = "retriable" | "oom" | "permanent";
 
@@ -28,4 +28,9 @@ export function classifyRedisError(err: unknown): RedisErrorClass {
       .test(message)
   ) return "retriable";
   return "permanent";
+}
+
+/** The reply of a command that needs an existing key (`XINFO STREAM`) on a missing one. */
+export function isNoSuchKey(err: unknown): boolean {
+  return /^ERR no such key/i.test(String((err as Error)?.message ?? err));
 }

@@ -7,9 +7,42 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { Cluster, type Redis } from "ioredis";
 import { failed, passed, type PrerequisiteCheck, warning } from "../../core/prerequisite_check.ts";
+import type { RETENTION_SCRIPT_COMMANDS } from "./redis_acl_rules.ts";
 import type { RedisClient } from "./redis_connection.ts";
+
+/** How the script probe runs each command of retention's trimming script on the scratch key. */
+const SCRIPT_PROBE_CALLS: Record<(typeof RETENTION_SCRIPT_COMMANDS)[number], string> = {
+  type: "'TYPE', KEYS[1]",
+  time: "'TIME'",
+  xlen: "'XLEN', KEYS[1]",
+  xrange: "'XRANGE', KEYS[1], '-', '+', 'COUNT', 1",
+  "xinfo|groups": "'XINFO', 'GROUPS', KEYS[1]",
+  xpending: "'XPENDING', KEYS[1], 'probe'",
+  xtrim: "'XTRIM', KEYS[1], 'MINID', '0-0'",
+};
+
+/**
+ * Runs each command of retention's trimming script (pcall: a denied one does not stop the
+ * others) and returns those Redis refused to run for this user.
+ */
+const SCRIPT_PROBE = `
+local denied = {}
+local calls = {
+${Object.entries(SCRIPT_PROBE_CALLS).map(([name, call]) => `  {'${name}', ${call}},`).join("\n")}
+}
+for _, c in ipairs(calls) do
+  local r = redis.pcall(unpack(c, 2))
+  if type(r) == 'table' and r.err and (string.find(r.err, 'NOPERM') or
+      string.find(r.err, "can't run this command")) then
+    table.insert(denied, c[1])
+  end
+end
+return denied
+`;
+const SCRIPT_PROBE_SHA = createHash("sha1").update(SCRIPT_PROBE).digest("hex");
 
 /** Commands Replicant sends, each with a harmless probe on a scratch key. */
 const PROBES: [string, (c: RedisClient, k: string) => Promise<unknown>][] = [
@@ -23,9 +56,25 @@ const PROBES: [string, (c: RedisClient, k: string) => Promise<unknown>][] = [
   ["HSET", (c, k) => c.hset(k + ":h", "probe", "1")],
   ["HGET", (c, k) => c.hget(k + ":h", "probe")],
   ["HGETALL", (c, k) => c.hgetall(k + ":h")],
+  ["HDEL", (c, k) => c.hdel(k + ":h", "probe")],
+  ["XINFO|STREAM", (c, k) => c.call("XINFO", "STREAM", k)],
+  ["EVAL", (c, k) => c.eval(SCRIPT_PROBE, 1, k).then(scriptDenied)],
+  ["EVALSHA", (c, k) => c.evalsha(SCRIPT_PROBE_SHA, 1, k)],
   ["DEL", (c, k) => c.del(k, k + ":h")],
   ["MULTI/EXEC", (c, k) => c.multi().exists(k).exec()],
 ];
+
+/** A right the script probe found missing: `command` is what to add. */
+class ScriptDenied extends Error {
+  constructor(readonly commands: string[]) {
+    super(`NOPERM in script: ${commands.join(", ")}`);
+  }
+}
+
+function scriptDenied(reply: unknown): void {
+  const denied = (reply as string[]).map(String);
+  if (denied.length > 0) throw new ScriptDenied(denied);
+}
 
 function infoField(info: string, name: string): string | undefined {
   const m = new RegExp(`^${name}:(.*)$`, "m").exec(info);
@@ -183,16 +232,18 @@ async function aclCheck(client: RedisClient): Promise<PrerequisiteCheck> {
         }
       }
     } catch (err) {
-      if (/NOPERM|no permissions/i.test((err as Error).message)) denied.push(command);
+      if (err instanceof ScriptDenied) {
+        denied.push(...err.commands.map((c) => `${c.toUpperCase()} (in EVAL)`));
+      } else if (/NOPERM|no permissions/i.test((err as Error).message)) denied.push(command);
     }
   }
   if (!denied.includes("DEL")) await client.del(key, key + ":h").catch(() => {});
   if (denied.length === 0) {
     return passed("ACL rights", `user ${user}: ${PROBES.map(([c]) => c).join(", ")} allowed`);
   }
+  const rights = denied.flatMap((c) => c.replace(" (in EVAL)", "").split("/"));
   const fix =
-    `run ACL SETUSER ${user} ${
-      denied.flatMap((c) => c.split("/")).map((c) => "+" + c.toLowerCase()).join(" ")
-    }` + (denied.includes("DEL") ? ` (probe key ${key} may remain)` : "");
+    `run ACL SETUSER ${user} ${[...new Set(rights)].map((c) => "+" + c.toLowerCase()).join(" ")}` +
+    (denied.includes("DEL") ? ` (probe key ${key} may remain)` : "");
   return failed("ACL rights", `user ${user} may not run ${denied.join(", ")}: ${fix}`, fix);
 }

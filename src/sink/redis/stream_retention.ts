@@ -31,7 +31,7 @@ const PAGE = 1000;
  * Returns {entries removed (plan: removable), bound, of them unacknowledged, length,
  * more (1: the step limited this call), the group with the lowest floor}.
  */
-const TRIM_SCRIPT = `
+export const TRIM_SCRIPT = `
 local key = KEYS[1]
 if redis.call('TYPE', key).ok ~= 'stream' then return {0, '', 0, 0, 0, ''} end
 local mode = ARGV[1]

@@ -23,7 +23,12 @@ import type pg from "pg";
 import { OwnershipError, SourceError, SourceSetupError } from "../../core/errors.ts";
 import { qualifiedName, type TableId } from "../../core/table_schema.ts";
 import { quoteIdent } from "./pg_endpoint.ts";
-import { type PgRelation, type PgTable, pgTableName } from "./pg_schema_reader.ts";
+import {
+  type PgRelation,
+  type PgTable,
+  pgTableName,
+  tellGeneratedColumnsLeftOut,
+} from "./pg_schema_reader.ts";
 import {
   assertOwnPublication,
   ownerCommentStatement,
@@ -511,14 +516,7 @@ export async function preparePublication(
   options: Omit<PublicationOptions, "dryRun"> = {},
 ): Promise<PublicationOutcome> {
   await refuseTablesWithoutIdentity(client, tables);
-  for (const t of tables) {
-    if (t.generatedColumns.length === 0) continue;
-    log?.warn(
-      `${qualifiedName(t.id)}: stored generated column(s) ${t.generatedColumns.join(", ")} ` +
-        "are not replicated: PostgreSQL's logical replication does not send them, so neither " +
-        "snapshot nor realtime entries carry them",
-    );
-  }
+  if (log) tellGeneratedColumnsLeftOut(tables, log);
   const { user, database } = await whoAmI(client);
   let outcome: PublicationOutcome;
   try {

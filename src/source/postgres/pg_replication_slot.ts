@@ -14,6 +14,18 @@ export function defaultSlotName(group: string, replicationId: string): string {
   return sanitizeSlotName(`replicant_${group}_${replicationId}`);
 }
 
+/**
+ * The slot (and publication) a replication uses: the connection file's first
+ * `replication-slots` entry, else its own default name.
+ */
+export function slotNameOf(
+  conn: { replicationSlots: { name: string }[] },
+  group: string,
+  replicationId: string,
+): string {
+  return conn.replicationSlots[0]?.name ?? defaultSlotName(group, replicationId);
+}
+
 export interface SlotInfo {
   plugin: string;
   active: boolean;

@@ -26,6 +26,31 @@ export interface PgTable extends TableSchema {
   generatedColumns: string[];
 }
 
+/** What each run has told of generated columns, by the log it tells through. */
+const toldGeneratedColumns = new WeakMap<object, Set<string>>();
+
+/**
+ * Says, once per table and run (`log` is the run's), which stored generated columns its
+ * entries leave out: whichever step meets the table first (a snapshot, the publication's set-up
+ * for a snapshot and again for realtime, a publication change) tells it, the others do not.
+ */
+export function tellGeneratedColumnsLeftOut(
+  tables: readonly PgTable[],
+  log: { warn(message: string): void },
+): void {
+  let told = toldGeneratedColumns.get(log);
+  if (!told) toldGeneratedColumns.set(log, told = new Set());
+  for (const t of tables) {
+    if (t.generatedColumns.length === 0) continue;
+    const message = `${qualifiedName(t.id)}: stored generated column(s) ` +
+      `${t.generatedColumns.join(", ")} are not replicated: PostgreSQL's logical replication ` +
+      "does not send them, so neither snapshot nor realtime entries carry them";
+    if (told.has(message)) continue;
+    told.add(message);
+    log.warn(message);
+  }
+}
+
 /** `schema.table`, quoted for SQL. */
 export function pgTableName(id: TableId): string {
   return `${quoteIdent(id.schema!)}.${quoteIdent(id.table)}`;

@@ -10,10 +10,15 @@ import type {
   TableSelection,
 } from "../../pipeline/snapshot_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
-import { type PgTable, readPgTables } from "./pg_schema_reader.ts";
+import { type PgTable, readPgTables, tellGeneratedColumnsLeftOut } from "./pg_schema_reader.ts";
 import { PgCopyRows } from "./pg_copy_rows.ts";
 import { pgTextByteWriter } from "./pg_text_bytes.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
+
+/** Where a snapshot source tells what the entries of a table leave out. */
+export interface SnapshotSourceLog {
+  warn(message: string): void;
+}
 
 /**
  * PostgreSQL snapshot source. A coordinator transaction exports a snapshot (or uses the one
@@ -31,17 +36,20 @@ export class PgSnapshotSource implements SnapshotSource {
     private readonly coordinator: pg.Client | null,
     private readonly catalog: PgTypeCatalog,
     private readonly selection: TableSelection,
+    private readonly log: SnapshotSourceLog | undefined,
   ) {}
 
   /**
    * Opens the snapshot. `exportedSnapshot` is a snapshot id held open elsewhere (the
-   * replication connection that created the slot); without it one is exported here.
+   * replication connection that created the slot); without it one is exported here. `log`
+   * (the run's) hears what the tables' entries leave out.
    */
   static async open(
     endpoint: PgEndpoint,
     selection: TableSelection,
-    exportedSnapshot?: string,
+    options: { exportedSnapshot?: string; log?: SnapshotSourceLog } = {},
   ): Promise<PgSnapshotSource> {
+    const { exportedSnapshot, log } = options;
     const client = await openPg(endpoint, "replicant-snapshot");
     try {
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -58,7 +66,7 @@ export class PgSnapshotSource implements SnapshotSource {
       const [id, ts] = res.rows[0] as string[];
       const catalog = new PgTypeCatalog();
       catalog.loadRows((await client.query(PG_TYPE_CATALOG_SQL)).rows);
-      return new PgSnapshotSource(endpoint, id, Number(ts), client, catalog, selection);
+      return new PgSnapshotSource(endpoint, id, Number(ts), client, catalog, selection, log);
     } catch (err) {
       await client.end().catch(() => {});
       if (err instanceof SourceError) throw err;
@@ -72,6 +80,7 @@ export class PgSnapshotSource implements SnapshotSource {
 
   async tables(): Promise<SnapshotTable[]> {
     const tables = await readPgTables(this.coordinator!, this.endpoint.database, this.selection);
+    if (this.log) tellGeneratedColumnsLeftOut(tables, this.log);
     return tables.map((schema) => ({ schema, estimatedRows: schema.estimatedRows }));
   }
 

@@ -27,7 +27,9 @@ export async function openPgVerifyPoint(
   let source: PgSnapshotSource;
   let reader;
   try {
-    source = await PgSnapshotSource.open(endpoint, selection, slot.snapshotName);
+    source = await PgSnapshotSource.open(endpoint, selection, {
+      exportedSnapshot: slot.snapshotName,
+    });
     try {
       reader = await source.reader();
     } catch (err) {
