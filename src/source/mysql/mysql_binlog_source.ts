@@ -920,17 +920,25 @@ export class MysqlBinlogSource implements StreamingSource {
       const known = this.#tables.get(mysqlTableKey(ev.schemaName, ev.tableName));
       if (known?.historical && serve(ev, known.table)) return next();
       fetching = { ev, next };
-      fetchInfo(ev, () => {
+      // The lookup counts as running until zongji is told to go on: until then the binlog
+      // connection must stay paused (see `lookingUp`), also while our own lookup runs.
+      const done = () => {
         fetching = null;
+        next();
+      };
+      fetchInfo(ev, () => {
         const current = this.#known(ev.schemaName, ev.tableName);
         if (current) {
           label(ev, current.table);
-          return next();
+          return done();
         }
         this.#lookup(ev.schemaName, ev.tableName).then((entry) => {
           label(ev, entry.table);
-          next();
-        }, (err) => zongji.emit("error", err));
+          done();
+        }, (err) => {
+          fetching = null;
+          zongji.emit("error", err);
+        });
       });
     };
     const selected = new Map<string, boolean>();
