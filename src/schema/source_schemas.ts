@@ -9,7 +9,16 @@ import { listMysqlDatabases, readMysqlTables } from "../source/mysql/mysql_schem
 
 /** A table as every source describes it, without what one source reader adds. */
 export function neutralSchema(t: TableSchema): TableSchema {
-  return { id: t.id, columns: t.columns, keyColumns: t.keyColumns, hasKey: t.hasKey };
+  const { ordinals, totalColumns } = t as { ordinals?: number[]; totalColumns?: number };
+  return {
+    id: t.id,
+    columns: t.columns,
+    keyColumns: t.keyColumns,
+    hasKey: t.hasKey,
+    // The schema dump keeps where each column sits in a binlog row image, so that a resume
+    // before a DDL decodes older rows with the version they were written under.
+    ...(ordinals && totalColumns !== undefined ? { ordinals, totalColumns } : {}),
+  };
 }
 
 /** The selected tables of a source, read from its catalog on a connection of their own. */

@@ -192,6 +192,64 @@ Deno.test("ENUM/SET labels beyond the BMP (emoji), commas, quotes: snapshot, rea
   }
 });
 
+Deno.test("a resume before an ALTER decodes older rows with the older schema, across DDL of other databases", async () => {
+  // The checkpoint is before the ALTER, so the rows in between have the old width; a DDL
+  // Replicant cannot attribute to a table (CREATE/DROP DATABASE, as parallel work on the
+  // same server issues) must not make it re-read the table's current, wider schema.
+  const f = await mysqlFixture("myfid_hist");
+  const other = `${f.database}_x`;
+  const extractor = f.home.write(
+    "extractor.yaml",
+    "realtime:\n  ddl-replication:\n    enable: true\n",
+  );
+  const filter = filterFile(f.home, `allow:\n  - catalog: ${f.database}\n`);
+  const cdc = `${f.database}_t_cdc_logs`;
+  try {
+    await f.db.query("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))");
+    await f.db.query("INSERT INTO t VALUES (1, 'a')");
+    const first = await whileRunning(
+      f.args("full", ["--extractor", extractor, "--filter", filter]),
+      async (alive) => {
+        await waitFor(async () => {
+          await alive();
+          return (await f.redis.xlen(`${f.database}_t`)) === 1;
+        }, { what: "snapshot", timeoutMs: 20_000 });
+        await f.db.query("INSERT INTO t VALUES (2, 'b')");
+        await waitFor(async () => {
+          await alive();
+          return (await f.redis.xlen(cdc)) === 1;
+        }, { what: "first change", timeoutMs: 20_000 });
+      },
+    );
+    assert.equal(first.code, 0, first.stderr);
+    await f.db.query("INSERT INTO t VALUES (3, 'c')");
+    await f.db.query(`CREATE DATABASE ${other}`);
+    await f.db.query(`DROP DATABASE ${other}`);
+    await f.db.query("INSERT INTO t VALUES (4, 'd')");
+    await f.db.query("ALTER TABLE t ADD COLUMN w INT DEFAULT 7");
+    await f.db.query("INSERT INTO t VALUES (5, 'e', 8)");
+    const resumed = await whileRunning(
+      f.args("realtime", ["--extractor", extractor, "--filter", filter, "--resume"]),
+      async (alive) => {
+        await waitFor(async () => {
+          await alive();
+          return (await f.redis.xlen(cdc)) === 4;
+        }, { what: "changes after the resume", timeoutMs: 20_000 });
+      },
+    );
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.deepEqual(await afters(f.redis, cdc), [
+      { id: 2, v: "b" },
+      { id: 3, v: "c" },
+      { id: 4, v: "d" },
+      { id: 5, v: "e", w: 8 },
+    ]);
+  } finally {
+    await f.db.query(`DROP DATABASE IF EXISTS ${other}`);
+    await f.cleanup();
+  }
+});
+
 /** Whether a payload value is of its declared Kafka Connect type (null where optional). */
 function fitsDeclared(type: string, optional: boolean, v: unknown): boolean {
   if (v === null) return optional;

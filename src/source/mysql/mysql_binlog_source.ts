@@ -315,16 +315,22 @@ export class MysqlBinlogSource implements StreamingSource {
     return this.#remember(key, found[0] ?? null).table;
   }
 
-  /** The table's entry when known and current (no DDL since it was read). */
+  /**
+   * The table's entry when known and current: read after the last DDL that may have changed
+   * it, or taken from the schema history. A historical entry is the table as it was at the
+   * binlog position being read, while the catalog may already be ahead of it, so only a DDL
+   * that names the table replaces it; a DDL Replicant cannot attribute (CREATE DATABASE, a
+   * procedure) does not.
+   */
   #known(database: string, table: string): TableEntry | undefined {
     const known = this.#tables.get(mysqlTableKey(database, table));
-    return known && known.generation === this.#generation ? known : undefined;
+    return known && (known.historical || known.generation === this.#generation) ? known : undefined;
   }
 
   async #lookup(database: string, table: string): Promise<TableEntry> {
     const key = mysqlTableKey(database, table);
-    const known = this.#tables.get(key);
-    if (known && known.generation === this.#generation) return known;
+    const known = this.#known(database, table);
+    if (known) return known;
     if (this.endpoint.database && database !== this.endpoint.database) {
       return this.#remember(key, null);
     }
