@@ -148,7 +148,9 @@ export async function pgSourceBed(o: SourceBedOptions): Promise<SourceBed> {
   }
   const insertRange = async (t: string, from: number, to: number) => {
     await db.query(
-      `INSERT INTO ${tables[t]} SELECT g, md5(g::text), g FROM generate_series(${from}, ${to}) g`,
+      `INSERT INTO ${
+        tables[t]
+      } (id, v, n) SELECT g, md5(g::text), g FROM generate_series(${from}, ${to}) g`,
     );
   };
   await db.query(`CREATE TABLE ${schema}.noise (id serial PRIMARY KEY, v text)`);
@@ -229,7 +231,9 @@ export async function mariadbSourceBed(o: SourceBedOptions): Promise<SourceBed> 
     }
   }
   const insertRange = async (t: string, from: number, to: number) => {
-    await db.query(`INSERT INTO ${tables[t]} SELECT seq, md5(seq), seq FROM seq_${from}_to_${to}`);
+    await db.query(
+      `INSERT INTO ${tables[t]} (id, v, n) SELECT seq, md5(seq), seq FROM seq_${from}_to_${to}`,
+    );
   };
   await db.query(`CREATE TABLE ${database}.noise (id int AUTO_INCREMENT PRIMARY KEY, v text)`);
   const serverId = o.serverId ?? 2000 + Math.floor(Math.random() * 60_000);
