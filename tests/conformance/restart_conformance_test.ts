@@ -1,12 +1,19 @@
 /**
  * Conformance, every source connector: `replicant full` from a private server whose log is
  * rotated twice (MariaDB `FLUSH BINARY LOGS`, PostgreSQL `pg_switch_wal()`) and which is then
- * shut down cleanly and started again while replicant streams. The shutdown completes
- * (PostgreSQL's walsender waits until its client confirms everything it sent, the shutdown
- * checkpoint included), replicant reconnects by itself (connection `max-retries` /
- * `retry-wait-duration-ms`), and every committed change lands in its stream exactly once, in
- * commit order; the streams replay into the tables. In the `--resume` variant a replicant
- * that exits is started again with `--resume` (what an operator or supervisor does).
+ * shut down cleanly and started again, twice, while replicant streams and a generator writes
+ * known transactions.
+ *
+ * - The first restart: the shutdown completes (PostgreSQL's walsender waits until its client
+ *   confirms everything it sent, the shutdown checkpoint included) and replicant reconnects by
+ *   itself (connection `max-retries` / `retry-wait-duration-ms`): it never exits.
+ * - Then replicant is stopped (SIGTERM, exit 0) and resumed with a connection without retries;
+ *   the second restart ends it (exit 1) and it is started again with `--resume` (what an
+ *   operator or supervisor does).
+ *
+ * At the end every committed change is in its stream exactly once, in commit order, from
+ * before the first rotation on, and the streams replay into the tables. A failing run prints
+ * its seed; `REPLICANT_TEST_SEED=<seed>` replays its transactions.
  */
 import assert from "node:assert/strict";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
@@ -21,7 +28,7 @@ const ROWS = 500;
 /** Changes written between two interferences. */
 const STEP = 300;
 
-async function restartRun(c: Connector, mustReconnect: boolean, seed: number): Promise<void> {
+async function restartRun(c: Connector, seed: number): Promise<void> {
   const server = await c.ownServer();
   const tag = uniqueTag();
   const id = `restart-${c.name}-${tag}`;
@@ -42,9 +49,14 @@ async function restartRun(c: Connector, mustReconnect: boolean, seed: number): P
   const generator = bed.generator(seed);
   try {
     const home = scratchHome();
-    const args = (mode: "--overwrite" | "--resume") => [
+    const conn = (retries: number) =>
+      bed.connFile(home, {
+        extra: `max-retries: ${retries}\nretry-wait-duration-ms: 100\n`,
+      });
+    const withRetries = conn(100);
+    const args = (connFile: string, mode: "--overwrite" | "--resume") => [
       "full",
-      bed.connFile(home, { extra: "max-retries: 100\nretry-wait-duration-ms: 100\n" }),
+      connFile,
       home.redisConn,
       "--applier",
       home.write(
@@ -60,14 +72,17 @@ async function restartRun(c: Connector, mustReconnect: boolean, seed: number): P
       mode,
     ];
     let exited = false;
+    let current: RunningReplicant;
+    let connFile = withRetries;
     const launch = (mode: "--overwrite" | "--resume") => {
-      const r = startReplicant(args(mode));
+      const r = startReplicant(args(connFile, mode));
       exited = false;
       r.done.then(() => (exited = true));
-      run = r;
-      return r;
+      run = current = r;
     };
-    let current = launch("--overwrite");
+    launch("--overwrite");
+    // While true, a run that ends fails the test; else it is resumed (up to 3 times).
+    let mustReconnect = true;
     let resumes = 0;
     const alive = async () => {
       if (!exited) return;
@@ -77,7 +92,7 @@ async function restartRun(c: Connector, mustReconnect: boolean, seed: number): P
       }
       assert.equal(res.code, 1, res.stderr);
       resumes++;
-      current = launch("--resume");
+      launch("--resume");
     };
     const progress = async (n: number, what: string) => {
       const want = (await totalLength(redis, cdcStreams)) + n;
@@ -86,6 +101,23 @@ async function restartRun(c: Connector, mustReconnect: boolean, seed: number): P
         return (await totalLength(redis, cdcStreams)) >= want;
       }, { what, timeoutMs: 60_000, intervalMs: 20 });
     };
+    const restart = async (what: string) => {
+      // The writer stops first: a commit cut off by the shutdown would be in doubt.
+      await generator.stop();
+      const ms = await server.restart();
+      console.log(`clean shutdown of ${c.name} under replicant (${what}): ${ms} ms`);
+      await bed.reconnect();
+      generator.start();
+      await progress(STEP, `changes after the ${what}`);
+    };
+    const stop = async () => {
+      // Deno's child.kill() reports the signal as the exit cause even after a clean exit 0.
+      Deno.kill(current.pid, "SIGTERM");
+      const res = await current.done;
+      run = null;
+      assert.equal(res.code, 0, res.stderr);
+    };
+
     generator.start();
     await progress(STEP, "changes before the first rotation");
     // Every table's exactly-once check must reach back before the rotations.
@@ -94,13 +126,18 @@ async function restartRun(c: Connector, mustReconnect: boolean, seed: number): P
     await progress(STEP, "changes after the first rotation");
     await server.rotateLog();
     await progress(STEP, "changes after the second rotation");
-    // The writer stops first: a commit cut off by the shutdown would be in doubt.
-    await generator.stop();
-    const ms = await server.restart();
-    console.log(`clean shutdown of ${c.name} under replicant: ${ms} ms`);
-    await bed.reconnect();
-    generator.start();
-    await progress(STEP, "changes after the server restart");
+    await restart("restart with retries");
+    assert.equal(resumes, 0);
+
+    // Without retries a lost connection ends the run (exit 1), and the test resumes it.
+    await stop();
+    connFile = conn(0);
+    launch("--resume");
+    await progress(STEP, "changes after resuming without retries");
+    mustReconnect = false;
+    await restart("restart without retries");
+    assert.ok(resumes >= 1, "the restart without retries ended the run");
+
     await generator.stop();
     const last = await generator.marker();
     await waitFor(async () => {
@@ -110,12 +147,7 @@ async function restartRun(c: Connector, mustReconnect: boolean, seed: number): P
       }
       return true;
     }, { what: "the last change in every cdc stream", timeoutMs: 60_000, intervalMs: 100 });
-    // Deno's child.kill() reports the signal as the exit cause even after a clean exit 0.
-    Deno.kill(current.pid, "SIGTERM");
-    const res = await current.done;
-    run = null;
-    assert.equal(res.code, 0, res.stderr);
-    if (mustReconnect) assert.equal(resumes, 0);
+    await stop();
     await assertReplicated(redis, bed, generator.log, {
       minTransactions: 200,
       startedBefore: rotatedAt,
@@ -137,11 +169,7 @@ async function restartRun(c: Connector, mustReconnect: boolean, seed: number): P
 
 for (const c of CONNECTORS) {
   seededTest(
-    `restart (${c.name}): log rotated twice, server restarted, replicant reconnects itself, exactly once`,
-    (seed) => restartRun(c, true, seed),
-  );
-  seededTest(
-    `restart (${c.name}): log rotated twice, server restarted, --resume, exactly once`,
-    (seed) => restartRun(c, false, seed),
+    `restart (${c.name}): log rotated twice, server restarted with and without retries, exactly once`,
+    (seed) => restartRun(c, seed),
   );
 }

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import { KEY_PASSWORD, makeTestCerts } from "../config/tls_certs.ts";
+import { KEY_PASSWORD, makeTestCerts, type TestCerts } from "../config/tls_certs.ts";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { type Connector, CONNECTORS, plainServerConnection } from "../helpers/connector.ts";
 import { runReplicant, type RunResult, scratchHome, startReplicant } from "../helpers/replicant.ts";
@@ -25,9 +25,23 @@ function assertRefused(r: RunResult, ...patterns: RegExp[]): void {
   for (const p of patterns) assert.match(r.stderr, p);
 }
 
+/**
+ * The certificates, made once for every connector's test (each set takes a second of
+ * openssl and keytool) and deleted when the test module ends.
+ */
+let made: { certs: TestCerts; otherCa: TestCerts } | null = null;
+function testCerts(): { certs: TestCerts; otherCa: TestCerts } {
+  if (made) return made;
+  made = { certs: makeTestCerts(), otherCa: makeTestCerts() };
+  const dirs = [made.certs.dir, made.otherCa.dir];
+  globalThis.addEventListener("unload", () => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+  return made;
+}
+
 async function tlsConformance(c: Connector, t: Deno.TestContext): Promise<void> {
-  const certs = makeTestCerts();
-  const otherCa = makeTestCerts();
+  const { certs, otherCa } = testCerts();
   const home = scratchHome();
   const redis = redisClient();
   const server = await c.tlsServer(certs, ROWS);
@@ -191,9 +205,7 @@ async function tlsConformance(c: Connector, t: Deno.TestContext): Promise<void> 
     await deleteKeys(redis, "replicate_io_*srctls_tc*");
     redis.disconnect();
     await server.stop();
-    for (const dir of [certs.dir, otherCa.dir, home.dir]) {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    rmSync(home.dir, { recursive: true, force: true });
   }
 }
 
