@@ -19,7 +19,12 @@ import assert from "node:assert/strict";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { assertReplicated, tailHas, totalLength } from "../helpers/change_log.ts";
 import { type Connector, CONNECTORS } from "../helpers/connector.ts";
-import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
+import {
+  replicationArgs,
+  type RunningReplicant,
+  scratchHome,
+  startReplicant,
+} from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
 import { sourceBed } from "../helpers/source_bed.ts";
 import { seededTest, uniqueTag } from "../helpers/test_seed.ts";
@@ -54,23 +59,19 @@ async function restartRun(c: Connector, seed: number): Promise<void> {
         extra: `max-retries: ${retries}\nretry-wait-duration-ms: 100\n`,
       });
     const withRetries = conn(100);
-    const args = (connFile: string, mode: "--overwrite" | "--resume") => [
-      "full",
-      connFile,
-      home.redisConn,
-      "--applier",
-      home.write(
-        "applier.yaml",
-        "realtime:\n  batch-size-rows: 50\n  txn-size-rows: 50\ninclude-schema: false\n",
-      ),
-      "--filter",
-      home.write("filter.yaml", bed.filter),
-      "--id",
-      id,
-      "--home",
-      home.dir,
-      mode,
-    ];
+    const filter = home.write("filter.yaml", bed.filter);
+    const applier = home.write(
+      "applier.yaml",
+      "realtime:\n  batch-size-rows: 50\n  txn-size-rows: 50\ninclude-schema: false\n",
+    );
+    const args = (source: string, mode: "--overwrite" | "--resume") =>
+      replicationArgs(
+        "full",
+        { source, target: home.redisConn, filter, id, home: home.dir },
+        "--applier",
+        applier,
+        mode,
+      );
     let exited = false;
     let current: RunningReplicant;
     let connFile = withRetries;

@@ -14,7 +14,13 @@ import { rmSync } from "node:fs";
 import { KEY_PASSWORD, makeTestCerts, type TestCerts } from "../config/tls_certs.ts";
 import { deleteKeys, redisClient } from "../helpers/clients.ts";
 import { type Connector, CONNECTORS, plainServerConnection } from "../helpers/connector.ts";
-import { runReplicant, type RunResult, scratchHome, startReplicant } from "../helpers/replicant.ts";
+import {
+  replicationArgs,
+  runReplicant,
+  type RunResult,
+  scratchHome,
+  startReplicant,
+} from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
 
 const ROWS = 12;
@@ -59,21 +65,16 @@ async function tlsConformance(c: Connector, t: Deno.TestContext): Promise<void> 
       } = {},
     ) => home.write(`${c.name}_tls_${++n}.yaml`, server.connection(host, user, password) + ssl);
     const file = () => `${c.name}_tls_${n}.yaml`;
-    const id = () => `srctls_${c.name}_${n}`;
+    const files = (source: string) => ({
+      source,
+      target: home.redisConn,
+      filter,
+      id: `srctls_${c.name}_${n}`,
+      home: home.dir,
+    });
     const snapshot = async (connFile: string) => {
       await redis.del(stream);
-      return runReplicant([
-        "snapshot",
-        connFile,
-        home.redisConn,
-        "--filter",
-        filter,
-        "--id",
-        id(),
-        "--home",
-        home.dir,
-        "--replace-existing",
-      ]);
+      return runReplicant(replicationArgs("snapshot", files(connFile), "--replace-existing"));
     };
     const assertSnapshot = async (connFile: string) => {
       const r = await snapshot(connFile);
@@ -109,17 +110,7 @@ async function tlsConformance(c: Connector, t: Deno.TestContext): Promise<void> 
     await t.step("full: the snapshot, then the source's log over TLS", async () => {
       const connFile = conn(ca);
       await redis.del(stream, `${stream}_cdc_logs`);
-      const run = startReplicant([
-        "full",
-        connFile,
-        home.redisConn,
-        "--filter",
-        filter,
-        "--id",
-        id(),
-        "--home",
-        home.dir,
-      ]);
+      const run = startReplicant(replicationArgs("full", files(connFile)));
       try {
         await waitFor(async () => (await redis.xlen(stream)) === ROWS, {
           timeoutMs: 30_000,

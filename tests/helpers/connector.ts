@@ -8,8 +8,8 @@
  */
 import type { TestCerts } from "../config/tls_certs.ts";
 import type { Dialect } from "./change_log.ts";
-import { startPrivateMariadb } from "./private_mariadb.ts";
-import { startPrivatePostgres } from "./private_postgres.ts";
+import { type PrivateMariadb, startPrivateMariadb } from "./private_mariadb.ts";
+import { type PrivatePg, startPrivatePostgres } from "./private_postgres.ts";
 import { serviceEnv } from "./services.ts";
 import type { SourceServer } from "./source_bed.ts";
 
@@ -90,6 +90,38 @@ export interface Connector {
   crashSnapshotKills: number[];
 }
 
+/** Runs one statement as the private PostgreSQL's superuser, on a connection of its own. */
+const pgSql = (server: PrivatePg, database = "postgres") => async (sql: string) => {
+  const db = await server.admin(database);
+  try {
+    await db.query(sql);
+  } finally {
+    await db.end();
+  }
+};
+
+/** Runs one statement as the private MariaDB's root, on a connection of its own. */
+const mySql = (server: PrivateMariadb) => async (sql: string) => {
+  const db = await server.admin();
+  try {
+    await db.query(sql);
+  } finally {
+    await db.end();
+  }
+};
+
+/** A clean shutdown, then a start; gives the shutdown's milliseconds. */
+async function timedRestart(
+  shutdown: () => Promise<void>,
+  start: () => Promise<void>,
+): Promise<number> {
+  const t0 = performance.now();
+  await shutdown();
+  const ms = Math.round(performance.now() - t0);
+  await start();
+  return ms;
+}
+
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const uniquePassword = (p: string) => `${p}-tls-Pw-${crypto.randomUUID().slice(0, 8)}`;
 
@@ -112,21 +144,8 @@ export const postgres: Connector = {
         password: "",
         database: "postgres",
       },
-      async restart() {
-        const t0 = performance.now();
-        await server.shutdown("fast", 20);
-        const ms = Math.round(performance.now() - t0);
-        await server.start();
-        return ms;
-      },
-      async rotateLog() {
-        const admin = await server.admin();
-        try {
-          await admin.query("SELECT pg_switch_wal()");
-        } finally {
-          await admin.end();
-        }
-      },
+      restart: () => timedRestart(() => server.shutdown("fast", 20), server.start),
+      rotateLog: () => pgSql(server)("SELECT pg_switch_wal()"),
       stop: () => server.stop(),
     };
   },
@@ -173,18 +192,12 @@ export const postgres: Connector = {
       connection: (host, user, pw) =>
         `type: POSTGRESQL\nhost: ${host}\nport: ${server.port}\ndatabase: srctls\n` +
         `username: ${user}\n` + (pw === null ? "" : `password: ${pw}\n`),
-      async write(undo = false) {
-        const db = await server.admin("srctls");
-        try {
-          await db.query(
-            undo
-              ? "DELETE FROM e2e_srctls.items WHERE id = 1000"
-              : "INSERT INTO e2e_srctls.items VALUES (1000, 'live')",
-          );
-        } finally {
-          await db.end();
-        }
-      },
+      write: (undo = false) =>
+        pgSql(server, "srctls")(
+          undo
+            ? "DELETE FROM e2e_srctls.items WHERE id = 1000"
+            : "INSERT INTO e2e_srctls.items VALUES (1000, 'live')",
+        ),
       stop: () => server.stop(),
     };
   },
@@ -210,21 +223,8 @@ export const mariadb: Connector = {
     const server = await startPrivateMariadb();
     return {
       source: { host: server.host, port: server.port, user: "root", password: "", database: "" },
-      async restart() {
-        const t0 = performance.now();
-        await server.shutdown();
-        const ms = Math.round(performance.now() - t0);
-        await server.start();
-        return ms;
-      },
-      async rotateLog() {
-        const admin = await server.admin();
-        try {
-          await admin.query("FLUSH BINARY LOGS");
-        } finally {
-          await admin.end();
-        }
-      },
+      restart: () => timedRestart(() => server.shutdown(), server.start),
+      rotateLog: () => mySql(server)("FLUSH BINARY LOGS"),
       stop: () => server.stop(),
     };
   },
@@ -259,18 +259,12 @@ export const mariadb: Connector = {
       connection: (host, user, pw) =>
         `type: MARIADB\nhost: ${host}\nport: ${server.port}\nusername: ${user}\n` +
         (pw === null ? "" : `password: ${pw}\n`) + "slave-server-ids: [5151]\n",
-      async write(undo = false) {
-        const db = await server.admin();
-        try {
-          await db.query(
-            undo
-              ? "DELETE FROM srctls_my.items WHERE id = 1000"
-              : "INSERT INTO srctls_my.items VALUES (1000, 'live')",
-          );
-        } finally {
-          await db.end();
-        }
-      },
+      write: (undo = false) =>
+        mySql(server)(
+          undo
+            ? "DELETE FROM srctls_my.items WHERE id = 1000"
+            : "INSERT INTO srctls_my.items VALUES (1000, 'live')",
+        ),
       stop: () => server.stop(),
     };
   },
