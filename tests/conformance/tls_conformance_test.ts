@@ -187,7 +187,7 @@ async function tlsConformance(c: Connector, t: Deno.TestContext): Promise<void> 
       assertRefused(
         await snapshot(conn(ca, certUser)),
         refused.located("127.0.0.1", port, file()),
-        ...refused.noClientCert,
+        ...refused.noClientCert(file()),
       );
     });
   } finally {

@@ -36,7 +36,7 @@ export interface OwnServer {
 /** The users, table and expected refusals of a TLS-only server of the connector's kind. */
 export interface TlsServer {
   port: number;
-  /** Snapshot stream of the table (`ROWS` rows) the TLS tests read. */
+  /** Snapshot stream of the table (`rows` rows) the TLS tests read. */
   stream: string;
   /** Replicant's filter YAML: that table's catalog. */
   filter: string;
@@ -64,8 +64,8 @@ export interface RefusalPatterns {
   noTls: RegExp[];
   /** A server certificate that does not name the host (under host name verification). */
   hostName: RegExp[];
-  /** The certificate user without a client certificate. */
-  noClientCert: RegExp[];
+  /** The certificate user without a client certificate (connection `file`). */
+  noClientCert(file: string): RegExp[];
 }
 
 export interface Connector {
@@ -205,8 +205,8 @@ export const postgres: Connector = {
     located: (host, port, file) => new RegExp(`PostgreSQL at ${esc(host)}:${port}.*${esc(file)}`),
     noTls: [/no encryption/, /`ssl`/],
     hostName: [/does not name|altnames|not in the cert/i],
-    noClientCert: [
-      /valid client certificate/,
+    noClientCert: (file) => [
+      new RegExp(`${esc(file)}\\): .*valid client certificate`),
       /set ssl\.ssl-cert and ssl\.ssl-key, or ssl\.key-store/,
     ],
   },
@@ -272,7 +272,7 @@ export const mariadb: Connector = {
     located: (host, port, file) => new RegExp(`MySQL at ${esc(host)}:${port} \\(.*${esc(file)}\\)`),
     noTls: [/access denied for user "tls_user"/i, /`ssl`/],
     hostName: [/does not name this host/],
-    noClientCert: [
+    noClientCert: () => [
       /access denied for user "replicant"/i,
       /REQUIRE X509 also needs a client certificate/,
     ],
