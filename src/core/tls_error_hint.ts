@@ -13,7 +13,9 @@ export function tlsErrorHint(message: string): string {
   if (/certificate has expired|not yet valid/i.test(message)) {
     return "the server certificate is out of its validity period";
   }
-  if (/does not support SSL/i.test(message)) {
+  // node-postgres: "The server does not support SSL connections"; mysql2: "Server does not
+  // support secure connection".
+  if (/does not support (SSL|secure connection)/i.test(message)) {
     return "the server does not accept TLS: remove the `ssl` section or turn TLS on in the server";
   }
   return "";

@@ -631,13 +631,19 @@ export async function checkReplicated(
 
 /**
  * `checkReplicated` as an assertion; also that realtime of every table saw more than
- * `minTransactions` of the log (so the test exercised what it meant to). Returns `first`.
+ * `minTransactions` of the log (so the test exercised what it meant to) and, with
+ * `startedBefore`, began before that transaction of the log (so the exactly-once check of
+ * every table covers what the test did from there on). Returns `first`.
  */
 export async function assertReplicated(
   redis: Redis,
   bed: ReplicatedTables,
   log: LoggedTx[],
-  { globalStream, minTransactions = 0 }: { globalStream?: string; minTransactions?: number } = {},
+  { globalStream, minTransactions = 0, startedBefore }: {
+    globalStream?: string;
+    minTransactions?: number;
+    startedBefore?: number;
+  } = {},
 ): Promise<number> {
   const { first, firsts, findings } = await checkReplicated(redis, bed, log, globalStream);
   assertNoFindings(findings);
@@ -646,6 +652,12 @@ export async function assertReplicated(
       log.length - from > minTransactions,
       `${t}: realtime saw ${log.length - from} of ${log.length} transactions`,
     );
+    if (startedBefore !== undefined) {
+      assert.ok(
+        from < startedBefore,
+        `${t}: realtime began at transaction ${from}, not before ${startedBefore}`,
+      );
+    }
   }
   return first;
 }

@@ -61,6 +61,12 @@ export interface SourceBed {
   run: TxRunner;
   /** One insert into the table outside the selection. */
   noise(): Promise<unknown>;
+  /** The SQL name of the table outside the selection, `(id, v)` with ids from 1. */
+  noiseTable: string;
+  /** Inserts rows `from..to` (`v` the md5 of the id, `n` the id) in one statement. */
+  insertRange(table: string, from: number, to: number): Promise<void>;
+  /** Replicant's extractor YAML lines that turn on a heartbeat every `intervalMs`. */
+  heartbeat(intervalMs: number): string;
   /** A generator of this bed's transactions that knows the rows the tables start with. */
   generator(seed: number, pauseMs?: number): ChangeGenerator;
   /**
@@ -140,6 +146,13 @@ export async function pgSourceBed(o: SourceBedOptions): Promise<SourceBed> {
       }) g`,
     );
   }
+  const insertRange = async (t: string, from: number, to: number) => {
+    await db.query(
+      `INSERT INTO ${
+        tables[t]
+      } (id, v, n) SELECT g, md5(g::text), g FROM generate_series(${from}, ${to}) g`,
+    );
+  };
   await db.query(`CREATE TABLE ${schema}.noise (id serial PRIMARY KEY, v text)`);
   const placeholders = "dollar";
   const run = pgTxRunner(() => writer);
@@ -151,6 +164,9 @@ export async function pgSourceBed(o: SourceBedOptions): Promise<SourceBed> {
     placeholders,
     run,
     noise: () => noisy.query(`INSERT INTO ${schema}.noise (v) VALUES ('x')`),
+    noiseTable: `${schema}.noise`,
+    insertRange,
+    heartbeat: (ms) => `realtime:\n  heartbeat:\n    interval-ms: ${ms}\n`,
     generator: (seed, pauseMs) => generatorOf({ tables, placeholders, run }, o.rows, seed, pauseMs),
     connFile: (home, { port, extra } = {}) =>
       home.write(
@@ -207,10 +223,18 @@ export async function mariadbSourceBed(o: SourceBedOptions): Promise<SourceBed> 
   await db.query(`USE ${database}`); // seq_1_to_N needs a current database
   for (const [t, sql] of Object.entries(tables)) {
     await db.query(`CREATE TABLE ${sql} (id int PRIMARY KEY, v varchar(64) NOT NULL, n bigint)`);
-    await db.query(
-      `INSERT INTO ${sql} SELECT seq, md5(seq), seq * 1000003 FROM seq_1_to_${o.rows(t)}`,
-    );
+    // seq_1_to_0 would count down: an empty table takes no rows.
+    if (o.rows(t) > 0) {
+      await db.query(
+        `INSERT INTO ${sql} SELECT seq, md5(seq), seq * 1000003 FROM seq_1_to_${o.rows(t)}`,
+      );
+    }
   }
+  const insertRange = async (t: string, from: number, to: number) => {
+    await db.query(
+      `INSERT INTO ${tables[t]} (id, v, n) SELECT seq, md5(seq), seq FROM seq_${from}_to_${to}`,
+    );
+  };
   await db.query(`CREATE TABLE ${database}.noise (id int AUTO_INCREMENT PRIMARY KEY, v text)`);
   const serverId = o.serverId ?? 2000 + Math.floor(Math.random() * 60_000);
   const placeholders = "question";
@@ -223,6 +247,11 @@ export async function mariadbSourceBed(o: SourceBedOptions): Promise<SourceBed> 
     placeholders,
     run,
     noise: () => noisy.query(`INSERT INTO ${database}.noise (v) VALUES ('x')`),
+    noiseTable: `${database}.noise`,
+    insertRange,
+    // MariaDB has no place of its own for the heartbeat table: it goes into the bed's database.
+    heartbeat: (ms) =>
+      `realtime:\n  heartbeat:\n    enable: true\n    catalog: ${database}\n    interval-ms: ${ms}\n`,
     generator: (seed, pauseMs) => generatorOf({ tables, placeholders, run }, o.rows, seed, pauseMs),
     connFile: (home, { port, extra } = {}) =>
       home.write(
