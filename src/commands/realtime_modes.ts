@@ -1,6 +1,6 @@
 import process from "node:process";
 import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
-import type { SnapshotSource, TableSelection } from "../pipeline/snapshot_source.ts";
+import type { SnapshotSource, TableSelection } from "../ports/snapshot_source.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
@@ -34,7 +34,8 @@ import { openPg } from "../source/postgres/pg_endpoint.ts";
 import { readSlot, slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { resolveMysqlStart } from "../source/mysql/mysql_start_position.ts";
-import { startNotServable, StartTimeGate } from "../pipeline/start_time_gate.ts";
+import { StartTimeGate } from "../pipeline/start_time_gate.ts";
+import { startNotServable } from "../core/errors.ts";
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import {
   entryOptionsOf,

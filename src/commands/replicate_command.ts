@@ -26,7 +26,7 @@ import {
 } from "../sink/redis/indoubt_log.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
-import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
+import type { SnapshotSource } from "../ports/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import {
   type ModeContext,

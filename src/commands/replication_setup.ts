@@ -30,7 +30,7 @@ import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
-import type { TableSelection } from "../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../ports/snapshot_source.ts";
 import type { RedisTarget } from "../sink/redis/redis_connection.ts";
 import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
 import type { MysqlEndpoint } from "../source/mysql/mysql_endpoint.ts";

@@ -18,7 +18,7 @@ import { checkMysqlSource } from "../source/mysql/mysql_prerequisites.ts";
 import { ConfigError, loadExtractor, loadFilter } from "../config/mod.ts";
 import { slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
-import type { TableSelection } from "../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../ports/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
 import {

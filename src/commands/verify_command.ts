@@ -9,11 +9,11 @@ import { logFormatOf } from "../observe/run_observer.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
 import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
 import { SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
-import type { SnapshotTable } from "../pipeline/snapshot_source.ts";
+import type { SnapshotTable } from "../ports/snapshot_source.ts";
+import type { VerifyPoint } from "../ports/verify_point.ts";
 import {
   tableStreams,
   type TableVerdict,
-  type VerifyPoint,
   type VerifySettings,
   verifyTables,
 } from "../pipeline/table_verifier.ts";

@@ -118,3 +118,18 @@ function gapMessage(gap: SourceGap, tables: readonly string[], recovery: string 
     (recovery ? `:\n    ${recovery}` : " with `replicant full … --overwrite --replace-existing`"),
   ].join("\n");
 }
+
+/**
+ * A start the source cannot serve: the changes from the asked point on are not all in its
+ * log any more (or never were: a slot created after it). Replicant refuses instead of
+ * starting later: a gap (exit 5). `start` names the start asked for, `available` what the
+ * source can deliver instead, `reason` why the two do not meet.
+ */
+export function startNotServable(start: string, available: string, reason: string): never {
+  throw new GapError({
+    checkpoint: `${start} (extractor realtime.start-position)`,
+    available,
+    reason: `${reason} Choose a later start-position, or leave it out to start now, and run ` +
+      "again with --overwrite.",
+  });
+}

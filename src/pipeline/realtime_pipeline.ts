@@ -23,11 +23,7 @@ import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
 import { PgLogicalSource } from "../source/postgres/pg_logical_source.ts";
 import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { pgSortKeyOfSource } from "../source/postgres/pgoutput_position.ts";
-import {
-  Checkpointer,
-  type InFlightTransaction,
-  type SourceTransactionPart,
-} from "./checkpointer.ts";
+import { Checkpointer, type InFlightTransaction } from "./checkpointer.ts";
 import {
   backoffMs,
   boundedAfterStop,
@@ -35,9 +31,15 @@ import {
   sleep,
   STOP_GRACE_MS,
 } from "./retry_policy.ts";
-import type { TableSelection } from "./snapshot_source.ts";
-import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
-import type { DdlStatement, ServerChange, StreamingSource } from "./streaming_source.ts";
+import type { TableSelection } from "../ports/snapshot_source.ts";
+import { readStreamTail } from "./stream_tails.ts";
+import type { SortKeyOfSource } from "../ports/position.ts";
+import type {
+  DdlStatement,
+  ServerChange,
+  SourceTransactionPart,
+  StreamingSource,
+} from "../ports/streaming_source.ts";
 import { StartTimeGate } from "./start_time_gate.ts";
 import { acceptServerChange, entryIdAfter, positionsFrom } from "./server_change.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics

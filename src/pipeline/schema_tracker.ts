@@ -4,7 +4,7 @@ import type { DdlChange, DdlSchemaSide } from "../schema/ddl_entry.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry, tableKeyOf } from "../schema/schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { InFlightTransaction } from "./checkpointer.ts";
-import type { DdlStatement } from "./streaming_source.ts";
+import type { DdlStatement } from "../ports/streaming_source.ts";
 
 /**
  * Field of the checkpoint hash holding the schema version of each table at the checkpoint

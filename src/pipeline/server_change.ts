@@ -17,8 +17,9 @@ import { GapError } from "../core/errors.ts";
 import type { MessageFormat } from "../core/entry_encoder.ts";
 import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
-import type { ServerChange } from "./streaming_source.ts";
+import { readStreamTail } from "./stream_tails.ts";
+import type { SortKeyOfSource } from "../ports/position.ts";
+import type { ServerChange } from "../ports/streaming_source.ts";
 
 /** Checkpoint field of the source server the positions belong to. */
 export const SOURCE_SERVER_FIELD = "source:server";

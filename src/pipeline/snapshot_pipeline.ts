@@ -22,7 +22,12 @@ import {
   STOP_GRACE_MS,
 } from "./retry_policy.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import type { KeyValue, SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
+import type {
+  KeyValue,
+  SnapshotSource,
+  SnapshotTable,
+  TableReader,
+} from "../ports/snapshot_source.ts";
 
 /** What snapshot does with target streams that already exist (SPEC §1). */
 export type WriteMode = "fail" | "replace" | "truncate" | "append";

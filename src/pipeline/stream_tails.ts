@@ -1,9 +1,7 @@
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { decodeEntry, TAIL_ENTRIES } from "../core/entry_decoder.ts";
 import { type MessageFormat, TOMBSTONE_VALUE } from "../core/entry_encoder.ts";
-
-/** Turns an entry's decoded `source` block into its sort key (the connector's rule). */
-export type SortKeyOfSource = (source: Record<string, unknown> | null) => string | null;
+import type { SortKeyOfSource } from "../ports/position.ts";
 
 export interface StreamTail {
   /** Id of the newest entry, or null when the stream is empty or missing. */

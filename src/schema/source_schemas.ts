@@ -1,6 +1,6 @@
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import type { TableId, TableSchema } from "../core/table_schema.ts";
-import type { TableSelection } from "../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../ports/snapshot_source.ts";
 import { mysqlEndpointOf, pgEndpointOf } from "../commands/replication_setup.ts";
 import { openPg } from "../source/postgres/pg_endpoint.ts";
 import { listPgSchemas, readPgTables } from "../source/postgres/pg_schema_reader.ts";

@@ -13,7 +13,7 @@ import {
   type RealtimeOutcome,
   runRealtime,
 } from "../../src/pipeline/realtime_pipeline.ts";
-import type { TableSelection } from "../../src/pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../src/ports/snapshot_source.ts";
 import { CheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { openPg, type PgEndpoint } from "../../src/source/postgres/pg_endpoint.ts";

@@ -19,10 +19,10 @@ import {
 import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import type { TableSchema } from "../../src/core/table_schema.ts";
-import type { SnapshotTable, TableReader } from "../../src/pipeline/snapshot_source.ts";
+import type { SnapshotTable, TableReader } from "../../src/ports/snapshot_source.ts";
+import type { VerifyPoint } from "../../src/ports/verify_point.ts";
 import {
   type TableVerdict,
-  type VerifyPoint,
   type VerifySettings,
   verifyTables,
 } from "../../src/pipeline/table_verifier.ts";

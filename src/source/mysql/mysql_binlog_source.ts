@@ -14,13 +14,13 @@ import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
 import { ddlTargets } from "./mysql_ddl.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import type {
   DdlStatement,
   ServerChange,
   SourceTransaction,
   StreamingSource,
-} from "../../pipeline/streaming_source.ts";
+} from "../../ports/streaming_source.ts";
 import {
   type MysqlConnection,
   mysqlConnectionOptions,

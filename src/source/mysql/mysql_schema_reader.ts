@@ -1,6 +1,6 @@
 import { matchColumnNames } from "../../config/table_selected.ts";
 import type { ColumnSchema, TableId, TableSchema } from "../../core/table_schema.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import type { MysqlConnection } from "./mysql_endpoint.ts";
 import type { SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import { type MysqlColumnType, mysqlColumnType, mysqlConnectType } from "./mysql_value_decoder.ts";

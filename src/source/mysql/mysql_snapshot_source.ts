@@ -8,7 +8,7 @@ import type {
   SnapshotTable,
   TableReader,
   TableSelection,
-} from "../../pipeline/snapshot_source.ts";
+} from "../../ports/snapshot_source.ts";
 import {
   type MysqlConnection,
   type MysqlEndpoint,

@@ -12,7 +12,7 @@
 import ZongJi from "@vlasky/zongji";
 import type { AnyBinlogEvent } from "@vlasky/zongji";
 import { SourceError } from "../../core/errors.ts";
-import { startNotServable } from "../../pipeline/start_time_gate.ts";
+import { startNotServable } from "../../core/errors.ts";
 import {
   mysqlConnectionOptions,
   type MysqlEndpoint,

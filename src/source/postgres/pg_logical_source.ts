@@ -16,13 +16,13 @@ import {
   type TableId,
   type TableSchema,
 } from "../../core/table_schema.ts";
-import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import type {
   DdlStatement,
   SourceTransaction,
+  SourceTransactionPart,
   StreamingSource,
-} from "../../pipeline/streaming_source.ts";
+} from "../../ports/streaming_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import { ensureSlot, readSlot, replicationClientConfig } from "./pg_replication_slot.ts";
 import { type PgTable, readPgTables, selectedPgRelations } from "./pg_schema_reader.ts";
