@@ -6,18 +6,14 @@ import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import { runFull, skipThroughOf, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
+import { runFull } from "../pipeline/full_pipeline.ts";
 import {
-  REALTIME_CHECKPOINT_FIELD,
   type RealtimeOutcome,
   RealtimePipeline,
   type RealtimeSettings,
   runRealtime,
-  SLOT_START_FIELD,
 } from "../pipeline/realtime_pipeline.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
-import { SKIP_THROUGH_FIELD_PREFIX } from "../pipeline/server_change.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { indoubtPath } from "../sink/redis/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
@@ -47,6 +43,14 @@ import {
   type ReplicationSetup,
 } from "./replication_setup.ts";
 import { stderrLine } from "../observe/run_observer.ts";
+import {
+  type CheckpointStore,
+  REALTIME_CHECKPOINT_FIELD,
+  SKIP_THROUGH_FIELD_PREFIX,
+  skipThroughOf,
+  SLOT_START_FIELD,
+  SNAPSHOT_COMPLETE_FIELD,
+} from "../ports/checkpoint.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {

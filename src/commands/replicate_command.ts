@@ -5,8 +5,6 @@ import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
 import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
 import { MysqlLagSampler } from "../observe/mysql_lag_sampler.ts";
-import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
-import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import {
@@ -14,7 +12,6 @@ import {
   type SnapshotSettings,
   type WriteMode,
 } from "../pipeline/snapshot_pipeline.ts";
-import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
@@ -63,6 +60,12 @@ import {
   resolveReplication,
   resolveSecrets,
 } from "./replication_setup.ts";
+import {
+  type CheckpointStore,
+  REALTIME_CHECKPOINT_FIELD,
+  SOURCE_SERVER_FIELD,
+} from "../ports/checkpoint.ts";
+import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
 
@@ -138,7 +141,7 @@ export async function replicate(
     pauseAboveMemoryPercent: streams.pauseAboveMemoryPercent,
   });
   const naming = namingOf(setup);
-  const checkpoints = new CheckpointStore(
+  const checkpoints = new RedisCheckpointStore(
     sink.client,
     naming.checkpointKey(setup.target.mode === "cluster"),
   );

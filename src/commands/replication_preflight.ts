@@ -14,7 +14,6 @@ import { ExistingStreamsError, StateError } from "../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { WriteMode } from "../pipeline/snapshot_pipeline.ts";
 import { neutralSchema } from "../schema/source_schemas.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { mysqlServerIdentity } from "../source/mysql/mysql_binlog_gap.ts";
@@ -33,7 +32,6 @@ import {
   type ReplicationOwner,
 } from "../source/postgres/pg_source_ownership.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
-import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
 import { pgSlotName } from "./realtime_modes.ts";
 import {
   mysqlEndpointOf,
@@ -44,10 +42,12 @@ import {
 } from "./replication_setup.ts";
 import { requireSelectedTables } from "./selection_check.ts";
 import { preflightSource } from "./source_preflight.ts";
-
-/** Checkpoint fields that say whose source resources the id uses (and SOURCE_SERVER_FIELD). */
-export const SOURCE_SLOT_FIELD = "source:slot";
-export const SOURCE_PUBLICATION_FIELD = "source:publication";
+import {
+  type CheckpointStore,
+  SOURCE_PUBLICATION_FIELD,
+  SOURCE_SERVER_FIELD,
+  SOURCE_SLOT_FIELD,
+} from "../ports/checkpoint.ts";
 
 export type Mode = "snapshot" | "realtime" | "full";
 

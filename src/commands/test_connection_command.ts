@@ -2,7 +2,14 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import net from "node:net";
 import { parse as parseYaml } from "yaml";
-import type { MysqlConnection, PostgresConnection, RedisConnection } from "../config/mod.ts";
+import {
+  ConfigError,
+  loadExtractor,
+  loadFilter,
+  type MysqlConnection,
+  type PostgresConnection,
+  type RedisConnection,
+} from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import { failed, foundOf, passed, type PrerequisiteCheck } from "../core/prerequisite_check.ts";
 import type { LogEvent } from "../observe/log_event.ts";
@@ -15,7 +22,6 @@ import { openPg } from "../source/postgres/pg_endpoint.ts";
 import { checkPgPrerequisites, checkPgTables } from "../source/postgres/pg_prerequisites.ts";
 import { openMysql } from "../source/mysql/mysql_endpoint.ts";
 import { checkMysqlSource } from "../source/mysql/mysql_prerequisites.ts";
-import { ConfigError, loadExtractor, loadFilter } from "../config/mod.ts";
 import { slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import type { TableSelection } from "../ports/snapshot_source.ts";

@@ -7,8 +7,6 @@ import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
-import { SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
 import type { SnapshotTable } from "../ports/snapshot_source.ts";
 import type { VerifyPoint } from "../ports/verify_point.ts";
 import {
@@ -17,11 +15,15 @@ import {
   type VerifySettings,
   verifyTables,
 } from "../pipeline/table_verifier.ts";
-import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { openRedisAdmin, type RedisClient } from "../sink/redis/redis_connection.ts";
 import { isNoSuchKey } from "../sink/redis/redis_error_class.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
-import { retentionRecordsOf } from "../sink/redis/retention_record.ts";
+import {
+  type CheckpointStore,
+  REALTIME_CHECKPOINT_FIELD,
+  retentionRecordsOf,
+  SNAPSHOT_COMPLETE_FIELD,
+} from "../ports/checkpoint.ts";
 import { openMysqlVerifyPoint } from "../source/mysql/mysql_verify_point.ts";
 import { openPgVerifyPoint } from "../source/postgres/pg_verify_point.ts";
 import type { CommonOptions } from "./common_options.ts";
@@ -39,6 +41,7 @@ import {
   resolveSecrets,
   tableSelectionOf,
 } from "./replication_setup.ts";
+import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
 
 /** How long verify waits for the replication to reach the point, by default (seconds). */
 const DEFAULT_WAIT_SECONDS = 300;
@@ -62,7 +65,7 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
   const spillDir = join(opts.spillDir ?? idDir(setup.home, setup.id), `verify-${process.pid}`);
   try {
     const naming = namingOf(setup);
-    const checkpoints = new CheckpointStore(
+    const checkpoints = new RedisCheckpointStore(
       client,
       naming.checkpointKey(setup.target.mode === "cluster"),
     );

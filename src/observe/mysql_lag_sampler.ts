@@ -3,8 +3,11 @@
  * position saved in the checkpoint (`SHOW BINARY LOGS` sizes), on its own connection,
  * opened at the first sample and reopened after a failure.
  */
-import type { MysqlConnection, MysqlEndpoint } from "../source/mysql/mysql_endpoint.ts";
-import { openMysql } from "../source/mysql/mysql_endpoint.ts";
+import {
+  type MysqlConnection,
+  type MysqlEndpoint,
+  openMysql,
+} from "../source/mysql/mysql_endpoint.ts";
 import { type BinlogCoordinate, parseCheckpoint } from "../source/mysql/mysql_position.ts";
 
 export interface BinaryLog {

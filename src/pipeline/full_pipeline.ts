@@ -13,36 +13,20 @@ import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import { assertPgNoGap } from "../source/postgres/pg_slot_gap.ts";
 import { parseLsn, pgSortKey } from "../source/postgres/pgoutput_position.ts";
+import { type PgRealtimeSpec, type RealtimeOutcome, runRealtime } from "./realtime_pipeline.ts";
 import {
-  type PgRealtimeSpec,
-  type RealtimeOutcome,
-  runRealtime,
-  SLOT_START_FIELD,
-} from "./realtime_pipeline.ts";
-import { SKIP_THROUGH_FIELD_PREFIX } from "./server_change.ts";
-import {
-  snapshotDoneField,
   type SnapshotOutcome,
   SnapshotPipeline,
   type SnapshotSettings,
 } from "./snapshot_pipeline.ts";
-
-/** Checkpoint fields of `full` (SPEC §6). */
-export const SNAPSHOT_COMPLETE_FIELD = "snapshot:complete";
-export const SNAPSHOT_CONSISTENT_POINT_FIELD = "snapshot:consistent-point";
-/**
- * The skip-through fields of a checkpoint, by cdc stream (see SKIP_THROUGH_FIELD_PREFIX). An
- * empty mark was dropped when the source moved to another server.
- */
-export function skipThroughOf(state: Record<string, string>): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const [k, v] of Object.entries(state)) {
-    if (k.startsWith(SKIP_THROUGH_FIELD_PREFIX) && v !== "") {
-      out.set(k.slice(SKIP_THROUGH_FIELD_PREFIX.length), v);
-    }
-  }
-  return out;
-}
+import {
+  SKIP_THROUGH_FIELD_PREFIX,
+  skipThroughOf,
+  SLOT_START_FIELD,
+  SNAPSHOT_COMPLETE_FIELD,
+  SNAPSHOT_CONSISTENT_POINT_FIELD,
+  snapshotDoneField,
+} from "../ports/checkpoint.ts";
 
 /** Settings of a PostgreSQL `full` run, already resolved by the command layer. */
 export interface PgFullSpec extends PgRealtimeSpec {

@@ -9,8 +9,7 @@ import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import { encodeDdlEntry } from "../schema/ddl_entry.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import { REALTIME_SCHEMAS_FIELD, type SchemaChange, SchemaTracker } from "./schema_tracker.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import { type SchemaChange, SchemaTracker } from "./schema_tracker.ts";
 import {
   appendIndoubt,
   cleanupCommand,
@@ -41,11 +40,15 @@ import type {
   StreamingSource,
 } from "../ports/streaming_source.ts";
 import { StartTimeGate } from "./start_time_gate.ts";
-import { acceptServerChange, entryIdAfter, positionsFrom } from "./server_change.ts";
+import { acceptServerChange, entryIdAfter } from "./server_change.ts";
+import {
+  type CheckpointStore,
+  positionsFrom,
+  REALTIME_CHECKPOINT_FIELD,
+  REALTIME_SCHEMAS_FIELD,
+  SLOT_START_FIELD,
+} from "../ports/checkpoint.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
-
-/** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
-export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
 
 /** Where the pipeline reports (ReplicationLog fits). */
 export interface PipelineLog {
@@ -1017,13 +1020,6 @@ export interface PgRealtimeSpec {
   /** SIGINT/SIGTERM: finish the batches in flight, write the checkpoint, return. */
   signal: AbortSignal;
 }
-
-/**
- * Checkpoint field of PostgreSQL: the LSN where this id's slot began for it (its consistent
- * point, or its position when a new run found it), what the slot must still deliver from
- * while no realtime checkpoint exists.
- */
-export const SLOT_START_FIELD = "realtime:slot-start";
 
 /** `replicant realtime` for PostgreSQL (EVENTUAL or GLOBAL). */
 export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome> {

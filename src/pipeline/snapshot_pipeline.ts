@@ -10,8 +10,7 @@ import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
 import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
 import { ReplicaWaitError } from "../sink/redis/xadd_batch.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
-import { retentionField } from "../sink/redis/retention_record.ts";
+import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import {
@@ -61,9 +60,6 @@ export interface SnapshotOutcome {
   tables: TableOutcome[];
   interrupted: boolean;
 }
-
-/** Field of the checkpoint hash that marks a table's snapshot as complete. */
-export const snapshotDoneField = (stream: string) => `snapshot:done:${stream}`;
 
 class TableFailure extends ReplicantError {}
 

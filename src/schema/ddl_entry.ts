@@ -17,8 +17,7 @@
 
 import type { SourcePosition } from "../core/change_event.ts";
 import { type EntryOptions, sourceOpen, sourceTableFields } from "../core/entry_encoder.ts";
-import type { TableId } from "../core/table_schema.ts";
-import { qualifiedName } from "../core/table_schema.ts";
+import { qualifiedName, type TableId } from "../core/table_schema.ts";
 import type { DumpColumn } from "./schema_dump.ts";
 
 /** A schema version as DDL entries show it. */

@@ -1,6 +1,5 @@
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import type { ReplicationSetup } from "../commands/replication_setup.ts";
-import { replicationSelectionOf } from "../commands/replication_setup.ts";
+import { replicationSelectionOf, type ReplicationSetup } from "../commands/replication_setup.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { readSourceSchemas } from "./source_schemas.ts";

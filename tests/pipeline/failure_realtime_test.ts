@@ -10,7 +10,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanupIndoubt } from "../../src/commands/cleanup_indoubt_command.ts";
 import { ALL_TABLES, type PipelineLog } from "../../src/pipeline/realtime_pipeline.ts";
-import { CheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import { InDoubtError, indoubtPath, readIndoubt } from "../../src/sink/redis/indoubt_log.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { waitFor } from "../helpers/services.ts";
@@ -29,6 +28,7 @@ import {
   readCdc,
   startRealtime,
 } from "./pg_realtime_fixture.ts";
+import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 
 type Change = [table: string, op: string, id: number];
 
@@ -125,7 +125,7 @@ Deno.test({
         const { lines, log } = memoryLog();
         const first = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           replayConsistency: "GLOBAL",
           indoubtFile: file,
           batchRows: 50,
@@ -170,7 +170,7 @@ Deno.test({
         sink = await faultySink(proxy.port, user);
         const second = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           replayConsistency: "GLOBAL",
           indoubtFile: file,
           batchRows: 50,
@@ -235,7 +235,7 @@ Deno.test({
         const { lines, log } = memoryLog();
         const run = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           batchRows: 50,
           retry: { maxRetries: 3, waitMs: 20 },
           log,
@@ -350,7 +350,7 @@ Deno.test({
         const cut = proxy.cutAt(xaddMarker(stream), 30);
         const run = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           replayConsistency: "GLOBAL",
           batchRows: 50,
           retry: { maxRetries: 30, waitMs: 100 },

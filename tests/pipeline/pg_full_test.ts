@@ -5,14 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ReplicationLog } from "../../src/observe/replication_log.ts";
 import { SnapshotProgress } from "../../src/observe/snapshot_progress.ts";
-import {
-  type FullOutcome,
-  type PgFullSpec,
-  runFull,
-  SNAPSHOT_COMPLETE_FIELD,
-} from "../../src/pipeline/full_pipeline.ts";
+import { type FullOutcome, type PgFullSpec, runFull } from "../../src/pipeline/full_pipeline.ts";
 import { waitFor } from "../helpers/services.ts";
 import { assertStrictlyIncreasing, type Fixture, fixture, readCdc } from "./pg_realtime_fixture.ts";
+import { SNAPSHOT_COMPLETE_FIELD } from "../../src/ports/checkpoint.ts";
 
 function fullSpec(fx: Fixture, signal: AbortSignal, over: Partial<PgFullSpec> = {}): PgFullSpec {
   return {

@@ -11,12 +11,7 @@ import { SourceSetupError } from "../../src/core/errors.ts";
 import type { TableId } from "../../src/core/table_schema.ts";
 import { ReplicationLog } from "../../src/observe/replication_log.ts";
 import { SnapshotProgress } from "../../src/observe/snapshot_progress.ts";
-import {
-  type FullOutcome,
-  type PgFullSpec,
-  runFull,
-  SNAPSHOT_COMPLETE_FIELD,
-} from "../../src/pipeline/full_pipeline.ts";
+import { type FullOutcome, type PgFullSpec, runFull } from "../../src/pipeline/full_pipeline.ts";
 import { readPgTables } from "../../src/source/postgres/pg_schema_reader.ts";
 import { waitFor } from "../helpers/services.ts";
 import {
@@ -26,6 +21,7 @@ import {
   readCdc,
   startRealtime,
 } from "./pg_realtime_fixture.ts";
+import { SNAPSHOT_COMPLETE_FIELD } from "../../src/ports/checkpoint.ts";
 
 function fullSpec(fx: Fixture, signal: AbortSignal): PgFullSpec {
   return {

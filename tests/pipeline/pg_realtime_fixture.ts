@@ -14,7 +14,6 @@ import {
   runRealtime,
 } from "../../src/pipeline/realtime_pipeline.ts";
 import type { TableSelection } from "../../src/ports/snapshot_source.ts";
-import { CheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { openPg, type PgEndpoint } from "../../src/source/postgres/pg_endpoint.ts";
 import {
@@ -23,6 +22,8 @@ import {
   ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
 import { serviceEnv } from "../helpers/services.ts";
+import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
+import type { CheckpointStore } from "../../src/ports/checkpoint.ts";
 
 export interface Fixture {
   prefix: string;
@@ -76,7 +77,7 @@ export async function fixture(
     origin: "test",
   }, { maxStreamLength: 0 });
   const naming = new StreamNaming(prefix, "test");
-  const checkpoints = new CheckpointStore(sink.client, naming.checkpointKey());
+  const checkpoints = new RedisCheckpointStore(sink.client, naming.checkpointKey());
   const slot = prefix;
   if (options.createSlot !== false) {
     // Every change from the slot's creation on is published until the run replaces this

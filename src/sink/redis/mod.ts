@@ -8,4 +8,4 @@ export {
 export { keySlot } from "./key_slot.ts";
 export { type AppendOptions, type BatchResult, RedisStreamSink } from "./redis_stream_sink.ts";
 export { classifyRedisError, type RedisErrorClass } from "./redis_error_class.ts";
-export { CheckpointStore } from "./checkpoint_store.ts";
+export { RedisCheckpointStore } from "./checkpoint_store.ts";
