@@ -1,14 +1,9 @@
 import type { RedisConnection } from "../config/mod.ts";
-import { UsageError } from "../core/errors.ts";
+import { type InDoubtEntry, UsageError } from "../core/errors.ts";
 import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
-import {
-  type InDoubtEntry,
-  indoubtPath,
-  readIndoubt,
-  rewriteIndoubt,
-} from "../sink/redis/indoubt_log.ts";
+import { indoubtPath, readIndoubt, rewriteIndoubt } from "../pipeline/indoubt_log.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";

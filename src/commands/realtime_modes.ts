@@ -15,7 +15,7 @@ import {
 } from "../pipeline/realtime_pipeline.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import { indoubtPath } from "../sink/redis/indoubt_log.ts";
+import { indoubtPath } from "../pipeline/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { MysqlBinlogSource } from "../source/mysql/mysql_binlog_source.ts";

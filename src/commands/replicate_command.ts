@@ -1,5 +1,5 @@
 import process from "node:process";
-import { GapError, StateError, UsageError } from "../core/errors.ts";
+import { GapError, InDoubtError, StateError, UsageError } from "../core/errors.ts";
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
@@ -15,12 +15,7 @@ import {
 import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import {
-  cleanupCommand,
-  InDoubtError,
-  indoubtPath,
-  readIndoubt,
-} from "../sink/redis/indoubt_log.ts";
+import { cleanupCommand, indoubtPath, readIndoubt } from "../pipeline/indoubt_log.ts";
 import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../ports/snapshot_source.ts";

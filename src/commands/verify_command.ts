@@ -16,6 +16,7 @@ import {
   verifyTables,
 } from "../pipeline/table_verifier.ts";
 import { openRedisAdmin, type RedisClient } from "../sink/redis/redis_connection.ts";
+import { redisStreamScan } from "../sink/redis/stream_pages.ts";
 import { isNoSuchKey } from "../sink/redis/redis_error_class.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import {
@@ -98,7 +99,10 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
     };
     const incomplete = await incompleteStreams(client, setup, state, tables, settings);
     mkdirSync(spillDir, { recursive: true });
-    const verdicts = await verifyTables(client, point, tables, { ...settings, incomplete });
+    const verdicts = await verifyTables(redisStreamScan(client), point, tables, {
+      ...settings,
+      incomplete,
+    });
     const code = exitCodeOf(verdicts);
     printVerdicts(out, verdicts, point.description, checkpoint, code);
     return code;

@@ -133,3 +133,20 @@ export function startNotServable(start: string, available: string, reason: strin
       "again with --overwrite.",
   });
 }
+
+/** One entry that a failed GLOBAL batch left in Redis and could not delete. */
+export interface InDoubtEntry {
+  stream: string;
+  id: string;
+}
+
+/**
+ * GLOBAL stopped with entries in doubt (exit code 4): they are listed in `file`, and
+ * `replicant cleanup-indoubt` removes them.
+ */
+export class InDoubtError extends ReplicantError {
+  override exitCode = 4;
+  constructor(message: string, readonly file: string | null, readonly entries: InDoubtEntry[]) {
+    super(message);
+  }
+}

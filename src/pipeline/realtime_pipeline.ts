@@ -1,23 +1,16 @@
 import { collectGarbageHint } from "./memory_budget.ts";
 import { type EntryField, fieldLength } from "../core/entry_field.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ChangeEvent } from "../core/change_event.ts";
 import { type EntryOptions, streamArena, TableEntryEncoder } from "../core/entry_encoder.ts";
 import type { ArenaBlock } from "../core/byte_arena.ts";
-import { ReplicantError, SinkError } from "../core/errors.ts";
+import { type InDoubtEntry, InDoubtError, ReplicantError, SinkError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import { encodeDdlEntry } from "../schema/ddl_entry.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { type SchemaChange, SchemaTracker } from "./schema_tracker.ts";
-import {
-  appendIndoubt,
-  cleanupCommand,
-  type InDoubtEntry,
-  InDoubtError,
-} from "../sink/redis/indoubt_log.ts";
-import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
-import type { BatchResult, RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
+import { appendIndoubt, cleanupCommand } from "./indoubt_log.ts";
+import type { BatchResult, StreamLane, StreamSink } from "../ports/stream_sink.ts";
 import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
 import { PgLogicalSource } from "../source/postgres/pg_logical_source.ts";
 import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
@@ -31,7 +24,6 @@ import {
   STOP_GRACE_MS,
 } from "./retry_policy.ts";
 import type { TableSelection } from "../ports/snapshot_source.ts";
-import { readStreamTail } from "./stream_tails.ts";
 import type { SortKeyOfSource } from "../ports/position.ts";
 import type {
   DdlStatement,
@@ -188,9 +180,8 @@ class StreamWriter {
   constructor(
     readonly name: string,
     readonly stream: string,
-    readonly client: RedisClient,
-    /** The sink's raw RESP writer used for this stream's batches (kept: order). */
-    readonly slot: number,
+    /** The sink connection this stream's batches, tail reads and undo go through (order). */
+    readonly lane: StreamLane,
     /** The DDL stream's entries are always in the `fields` layout, without tombstones. */
     readonly ddl = false,
   ) {}
@@ -286,7 +277,7 @@ export class RealtimePipeline {
 
   constructor(
     private readonly source: StreamingSource,
-    private readonly sink: RedisStreamSink<RedisClient>,
+    private readonly sink: StreamSink,
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: RealtimeSettings,
@@ -421,7 +412,7 @@ export class RealtimePipeline {
     });
     const tails = await acceptServerChange(
       change,
-      this.sink.client,
+      this.sink,
       this.checkpoints,
       streams,
       this.settings.sortKeyOf,
@@ -457,7 +448,7 @@ export class RealtimePipeline {
     const fields = encodeDdlEntry(change, this.settings.entry, Date.now());
     let w = this.#writers.get(stream);
     if (!w) {
-      w = new StreamWriter(SCHEMA_CHANGES, stream, this.sink.lease(), this.sink.writerSlot(), true);
+      w = new StreamWriter(SCHEMA_CHANGES, stream, this.sink.lane(), true);
       this.#writers.set(stream, w);
     }
     let bytes = 64;
@@ -505,8 +496,7 @@ export class RealtimePipeline {
       w = new StreamWriter(
         this.#global ? ALL_TABLES : qualifiedName(table.id),
         stream,
-        this.sink.lease(),
-        this.sink.writerSlot(),
+        this.sink.lane(),
       );
       this.#writers.set(stream, w);
     }
@@ -676,13 +666,11 @@ export class RealtimePipeline {
   async #prepare(w: StreamWriter): Promise<void> {
     for (let attempt = 0;; attempt++) {
       try {
-        const tail = await this.#bounded(readStreamTail(
-          w.client,
-          w.stream,
-          w.ddl ? "fields" : this.settings.entry.format,
-          w.ddl ? false : this.settings.entry.tombstones,
-          this.settings.sortKeyOf,
-        ));
+        const tail = await this.#bounded(w.lane.readTail(w.stream, {
+          format: w.ddl ? "fields" : this.settings.entry.format,
+          tombstones: w.ddl ? false : this.settings.entry.tombstones,
+          sortKeyOf: this.settings.sortKeyOf,
+        }));
         w.lastId = tail.lastId;
         const floor = this.#global || w.ddl ? null : this.#skipThrough.get(w.stream) ?? null;
         w.tailKey = floor;
@@ -698,7 +686,7 @@ export class RealtimePipeline {
           }
           if (tail.missingTombstone) {
             w.lastId = await this.#bounded(
-              w.client.xadd(w.stream, "*", ...tail.missingTombstone),
+              w.lane.appendOne(w.stream, tail.missingTombstone),
             );
             this.log.info(`appended the missing tombstone of the last delete in ${w.stream}`);
           }
@@ -708,7 +696,7 @@ export class RealtimePipeline {
       } catch (err) {
         const reason = `cannot read the tail of "${w.stream}": ${(err as Error).message}`;
         if (
-          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
+          this.sink.classifyError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
         ) {
           throw new TableFailure(reason);
         }
@@ -732,7 +720,7 @@ export class RealtimePipeline {
         const t0 = performance.now(); // issue 8: metrics
         // Until it landed or was undone, retention keeps what a resume reads before it.
         guard.batchStarted(w.stream, w.lastId);
-        result = await this.#bounded(this.sink.appendVia(w.slot, w.stream, entries));
+        result = await this.#bounded(w.lane.append(w.stream, entries));
         metrics.realtimeRoundTrip(performance.now() - t0);
       } catch (err) {
         thrown = err;
@@ -768,8 +756,8 @@ export class RealtimePipeline {
         this.#inDoubt(w, left, where, reason);
       }
       guard.batchSettled(w.stream);
-      const kind = classifyRedisError(error);
-      if (kind === "oom") this.sink.memory.pressure();
+      const kind = this.sink.classifyError(error);
+      if (kind === "oom") this.sink.memoryPressure();
       if (
         kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
       ) {
@@ -862,17 +850,10 @@ export class RealtimePipeline {
     for (let attempt = 0;; attempt++) {
       try {
         if (ids === null) {
-          const found = await this.#bounded(w.client.xrange(
-            w.stream,
-            w.lastId === null ? "-" : `(${w.lastId}`,
-            "+",
-            "COUNT",
-            size + 1,
-          )) as [string, string[]][];
-          ids = found.map(([id]) => id);
+          ids = await this.#bounded(w.lane.landedAfter(w.stream, w.lastId, size + 1));
         }
         if (ids.length > 0) {
-          await this.#bounded(w.client.xdel(w.stream, ...ids));
+          await this.#bounded(w.lane.remove(w.stream, ids));
           metrics.undone(ids.length); // issue 8: metrics
           this.log.info(`undo: deleted ${ids.length} entries of a failed batch from ${w.stream}`);
         }
@@ -880,7 +861,8 @@ export class RealtimePipeline {
       } catch (err) {
         this.log.warn(`undo of a failed batch in ${w.stream} failed: ${(err as Error).message}`);
         if (
-          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries ||
+          this.sink.classifyError(err) === "permanent" ||
+          attempt >= this.settings.retry.maxRetries ||
           this.#internal.signal.aborted
         ) {
           return ids;
@@ -968,7 +950,7 @@ export class RealtimePipeline {
 /** Settings of a PostgreSQL realtime run, already resolved by the command layer. */
 export interface PgRealtimeSpec {
   endpoint: PgEndpoint;
-  sink: RedisStreamSink<RedisClient>;
+  sink: StreamSink;
   naming: StreamNaming;
   checkpoints: CheckpointStore;
   entry: EntryOptions;

@@ -15,8 +15,7 @@
 
 import { GapError } from "../core/errors.ts";
 import type { MessageFormat } from "../core/entry_encoder.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { readStreamTail } from "./stream_tails.ts";
+import type { StreamReads } from "../ports/stream_sink.ts";
 import type { SortKeyOfSource } from "../ports/position.ts";
 import type { ServerChange } from "../ports/streaming_source.ts";
 import {
@@ -39,7 +38,7 @@ export interface StreamOfId {
  */
 export async function acceptServerChange(
   change: ServerChange,
-  client: RedisClient,
+  sink: StreamReads,
   checkpoints: CheckpointStore,
   streams: StreamOfId[],
   sortKeyOf: SortKeyOfSource,
@@ -61,7 +60,11 @@ export async function acceptServerChange(
   }
   const tails = new Map<string, string>();
   for (const s of streams) {
-    const tail = await readStreamTail(client, s.name, s.format, s.tombstones, sortKeyOf);
+    const tail = await sink.readTail(s.name, {
+      format: s.format,
+      tombstones: s.tombstones,
+      sortKeyOf,
+    });
     if (tail.lastId === null) continue;
     if (tail.source !== null && !change.covers(tail.source)) {
       throw refuse(

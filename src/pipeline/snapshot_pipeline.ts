@@ -8,11 +8,8 @@ import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
-import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
-import { ReplicaWaitError } from "../sink/redis/xadd_batch.ts";
 import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
-import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
+import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
 import {
   backoffMs,
   boundedAfterStop,
@@ -84,7 +81,7 @@ function stoppedAfter(err: Error): StoppedWhileRetrying {
 export class SnapshotPipeline {
   constructor(
     private readonly source: SnapshotSource,
-    private readonly sink: RedisStreamSink<RedisClient>,
+    private readonly sink: StreamSink,
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: SnapshotSettings,
@@ -114,7 +111,7 @@ export class SnapshotPipeline {
     try {
       await Promise.all(Array.from({ length: workers }, async () => {
         const reader = await this.source.reader();
-        const slot = this.sink.writerSlot();
+        const lane = this.sink.lane();
         try {
           while (queue.length > 0 && !this.signal.aborted) {
             const table = queue.shift()!;
@@ -124,7 +121,7 @@ export class SnapshotPipeline {
               this.#landedScan(this.settings.batchRows),
             );
             try {
-              outcomes.push(await this.#copyTable(table, reader, slot));
+              outcomes.push(await this.#copyTable(table, reader, lane));
             } finally {
               release();
             }
@@ -176,7 +173,7 @@ export class SnapshotPipeline {
   async #copyTable(
     table: SnapshotTable,
     reader: TableReader,
-    slot: number,
+    lane: StreamLane,
   ): Promise<TableOutcome> {
     const name = qualifiedName(table.schema.id);
     const stream = this.#stream(table.schema);
@@ -213,7 +210,7 @@ export class SnapshotPipeline {
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);
           batches.push(
-            this.#writeBatch(slot, name, stream, batch).then(() => {
+            this.#writeBatch(lane, name, stream, batch).then(() => {
               rows += batch.length;
               this.progress.rowsWritten(name, batch.length);
             }),
@@ -267,15 +264,14 @@ export class SnapshotPipeline {
 
   /** The key after which to continue, from the tail of the table's stream (DESIGN §Exactly once). */
   async #resumePoint(table: TableSchema, stream: string) {
-    const client = this.sink.client;
-    const length = await client.xlen(stream);
+    const length = await this.sink.length(stream);
     if (length === 0) return { after: null, already: 0 };
     if (!table.hasKey) {
       // Without a key there is no order to continue from: start the table over.
-      await client.del(stream);
+      await this.sink.drop(stream);
       return { after: null, already: 0 };
     }
-    const tail = await client.xrevrange(stream, "+", "-", "COUNT", 1);
+    const tail = await this.sink.newest(stream, 1);
     const key = decodeEntry(tail[0][1], this.settings.entry.format).key;
     if (!key) return { after: null, already: 0 };
     const after = table.keyColumns.map((ci) => key[table.columns[ci].name] as KeyValue);
@@ -283,7 +279,7 @@ export class SnapshotPipeline {
   }
 
   /** Writes a batch; on partial failure retries only the entries that failed (SPEC §5). */
-  async #writeBatch(slot: number, table: string, stream: string, entries: EntryField[][]) {
+  async #writeBatch(lane: StreamLane, table: string, stream: string, entries: EntryField[][]) {
     let pending = entries;
     /** The last try lost its connection: some of `pending` may have landed unseen. */
     let unknown = false;
@@ -296,7 +292,7 @@ export class SnapshotPipeline {
         if (unknown) {
           const left = await this.#bounded(this.#notLanded(stream, pending));
           // All landed: they count once their replicas have them too.
-          if (left.length === 0 && unreplicated) await this.sink.waitForReplicas(slot, stream);
+          if (left.length === 0 && unreplicated) await lane.waitForReplicas(stream);
           pending = left;
         }
         unknown = false;
@@ -304,11 +300,11 @@ export class SnapshotPipeline {
         await this.sink.awaitMemory(this.signal, this.log);
         t0 = performance.now(); // issue 8: metrics
         // Snapshot entries need no ids back: order and undo do not matter here.
-        errors = (await this.#bounded(this.sink.appendVia(slot, stream, pending, false))).errors;
+        errors = (await this.#bounded(lane.append(stream, pending, false))).errors;
       } catch (err) {
         errors = pending.map(() => err as Error);
         unknown = true;
-        unreplicated ||= err instanceof ReplicaWaitError;
+        unreplicated ||= this.sink.isReplicaWait(err);
         await this.sink.settleLost(err, undefined, this.signal);
       }
       const failed = pending.filter((_, i) => errors[i] !== null);
@@ -318,8 +314,8 @@ export class SnapshotPipeline {
       const firstError = errors.find((e) => e !== null)!;
       metrics.redisFailed(firstError); // issue 8: metrics
       if (this.signal.aborted && unknown) throw stoppedAfter(firstError);
-      const kind = classifyRedisError(firstError);
-      if (kind === "oom") this.sink.memory.pressure();
+      const kind = this.sink.classifyError(firstError);
+      if (kind === "oom") this.sink.memoryPressure();
       if (this.settings.logRowLevelErrors) {
         pending.forEach((fields, i) => {
           if (errors[i]) {
@@ -381,10 +377,7 @@ export class SnapshotPipeline {
    */
   async #notLanded(stream: string, pending: EntryField[][]): Promise<EntryField[][]> {
     const scan = this.#landedScan(pending.length);
-    const tail = await this.sink.client.xrevrange(stream, "+", "-", "COUNT", scan) as [
-      string,
-      string[],
-    ][];
+    const tail = await this.sink.newest(stream, scan);
     const format = this.settings.entry.format;
     const present = new Set(tail.map(([, fields]) => keyText(fields, format)));
     const left = pending.filter((fields) => !present.has(keyText(entryText(fields), format)));

@@ -4,8 +4,7 @@ import type { JsonRowBatch } from "../core/json_row_batch.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { streamPages } from "../sink/redis/stream_pages.ts";
+import type { StreamScan } from "../ports/stream_sink.ts";
 import type { SnapshotTable, TableReader } from "../ports/snapshot_source.ts";
 import type { VerifyPoint } from "../ports/verify_point.ts";
 import { type TableDiff, TableRebuild } from "./table_rebuild.ts";
@@ -56,7 +55,7 @@ export function tableStreams(schema: TableSchema, s: VerifySettings): string[] {
  * Tables with an incomplete stream are not verified (and not claimed equal).
  */
 export async function verifyTables(
-  client: RedisClient,
+  client: StreamScan,
   point: VerifyPoint,
   tables: SnapshotTable[],
   s: VerifySettings,
@@ -77,7 +76,7 @@ export async function verifyTables(
         continue;
       }
       let entries = 0;
-      for (const st of streams.slice(0, s.global ? 1 : 2)) entries += await client.xlen(st);
+      for (const st of streams.slice(0, s.global ? 1 : 2)) entries += await client.length(st);
       const partitions = Math.max(
         1,
         Math.min(256, Math.ceil(Math.max(entries, t.estimatedRows) / ROWS_PER_PARTITION)),
@@ -178,7 +177,7 @@ function rowFragments(batch: JsonRowBatch, r: number): RowFragments {
  * first change past the point ends the stream.
  */
 async function replayStream(
-  client: RedisClient,
+  client: StreamScan,
   stream: string,
   point: VerifyPoint,
   s: VerifySettings,
@@ -186,7 +185,7 @@ async function replayStream(
   route: (e: RawEntry, source: Record<string, unknown> | null) => TableRebuild | null,
 ): Promise<void> {
   const format = s.entry.format;
-  for await (const page of streamPages(client, stream)) {
+  for await (const page of client.pages(stream)) {
     for (const [, fields] of page) {
       const e = decodeRawEntry(fields, format);
       if (e.op === "tombstone") continue;

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type pg from "pg";
 import type { Redis } from "ioredis";
-import { indoubtPath } from "../../src/sink/redis/indoubt_log.ts";
+import { indoubtPath } from "../../src/pipeline/indoubt_log.ts";
 import {
   defaultSlotName,
   dropPublication,

@@ -27,7 +27,7 @@ import {
   startReplicant,
 } from "../helpers/replicant.ts";
 import { serviceEnv, waitFor } from "../helpers/services.ts";
-import { indoubtPath } from "../../src/sink/redis/indoubt_log.ts";
+import { indoubtPath } from "../../src/pipeline/indoubt_log.ts";
 
 // deno-lint-ignore no-explicit-any
 type Event = Record<string, any>;

@@ -11,7 +11,7 @@ import {
   parseIndoubt,
   readIndoubt,
   rewriteIndoubt,
-} from "../../src/sink/redis/indoubt_log.ts";
+} from "../../src/pipeline/indoubt_log.ts";
 import { classifyRedisError } from "../../src/sink/redis/redis_error_class.ts";
 
 Deno.test("in-doubt file: path, append (fsynced), read, atomic rewrite", () => {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanupIndoubt } from "../../src/commands/cleanup_indoubt_command.ts";
 import { ALL_TABLES, type PipelineLog } from "../../src/pipeline/realtime_pipeline.ts";
-import { InDoubtError, indoubtPath, readIndoubt } from "../../src/sink/redis/indoubt_log.ts";
+import { indoubtPath, readIndoubt } from "../../src/pipeline/indoubt_log.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { waitFor } from "../helpers/services.ts";
 import { TcpProxy } from "../helpers/tcp_proxy.ts";
@@ -29,6 +29,7 @@ import {
   startRealtime,
 } from "./pg_realtime_fixture.ts";
 import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
+import { InDoubtError } from "../../src/core/errors.ts";
 
 type Change = [table: string, op: string, id: number];
 
