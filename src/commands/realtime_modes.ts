@@ -26,7 +26,7 @@ import {
   parseCheckpoint,
 } from "../source/mysql/mysql_position.ts";
 import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { openPg, pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
 import { readSlot, slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { resolveMysqlStart } from "../source/mysql/mysql_start_position.ts";
@@ -36,9 +36,7 @@ import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import {
   entryOptionsOf,
   heartbeatTableOf,
-  mysqlEndpointOf,
   namingOf,
-  pgEndpointOf,
   replicationSelectionOf,
   type ReplicationSetup,
 } from "./replication_setup.ts";
@@ -51,6 +49,7 @@ import {
   SLOT_START_FIELD,
   SNAPSHOT_COMPLETE_FIELD,
 } from "../ports/checkpoint.ts";
+import { mysqlEndpointOf } from "../source/mysql/mysql_endpoint.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {

@@ -3,8 +3,8 @@ import { GapError, InDoubtError, StateError, UsageError } from "../core/errors.t
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
-import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
-import { MysqlLagSampler } from "../observe/mysql_lag_sampler.ts";
+import { PgLagSampler } from "../source/postgres/pg_lag_sampler.ts";
+import { MysqlLagSampler } from "../source/mysql/mysql_lag_sampler.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import {
@@ -46,9 +46,7 @@ import { jsonLine } from "../observe/log_event.ts";
 import {
   configWarningEvent,
   entryOptionsOf,
-  mysqlEndpointOf,
   namingOf,
-  pgEndpointOf,
   redisTargetOf,
   replicationSelectionOf,
   type ReplicationSetup,
@@ -61,6 +59,8 @@ import {
   SOURCE_SERVER_FIELD,
 } from "../ports/checkpoint.ts";
 import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import { pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
+import { mysqlEndpointOf } from "../source/mysql/mysql_endpoint.ts";
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
 

@@ -17,9 +17,9 @@ import { neutralSchema } from "../schema/source_schemas.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { mysqlServerIdentity } from "../source/mysql/mysql_binlog_gap.ts";
-import { mysqlQueryError, openMysql } from "../source/mysql/mysql_endpoint.ts";
+import { mysqlEndpointOf, mysqlQueryError, openMysql } from "../source/mysql/mysql_endpoint.ts";
 import { readMysqlTables } from "../source/mysql/mysql_schema_reader.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { openPg, pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
 import { checkPublication } from "../source/postgres/pg_publication.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import {
@@ -33,13 +33,7 @@ import {
 } from "../source/postgres/pg_source_ownership.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import { pgSlotName } from "./realtime_modes.ts";
-import {
-  mysqlEndpointOf,
-  namingOf,
-  pgEndpointOf,
-  replicationSelectionOf,
-  type ReplicationSetup,
-} from "./replication_setup.ts";
+import { namingOf, replicationSelectionOf, type ReplicationSetup } from "./replication_setup.ts";
 import { requireSelectedTables } from "./selection_check.ts";
 import { preflightSource } from "./source_preflight.ts";
 import {

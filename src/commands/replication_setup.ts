@@ -1,7 +1,5 @@
-import { isIP } from "node:net";
 import { resolve } from "node:path";
 import process from "node:process";
-import type { ConnectionOptions as TlsOptions } from "node:tls";
 import {
   type ApplierConfig,
   ConfigError,
@@ -25,15 +23,13 @@ import {
   tableSelected,
 } from "../config/mod.ts";
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
-import { tlsMaterialOf } from "../config/tls_material.ts";
+import { tlsMaterialOf, tlsOptionsOf } from "../config/tls_material.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
 import type { TableSelection } from "../ports/snapshot_source.ts";
 import type { RedisTarget } from "../sink/redis/redis_connection.ts";
-import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
-import type { MysqlEndpoint } from "../source/mysql/mysql_endpoint.ts";
 import { VERSION } from "../version.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
@@ -328,42 +324,6 @@ export function selectionWithout(selection: TableSelection, left: TableId | null
   };
 }
 
-export function pgEndpointOf(conn: PostgresConnection): PgEndpoint {
-  return {
-    host: conn.host,
-    port: conn.port,
-    database: conn.database,
-    user: conn.username,
-    password: conn.password,
-    ssl: tlsOptionsOf(conn),
-    origin: conn.file ?? "postgresql connection",
-  };
-}
-
-export function mysqlEndpointOf(conn: MysqlConnection): MysqlEndpoint {
-  const m = conn.ssl?.enable
-    ? tlsMaterialOf(conn.ssl, conn.file ?? `${conn.type} connection`)
-    : null;
-  return {
-    host: conn.host,
-    port: conn.port,
-    user: conn.username,
-    password: conn.password,
-    // mysql2 checks the chain with rejectUnauthorized and the host name with verifyIdentity.
-    ssl: m
-      ? {
-        ca: m.ca,
-        cert: m.cert,
-        key: m.key,
-        rejectUnauthorized: conn.ssl!.hostnameVerification || m.ca !== undefined,
-        verifyIdentity: conn.ssl!.hostnameVerification,
-      }
-      : undefined,
-    serverIds: conn.slaveServerIds,
-    origin: conn.file ?? "mysql connection",
-  };
-}
-
 export function redisTargetOf(conn: RedisConnection): RedisTarget {
   return {
     host: conn.host,
@@ -376,31 +336,6 @@ export function redisTargetOf(conn: RedisConnection): RedisTarget {
     mode: conn.mode,
     nodes: conn.nodes,
   };
-}
-
-/**
- * Node TLS options of a connection's `ssl` section (undefined without TLS): the server
- * certificate is checked against the trust store (or the system CAs), and its host name too
- * unless `hostname-verification: false`; with that and no trust store nor `root-cert` the
- * connection is encrypted but the server unverified (libpq's verify-full, verify-ca, require).
- * Store problems are ConfigErrors naming the file and key (exit 2).
- */
-export function tlsOptionsOf(conn: Connection): TlsOptions | undefined {
-  const ssl = conn.ssl;
-  if (!ssl?.enable) return undefined;
-  const material = tlsMaterialOf(ssl, conn.file ?? `${conn.type} connection`);
-  // Like libpq's sslmode: verify-full by default; verify-ca with hostname-verification: false;
-  // require (encrypted, unverified) when that is false and no CA is given either.
-  const options: TlsOptions = {
-    rejectUnauthorized: ssl.hostnameVerification || material.ca !== undefined,
-  };
-  if (material.ca) options.ca = material.ca;
-  if (material.cert) options.cert = material.cert;
-  if (material.key) options.key = material.key;
-  // SNI takes a host name, never an IP address.
-  if (!isIP(conn.host)) options.servername = conn.host;
-  if (!ssl.hostnameVerification) options.checkServerIdentity = () => undefined;
-  return options;
 }
 
 export function namingOf(setup: ReplicationSetup): StreamNaming {

@@ -1,15 +1,11 @@
 import { ConfigError, type ConfigProblem, type TableColumns } from "../config/mod.ts";
 import { unknownFilterColumns } from "../config/table_selected.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { openPg, pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
 import { mysqlPreflight } from "../source/mysql/mysql_preflight.ts";
 import { cascadeMessage } from "../source/mysql/mysql_prerequisites.ts";
-import {
-  mysqlEndpointOf,
-  pgEndpointOf,
-  replicationSelectionOf,
-  type ReplicationSetup,
-} from "./replication_setup.ts";
+import { replicationSelectionOf, type ReplicationSetup } from "./replication_setup.ts";
+import { mysqlEndpointOf } from "../source/mysql/mysql_endpoint.ts";
 
 /**
  * Checks of a replication run against the source's catalog, made before anything is written

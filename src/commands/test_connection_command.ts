@@ -18,9 +18,9 @@ import { logFormatOf } from "../observe/run_observer.ts";
 import { renderTable } from "../observe/text_table.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { openPg, pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
 import { checkPgPrerequisites, checkPgTables } from "../source/postgres/pg_prerequisites.ts";
-import { openMysql } from "../source/mysql/mysql_endpoint.ts";
+import { mysqlEndpointOf, openMysql } from "../source/mysql/mysql_endpoint.ts";
 import { checkMysqlSource } from "../source/mysql/mysql_prerequisites.ts";
 import { slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
@@ -30,8 +30,6 @@ import { homeDir, idDir } from "./manifest.ts";
 import {
   heartbeatTableFor,
   loadConnectionFile,
-  mysqlEndpointOf,
-  pgEndpointOf,
   redisTargetOf,
   selectionWithout,
   tableSelectionOf,

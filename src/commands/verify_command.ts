@@ -33,9 +33,7 @@ import { EXIT } from "./replicate_command.ts";
 import { pgSlotName } from "./realtime_modes.ts";
 import {
   entryOptionsOf,
-  mysqlEndpointOf,
   namingOf,
-  pgEndpointOf,
   redisTargetOf,
   type ReplicationSetup,
   resolveReplication,
@@ -43,6 +41,8 @@ import {
   tableSelectionOf,
 } from "./replication_setup.ts";
 import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
+import { pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
+import { mysqlEndpointOf } from "../source/mysql/mysql_endpoint.ts";
 
 /** How long verify waits for the replication to reach the point, by default (seconds). */
 const DEFAULT_WAIT_SECONDS = 300;

@@ -1,10 +1,9 @@
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import type { TableId, TableSchema } from "../core/table_schema.ts";
 import type { TableSelection } from "../ports/snapshot_source.ts";
-import { mysqlEndpointOf, pgEndpointOf } from "../commands/replication_setup.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
+import { openPg, pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
 import { listPgSchemas, readPgTables } from "../source/postgres/pg_schema_reader.ts";
-import { openMysql } from "../source/mysql/mysql_endpoint.ts";
+import { mysqlEndpointOf, openMysql } from "../source/mysql/mysql_endpoint.ts";
 import { listMysqlDatabases, readMysqlTables } from "../source/mysql/mysql_schema_reader.ts";
 
 /** A table as every source describes it, without what one source reader adds. */
