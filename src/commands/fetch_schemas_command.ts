@@ -17,7 +17,7 @@ import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { dumpColumnsOf, newestPerTable, uniqueKeysOf } from "../schema/schema_dump.ts";
 import { readSchemaDump } from "../schema/schema_dump_writer.ts";
 import { renderSchemasYaml, type SchemasYamlTable } from "../schema/schemas_yaml.ts";
-import { readSourceSchemas } from "../schema/source_schemas.ts";
+import { connectorOf } from "../source/connectors.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";
 import {
@@ -95,7 +95,7 @@ export async function fetchSchemas(conn: string | undefined, opts: CommonOptions
       client.disconnect();
     }
   } else {
-    const schemas = await readSourceSchemas(connection, tableSelectionOf(filter));
+    const schemas = await connectorOf(connection).readSchemas(tableSelectionOf(filter));
     tables = schemas.map((t) => ({
       id: t.id,
       version: null,

@@ -2,7 +2,6 @@ import process from "node:process";
 import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
 import type { SnapshotSource, TableSelection } from "../ports/snapshot_source.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
@@ -19,6 +18,7 @@ import { indoubtPath } from "../pipeline/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { MysqlBinlogSource } from "../source/mysql/mysql_binlog_source.ts";
+import { connectorOf } from "../source/connectors.ts";
 import {
   compareCoordinates,
   formatCheckpoint,
@@ -118,9 +118,10 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
     id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
   const columns = replicationSelectionOf(setup).columns;
   const only: TableSelection = { table: same, columns, named: same };
-  const source: SnapshotSource = setup.source.type === "POSTGRESQL"
-    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only, { log: ctx.log })
-    : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), only);
+  const source: SnapshotSource = await connectorOf(setup.source, setup).openSnapshot(
+    only,
+    ctx.log,
+  );
   try {
     await new SnapshotPipeline(
       source,

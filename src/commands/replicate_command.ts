@@ -3,8 +3,7 @@ import { GapError, InDoubtError, StateError, UsageError } from "../core/errors.t
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
-import { PgLagSampler } from "../source/postgres/pg_lag_sampler.ts";
-import { MysqlLagSampler } from "../source/mysql/mysql_lag_sampler.ts";
+import { connectorOf } from "../source/connectors.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import {
@@ -16,13 +15,10 @@ import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { cleanupCommand, indoubtPath, readIndoubt } from "../pipeline/indoubt_log.ts";
-import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
-import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
 import type { SnapshotSource } from "../ports/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import {
   type ModeContext,
-  pgSlotName,
   realtimeSummary,
   runFullMode,
   runRealtimeMode,
@@ -59,8 +55,6 @@ import {
   SOURCE_SERVER_FIELD,
 } from "../ports/checkpoint.ts";
 import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
-import { pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
-import { mysqlEndpointOf } from "../source/mysql/mysql_endpoint.ts";
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
 
@@ -140,14 +134,10 @@ export async function replicate(
     sink.client,
     naming.checkpointKey(setup.target.mode === "cluster"),
   );
+  const connector = connectorOf(setup.source, setup);
   const lag = mode === "snapshot"
     ? null
-    : setup.source.type === "POSTGRESQL"
-    ? new PgLagSampler(pgEndpointOf(setup.source), pgSlotName(setup))
-    : new MysqlLagSampler(
-      mysqlEndpointOf(setup.source),
-      () => checkpoints.get(REALTIME_CHECKPOINT_FIELD),
-    );
+    : connector.lagSampler(() => checkpoints.get(REALTIME_CHECKPOINT_FIELD));
   /** The selected tables, once the source listed them. */
   let tables: string[] = [];
   const observer = new RunObserver(observe, {
@@ -194,7 +184,13 @@ export async function replicate(
       log.warn(w);
       say("warn", `replicant: warning: ${w}`);
     }
-    const schemas = await recordSchemaDump(setup, sink.client, naming, log, preflight.tables);
+    const schemas = await recordSchemaDump(
+      () => connector.readSchemas(replicationSelectionOf(setup)),
+      sink.client,
+      naming,
+      log,
+      preflight.tables,
+    );
     retention = startRetention(
       setup.applier,
       sink,
@@ -359,9 +355,10 @@ async function runSnapshot(
   }
   const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume, schemas };
   const selection = replicationSelectionOf(setup);
-  const source: SnapshotSource = setup.source.type === "POSTGRESQL"
-    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection, { log })
-    : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);
+  const source: SnapshotSource = await connectorOf(setup.source, setup).openSnapshot(
+    selection,
+    log,
+  );
   const progress = progressOf(opts, out);
   try {
     const outcome = await new SnapshotPipeline(

@@ -13,7 +13,7 @@ import type { MysqlConnection as MysqlConn } from "../config/mod.ts";
 import { ExistingStreamsError, StateError } from "../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { WriteMode } from "../pipeline/snapshot_pipeline.ts";
-import { neutralSchema } from "../schema/source_schemas.ts";
+import { neutralSchema } from "../ports/connector.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { mysqlServerIdentity } from "../source/mysql/mysql_binlog_gap.ts";

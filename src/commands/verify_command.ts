@@ -25,12 +25,10 @@ import {
   retentionRecordsOf,
   SNAPSHOT_COMPLETE_FIELD,
 } from "../ports/checkpoint.ts";
-import { openMysqlVerifyPoint } from "../source/mysql/mysql_verify_point.ts";
-import { openPgVerifyPoint } from "../source/postgres/pg_verify_point.ts";
+import { connectorOf } from "../source/connectors.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { idDir } from "./manifest.ts";
 import { EXIT } from "./replicate_command.ts";
-import { pgSlotName } from "./realtime_modes.ts";
 import {
   entryOptionsOf,
   namingOf,
@@ -41,8 +39,6 @@ import {
   tableSelectionOf,
 } from "./replication_setup.ts";
 import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
-import { pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
-import { mysqlEndpointOf } from "../source/mysql/mysql_endpoint.ts";
 
 /** How long verify waits for the replication to reach the point, by default (seconds). */
 const DEFAULT_WAIT_SECONDS = 300;
@@ -73,12 +69,7 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
     const state = await checkpoints.read();
     requireReplicatedState(setup, checkpoints.key, state);
     const selection = tableSelectionOf(setup.filter);
-    point = setup.source.type === "POSTGRESQL"
-      ? await openPgVerifyPoint(pgEndpointOf(setup.source), selection, {
-        slot: pgSlotName(setup),
-        publication: pgSlotName(setup),
-      })
-      : await openMysqlVerifyPoint(mysqlEndpointOf(setup.source), selection);
+    point = await connectorOf(setup.source, setup).openVerifyPoint(selection);
     const tables = selectTables(await point.source.tables(), opts.tables);
     out.say(
       "info",

@@ -1,8 +1,6 @@
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { replicationSelectionOf, type ReplicationSetup } from "../commands/replication_setup.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { readSourceSchemas } from "./source_schemas.ts";
 import { SchemaHistory } from "./schema_history.ts";
 
 /**
@@ -10,14 +8,15 @@ import { SchemaHistory } from "./schema_history.ts";
  * versions the dump stream does not hold yet, and returns the history for the run.
  */
 export async function recordSchemaDump(
-  setup: ReplicationSetup,
+  /** Reads the selected tables from the source. */
+  readTables: () => Promise<TableSchema[]>,
   client: RedisClient,
   naming: StreamNaming,
   log?: { info(message: string): void },
   /** The selected tables when already read. */
   read?: TableSchema[],
 ): Promise<SchemaHistory> {
-  const tables = read ?? await readSourceSchemas(setup.source, replicationSelectionOf(setup));
+  const tables = read ?? await readTables();
   const history = await SchemaHistory.load(client, naming.schemaDumpStream());
   const written = await history.recordAll(tables);
   if (written.length > 0) {

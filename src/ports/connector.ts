@@ -1,0 +1,52 @@
+import type { Connector as ConnectorName } from "../core/entry_encoder.ts";
+import type { TableId, TableSchema } from "../core/table_schema.ts";
+import type { SortKeyOfSource } from "./position.ts";
+import type { SnapshotSource, TableSelection } from "./snapshot_source.ts";
+import type { VerifyPoint } from "./verify_point.ts";
+
+/**
+ * Everything Replicant knows of one kind of source database, behind one object: a connector
+ * is built from the source's connection file (src/source/connectors.ts maps the file's
+ * `type:` to one), and commands and pipelines ask it instead of naming a database.
+ */
+export interface SourceConnector {
+  /** `connector` of the entries it produces. */
+  readonly name: ConnectorName;
+  /** Sort key of an entry's decoded `source` block (the position codec). */
+  readonly sortKeyOfSource: SortKeyOfSource;
+  /** A consistent snapshot of the selected tables. */
+  openSnapshot(selection: TableSelection, log?: ConnectorLog): Promise<SnapshotSource>;
+  /** A consistent read at a position the streams can be cut at (`replicant verify`). */
+  openVerifyPoint(selection: TableSelection): Promise<VerifyPoint>;
+  /** The selected tables, read from the catalog on a connection of their own. */
+  readSchemas(selection: TableSelection): Promise<TableSchema[]>;
+  /** Every user table, selected or not. */
+  listTables(): Promise<SourceTables>;
+  /** Source log bytes not yet confirmed; `checkpoint` reads the checkpoint saved last. */
+  lagSampler(checkpoint: () => Promise<string | null>): LagSampler;
+}
+
+export interface ConnectorLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface LagSampler {
+  /** Bytes of the source's log after what the replication confirmed; null when unknown. */
+  sample(): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+/** What a source holds, selected or not: its schemas (PostgreSQL) or databases and their tables. */
+export interface SourceTables {
+  /** The source in words: `PostgreSQL database "replicant" at 127.0.0.1:5432`. */
+  source: string;
+  /** `schema` (PostgreSQL) or `database` (MySQL/MariaDB). */
+  groupKind: string;
+  groups: { name: string; tables: TableId[] }[];
+}
+
+/** A table as every source describes it, without what one source reader adds. */
+export function neutralSchema(t: TableSchema): TableSchema {
+  return { id: t.id, columns: t.columns, keyColumns: t.keyColumns, hasKey: t.hasKey };
+}
