@@ -4,6 +4,8 @@
  */
 export class ReplicantError extends Error {
   exitCode = 1;
+  /** Worth another try from the checkpoint: see isRetriable. */
+  retriable = false;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -149,4 +151,20 @@ export class InDoubtError extends ReplicantError {
   constructor(message: string, readonly file: string | null, readonly entries: InDoubtEntry[]) {
     super(message);
   }
+}
+
+/**
+ * Whether an error is worth another try from the checkpoint, with backoff (a lost connection,
+ * a restarting server, too few replicas): errors say so by their `retriable` mark, which an
+ * error class sets for all its errors or markRetriable sets on one. Errors of the data
+ * (decoding, a refused value) are not retried.
+ */
+export function isRetriable(err: unknown): boolean {
+  return (err as { retriable?: unknown } | null)?.retriable === true;
+}
+
+/** Marks one error as retriable (see isRetriable) and returns it. */
+export function markRetriable<E extends object>(err: E): E {
+  Object.assign(err, { retriable: true });
+  return err;
 }

@@ -3,7 +3,13 @@ import { type EntryField, fieldLength } from "../core/entry_field.ts";
 import type { ChangeEvent } from "../core/change_event.ts";
 import { type EntryOptions, streamArena, TableEntryEncoder } from "../core/entry_encoder.ts";
 import type { ArenaBlock } from "../core/byte_arena.ts";
-import { type InDoubtEntry, InDoubtError, ReplicantError, SinkError } from "../core/errors.ts";
+import {
+  type InDoubtEntry,
+  InDoubtError,
+  isRetriable,
+  ReplicantError,
+  SinkError,
+} from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import { encodeDdlEntry } from "../schema/ddl_entry.ts";
@@ -334,7 +340,7 @@ export class RealtimePipeline {
         seen = this.#deliveries;
         if (
           this.#fatal !== null || this.#internal.signal.aborted ||
-          (err as { retriable?: unknown })?.retriable !== true || failures >= retry.maxRetries
+          !isRetriable(err) || failures >= retry.maxRetries
         ) {
           sourceError = err;
           break;

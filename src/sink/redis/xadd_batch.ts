@@ -19,7 +19,7 @@ export interface AppendOptions {
  * like a lost connection (looks at what landed, undoes or skips it, retries).
  */
 export class ReplicaWaitError extends SinkError {
-  readonly retriable = true;
+  override retriable = true;
   constructor(stream: string, acked: number, wanted: number, timeoutMs: number, where: string) {
     super(
       `only ${acked} of ${wanted} replica(s) acknowledged a batch into "${stream}" on ${where} ` +

@@ -9,7 +9,7 @@ import type {
 } from "@vlasky/zongji";
 import { BatchChangeEvent, type ChangeEvent, type Op } from "../../core/change_event.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { GapError, SourceError } from "../../core/errors.ts";
+import { GapError, markRetriable, SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
@@ -444,7 +444,7 @@ export class MysqlBinlogSource implements StreamingSource {
             );
           // A lost connection or a restarting server is worth another try from the
           // checkpoint (the pipeline retries with backoff); decoding errors are not.
-          if (isMysqlConnectionLoss(err)) Object.assign(failure, { retriable: true });
+          if (isMysqlConnectionLoss(err)) markRetriable(failure);
           reject(failure);
         }
       };

@@ -78,7 +78,7 @@ export function unavailableFragment(type: ConnectType): string {
  * walsender): the pipeline may start the source again from its last checkpoint.
  */
 export class SourceConnectionError extends SourceError {
-  readonly retriable = true;
+  override retriable = true;
 }
 
 /** Prefix of the non-transactional heartbeat messages Replicant emits. */
