@@ -4,6 +4,7 @@ import type {
   BatchResult,
   SinkErrorClass,
   StreamLane,
+  StreamReads,
   StreamSink,
   StreamTail,
   TailFormat,
@@ -257,20 +258,21 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
     return new RedisStreamLane(this, this.lease(), this.writerSlot());
   }
 
+  /** Reads on the first connection of the pool (writers read on their lane's). */
+  get #reads(): StreamReads {
+    return new RedisStreamReads(this.client);
+  }
   readTail(stream: string, how: TailFormat, scan?: number): Promise<StreamTail> {
-    return readStreamTail(this.client, stream, how.format, how.tombstones, how.sortKeyOf, scan);
+    return this.#reads.readTail(stream, how, scan);
   }
-
-  async newest(stream: string, count: number): Promise<[string, string[]][]> {
-    return await this.client.xrevrange(stream, "+", "-", "COUNT", count) as [string, string[]][];
+  newest(stream: string, count: number): Promise<[string, string[]][]> {
+    return this.#reads.newest(stream, count);
   }
-
-  async length(stream: string): Promise<number> {
-    return await this.client.xlen(stream);
+  length(stream: string): Promise<number> {
+    return this.#reads.length(stream);
   }
-
-  async drop(stream: string): Promise<void> {
-    await this.client.del(stream);
+  drop(stream: string): Promise<void> {
+    return this.#reads.drop(stream);
   }
 
   memoryPressure(): void {
@@ -317,16 +319,39 @@ function resultOf(replies: (string | Error)[]): BatchResult {
   return { ids, errors, failed };
 }
 
+/** Stream reads on one connection. */
+class RedisStreamReads implements StreamReads {
+  constructor(protected readonly client: RedisClient) {}
+
+  readTail(stream: string, how: TailFormat, scan?: number): Promise<StreamTail> {
+    return readStreamTail(this.client, stream, how.format, how.tombstones, how.sortKeyOf, scan);
+  }
+
+  async newest(stream: string, count: number): Promise<[string, string[]][]> {
+    return await this.client.xrevrange(stream, "+", "-", "COUNT", count) as [string, string[]][];
+  }
+
+  async length(stream: string): Promise<number> {
+    return await this.client.xlen(stream);
+  }
+
+  async drop(stream: string): Promise<void> {
+    await this.client.del(stream);
+  }
+}
+
 /**
  * One writer's lane: reads and undo on the connection it leased, batches on its raw RESP
  * writer (`slot`), so a stream's batches stay in order.
  */
-class RedisStreamLane implements StreamLane {
+class RedisStreamLane extends RedisStreamReads implements StreamLane {
   constructor(
     private readonly sink: RedisStreamSink<RedisClient>,
-    private readonly client: RedisClient,
+    client: RedisClient,
     private readonly slot: number,
-  ) {}
+  ) {
+    super(client);
+  }
 
   append(stream: string, entries: EntryField[][], ids = true): Promise<BatchResult> {
     return this.sink.appendVia(this.slot, stream, entries, ids);
@@ -353,21 +378,5 @@ class RedisStreamLane implements StreamLane {
 
   async remove(stream: string, ids: string[]): Promise<void> {
     await this.client.xdel(stream, ...ids);
-  }
-
-  readTail(stream: string, how: TailFormat, scan?: number): Promise<StreamTail> {
-    return readStreamTail(this.client, stream, how.format, how.tombstones, how.sortKeyOf, scan);
-  }
-
-  async newest(stream: string, count: number): Promise<[string, string[]][]> {
-    return await this.client.xrevrange(stream, "+", "-", "COUNT", count) as [string, string[]][];
-  }
-
-  async length(stream: string): Promise<number> {
-    return await this.client.xlen(stream);
-  }
-
-  async drop(stream: string): Promise<void> {
-    await this.client.del(stream);
   }
 }
