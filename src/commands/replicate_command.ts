@@ -52,6 +52,7 @@ import {
 import {
   type CheckpointStore,
   REALTIME_CHECKPOINT_FIELD,
+  SNAPSHOT_COMPLETE_FIELD,
   SOURCE_SERVER_FIELD,
 } from "../ports/checkpoint.ts";
 import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
@@ -345,7 +346,7 @@ async function runSnapshot(
   schemas: SchemaHistory,
 ): Promise<number> {
   const state = resume ? await checkpoints.read() : {};
-  if (state["snapshot:complete"] === "1") {
+  if (state[SNAPSHOT_COMPLETE_FIELD] === "1") {
     out.print(
       `Snapshot of id ${
         JSON.stringify(setup.id)
@@ -377,7 +378,7 @@ async function runSnapshot(
       out.print(`Stopped. Continue with --resume --id ${setup.id}.`);
       return EXIT.ok;
     }
-    await checkpoints.write({ "snapshot:complete": "1" });
+    await checkpoints.write({ [SNAPSHOT_COMPLETE_FIELD]: "1" });
     log.info(`snapshot complete: ${outcome.tables.length} table(s), ${skipped.length} skipped`);
     if (skipped.length > 0) {
       out.print(

@@ -41,6 +41,8 @@ import {
   SOURCE_PUBLICATION_FIELD,
   SOURCE_SERVER_FIELD,
   SOURCE_SLOT_FIELD,
+  STATE_CREATED_FIELD,
+  STATE_MODE_FIELD,
 } from "../ports/checkpoint.ts";
 
 export type Mode = "snapshot" | "realtime" | "full";
@@ -215,8 +217,8 @@ export async function startOver(
     }
   }
   const fields: Record<string, string> = {
-    "state:created": new Date().toISOString(),
-    "state:mode": mode,
+    [STATE_CREATED_FIELD]: new Date().toISOString(),
+    [STATE_MODE_FIELD]: mode,
   };
   if (preflight.identity) fields[SOURCE_SERVER_FIELD] = preflight.identity;
   if (setup.source.type === "POSTGRESQL" && mode !== "snapshot") {

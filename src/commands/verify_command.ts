@@ -24,6 +24,7 @@ import {
   REALTIME_CHECKPOINT_FIELD,
   retentionRecordsOf,
   SNAPSHOT_COMPLETE_FIELD,
+  STATE_MODE_FIELD,
 } from "../ports/checkpoint.ts";
 import { connectorOf } from "../source/connectors.ts";
 import type { CommonOptions } from "./common_options.ts";
@@ -76,7 +77,7 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
       `replicant: verifying ${tables.length} table(s) of id ${setup.id} at ${point.description}`,
     );
     const checkpoint = state[REALTIME_CHECKPOINT_FIELD] !== undefined ||
-        state["state:mode"] !== "snapshot"
+        state[STATE_MODE_FIELD] !== "snapshot"
       ? await waitForCheckpoint(checkpoints, point, tables, waitSeconds, setup.id, out)
       : null;
     const settings: VerifySettings = {
@@ -131,10 +132,12 @@ function requireReplicatedState(
         "or check --id and --replication-group",
     );
   }
-  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1" && state["state:mode"] !== "realtime") {
+  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1" && state[STATE_MODE_FIELD] !== "realtime") {
     throw new StateError(
       `The snapshot of id ${JSON.stringify(setup.id)} is not complete (${where}): ` +
-        `finish it first (replicant ${state["state:mode"] ?? "full"} … --id ${setup.id} --resume)`,
+        `finish it first (replicant ${
+          state[STATE_MODE_FIELD] ?? "full"
+        } … --id ${setup.id} --resume)`,
     );
   }
 }

@@ -18,6 +18,11 @@ export interface CheckpointStore {
   clear(): Promise<void>;
 }
 
+/** When the id's state was created (written once both connections work). */
+export const STATE_CREATED_FIELD = "state:created";
+/** The mode the id was created for: `snapshot`, `realtime` or `full`. */
+export const STATE_MODE_FIELD = "state:mode";
+
 /** Field of the checkpoint hash holding the realtime resume token. */
 export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
 
