@@ -13,7 +13,7 @@ import { loadConnectionFile, redisTargetOf, validateId } from "./replication_set
 export type CleanupStatus = "deleted" | "already absent" | "failed" | "would delete";
 
 /**
- * `replicant cleanup-indoubt [DST_CONN] --id ID [--dry-run]` (SPEC §1, §5): XDELs every entry
+ * `replicant cleanup-indoubt [DST_CONN] --id ID [--dry-run]`: XDELs every entry
  * listed in the id's in-doubt file, prints one line per entry, and rewrites the file
  * (atomically) with only the entries it could not delete. Exit 0 once the file is empty,
  * 4 while entries stay in doubt. With `--log-format json` the lines are `indoubt_entry`

@@ -287,7 +287,7 @@ export async function replicate(
 
 /**
  * `--resume` with entries listed in the in-doubt file would trust a stream tail that may be
- * one of them (DESIGN §Undo and in-doubt): refuse, and say how to clean up (exit 4).
+ * one of them (an entry that should have been undone): refuse, and say how to clean up (exit 4).
  */
 function refuseWhileInDoubt(setup: ReplicationSetup): void {
   const file = indoubtPath(setup.home, setup.id);
@@ -431,7 +431,7 @@ function progressInterval(opts: CommonOptions): number | undefined {
   return Math.round(seconds * 1000);
 }
 
-/** Exit code of a finished or stopped run: 3 when tables were skipped (SPEC §1). */
+/** Exit code of a finished or stopped run: 3 when tables were skipped. */
 function finish(
   skipped: string[],
   interrupted: boolean,

@@ -25,7 +25,7 @@ export interface EntryOptions {
   keylessKey?: "all-columns" | "default";
 }
 
-/** Schema of the position fields each connector adds to `source` (SPEC §4). */
+/** Schema of the position fields each connector adds to `source`. */
 const POSITION_FIELDS: Record<Connector, [string, string][]> = {
   postgresql: [["lsn", "int64"], ["txId", "int64"], ["sequence", "int64"]],
   mysql: [["server_id", "int64"], ["gtid", "string"], ["file", "string"], ["pos", "int64"], [
@@ -34,7 +34,7 @@ const POSITION_FIELDS: Record<Connector, [string, string][]> = {
   ]],
 };
 
-/** Start of a `source` block, up to its `"ts_ms":` (SPEC §4). */
+/** Start of a `source` block, up to its `"ts_ms":`. */
 export function sourceOpen(
   options: Pick<EntryOptions, "connector" | "connectorName" | "replicationId" | "version">,
 ): string {
@@ -112,7 +112,7 @@ function writeAscii(out: Uint8Array, p: number, s: string): number {
   return p;
 }
 
-/** Value of a tombstone entry (SPEC §4). */
+/** Value of a tombstone entry (it follows a delete when tombstones are on). */
 export const TOMBSTONE_VALUE = "default";
 
 /**

@@ -51,7 +51,7 @@ export interface FullOutcome {
 }
 
 /**
- * `replicant full` for PostgreSQL (DESIGN §Consistent snapshot and handoff): the slot is
+ * `replicant full` for PostgreSQL, the snapshot handed over to realtime: the slot is
  * created with `EXPORT_SNAPSHOT` on a replication connection held open while every snapshot
  * reader imports that snapshot; realtime then streams from the slot's consistent point, so
  * nothing is missed and nothing is read twice.

@@ -46,7 +46,7 @@ import {
   REALTIME_SCHEMAS_FIELD,
   SLOT_START_FIELD,
 } from "../ports/checkpoint.ts";
-import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
+import { metrics } from "../observe/replicant_metrics.ts";
 
 /** Where the pipeline reports (ReplicationLog fits). */
 export interface PipelineLog {
@@ -88,14 +88,14 @@ export interface RealtimeSettings {
    * flight; a failed batch whose landed entries cannot be deleted stops the run (exit 4).
    */
   replayConsistency?: "GLOBAL" | "EVENTUAL";
-  /** GLOBAL: the in-doubt file (SPEC §3) where entries that could not be undone go. */
+  /** GLOBAL: the in-doubt file where entries that could not be undone go. */
   indoubtFile?: string;
   /**
    * Schema versions (the dump stream): every entry names its table's version, and a change
    * of a table's columns records a new version before the first entry that uses it.
    */
   schemas?: SchemaHistory;
-  /** DDL replication on: the DDL stream (SPEC §3) receives every schema change. */
+  /** DDL replication on: the DDL stream receives every schema change. */
   ddlStream?: string | null;
   /**
    * Every change stream of the id (`_cdc_logs`, GLOBAL, DDL): checked when the source moves
@@ -158,7 +158,7 @@ interface Queued {
   tx: InFlightTransaction;
   bytes: number;
   sortKey: string | undefined;
-  /** issue 8 (metrics): counted per batch when Redis accepts it (not for DDL entries). */
+  /** For the metrics: counted per batch when Redis accepts it (not for DDL entries). */
   op?: ChangeEvent["op"];
   table?: TableSchema;
   tsMs: number;
@@ -227,7 +227,7 @@ class Semaphore {
 }
 
 /**
- * Realtime (DESIGN §Realtime flow). EVENTUAL: each table's changes go to its `_cdc_logs`
+ * Realtime. EVENTUAL: each table's changes go to its `_cdc_logs`
  * stream, in source order, a transaction's rows contiguous; streams are written in
  * parallel up to `threads`, in pipelined XADD batches whose every reply is checked. A
  * failed batch is undone (XDEL of what landed) and retried whole; after max-retries (at
@@ -320,7 +320,7 @@ export class RealtimePipeline {
     this.signal.addEventListener("abort", stop, { once: true });
     // Waits for room in the queue or for the writers end at once when the run stops.
     this.#internal.signal.addEventListener("abort", () => this.#notify(), { once: true });
-    metrics.oldestPendingMs = () => this.#oldestPendingMs(); // issue 8: metrics
+    metrics.oldestPendingMs = () => this.#oldestPendingMs();
     this.log.info(
       `realtime (${
         this.#global ? "GLOBAL" : "EVENTUAL"
@@ -466,7 +466,7 @@ export class RealtimePipeline {
     this.#kick(w);
   }
 
-  /** issue 8 (metrics, read at scrape): commit time of the oldest change not yet in Redis. */
+  /** For the metrics (read at scrape): commit time of the oldest change not yet in Redis. */
   #oldestPendingMs(): number | null {
     let oldest: number | null = null;
     for (const w of this.#writers.values()) {
@@ -557,7 +557,7 @@ export class RealtimePipeline {
         tx,
         bytes,
         sortKey: ev.position.sortKey,
-        op: ev.op, // issue 8: metrics
+        op: ev.op,
         table,
         tsMs: ev.position.tsMs,
         block,
@@ -629,7 +629,7 @@ export class RealtimePipeline {
           if (!w.ddl) q.tx.wrote = true;
           this.#accept(q);
         }
-        metrics.realtimeBatch(batch); // issue 8: metrics
+        metrics.realtimeBatch(batch);
         w.current = [];
         w.changes += batch.length;
         if (batch.length > 0) w.lastKey = batch[batch.length - 1].sortKey ?? w.lastKey;
@@ -651,7 +651,7 @@ export class RealtimePipeline {
       ) {
         w.skipped = true;
         w.error = message;
-        metrics.skippedTable("realtime"); // issue 8: metrics
+        metrics.skippedTable("realtime");
         // The failed batch and everything queued after it are dropped on purpose.
         for (const q of w.current) this.#accept(q);
         w.current = [];
@@ -712,7 +712,8 @@ export class RealtimePipeline {
   }
 
   /**
-   * Writes one batch; on any failure undoes what landed and retries it whole (SPEC §5).
+   * Writes one batch; on any failure undoes what landed and retries it whole, so a
+   * stream never holds part of a batch twice.
    * `at` is the position of the batch's first change, for messages.
    */
   async #send(w: StreamWriter, entries: EntryField[][], at: string | undefined): Promise<void> {
@@ -723,7 +724,7 @@ export class RealtimePipeline {
       const guard = this.sink.tailGuard;
       try {
         await this.sink.awaitMemory(this.#internal.signal, this.log);
-        const t0 = performance.now(); // issue 8: metrics
+        const t0 = performance.now();
         // Until it landed or was undone, retention keeps what a resume reads before it.
         guard.batchStarted(w.stream, w.lastId);
         result = await this.#bounded(w.lane.append(w.stream, entries));
@@ -738,7 +739,7 @@ export class RealtimePipeline {
       }
       const error = thrown ?? result!.errors.find((e) => e !== null);
       const reason = (error as Error)?.message ?? String(error);
-      metrics.redisFailed(error); // issue 8: metrics
+      metrics.redisFailed(error);
       // Stopping with the batch not undone is safe when what landed of it is its first
       // entries (a lost connection runs what it sent in order): --resume skips them as the
       // stream's tail. Entries that landed after a failed one must be undone or are in doubt.
@@ -773,7 +774,7 @@ export class RealtimePipeline {
           } tries (${kind} error): ${reason}`,
         );
       }
-      metrics.retry("realtime"); // issue 8: metrics
+      metrics.retry("realtime");
       this.log.warn(
         `batch of ${entries.length} entries into ${where} failed (${reason}); undone, retrying (${
           attempt + 1
@@ -834,7 +835,7 @@ export class RealtimePipeline {
     }
     const file = this.settings.indoubtFile ?? null;
     if (file) appendIndoubt(file, entries);
-    metrics.inDoubt(ids.length); // issue 8: metrics
+    metrics.inDoubt(ids.length);
     const message =
       `GLOBAL replication stopped: a batch into ${where} failed (${reason}) and ${ids.length} of its entries that landed could not be deleted; ${
         file ? `they are listed in ${file}` : `in doubt: ${ids.join(" ")}`
@@ -860,7 +861,7 @@ export class RealtimePipeline {
         }
         if (ids.length > 0) {
           await this.#bounded(w.lane.remove(w.stream, ids));
-          metrics.undone(ids.length); // issue 8: metrics
+          metrics.undone(ids.length);
           this.log.info(`undo: deleted ${ids.length} entries of a failed batch from ${w.stream}`);
         }
         return [];
@@ -936,7 +937,7 @@ export class RealtimePipeline {
         this.#written = token;
       } catch (err) {
         failures++;
-        metrics.redisFailed(err); // issue 8: metrics
+        metrics.redisFailed(err);
         this.log.warn(`cannot write checkpoint ${token}: ${(err as Error).message}`);
         if (this.#internal.signal.aborted) {
           this.#unsavedAtStop(token, (err as Error).message);

@@ -7,7 +7,7 @@ import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
+import { metrics } from "../observe/replicant_metrics.ts";
 import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
 import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
 import {
@@ -25,7 +25,7 @@ import type {
   TableReader,
 } from "../ports/snapshot_source.ts";
 
-/** What snapshot does with target streams that already exist (SPEC §1). */
+/** What snapshot does with target streams that already exist (the --*-existing options). */
 export type WriteMode = "fail" | "replace" | "truncate" | "append";
 
 export interface SnapshotSettings {
@@ -41,7 +41,7 @@ export interface SnapshotSettings {
   skipTablesOnFailures: boolean;
   logRowLevelErrors: boolean;
   entry: EntryOptions;
-  /** Schema versions: entries name the version of their table's schema (SPEC §4). */
+  /** Schema versions: entries name the version of their table's schema. */
   schemas?: SchemaHistory;
 }
 
@@ -242,7 +242,7 @@ export class SnapshotPipeline {
       );
       this.progress.tableFinished(name, skip ? "skipped" : "failed", message);
       if (!skip) throw err;
-      metrics.skippedTable("snapshot"); // issue 8: metrics
+      metrics.skippedTable("snapshot");
       return { table: name, stream, rows, status: "skipped", error: message };
     }
     if (this.signal.aborted) {
@@ -262,7 +262,8 @@ export class SnapshotPipeline {
     return { table: name, stream, rows, status: "done" };
   }
 
-  /** The key after which to continue, from the tail of the table's stream (DESIGN §Exactly once). */
+  /** The key after which to continue, from the tail of the table's stream: a table's
+   * rows land in key order, so the newest entry's key is where the copy got to. */
   async #resumePoint(table: TableSchema, stream: string) {
     const length = await this.sink.length(stream);
     if (length === 0) return { after: null, already: 0 };
@@ -278,14 +279,14 @@ export class SnapshotPipeline {
     return { after, already: length };
   }
 
-  /** Writes a batch; on partial failure retries only the entries that failed (SPEC §5). */
+  /** Writes a batch; on partial failure retries only the entries that failed (the others stay). */
   async #writeBatch(lane: StreamLane, table: string, stream: string, entries: EntryField[][]) {
     let pending = entries;
     /** The last try lost its connection: some of `pending` may have landed unseen. */
     let unknown = false;
     /** Entries landed but their replicas were not confirmed (wait-for-replicas). */
     let unreplicated = false;
-    let t0 = performance.now(); // issue 8: metrics
+    let t0 = performance.now();
     for (let attempt = 0;; attempt++) {
       let errors: (Error | null)[];
       try {
@@ -298,7 +299,7 @@ export class SnapshotPipeline {
         unknown = false;
         if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
         await this.sink.awaitMemory(this.signal, this.log);
-        t0 = performance.now(); // issue 8: metrics
+        t0 = performance.now();
         // Snapshot entries need no ids back: order and undo do not matter here.
         errors = (await this.#bounded(lane.append(stream, pending, false))).errors;
       } catch (err) {
@@ -309,10 +310,10 @@ export class SnapshotPipeline {
       }
       const failed = pending.filter((_, i) => errors[i] !== null);
       if (failed.length === 0) {
-        return metrics.snapshotBatch(table, entries.length, performance.now() - t0); // issue 8
+        return metrics.snapshotBatch(table, entries.length, performance.now() - t0);
       }
       const firstError = errors.find((e) => e !== null)!;
-      metrics.redisFailed(firstError); // issue 8: metrics
+      metrics.redisFailed(firstError);
       if (this.signal.aborted && unknown) throw stoppedAfter(firstError);
       const kind = this.sink.classifyError(firstError);
       if (kind === "oom") this.sink.memoryPressure();
@@ -336,7 +337,7 @@ export class SnapshotPipeline {
           } tries: ${firstError.message}`,
         );
       }
-      metrics.retry("snapshot"); // issue 8: metrics
+      metrics.retry("snapshot");
       // OOM is backpressure: wait for memory to free instead of counting it as a failure.
       await sleep(
         backoffMs(
@@ -391,7 +392,7 @@ export class SnapshotPipeline {
   }
 }
 
-/** The key text of an entry, whatever the message format (SPEC §4). */
+/** The key text of an entry, whatever the message format. */
 function keyText(fields: string[], format: EntryOptions["format"]): string {
   if (format === "compact") return fields[0];
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];

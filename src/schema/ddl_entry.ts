@@ -1,5 +1,5 @@
 /**
- * Entries of the DDL stream `replicate_io_schema_change_log_<group>_<id>` (SPEC §3–4).
+ * Entries of the DDL stream `replicate_io_schema_change_log_<group>_<id>` (docs/entry-format.md).
  * Pure. Whatever the data streams' message format, a DDL entry is a flat list of fields:
  *
  * - `op`: `ddl`

@@ -1,5 +1,5 @@
 /**
- * The schema versions of every table, kept in the schema dump stream (SPEC §3) so that a
+ * The schema versions of every table, kept in the schema dump stream so that a
  * run decodes and labels each change with the schema it was written under, also after a
  * restart. Versions are found by content (fingerprint): the same columns and keys always
  * map to the same version number, so a replay after a crash labels entries exactly as the

@@ -1,5 +1,5 @@
 /**
- * `--log-format json` end to end with the compiled binary (issue 8): a snapshot and a short
+ * `--log-format json` end to end with the compiled binary: a snapshot and a short
  * realtime run write nothing but JSON objects, one a line, on stdout and stderr, and the
  * progress, table_done, summary and stats events carry the numbers of the tables; errors
  * that end a run (bad configuration, bad usage, existing state) are one `fatal` object each.

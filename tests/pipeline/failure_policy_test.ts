@@ -1,4 +1,4 @@
-/** The pure parts of issue 5: the in-doubt file and the one classification of Redis errors. */
+/** The pure parts of the failure rules: the in-doubt file and the one classification of Redis errors. */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,5 +1,5 @@
 /**
- * Realtime failure semantics (issue 5) with real faults on a private Redis: a connection cut
+ * Realtime failure semantics with real faults on a private Redis: a connection cut
  * mid-batch by a proxy, an ACL user denied a stream (NOPERM) or XDEL, a key of the wrong
  * type (WRONGTYPE), maxmemory reached mid-batch (OOM). EVENTUAL undoes and retries or skips
  * the table; GLOBAL keeps one stream in commit order and records what it could not undo.

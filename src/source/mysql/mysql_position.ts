@@ -49,7 +49,7 @@ export function snapshotSkipThrough(coordinate: BinlogCoordinate): string {
     : pad(seq - 1, 10) + "9".repeat(30);
 }
 
-/** The `source` position fields of a MySQL change (SPEC §4). */
+/** The `source` position fields of a MySQL change (docs/entry-format.md). */
 export function mysqlPositionFields(
   serverId: number,
   gtid: string | undefined,

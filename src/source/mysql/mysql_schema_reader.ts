@@ -258,7 +258,7 @@ async function readLabels(
 }
 
 /**
- * A table rebuilt from a schema dump version (SPEC §3), to decode row images written
+ * A table rebuilt from a schema dump version, to decode row images written
  * before a later DDL. Null when the version has no source ordinals (written by an older
  * Replicant).
  */

@@ -35,7 +35,7 @@ export function pgSortKey(commitLsn: bigint, sequence: number): string {
     String(sequence).padStart(10, "0");
 }
 
-/** The `source` position fields of SPEC §4: `"lsn":…,"txId":…,"sequence":…`. */
+/** The `source` position fields of a PostgreSQL change: `"lsn":…,"txId":…,"sequence":…`. */
 export function pgPositionFields(commitLsn: bigint, txId: number, sequence: number): string {
   return `"lsn":${commitLsn},"txId":${txId},"sequence":${sequence}`;
 }
