@@ -30,7 +30,7 @@ import { openPg, pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
 import { readSlot, slotNameOf } from "../source/postgres/pg_replication_slot.ts";
 import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import { resolveMysqlStart } from "../source/mysql/mysql_start_position.ts";
-import { StartTimeGate } from "../pipeline/start_time_gate.ts";
+import { StartTimeGate } from "../source/start_time_gate.ts";
 import { startNotServable } from "../core/errors.ts";
 import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
 import {

@@ -24,6 +24,7 @@ import {
 } from "../config/mod.ts";
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
 import { tlsMaterialOf, tlsOptionsOf } from "../config/tls_material.ts";
+import { heartbeatTableFor } from "../config/heartbeat_table.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
@@ -279,29 +280,6 @@ export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
  */
 export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
   return heartbeatTableFor(setup.extractor, setup.filter, setup.source.type);
-}
-
-export function heartbeatTableFor(
-  extractor: ExtractorConfig,
-  filter: FilterConfig | null,
-  sourceType: string,
-): TableId | null {
-  const hb = extractor.realtime.heartbeat;
-  if (!hb.enable || sourceType === "POSTGRESQL") return null;
-  const catalogs = [...new Set((filter?.entries ?? []).map((e) => e.catalog))];
-  const catalog = hb.catalog ??
-    (catalogs.length === 1 && catalogs[0] !== undefined && !/[*?]/.test(catalogs[0])
-      ? catalogs[0]
-      : undefined);
-  if (catalog === undefined) {
-    throw new ConfigError([{
-      file: extractor.file ?? "extractor",
-      key: "realtime.heartbeat.catalog",
-      message: "required with `enable: true`: the database of the heartbeat table (the filter " +
-        "does not name exactly one database)",
-    }]);
-  }
-  return { catalog, schema: null, table: hb.tableName };
 }
 
 /**

@@ -28,13 +28,13 @@ import type { TableSelection } from "../ports/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
 import {
-  heartbeatTableFor,
   loadConnectionFile,
   redisTargetOf,
   selectionWithout,
   tableSelectionOf,
   validateId,
 } from "./replication_setup.ts";
+import { heartbeatTableFor } from "../config/heartbeat_table.ts";
 
 /** Arcion's validation file (`--validate`): which checks to run. */
 export interface ValidateConfig {

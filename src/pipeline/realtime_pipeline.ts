@@ -37,7 +37,7 @@ import type {
   SourceTransactionPart,
   StreamingSource,
 } from "../ports/streaming_source.ts";
-import { StartTimeGate } from "./start_time_gate.ts";
+import { StartTimeGate } from "../source/start_time_gate.ts";
 import { acceptServerChange, entryIdAfter } from "./server_change.ts";
 import {
   type CheckpointStore,
