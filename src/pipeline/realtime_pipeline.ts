@@ -31,6 +31,7 @@ import {
 } from "./retry_policy.ts";
 import type { TableSelection } from "../ports/snapshot_source.ts";
 import type { SortKeyOfSource } from "../ports/position.ts";
+import type { SourceConnector, StreamRun } from "../ports/connector.ts";
 import type {
   DdlStatement,
   ServerChange,
@@ -44,6 +45,7 @@ import {
   positionsFrom,
   REALTIME_CHECKPOINT_FIELD,
   REALTIME_SCHEMAS_FIELD,
+  skipThroughOf,
   SLOT_START_FIELD,
 } from "../ports/checkpoint.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
@@ -1008,6 +1010,36 @@ export interface PgRealtimeSpec {
   log?: PipelineLog;
   /** SIGINT/SIGTERM: finish the batches in flight, write the checkpoint, return. */
   signal: AbortSignal;
+}
+
+/**
+ * `replicant realtime`, and `full` once its snapshot is done (`afterSnapshot`): the
+ * connector's change stream into the sink, until stopped.
+ */
+export async function streamChanges(
+  connector: SourceConnector,
+  run: StreamRun & { log: PipelineLog },
+  afterSnapshot: boolean,
+  sink: StreamSink,
+  naming: StreamNaming,
+  settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough">,
+  signal: AbortSignal,
+): Promise<RealtimeOutcome> {
+  const skipThrough = skipThroughOf(await run.checkpoints.read());
+  const opened = await connector.openStream(run, afterSnapshot);
+  try {
+    return await new RealtimePipeline(
+      opened.source,
+      sink,
+      naming,
+      run.checkpoints,
+      { ...settings, resume: opened.resume, sortKeyOf: connector.sortKeyOfSource, skipThrough },
+      run.log,
+      signal,
+    ).run();
+  } finally {
+    await opened.close();
+  }
 }
 
 /** `replicant realtime` for PostgreSQL (EVENTUAL or GLOBAL). */

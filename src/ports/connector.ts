@@ -1,4 +1,8 @@
+import type { ExtractorConfig } from "../config/load_extractor.ts";
+import type { FilterConfig } from "../config/load_filter.ts";
 import type { Connector as ConnectorName } from "../core/entry_encoder.ts";
+import type { CheckpointStore } from "./checkpoint.ts";
+import type { StreamingSource } from "./streaming_source.ts";
 import type { TableId, TableSchema } from "../core/table_schema.ts";
 import type { SortKeyOfSource } from "./position.ts";
 import type { SnapshotSource, TableSelection } from "./snapshot_source.ts";
@@ -24,6 +28,35 @@ export interface SourceConnector {
   listTables(): Promise<SourceTables>;
   /** Source log bytes not yet confirmed; `checkpoint` reads the checkpoint saved last. */
   lagSampler(checkpoint: () => Promise<string | null>): LagSampler;
+  /**
+   * The change stream of the replication, from its checkpoint (`run.resume`) or from where a
+   * new run starts (the extractor's start-position, else now), which it records first, so a
+   * restart before the first transaction continues from there. `afterSnapshot`: `full`'s
+   * realtime, from where handoff() made the snapshot.
+   */
+  openStream(run: StreamRun, afterSnapshot?: boolean): Promise<OpenedStream>;
+}
+
+/** What opening a replication's change stream needs, whatever the source. */
+export interface StreamRun {
+  selection: TableSelection;
+  checkpoints: CheckpointStore;
+  /** Continue from the checkpoint; false: a new run. */
+  resume: boolean;
+  extractor: ExtractorConfig;
+  filter: FilterConfig | null;
+  /** Server the id's positions belong to (recorded, or reached now); null: unknown. */
+  sourceIdentity: string | null;
+  log: ConnectorLog;
+  /** A warning the user must see, not only the trace log. */
+  warn(message: string): void;
+}
+
+export interface OpenedStream {
+  source: StreamingSource;
+  /** Realtime continues from the checkpoint (a new run has just recorded where it starts). */
+  resume: boolean;
+  close(): Promise<void>;
 }
 
 export interface ConnectorLog {

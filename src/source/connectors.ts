@@ -8,8 +8,8 @@ type SourceConnection = PostgresConnection | MysqlConnection;
 /** The connector of each source `type:` of a connection file. */
 const CONNECTORS: Record<SourceType, (conn: never, ids?: ReplicationIds) => SourceConnector> = {
   POSTGRESQL: (conn: PostgresConnection, ids) => new PgConnector(conn, ids),
-  MYSQL: (conn: MysqlConnection) => new MysqlConnector(conn),
-  MARIADB: (conn: MysqlConnection) => new MysqlConnector(conn),
+  MYSQL: (conn: MysqlConnection, ids) => new MysqlConnector(conn, ids),
+  MARIADB: (conn: MysqlConnection, ids) => new MysqlConnector(conn, ids),
 };
 
 /** The replication a connector works for (it names the source resources it creates). */

@@ -1,11 +1,23 @@
 import type { MysqlConnection } from "../../config/load_connection.ts";
+import type { FilterConfig } from "../../config/load_filter.ts";
+import { heartbeatTableFor } from "../../config/heartbeat_table.ts";
 import type { TableSchema } from "../../core/table_schema.ts";
-import { neutralSchema, type SourceConnector, type SourceTables } from "../../ports/connector.ts";
+import { REALTIME_CHECKPOINT_FIELD } from "../../ports/checkpoint.ts";
+import {
+  neutralSchema,
+  type OpenedStream,
+  type SourceConnector,
+  type SourceTables,
+  type StreamRun,
+} from "../../ports/connector.ts";
+import { StartTimeGate } from "../start_time_gate.ts";
+import { MysqlBinlogSource } from "./mysql_binlog_source.ts";
+import { resolveMysqlStart } from "./mysql_start_position.ts";
 import type { SnapshotSource, TableSelection } from "../../ports/snapshot_source.ts";
 import type { VerifyPoint } from "../../ports/verify_point.ts";
 import { type MysqlEndpoint, mysqlEndpointOf, openMysql } from "./mysql_endpoint.ts";
 import { MysqlLagSampler } from "./mysql_lag_sampler.ts";
-import { mysqlSortKeyOfSource } from "./mysql_position.ts";
+import { formatCheckpoint, mysqlSortKeyOfSource } from "./mysql_position.ts";
 import { listMysqlDatabases, readMysqlTables } from "./mysql_schema_reader.ts";
 import { MysqlSnapshotSource } from "./mysql_snapshot_source.ts";
 import { openMysqlVerifyPoint } from "./mysql_verify_point.ts";
@@ -16,7 +28,8 @@ export class MysqlConnector implements SourceConnector {
   readonly sortKeyOfSource = mysqlSortKeyOfSource;
   readonly endpoint: MysqlEndpoint;
 
-  constructor(readonly conn: MysqlConnection) {
+  /** `ids`: the replication the connector works for (its id goes in the heartbeat rows). */
+  constructor(readonly conn: MysqlConnection, readonly ids?: { group: string; id: string }) {
     this.endpoint = mysqlEndpointOf(conn);
   }
 
@@ -58,4 +71,81 @@ export class MysqlConnector implements SourceConnector {
   lagSampler(checkpoint: () => Promise<string | null>): MysqlLagSampler {
     return new MysqlLagSampler(this.endpoint, checkpoint);
   }
+
+  /**
+   * A new run first saves where it starts (the extractor's start-position, else the end of
+   * the binlog now) as its checkpoint: a restart or a `--resume` before the first
+   * transaction then continues from there, not from a later end of the binlog. A given
+   * start position is checked by the source: the server must still be able to serve it.
+   */
+  async openStream(run: StreamRun, afterSnapshot = false): Promise<OpenedStream> {
+    let given: string | null = null;
+    let gateMs: number | null = null;
+    const start = run.extractor.realtime.startPosition;
+    if (!afterSnapshot && !run.resume && start) {
+      const resolved = await resolveMysqlStart(this.endpoint, start);
+      given = formatCheckpoint(resolved.coordinate);
+      gateMs = resolved.gateMs;
+      run.log.info(
+        `realtime starts at ${resolved.coordinate.file}:${resolved.coordinate.pos}${
+          resolved.coordinate.gtid ? ` (GTID ${resolved.coordinate.gtid})` : ""
+        }${gateMs !== null ? `, with the first transaction at or after ${isoTime(gateMs)}` : ""}`,
+      );
+    }
+    const hb = run.extractor.realtime.heartbeat;
+    const hbTable = heartbeatTableFor(run.extractor, run.filter, this.conn.type);
+    const source = await MysqlBinlogSource.open(this.endpoint, {
+      selection: run.selection,
+      databases: literalCatalogs(run.filter),
+      heartbeat: hbTable
+        ? {
+          database: hbTable.catalog,
+          table: hbTable.table,
+          column: hb.columnName,
+          ...(hb.replicantIdColumnName !== undefined && this.ids
+            ? { idColumn: hb.replicantIdColumnName, replicationId: this.ids.id }
+            : {}),
+          intervalMs: hb.intervalMs,
+          create: true,
+          // Heartbeat failures must reach the user; recoveries go to the trace log.
+          warn: (text) => run.warn(text),
+          info: (text) => run.log.info(text),
+        }
+        : undefined,
+      serverIdentity: run.sourceIdentity,
+      startPosition: given,
+    });
+    let resume = run.resume || afterSnapshot;
+    try {
+      if (!resume) {
+        await run.checkpoints.write({
+          [REALTIME_CHECKPOINT_FIELD]: given ?? await source.currentPosition(),
+        });
+        resume = true;
+      }
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
+    return {
+      source: gateMs === null ? source : new StartTimeGate(source, gateMs, true),
+      resume,
+      close: () => source.close(),
+    };
+  }
+}
+
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/** The filter's databases when each is named literally; undefined when any may match. */
+function literalCatalogs(filter: FilterConfig | null): string[] | undefined {
+  const entries = filter?.entries;
+  if (!entries || entries.length === 0) return undefined;
+  const names: string[] = [];
+  for (const e of entries) {
+    if (!e.catalog || /[*?]/.test(e.catalog)) return undefined;
+    // Filter names ignore case; database names on disk may not.
+    names.push(e.catalog, e.catalog.toLowerCase());
+  }
+  return names;
 }
