@@ -1,5 +1,5 @@
 import process from "node:process";
-import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
+import type { TableId, TableSchema } from "../core/table_schema.ts";
 import type { SnapshotSource, TableSelection } from "../ports/snapshot_source.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
@@ -14,15 +14,7 @@ import { indoubtPath } from "../pipeline/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { connectorOf } from "../source/connectors.ts";
-import {
-  compareCoordinates,
-  formatCheckpoint,
-  parseCheckpoint,
-} from "../source/mysql/mysql_position.ts";
-import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
-import { pgEndpointOf } from "../source/postgres/pg_endpoint.ts";
 import { slotNameOf } from "../source/postgres/pg_replication_slot.ts";
-import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
 import type { PostgresConnection } from "../config/mod.ts";
 import {
   entryOptionsOf,
@@ -31,13 +23,7 @@ import {
   type ReplicationSetup,
 } from "./replication_setup.ts";
 import { stderrLine } from "../observe/run_observer.ts";
-import {
-  type CheckpointStore,
-  REALTIME_CHECKPOINT_FIELD,
-  SKIP_THROUGH_FIELD_PREFIX,
-  SNAPSHOT_COMPLETE_FIELD,
-} from "../ports/checkpoint.ts";
-import { mysqlEndpointOf } from "../source/mysql/mysql_endpoint.ts";
+import type { CheckpointStore } from "../ports/checkpoint.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
@@ -51,8 +37,6 @@ export interface ModeContext {
   schemas: SchemaHistory;
   /** Snapshot settings, also for a table renamed into the selection while streaming. */
   snapshot: Omit<SnapshotSettings, "resume">;
-  /** The replication that owns the source resources this run creates. */
-  owner: ReplicationOwner;
   /**
    * Identity of the source server the id's positions belong to (resuming: the one recorded
    * in the checkpoint; else the one reached now); null when unknown. Another is a gap.
@@ -60,11 +44,6 @@ export interface ModeContext {
   sourceIdentity: string | null;
   /** Every change stream of the id (for a move of the source to another server). */
   changeStreams: string[];
-}
-
-/** The PostgreSQL system identifier inside a recorded identity (`postgresql:<id>`). */
-function pgSystemOf(identity: string | null): string | null {
-  return identity?.startsWith("postgresql:") ? identity.slice("postgresql:".length) : null;
 }
 
 /** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
@@ -174,101 +153,24 @@ export async function runFullMode(
   /** Called when the snapshot is done and the changes start streaming. */
   streaming: () => void,
 ): Promise<{ realtime: RealtimeOutcome | null; skipped: string[]; interrupted: boolean }> {
-  const { setup } = ctx;
-  if (setup.source.type === "POSTGRESQL") {
-    const out = await runFull({
-      ...realtimeSettingsOf(ctx),
-      endpoint: pgEndpointOf(setup.source),
-      sink: ctx.sink,
-      naming: namingOf(setup),
-      checkpoints: ctx.checkpoints,
-      selection: replicationSelectionOf(setup),
-      slotName: pgSlotName(setup),
-      publicationName: pgSlotName(setup),
-      resume: ctx.resume,
-      owner: ctx.owner,
-      systemIdentifier: pgSystemOf(ctx.sourceIdentity),
-      heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
-      snapshot: { ...snapshot, schemas: ctx.schemas },
-      terminatePostSnapshot,
-      log: ctx.log,
-      progress,
-      snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
-      realtimeStarts: streaming,
-      signal: ctx.signal,
-    });
-    const skipped = [
-      ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),
-      ...(out.realtime?.skippedTables ?? []),
-    ];
-    return { realtime: out.realtime, skipped, interrupted: out.interrupted };
-  }
-  // MySQL/MariaDB: every reader has its own consistent snapshot and binlog position; realtime
-  // starts at the lowest and each table skips what its own snapshot already holds.
-  const state = ctx.resume ? await ctx.checkpoints.read() : {};
-  const skipped: string[] = [];
-  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1") {
-    const naming = namingOf(setup);
-    const source = await MysqlSnapshotSource.open(
-      mysqlEndpointOf(setup.source),
-      replicationSelectionOf(setup),
-    );
-    // Each table's snapshot position is saved before its first row lands, and never moved
-    // later: a resumed snapshot reads at a newer position, but realtime must still start at
-    // the oldest, or changes between the two would be lost for rows already written.
-    let saving = Promise.resolve();
-    const savePosition = (table: TableSchema) => {
-      saving = saving.then(async () => {
-        const pos = source.tablePositions().get(`${table.id.catalog}.${table.id.table}`);
-        if (!pos) return;
-        const current = await ctx.checkpoints.read();
-        const fields: Record<string, string> = {};
-        const skipField = SKIP_THROUGH_FIELD_PREFIX + naming.cdcStream(table.id);
-        if (current[skipField] === undefined) fields[skipField] = pos.skipThrough;
-        const start = current[REALTIME_CHECKPOINT_FIELD];
-        if (!start || compareCoordinates(pos, parseCheckpoint(start)) < 0) {
-          fields[REALTIME_CHECKPOINT_FIELD] = formatCheckpoint({
-            file: pos.file,
-            pos: pos.pos,
-            gtid: pos.gtid,
-          });
-        }
-        if (Object.keys(fields).length > 0) await ctx.checkpoints.write(fields);
-      });
-      return saving;
-    };
-    try {
-      const outcome = await new SnapshotPipeline(
-        source,
-        ctx.sink,
-        naming,
-        ctx.checkpoints,
-        { ...snapshot, resume: ctx.resume, schemas: ctx.schemas },
-        ctx.log,
-        progress,
-        ctx.signal,
-        savePosition,
-      ).run();
-      process.stdout.write(progress.summary() + "\n");
-      skipped.push(...outcome.tables.filter((t) => t.status === "skipped").map((t) => t.table));
-      const tables = await source.tables();
-      if (outcome.interrupted) return { realtime: null, skipped, interrupted: true };
-      await ctx.checkpoints.write({ [SNAPSHOT_COMPLETE_FIELD]: "1" });
-      ctx.log.info(
-        `snapshot complete: ${tables.map((t) => qualifiedName(t.schema.id)).length} table(s)`,
-      );
-    } finally {
-      await source.close();
-    }
-    if (terminatePostSnapshot) return { realtime: null, skipped, interrupted: false };
-  }
-  streaming();
-  const realtime = await streamOf(ctx, true);
-  return {
-    realtime,
-    skipped: [...skipped, ...realtime.skippedTables],
-    interrupted: realtime.interrupted,
-  };
+  const out = await runFull({
+    connector: connectorOf(ctx.setup.source, ctx.setup),
+    run: streamRunOf(ctx),
+    sink: ctx.sink,
+    naming: namingOf(ctx.setup),
+    snapshot: { ...snapshot, schemas: ctx.schemas },
+    realtime: realtimeSettingsOf(ctx),
+    terminatePostSnapshot,
+    progress,
+    snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
+    realtimeStarts: streaming,
+    signal: ctx.signal,
+  });
+  const skipped = [
+    ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),
+    ...(out.realtime?.skippedTables ?? []),
+  ];
+  return { realtime: out.realtime, skipped, interrupted: out.interrupted };
 }
 
 /** Per table and stream: changes written, duplicates skipped; json: summary events. */

@@ -27,7 +27,6 @@ import {
   checkBeforeChanges,
   type IdState,
   idStreams,
-  ownerOf,
   resnapshotCommand,
   startOver,
   tableNames,
@@ -233,7 +232,6 @@ export async function replicate(
       signal: controller.signal,
       schemas,
       snapshot: snapshotSettingsOf(setup, opts),
-      owner: ownerOf(setup),
       // Resuming, positions belong to the server recorded with them; else to this one.
       sourceIdentity: resume ? state.fields[SOURCE_SERVER_FIELD] ?? null : preflight.identity,
       changeStreams: idStreams(setup, preflight.tables, "realtime"),

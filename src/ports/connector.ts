@@ -1,6 +1,7 @@
 import type { ExtractorConfig } from "../config/load_extractor.ts";
 import type { FilterConfig } from "../config/load_filter.ts";
 import type { Connector as ConnectorName } from "../core/entry_encoder.ts";
+import type { StreamNaming } from "../core/stream_naming.ts";
 import type { CheckpointStore } from "./checkpoint.ts";
 import type { StreamingSource } from "./streaming_source.ts";
 import type { TableId, TableSchema } from "../core/table_schema.ts";
@@ -35,6 +36,23 @@ export interface SourceConnector {
    * realtime, from where handoff() made the snapshot.
    */
   openStream(run: StreamRun, afterSnapshot?: boolean): Promise<OpenedStream>;
+  /**
+   * `full`'s snapshot, taken so that openStream(run, true) afterwards continues exactly
+   * where it was taken: no change missed, none twice (what a table's snapshot already holds
+   * is marked in the checkpoint for its stream to skip).
+   */
+  handoff(run: StreamRun, naming: StreamNaming): Promise<Handoff>;
+}
+
+export interface Handoff {
+  source: SnapshotSource;
+  /** The snapshot continues from the streams' tails (false: it starts over). */
+  resume: boolean;
+  /** Awaited before a table's first row is written (a table's own snapshot position). */
+  tableStarts?: (table: TableSchema) => Promise<void>;
+  /** What the log says once the snapshot is complete; asked before close(). */
+  completed(): Promise<string>;
+  close(): Promise<void>;
 }
 
 /** What opening a replication's change stream needs, whatever the source. */

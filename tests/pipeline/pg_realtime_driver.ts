@@ -6,9 +6,9 @@
  */
 import { readFileSync } from "node:fs";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
-import { runRealtime } from "../../src/pipeline/realtime_pipeline.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
+import { runRealtime } from "./pg_realtime_run.ts";
 
 export interface DriverConfig {
   pg: { host: string; port: number; user: string; database: string };

@@ -8,11 +8,7 @@ import type { Redis } from "ioredis";
 import type { EntryOptions } from "../../src/core/entry_encoder.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import type { TableId } from "../../src/core/table_schema.ts";
-import {
-  type PgRealtimeSpec,
-  type RealtimeOutcome,
-  runRealtime,
-} from "../../src/pipeline/realtime_pipeline.ts";
+import type { RealtimeOutcome } from "../../src/pipeline/realtime_pipeline.ts";
 import type { TableSelection } from "../../src/ports/snapshot_source.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { openPg, type PgEndpoint } from "../../src/source/postgres/pg_endpoint.ts";
@@ -24,6 +20,7 @@ import {
 import { serviceEnv } from "../helpers/services.ts";
 import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import type { CheckpointStore } from "../../src/ports/checkpoint.ts";
+import { type PgRealtimeSpec, runRealtime } from "./pg_realtime_run.ts";
 
 export interface Fixture {
   prefix: string;

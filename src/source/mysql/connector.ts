@@ -1,9 +1,11 @@
 import type { MysqlConnection } from "../../config/load_connection.ts";
 import type { FilterConfig } from "../../config/load_filter.ts";
 import { heartbeatTableFor } from "../../config/heartbeat_table.ts";
+import type { StreamNaming } from "../../core/stream_naming.ts";
 import type { TableSchema } from "../../core/table_schema.ts";
-import { REALTIME_CHECKPOINT_FIELD } from "../../ports/checkpoint.ts";
+import { REALTIME_CHECKPOINT_FIELD, SKIP_THROUGH_FIELD_PREFIX } from "../../ports/checkpoint.ts";
 import {
+  type Handoff,
   neutralSchema,
   type OpenedStream,
   type SourceConnector,
@@ -17,7 +19,12 @@ import type { SnapshotSource, TableSelection } from "../../ports/snapshot_source
 import type { VerifyPoint } from "../../ports/verify_point.ts";
 import { type MysqlEndpoint, mysqlEndpointOf, openMysql } from "./mysql_endpoint.ts";
 import { MysqlLagSampler } from "./mysql_lag_sampler.ts";
-import { formatCheckpoint, mysqlSortKeyOfSource } from "./mysql_position.ts";
+import {
+  compareCoordinates,
+  formatCheckpoint,
+  mysqlSortKeyOfSource,
+  parseCheckpoint,
+} from "./mysql_position.ts";
 import { listMysqlDatabases, readMysqlTables } from "./mysql_schema_reader.ts";
 import { MysqlSnapshotSource } from "./mysql_snapshot_source.ts";
 import { openMysqlVerifyPoint } from "./mysql_verify_point.ts";
@@ -70,6 +77,46 @@ export class MysqlConnector implements SourceConnector {
 
   lagSampler(checkpoint: () => Promise<string | null>): MysqlLagSampler {
     return new MysqlLagSampler(this.endpoint, checkpoint);
+  }
+
+  /**
+   * Every reader has its own consistent snapshot and binlog position: realtime starts at the
+   * lowest, and each table's stream skips what its own snapshot already holds. Each table's
+   * position is saved before its first row lands, and never moved later: a resumed snapshot
+   * reads at a newer position, but realtime must still start at the oldest, or changes
+   * between the two would be lost for rows already written.
+   */
+  async handoff(run: StreamRun, naming: StreamNaming): Promise<Handoff> {
+    const { checkpoints } = run;
+    const source = await MysqlSnapshotSource.open(this.endpoint, run.selection);
+    let saving = Promise.resolve();
+    const tableStarts = (table: TableSchema) => {
+      saving = saving.then(async () => {
+        const pos = source.tablePositions().get(`${table.id.catalog}.${table.id.table}`);
+        if (!pos) return;
+        const current = await checkpoints.read();
+        const fields: Record<string, string> = {};
+        const skipField = SKIP_THROUGH_FIELD_PREFIX + naming.cdcStream(table.id);
+        if (current[skipField] === undefined) fields[skipField] = pos.skipThrough;
+        const start = current[REALTIME_CHECKPOINT_FIELD];
+        if (!start || compareCoordinates(pos, parseCheckpoint(start)) < 0) {
+          fields[REALTIME_CHECKPOINT_FIELD] = formatCheckpoint({
+            file: pos.file,
+            pos: pos.pos,
+            gtid: pos.gtid,
+          });
+        }
+        if (Object.keys(fields).length > 0) await checkpoints.write(fields);
+      });
+      return saving;
+    };
+    return {
+      source,
+      resume: run.resume,
+      tableStarts,
+      completed: async () => `snapshot complete: ${(await source.tables()).length} table(s)`,
+      close: () => source.close(),
+    };
   }
 
   /**

@@ -1,13 +1,17 @@
 import type { PostgresConnection } from "../../config/load_connection.ts";
-import { startNotServable } from "../../core/errors.ts";
+import { SourceError, startNotServable } from "../../core/errors.ts";
+import type { StreamNaming } from "../../core/stream_naming.ts";
 import type { TableSchema } from "../../core/table_schema.ts";
 import {
   REALTIME_CHECKPOINT_FIELD,
+  SKIP_THROUGH_FIELD_PREFIX,
   SLOT_START_FIELD,
   SNAPSHOT_CONSISTENT_POINT_FIELD,
+  snapshotDoneField,
 } from "../../ports/checkpoint.ts";
 import {
   type ConnectorLog,
+  type Handoff,
   neutralSchema,
   type OpenedStream,
   type SourceConnector,
@@ -20,11 +24,19 @@ import type { SnapshotSource, TableSelection } from "../../ports/snapshot_source
 import type { VerifyPoint } from "../../ports/verify_point.ts";
 import { openPg, type PgEndpoint, pgEndpointOf } from "./pg_endpoint.ts";
 import { PgLagSampler } from "./pg_lag_sampler.ts";
-import { readSlot, slotNameOf } from "./pg_replication_slot.ts";
+import {
+  createSlotWithSnapshot,
+  dropSlot,
+  type ExportedSlot,
+  readSlot,
+  slotNameOf,
+} from "./pg_replication_slot.ts";
+import { preparePublication } from "./pg_publication.ts";
+import { assertPgNoGap } from "./pg_slot_gap.ts";
 import { listPgSchemas, readPgTables } from "./pg_schema_reader.ts";
 import { PgSnapshotSource } from "./pg_snapshot_source.ts";
 import { openPgVerifyPoint } from "./pg_verify_point.ts";
-import { pgSortKeyOfSource } from "./pgoutput_position.ts";
+import { parseLsn, pgSortKey, pgSortKeyOfSource } from "./pgoutput_position.ts";
 
 /** PostgreSQL: snapshots in exported snapshots, changes from a logical slot (pgoutput). */
 export class PgConnector implements SourceConnector {
@@ -35,8 +47,13 @@ export class PgConnector implements SourceConnector {
   /** The replication the connector works for, when it has one (it names and owns the slot). */
   readonly ids?: { group: string; id: string };
 
-  constructor(readonly conn: PostgresConnection, ids?: { group: string; id: string }) {
-    this.endpoint = pgEndpointOf(conn);
+  /** `endpoint`: instead of the connection file's (tests reach a server directly). */
+  constructor(
+    readonly conn: PostgresConnection,
+    ids?: { group: string; id: string },
+    endpoint?: PgEndpoint,
+  ) {
+    this.endpoint = endpoint ?? pgEndpointOf(conn);
     if (ids) this.ids = { group: ids.group, id: ids.id };
   }
 
@@ -133,6 +150,127 @@ export class PgConnector implements SourceConnector {
         : source,
       resume,
       close: () => source.close(),
+    };
+  }
+
+  /**
+   * `full`'s snapshot, handed over to realtime: the slot is
+   * created with `EXPORT_SNAPSHOT` on a replication connection held open while every snapshot
+   * reader imports that snapshot; realtime then streams from the slot's consistent point, so
+   * nothing is missed and nothing is read twice.
+   *
+   * Resuming an interrupted snapshot: the exported snapshot died with the process, so the
+   * remaining rows are read from a fresh snapshot, exported by a temporary slot whose
+   * consistent point says which commits it holds. Rows that changed in between may then
+   * appear in their newer state in the snapshot stream, while every change since the slot's
+   * creation still comes once, in order, through the `_cdc_logs` streams (replaying snapshot
+   * then changes by key gives the table). A table without a key has no key to replay by: it
+   * starts over from the fresh snapshot, and its cdc stream skips the changes that snapshot
+   * already holds.
+   */
+  async handoff(run: StreamRun, naming: StreamNaming): Promise<Handoff> {
+    const { checkpoints, log, selection } = run;
+    const state = run.resume ? await checkpoints.read() : {};
+    const slotName = this.slotName;
+    const publicationName = this.slotName;
+    const control = await openPg(this.endpoint, "replicant-full");
+    let exported: ExportedSlot | null = null;
+    let resumeSnapshot = run.resume;
+    try {
+      const tables = await readPgTables(control, this.endpoint.database, selection);
+      const point = run.resume ? state[SNAPSHOT_CONSISTENT_POINT_FIELD] : undefined;
+      if (point) {
+        // Realtime streams from the slot's consistent point after the snapshot: the slot must
+        // still be there, on the same server, not moved, and its publication with it.
+        await assertPgNoGap(
+          control,
+          this.endpoint,
+          slotName,
+          publicationName,
+          { from: parseLsn(point), what: `LSN ${point}, where slot "${slotName}" began` },
+          pgSystemOf(run.sourceIdentity),
+        );
+        await preparePublication(control, publicationName, tables, log, {
+          owner: this.ids,
+          createMissing: false,
+        });
+        // A temporary slot exports the fresh snapshot and says exactly which commits it holds.
+        exported = await createSlotWithSnapshot(
+          this.endpoint,
+          `${slotName.slice(0, 54)}_resume`,
+          { temporary: true },
+        );
+        log.info(
+          `resuming the snapshot with a fresh snapshot (at ${exported.consistentPoint}); changes ` +
+            `since slot "${slotName}" (consistent point ${point}) follow in realtime`,
+        );
+        // A table without a key starts over from the fresh snapshot: replaying its changes
+        // that the snapshot already holds would add rows twice, so its stream skips them.
+        const skips: Record<string, string> = {};
+        const through = pgSortKey(parseLsn(exported.consistentPoint) - 1n, 9_999_999_999);
+        for (const t of tables) {
+          const stream = naming.snapshotStream(t.id);
+          if (t.hasKey || state[snapshotDoneField(stream)] === "1") continue;
+          skips[SKIP_THROUGH_FIELD_PREFIX + naming.cdcStream(t.id)] = through;
+        }
+        if (Object.keys(skips).length > 0) await checkpoints.write(skips);
+      } else {
+        // The publication must exist before the slot: pgoutput reads it as of each change.
+        // One Replicant creates records this id as its owner in the same transaction.
+        await preparePublication(control, publicationName, tables, log, { owner: this.ids });
+        if (await readSlot(control, slotName)) {
+          if (!run.resume) {
+            throw new SourceError(
+              `Replication slot "${slotName}" exists already: a new full run creates its ` +
+                "own (an id's own slot is dropped only by --overwrite)",
+            );
+          }
+          // This id's slot from a start that stopped before recording its consistent point:
+          // nothing was read from it, so it is made anew with an exported snapshot.
+          log.info(`dropping this id's unused slot "${slotName}" to export a snapshot`);
+          await dropSlot(control, slotName);
+        }
+        if (run.resume) {
+          log.warn(`no consistent point recorded: the snapshot starts over`);
+          resumeSnapshot = false;
+        }
+        exported = await createSlotWithSnapshot(this.endpoint, slotName);
+        await checkpoints.write({
+          [SNAPSHOT_CONSISTENT_POINT_FIELD]: exported.consistentPoint,
+          [SLOT_START_FIELD]: exported.consistentPoint,
+        });
+        log.info(
+          `created slot "${slotName}" at ${exported.consistentPoint}, snapshot ${exported.snapshotName}`,
+        );
+      }
+    } catch (err) {
+      await control.end().catch(() => {});
+      await exported?.close();
+      throw err;
+    }
+    await control.end().catch(() => {});
+    let source: PgSnapshotSource;
+    try {
+      source = await PgSnapshotSource.open(this.endpoint, selection, {
+        exportedSnapshot: exported?.snapshotName,
+        log,
+      });
+    } catch (err) {
+      await exported?.close();
+      throw err;
+    }
+    return {
+      source,
+      resume: resumeSnapshot,
+      completed: () =>
+        Promise.resolve("snapshot complete; realtime continues from the slot's consistent point"),
+      close: async () => {
+        try {
+          await source.close();
+        } finally {
+          await exported?.close();
+        }
+      },
     };
   }
 
