@@ -25,6 +25,7 @@ import {
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
 import { tlsMaterialOf, tlsOptionsOf } from "../config/tls_material.ts";
 import { heartbeatTableFor } from "../config/heartbeat_table.ts";
+import { connectorOf } from "../source/connectors.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
@@ -324,11 +325,13 @@ export function namingOf(setup: ReplicationSetup): StreamNaming {
 export function entryOptionsOf(setup: ReplicationSetup): EntryOptions {
   const s = setup.applier.streams;
   const arcion = s.sourceInfo === "arcion";
+  const connector = connectorOf(setup.source);
   return {
     format: s.messageFormat,
     includeSchema: s.includeSchema,
     tombstones: s.tombstones,
-    connector: setup.source.type === "POSTGRESQL" ? "postgresql" : "mysql",
+    connector: connector.name,
+    positionFields: connector.positionFields,
     ...(arcion ? { connectorName: setup.source.type } : {}),
     replicationId: setup.id,
     version: arcion ? setup.sourceServerVersion ?? VERSION : VERSION,

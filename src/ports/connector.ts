@@ -1,6 +1,6 @@
 import type { ExtractorConfig } from "../config/load_extractor.ts";
 import type { FilterConfig } from "../config/load_filter.ts";
-import type { Connector as ConnectorName } from "../core/entry_encoder.ts";
+import type { Connector as ConnectorName, PositionField } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import type { CheckpointStore } from "./checkpoint.ts";
 import type { StreamingSource } from "./streaming_source.ts";
@@ -17,6 +17,8 @@ import type { VerifyPoint } from "./verify_point.ts";
 export interface SourceConnector {
   /** `connector` of the entries it produces. */
   readonly name: ConnectorName;
+  /** Schema of the position fields its entries carry in `source`. */
+  readonly positionFields: readonly PositionField[];
   /** Sort key of an entry's decoded `source` block (the position codec). */
   readonly sortKeyOfSource: SortKeyOfSource;
   /** A consistent snapshot of the selected tables. */

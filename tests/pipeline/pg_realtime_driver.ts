@@ -9,6 +9,7 @@ import { StreamNaming } from "../../src/core/stream_naming.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import { runRealtime } from "./pg_realtime_run.ts";
+import { PG_POSITION_FIELDS } from "../../src/source/postgres/pgoutput_position.ts";
 
 export interface DriverConfig {
   pg: { host: string; port: number; user: string; database: string };
@@ -49,6 +50,7 @@ const outcome = await runRealtime({
     includeSchema: false,
     tombstones: true,
     connector: "postgresql",
+    positionFields: PG_POSITION_FIELDS,
     replicationId: config.prefix,
     version: "test",
   },

@@ -21,6 +21,7 @@ import { serviceEnv } from "../helpers/services.ts";
 import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import type { CheckpointStore } from "../../src/ports/checkpoint.ts";
 import { type PgRealtimeSpec, runRealtime } from "./pg_realtime_run.ts";
+import { PG_POSITION_FIELDS } from "../../src/source/postgres/pgoutput_position.ts";
 
 export interface Fixture {
   prefix: string;
@@ -92,6 +93,7 @@ export async function fixture(
     includeSchema: false,
     tombstones: true,
     connector: "postgresql",
+    positionFields: PG_POSITION_FIELDS,
     replicationId: prefix,
     version: "test",
     ...options.entry,

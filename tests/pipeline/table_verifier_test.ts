@@ -27,7 +27,11 @@ import {
   type VerifySettings,
   verifyTables,
 } from "../../src/pipeline/table_verifier.ts";
-import { pgSortKey, pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
+import {
+  PG_POSITION_FIELDS,
+  pgSortKey,
+  pgSortKeyOfSource,
+} from "../../src/source/postgres/pgoutput_position.ts";
 
 const UNAVAILABLE = '"__replicant_unavailable_value"';
 /** The point: changes with a commit LSN below it are in the source. */
@@ -160,6 +164,7 @@ async function runCase(
     includeSchema: c.includeSchema,
     tombstones: true,
     connector: "postgresql",
+    positionFields: PG_POSITION_FIELDS,
     replicationId: "tv",
     version: "test",
   };
@@ -291,6 +296,7 @@ Deno.test("verifyTables: a stream known to be incomplete leaves its table not ve
           includeSchema: false,
           tombstones: true,
           connector: "postgresql",
+          positionFields: PG_POSITION_FIELDS,
           replicationId: "tv",
           version: "test",
         },

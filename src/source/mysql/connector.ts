@@ -22,6 +22,7 @@ import { MysqlLagSampler } from "./mysql_lag_sampler.ts";
 import {
   compareCoordinates,
   formatCheckpoint,
+  MYSQL_POSITION_FIELDS,
   mysqlSortKeyOfSource,
   parseCheckpoint,
 } from "./mysql_position.ts";
@@ -32,6 +33,7 @@ import { openMysqlVerifyPoint } from "./mysql_verify_point.ts";
 /** MySQL and MariaDB: snapshots per reader with their binlog position, changes from the binlog. */
 export class MysqlConnector implements SourceConnector {
   readonly name = "mysql";
+  readonly positionFields = MYSQL_POSITION_FIELDS;
   readonly sortKeyOfSource = mysqlSortKeyOfSource;
   readonly endpoint: MysqlEndpoint;
 

@@ -36,11 +36,12 @@ import { assertPgNoGap } from "./pg_slot_gap.ts";
 import { listPgSchemas, readPgTables } from "./pg_schema_reader.ts";
 import { PgSnapshotSource } from "./pg_snapshot_source.ts";
 import { openPgVerifyPoint } from "./pg_verify_point.ts";
-import { parseLsn, pgSortKey, pgSortKeyOfSource } from "./pgoutput_position.ts";
+import { parseLsn, PG_POSITION_FIELDS, pgSortKey, pgSortKeyOfSource } from "./pgoutput_position.ts";
 
 /** PostgreSQL: snapshots in exported snapshots, changes from a logical slot (pgoutput). */
 export class PgConnector implements SourceConnector {
   readonly name = "postgresql";
+  readonly positionFields = PG_POSITION_FIELDS;
   readonly sortKeyOfSource = pgSortKeyOfSource;
   readonly endpoint: PgEndpoint;
 

@@ -5,6 +5,8 @@
  * pg-logical-replication): they are compared as numbers, never as text.
  */
 
+import type { PositionField } from "../../core/entry_encoder.ts";
+
 /** `X/Y` (hex halves, any zero padding) → the 64-bit LSN. */
 export function parseLsn(text: string): bigint {
   const m = /^\s*([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})\s*$/.exec(text);
@@ -34,6 +36,13 @@ export function pgSortKey(commitLsn: bigint, sequence: number): string {
   return commitLsn.toString(16).toUpperCase().padStart(16, "0") +
     String(sequence).padStart(10, "0");
 }
+
+/** Schema of the position fields a PostgreSQL change adds to `source`. */
+export const PG_POSITION_FIELDS: readonly PositionField[] = [
+  ["lsn", "int64"],
+  ["txId", "int64"],
+  ["sequence", "int64"],
+];
 
 /** The `source` position fields of a PostgreSQL change: `"lsn":…,"txId":…,"sequence":…`. */
 export function pgPositionFields(commitLsn: bigint, txId: number, sequence: number): string {
