@@ -44,6 +44,42 @@ export interface SourceConnector {
    * is marked in the checkpoint for its stream to skip).
    */
   handoff(run: StreamRun, naming: StreamNaming): Promise<Handoff>;
+  /**
+   * The source's checks of a run before anything is created or dropped: the selected tables
+   * (read, so the source answers), the server's identity, and that the resources the run
+   * will use in the source are free or the id's own.
+   */
+  checkBeforeRun(run: PreflightRun): Promise<SourcePreflight>;
+  /** `--overwrite`: drops the source resources this id owns; what was dropped, or null. */
+  forgetOwn(): Promise<string | null>;
+  /** Checkpoint fields that name the source resources a new run of `mode` uses. */
+  resourceFields(mode: RunMode): Record<string, string>;
+}
+
+export type RunMode = "snapshot" | "realtime" | "full";
+
+export interface PreflightRun {
+  mode: RunMode;
+  selection: TableSelection;
+  /** The run continues the id's state. */
+  resume: boolean;
+  overwrite: boolean;
+  /** The id's checkpoint fields as found. */
+  state: Record<string, string>;
+  /** The checkpoint key and the connection file, for messages. */
+  stateKey: string;
+  connectionFile: string;
+  serverVersion: string;
+  /** The selection matches no table: throws the error that says what the source has. */
+  noTables(): Promise<void>;
+}
+
+export interface SourcePreflight {
+  tables: TableSchema[];
+  /** The source server's identity (realtime, full); null for a snapshot. */
+  identity: string | null;
+  /** Resources of this id exist in the source (PostgreSQL: its slot or publication). */
+  ownsResources: boolean;
 }
 
 export interface Handoff {

@@ -8,7 +8,9 @@ import {
   type Handoff,
   neutralSchema,
   type OpenedStream,
+  type PreflightRun,
   type SourceConnector,
+  type SourcePreflight,
   type SourceTables,
   type StreamRun,
 } from "../../ports/connector.ts";
@@ -17,7 +19,13 @@ import { MysqlBinlogSource } from "./mysql_binlog_source.ts";
 import { resolveMysqlStart } from "./mysql_start_position.ts";
 import type { SnapshotSource, TableSelection } from "../../ports/snapshot_source.ts";
 import type { VerifyPoint } from "../../ports/verify_point.ts";
-import { type MysqlEndpoint, mysqlEndpointOf, openMysql } from "./mysql_endpoint.ts";
+import {
+  type MysqlEndpoint,
+  mysqlEndpointOf,
+  mysqlQueryError,
+  openMysql,
+} from "./mysql_endpoint.ts";
+import { mysqlServerIdentity } from "./mysql_binlog_gap.ts";
 import { MysqlLagSampler } from "./mysql_lag_sampler.ts";
 import {
   compareCoordinates,
@@ -119,6 +127,33 @@ export class MysqlConnector implements SourceConnector {
       completed: async () => `snapshot complete: ${(await source.tables()).length} table(s)`,
       close: () => source.close(),
     };
+  }
+
+  async checkBeforeRun(run: PreflightRun): Promise<SourcePreflight> {
+    let tables: TableSchema[];
+    let identity: string | null = null;
+    const conn = await openMysql(this.endpoint);
+    try {
+      tables = (await readMysqlTables(conn, run.selection)).map(neutralSchema);
+      if (run.mode !== "snapshot") {
+        identity = await mysqlServerIdentity(conn, /mariadb/i.test(run.serverVersion));
+      }
+    } catch (err) {
+      throw mysqlQueryError(this.endpoint, "Checking the source before the run", err);
+    } finally {
+      conn.destroy();
+    }
+    if (tables.length === 0) await run.noTables();
+    return { tables, identity, ownsResources: false };
+  }
+
+  /** The binlog needs nothing of the source: there is nothing to drop. */
+  forgetOwn(): Promise<string | null> {
+    return Promise.resolve(null);
+  }
+
+  resourceFields(): Record<string, string> {
+    return {};
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { PostgresConnection } from "../../config/load_connection.ts";
-import { SourceError, startNotServable } from "../../core/errors.ts";
+import { SourceError, startNotServable, StateError } from "../../core/errors.ts";
 import type { StreamNaming } from "../../core/stream_naming.ts";
 import type { TableSchema } from "../../core/table_schema.ts";
 import {
@@ -8,13 +8,18 @@ import {
   SLOT_START_FIELD,
   SNAPSHOT_CONSISTENT_POINT_FIELD,
   snapshotDoneField,
+  SOURCE_PUBLICATION_FIELD,
+  SOURCE_SLOT_FIELD,
 } from "../../ports/checkpoint.ts";
 import {
   type ConnectorLog,
   type Handoff,
   neutralSchema,
   type OpenedStream,
+  type PreflightRun,
+  type RunMode,
   type SourceConnector,
+  type SourcePreflight,
   type SourceTables,
   type StreamRun,
 } from "../../ports/connector.ts";
@@ -31,7 +36,15 @@ import {
   readSlot,
   slotNameOf,
 } from "./pg_replication_slot.ts";
-import { preparePublication } from "./pg_publication.ts";
+import { checkPublication, preparePublication } from "./pg_publication.ts";
+import {
+  checkPgOwnership,
+  judgeOwnership,
+  pgServerIdentity,
+  pgSystemIdentifier,
+  readPgResources,
+  releaseOwnResources,
+} from "./pg_source_ownership.ts";
 import { assertPgNoGap } from "./pg_slot_gap.ts";
 import { listPgSchemas, readPgTables } from "./pg_schema_reader.ts";
 import { PgSnapshotSource } from "./pg_snapshot_source.ts";
@@ -273,6 +286,70 @@ export class PgConnector implements SourceConnector {
         }
       },
     };
+  }
+
+  async checkBeforeRun(run: PreflightRun): Promise<SourcePreflight> {
+    const { mode, state } = run;
+    const name = this.slotName;
+    const owner = this.ids!;
+    const recorded = state[SOURCE_SLOT_FIELD];
+    if (run.resume && mode !== "snapshot" && recorded && recorded !== name) {
+      throw new StateError(
+        `Replication id ${JSON.stringify(owner.id)} streams from slot "${recorded}", but ` +
+          `${run.connectionFile} now names slot "${name}": put "${recorded}" back under ` +
+          "`replication-slots`, or start over with --overwrite.",
+      );
+    }
+    let identity: string | null = null;
+    let ownsResources = false;
+    const client = await openPg(this.endpoint, "replicant-preflight");
+    try {
+      const found = await readPgTables(client, this.endpoint.database, run.selection);
+      if (found.length === 0) await run.noTables();
+      if (mode !== "snapshot") {
+        identity = pgServerIdentity(await pgSystemIdentifier(this.endpoint));
+        ownsResources = await checkPgOwnership(client, {
+          name,
+          me: owner,
+          database: this.endpoint.database,
+          hasState: run.resume,
+          overwrite: run.overwrite,
+          reuseOwn: mode === "realtime",
+          connectionFile: run.connectionFile,
+          stateKey: run.stateKey,
+        });
+        // A table without a replica identity, a publication the user may not create or
+        // change: found now (tried and rolled back), not after the run started. Resuming, a
+        // missing publication is the gap check's to report.
+        await checkPublication(client, name, found, {
+          owner,
+          createMissing: !run.resume,
+        });
+      } else if (run.overwrite) {
+        // A snapshot needs no slot; starting over still drops this id's own, if any.
+        const resources = await readPgResources(client, name);
+        ownsResources = judgeOwnership(resources, owner, this.endpoint.database).kind === "own";
+      }
+      return { tables: found.map(neutralSchema), identity, ownsResources };
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  async forgetOwn(): Promise<string | null> {
+    const name = this.slotName;
+    const client = await openPg(this.endpoint, "replicant-overwrite");
+    try {
+      await releaseOwnResources(client, name);
+    } finally {
+      await client.end().catch(() => {});
+    }
+    return `this id's slot and publication "${name}"`;
+  }
+
+  resourceFields(mode: RunMode): Record<string, string> {
+    if (mode === "snapshot") return {};
+    return { [SOURCE_SLOT_FIELD]: this.slotName, [SOURCE_PUBLICATION_FIELD]: this.slotName };
   }
 
   /**
