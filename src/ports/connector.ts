@@ -1,5 +1,6 @@
 import type { ExtractorConfig } from "../config/load_extractor.ts";
 import type { FilterConfig } from "../config/load_filter.ts";
+import type { TableColumns } from "../config/table_selected.ts";
 import type { Connector as ConnectorName, PositionField } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import type { CheckpointStore } from "./checkpoint.ts";
@@ -50,6 +51,12 @@ export interface SourceConnector {
    * will use in the source are free or the id's own.
    */
   checkBeforeRun(run: PreflightRun): Promise<SourcePreflight>;
+  /**
+   * The first look at the source, before any other check of a run: the selected tables'
+   * columns, the server's version, what the user should know (warnings) and settings of
+   * the connection file that do not fit (problems, by key).
+   */
+  inspect(selection: TableSelection, mode: RunMode): Promise<SourceInspection>;
   /** `--overwrite`: drops the source resources this id owns; what was dropped, or null. */
   forgetOwn(): Promise<string | null>;
   /** Checkpoint fields that name the source resources a new run of `mode` uses. */
@@ -72,6 +79,14 @@ export interface PreflightRun {
   serverVersion: string;
   /** The selection matches no table: throws the error that says what the source has. */
   noTables(): Promise<void>;
+}
+
+export interface SourceInspection {
+  tables: TableColumns[];
+  serverVersion: string;
+  warnings: string[];
+  /** Keys of the connection file whose values do not fit the source. */
+  problems: { key: string; message: string }[];
 }
 
 export interface SourcePreflight {

@@ -9,7 +9,9 @@ import {
   neutralSchema,
   type OpenedStream,
   type PreflightRun,
+  type RunMode,
   type SourceConnector,
+  type SourceInspection,
   type SourcePreflight,
   type SourceTables,
   type StreamRun,
@@ -26,6 +28,8 @@ import {
   openMysql,
 } from "./mysql_endpoint.ts";
 import { mysqlServerIdentity } from "./mysql_binlog_gap.ts";
+import { mysqlPreflight } from "./mysql_preflight.ts";
+import { cascadeMessage } from "./mysql_prerequisites.ts";
 import { MysqlLagSampler } from "./mysql_lag_sampler.ts";
 import {
   compareCoordinates,
@@ -127,6 +131,23 @@ export class MysqlConnector implements SourceConnector {
       completed: async () => `snapshot complete: ${(await source.tables()).length} table(s)`,
       close: () => source.close(),
     };
+  }
+
+  /**
+   * Realtime and full also need a usable `slave-server-ids` entry, and say which selected
+   * tables foreign keys change by cascade, which the binlog does not carry.
+   */
+  async inspect(selection: TableSelection, mode: RunMode): Promise<SourceInspection> {
+    const found = await mysqlPreflight(this.endpoint, selection);
+    const warnings: string[] = [];
+    const problems: { key: string; message: string }[] = [];
+    if (mode !== "snapshot" && found.cascades.length > 0) {
+      warnings.push(cascadeMessage(found.cascades));
+    }
+    if (mode !== "snapshot" && found.serverIdProblem !== null) {
+      problems.push({ key: "slave-server-ids", message: found.serverIdProblem });
+    }
+    return { tables: found.tables, serverVersion: found.serverVersion, warnings, problems };
   }
 
   async checkBeforeRun(run: PreflightRun): Promise<SourcePreflight> {

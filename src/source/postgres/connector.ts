@@ -19,6 +19,7 @@ import {
   type PreflightRun,
   type RunMode,
   type SourceConnector,
+  type SourceInspection,
   type SourcePreflight,
   type SourceTables,
   type StreamRun,
@@ -286,6 +287,22 @@ export class PgConnector implements SourceConnector {
         }
       },
     };
+  }
+
+  async inspect(selection: TableSelection): Promise<SourceInspection> {
+    const client = await openPg(this.endpoint, "replicant-preflight");
+    try {
+      const all = await readPgTables(client, this.conn.database, {
+        table: (id) => selection.table(id),
+        columns: () => null,
+      });
+      const tables = all.map((t) => ({ id: t.id, columns: t.columns.map((c) => c.name) }));
+      const version = await client.query({ text: "SHOW server_version", rowMode: "array" });
+      const serverVersion = String((version.rows[0] as string[])[0]);
+      return { tables, serverVersion, warnings: [], problems: [] };
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   async checkBeforeRun(run: PreflightRun): Promise<SourcePreflight> {
