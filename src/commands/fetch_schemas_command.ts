@@ -20,12 +20,8 @@ import { renderSchemasYaml, type SchemasYamlTable } from "../schema/schemas_yaml
 import { connectorOf } from "../source/connectors.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";
-import {
-  loadConnectionFile,
-  redisTargetOf,
-  tableSelectionOf,
-  validateId,
-} from "./replication_setup.ts";
+import { loadConnectionFile, redisTargetOf, validateId } from "./replication_setup.ts";
+import { tableSelectionOf } from "../ports/snapshot_source.ts";
 
 /**
  * `replicant fetch-schemas [CONN]`: with the target connection (or none: the id's manifest)

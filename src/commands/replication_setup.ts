@@ -18,9 +18,6 @@ import {
   type MysqlConnection,
   type PostgresConnection,
   type RedisConnection,
-  selectedColumns,
-  tableNamed,
-  tableSelected,
 } from "../config/mod.ts";
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
 import { tlsMaterialOf, tlsOptionsOf } from "../config/tls_material.ts";
@@ -30,7 +27,11 @@ import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
-import type { TableSelection } from "../ports/snapshot_source.ts";
+import {
+  selectionWithout,
+  type TableSelection,
+  tableSelectionOf,
+} from "../ports/snapshot_source.ts";
 import type { RedisTarget } from "../sink/redis/redis_connection.ts";
 import { VERSION } from "../version.ts";
 import type { CommonOptions } from "./common_options.ts";
@@ -265,15 +266,6 @@ export async function resolveSecrets(setup: ReplicationSetup): Promise<Replicati
   return { ...setup, source: source!, target: target! };
 }
 
-export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
-  if (!filter) return { table: () => true, columns: () => null };
-  return {
-    table: (id) => tableSelected(filter, id),
-    columns: (id) => selectedColumns(filter, id),
-    named: (id) => tableNamed(filter, id),
-  };
-}
-
 /**
  * The MySQL/MariaDB heartbeat table of a run (`realtime.heartbeat` enabled): in its
  * `catalog`, else in the one database the filter names; null when off or for PostgreSQL
@@ -289,18 +281,6 @@ export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
  */
 export function replicationSelectionOf(setup: ReplicationSetup): TableSelection {
   return selectionWithout(tableSelectionOf(setup.filter), heartbeatTableOf(setup));
-}
-
-/** The selection without one table (the heartbeat table; null: none). */
-export function selectionWithout(selection: TableSelection, left: TableId | null): TableSelection {
-  if (left === null) return selection;
-  const isLeft = (id: TableId) =>
-    id.catalog.toLowerCase() === left.catalog.toLowerCase() &&
-    id.table.toLowerCase() === left.table.toLowerCase();
-  return {
-    table: (id) => !isLeft(id) && selection.table(id),
-    columns: (id) => selection.columns(id),
-  };
 }
 
 export function redisTargetOf(conn: RedisConnection): RedisTarget {

@@ -1,7 +1,8 @@
 import { ConfigError } from "../config/mod.ts";
 import type { SourceTables } from "../ports/connector.ts";
 import { connectorOf } from "../source/connectors.ts";
-import { type ReplicationSetup, tableSelectionOf } from "./replication_setup.ts";
+import type { ReplicationSetup } from "./replication_setup.ts";
+import { tableSelectionOf } from "../ports/snapshot_source.ts";
 
 /** Lines and names shown of what a source has, so a big catalog stays one readable message. */
 const MAX_GROUPS = 20;

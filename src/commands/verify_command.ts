@@ -7,7 +7,7 @@ import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import type { SnapshotTable } from "../ports/snapshot_source.ts";
+import { type SnapshotTable, tableSelectionOf } from "../ports/snapshot_source.ts";
 import type { VerifyPoint } from "../ports/verify_point.ts";
 import {
   tableStreams,
@@ -37,7 +37,6 @@ import {
   type ReplicationSetup,
   resolveReplication,
   resolveSecrets,
-  tableSelectionOf,
 } from "./replication_setup.ts";
 import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
 

@@ -2,6 +2,7 @@ import type { ExtractorConfig } from "../config/load_extractor.ts";
 import type { FilterConfig } from "../config/load_filter.ts";
 import type { TableColumns } from "../config/table_selected.ts";
 import type { Connector as ConnectorName, PositionField } from "../core/entry_encoder.ts";
+import type { PrerequisiteCheck } from "../core/prerequisite_check.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import type { CheckpointStore } from "./checkpoint.ts";
 import type { StreamingSource } from "./streaming_source.ts";
@@ -57,6 +58,11 @@ export interface SourceConnector {
    * the connection file that do not fit (problems, by key).
    */
   inspect(selection: TableSelection, mode: RunMode): Promise<SourceInspection>;
+  /**
+   * `test-connection` of the source: logs in (through `test.login`), then checks what the
+   * validated mode needs, adding each check to `test.checks`.
+   */
+  testConnection(test: ConnectionTest): Promise<ConnectionTestOutcome>;
   /** `--overwrite`: drops the source resources this id owns; what was dropped, or null. */
   forgetOwn(): Promise<string | null>;
   /** Checkpoint fields that name the source resources a new run of `mode` uses. */
@@ -79,6 +85,27 @@ export interface PreflightRun {
   serverVersion: string;
   /** The selection matches no table: throws the error that says what the source has. */
   noTables(): Promise<void>;
+}
+
+export interface ConnectionTest {
+  mode: "SNAPSHOT" | "FULL" | "REALTIME";
+  /** Check what reading the change stream needs too. */
+  cdc: boolean;
+  /** Check that the catalog's system tables are readable. */
+  systemTables: boolean;
+  selection: TableSelection;
+  /** The extractor and filter files given, if any (MySQL: where the heartbeat table is). */
+  extractorFile?: string;
+  filterFile?: string;
+  checks: PrerequisiteCheck[];
+  /** Opens a connection as the file's user, adding the `credentials` check; null: refused. */
+  login<T>(user: string | undefined, open: () => Promise<T>): Promise<T | null>;
+}
+
+/** Status of the groups of checks Arcion's report names (absent: not checked). */
+export interface ConnectionTestOutcome {
+  readAccessToSystemTables?: string;
+  readAccessToCdcLogs?: string;
 }
 
 export interface SourceInspection {

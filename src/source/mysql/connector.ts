@@ -1,10 +1,14 @@
 import type { MysqlConnection } from "../../config/load_connection.ts";
-import type { FilterConfig } from "../../config/load_filter.ts";
+import { type FilterConfig, loadFilter } from "../../config/load_filter.ts";
+import { loadExtractor } from "../../config/load_extractor.ts";
+import { failed, passed, statusOf } from "../../core/prerequisite_check.ts";
 import { heartbeatTableFor } from "../../config/heartbeat_table.ts";
 import type { StreamNaming } from "../../core/stream_naming.ts";
 import type { TableSchema } from "../../core/table_schema.ts";
 import { REALTIME_CHECKPOINT_FIELD, SKIP_THROUGH_FIELD_PREFIX } from "../../ports/checkpoint.ts";
 import {
+  type ConnectionTest,
+  type ConnectionTestOutcome,
   type Handoff,
   neutralSchema,
   type OpenedStream,
@@ -19,7 +23,12 @@ import {
 import { StartTimeGate } from "../start_time_gate.ts";
 import { MysqlBinlogSource } from "./mysql_binlog_source.ts";
 import { resolveMysqlStart } from "./mysql_start_position.ts";
-import type { SnapshotSource, TableSelection } from "../../ports/snapshot_source.ts";
+import {
+  selectionWithout,
+  type SnapshotSource,
+  type TableSelection,
+  tableSelectionOf,
+} from "../../ports/snapshot_source.ts";
 import type { VerifyPoint } from "../../ports/verify_point.ts";
 import {
   type MysqlEndpoint,
@@ -29,7 +38,7 @@ import {
 } from "./mysql_endpoint.ts";
 import { mysqlServerIdentity } from "./mysql_binlog_gap.ts";
 import { mysqlPreflight } from "./mysql_preflight.ts";
-import { cascadeMessage } from "./mysql_prerequisites.ts";
+import { cascadeMessage, checkMysqlSource } from "./mysql_prerequisites.ts";
 import { MysqlLagSampler } from "./mysql_lag_sampler.ts";
 import {
   compareCoordinates,
@@ -150,6 +159,41 @@ export class MysqlConnector implements SourceConnector {
     return { tables: found.tables, serverVersion: found.serverVersion, warnings, problems };
   }
 
+  async testConnection(test: ConnectionTest): Promise<ConnectionTestOutcome> {
+    const { checks } = test;
+    const out: ConnectionTestOutcome = {};
+    const client = await test.login(this.conn.username, () => openMysql(this.endpoint));
+    if (!client) return out;
+    try {
+      if (test.systemTables) {
+        try {
+          await client.query("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE 1 = 0");
+          checks.push(passed("system tables", "information_schema readable"));
+        } catch (e) {
+          checks.push(failed("system tables", (e as Error).message));
+        }
+        out.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
+      }
+      const extractor = test.extractorFile
+        ? loadExtractor(test.extractorFile, this.conn.type)
+        : null;
+      const filter = test.filterFile ? loadFilter(test.filterFile) : null;
+      const heartbeat = extractor ? heartbeatTableFor(extractor, filter, this.conn.type) : null;
+      const found = await checkMysqlSource(client, this.endpoint, {
+        mode: test.cdc ? test.mode : "SNAPSHOT",
+        selection: selectionWithout(tableSelectionOf(filter), heartbeat),
+        heartbeat: heartbeat && { database: heartbeat.catalog, table: heartbeat.table },
+      });
+      checks.push(...found);
+      if (test.cdc) {
+        out.readAccessToCdcLogs = statusOf(found.filter((c) => MYSQL_CDC_CHECKS.has(c.name)));
+      }
+    } finally {
+      client.destroy();
+    }
+    return out;
+  }
+
   async checkBeforeRun(run: PreflightRun): Promise<SourcePreflight> {
     let tables: TableSchema[];
     let identity: string | null = null;
@@ -241,6 +285,15 @@ export class MysqlConnector implements SourceConnector {
 }
 
 const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/** The checks that say whether the binlog can be read (Arcion's `readAccessToCdcLogs`). */
+const MYSQL_CDC_CHECKS = new Set([
+  "log_bin",
+  "binlog_format",
+  "binlog_row_image",
+  "slave-server-ids",
+  "replication privileges",
+]);
 
 /** The filter's databases when each is named literally; undefined when any may match. */
 function literalCatalogs(filter: FilterConfig | null): string[] | undefined {

@@ -1,5 +1,6 @@
 import type { PostgresConnection } from "../../config/load_connection.ts";
 import { SourceError, startNotServable, StateError } from "../../core/errors.ts";
+import { failed, passed, type PrerequisiteCheck, statusOf } from "../../core/prerequisite_check.ts";
 import type { StreamNaming } from "../../core/stream_naming.ts";
 import type { TableSchema } from "../../core/table_schema.ts";
 import {
@@ -12,6 +13,8 @@ import {
   SOURCE_SLOT_FIELD,
 } from "../../ports/checkpoint.ts";
 import {
+  type ConnectionTest,
+  type ConnectionTestOutcome,
   type ConnectorLog,
   type Handoff,
   neutralSchema,
@@ -38,6 +41,7 @@ import {
   slotNameOf,
 } from "./pg_replication_slot.ts";
 import { checkPublication, preparePublication } from "./pg_publication.ts";
+import { checkPgPrerequisites, checkPgTables } from "./pg_prerequisites.ts";
 import {
   checkPgOwnership,
   judgeOwnership,
@@ -303,6 +307,52 @@ export class PgConnector implements SourceConnector {
     } finally {
       await client.end().catch(() => {});
     }
+  }
+
+  async testConnection(test: ConnectionTest): Promise<ConnectionTestOutcome> {
+    const { checks, cdc } = test;
+    const out: ConnectionTestOutcome = {};
+    const client = await test.login(this.conn.username, () => openPg(this.endpoint));
+    if (!client) return out;
+    try {
+      if (test.systemTables) {
+        try {
+          await client.query(
+            "SELECT count(*) FROM pg_catalog.pg_class, pg_catalog.pg_index LIMIT 1",
+          );
+          checks.push(passed("system tables", "pg_class, pg_attribute, pg_index readable"));
+        } catch (e) {
+          checks.push(failed("system tables", (e as Error).message));
+        }
+        out.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
+      }
+      // What the mode needs of the selected tables, checked as a run checks it.
+      const slotName = this.slotName;
+      const tableChecks: PrerequisiteCheck[] = [];
+      try {
+        const tables = await readPgTables(client, this.conn.database, test.selection);
+        tableChecks.push(
+          ...await checkPgTables(client, tables, {
+            publicationName: slotName,
+            streaming: cdc,
+            owner: this.ids!,
+          }),
+        );
+      } catch (e) {
+        tableChecks.push(failed("selected tables", (e as Error).message));
+      }
+      if (cdc) {
+        const cdcChecks = await checkPgPrerequisites(client, { slotName });
+        checks.push(...cdcChecks);
+        // Replica identity and the publication decide whether the changes can be read too.
+        const streamed = tableChecks.filter((c) => c.name !== "select privilege");
+        out.readAccessToCdcLogs = statusOf([...cdcChecks, ...streamed]);
+      }
+      checks.push(...tableChecks);
+    } finally {
+      await client.end().catch(() => {});
+    }
+    return out;
   }
 
   async checkBeforeRun(run: PreflightRun): Promise<SourcePreflight> {
