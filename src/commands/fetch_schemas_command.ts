@@ -15,7 +15,7 @@ import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { dumpColumnsOf, newestPerTable, uniqueKeysOf } from "../schema/schema_dump.ts";
-import { readSchemaDump } from "../schema/schema_dump_writer.ts";
+import { readSchemaDump } from "../sink/redis/schema_dump_store.ts";
 import { renderSchemasYaml, type SchemasYamlTable } from "../schema/schemas_yaml.ts";
 import { connectorOf } from "../source/connectors.ts";
 import type { CommonOptions } from "./common_options.ts";

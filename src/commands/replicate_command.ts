@@ -4,6 +4,7 @@ import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
 import { connectorOf } from "../source/connectors.ts";
+import { redisSchemaDumpStore } from "../sink/redis/schema_dump_store.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import {
@@ -186,7 +187,7 @@ export async function replicate(
     }
     const schemas = await recordSchemaDump(
       () => connector.readSchemas(replicationSelectionOf(setup)),
-      sink.client,
+      redisSchemaDumpStore(sink.client),
       naming,
       log,
       preflight.tables,

@@ -1,7 +1,6 @@
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { SchemaHistory } from "./schema_history.ts";
+import { type SchemaDumpStore, SchemaHistory } from "./schema_history.ts";
 
 /**
  * At the start of a run: reads the selected tables from the source, adds the schema
@@ -10,14 +9,14 @@ import { SchemaHistory } from "./schema_history.ts";
 export async function recordSchemaDump(
   /** Reads the selected tables from the source. */
   readTables: () => Promise<TableSchema[]>,
-  client: RedisClient,
+  store: SchemaDumpStore,
   naming: StreamNaming,
   log?: { info(message: string): void },
   /** The selected tables when already read. */
   read?: TableSchema[],
 ): Promise<SchemaHistory> {
   const tables = read ?? await readTables();
-  const history = await SchemaHistory.load(client, naming.schemaDumpStream());
+  const history = await SchemaHistory.load(store, naming.schemaDumpStream());
   const written = await history.recordAll(tables);
   if (written.length > 0) {
     log?.info(
