@@ -39,10 +39,34 @@ export class SourceSetupError extends SourceError {
   override exitCode = 2;
 }
 
+/**
+ * The connection to the source failed (server restart, cut connection, PostgreSQL's
+ * walsender terminated): the pipeline may start the source again from its last checkpoint.
+ */
+export class SourceConnectionError extends SourceError {
+  override retriable = true;
+}
+
 /** Redis failed or refused (exit 1). */
 export class SinkError extends ReplicantError {
   constructor(message: string, readonly stream?: string, options?: { cause?: unknown }) {
     super(message, options);
+  }
+}
+
+/**
+ * Fewer replicas than `wait-for-replicas` acknowledged a batch that landed on its master. The
+ * entries are there, but could be lost with the master: retriable, so the caller handles it
+ * like a lost connection (looks at what landed, undoes or skips it, retries).
+ */
+export class ReplicaWaitError extends SinkError {
+  override retriable = true;
+  constructor(stream: string, acked: number, wanted: number, timeoutMs: number, where: string) {
+    super(
+      `only ${acked} of ${wanted} replica(s) acknowledged a batch into "${stream}" on ${where} ` +
+        `within ${timeoutMs} ms (applier wait-for-replicas: ${wanted})`,
+      stream,
+    );
   }
 }
 

@@ -22,7 +22,8 @@ import { MemoryGate } from "./memory_gate.ts";
 import { StreamTailGuard } from "./stream_tail_guard.ts";
 import { classifyRedisError } from "./redis_error_class.ts";
 import { readStreamTail } from "./stream_tails.ts";
-import { type AppendOptions, ReplicaWaitError, sendBatch, waitForReplicas } from "./xadd_batch.ts";
+import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
+import { ReplicaWaitError } from "../../core/errors.ts";
 
 export type { AppendOptions } from "./xadd_batch.ts";
 export type { BatchResult } from "../../ports/stream_sink.ts";

@@ -9,7 +9,13 @@ import {
 } from "../../core/change_event.ts";
 import { matchColumnNames } from "../../config/table_selected.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { GapError, OwnershipError, SourceError, SourceSetupError } from "../../core/errors.ts";
+import {
+  GapError,
+  OwnershipError,
+  SourceConnectionError,
+  SourceError,
+  SourceSetupError,
+} from "../../core/errors.ts";
 import {
   type ConnectType,
   qualifiedName,
@@ -73,14 +79,6 @@ export function unavailableFragment(type: ConnectType): string {
   }
   return `[${unavailableFragment(items)}]`;
 }
-/**
- * The connection to PostgreSQL failed (server restart, cut connection, terminated
- * walsender): the pipeline may start the source again from its last checkpoint.
- */
-export class SourceConnectionError extends SourceError {
-  override retriable = true;
-}
-
 /** Prefix of the non-transactional heartbeat messages Replicant emits. */
 export const HEARTBEAT_PREFIX = "replicant_heartbeat";
 
