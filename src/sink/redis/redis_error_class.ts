@@ -1,10 +1,11 @@
 import { isRetriable } from "../../core/errors.ts";
+import type { SinkErrorClass } from "../../ports/stream_sink.ts";
 
 /**
  * Classifies Redis errors once: retriable ones are retried with backoff, permanent ones go
  * straight to the skip / in-doubt rules.
  */
-export type RedisErrorClass = "retriable" | "oom" | "permanent";
+export type RedisErrorClass = SinkErrorClass;
 
 const RETRIABLE_PREFIXES = ["LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY"];
 const CONNECTION_CODES = new Set([
