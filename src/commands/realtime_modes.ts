@@ -14,8 +14,6 @@ import { indoubtPath } from "../pipeline/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import { connectorOf } from "../source/connectors.ts";
-import { slotNameOf } from "../source/postgres/pg_replication_slot.ts";
-import type { PostgresConnection } from "../config/mod.ts";
 import {
   entryOptionsOf,
   namingOf,
@@ -44,11 +42,6 @@ export interface ModeContext {
   sourceIdentity: string | null;
   /** Every change stream of the id (for a move of the source to another server). */
   changeStreams: string[];
-}
-
-/** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
-export function pgSlotName(setup: ReplicationSetup): string {
-  return slotNameOf(setup.source as PostgresConnection, setup.group, setup.id);
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
