@@ -15,6 +15,9 @@ export {
   type MessageFormat,
   TableEntryEncoder,
 } from "./src/core/entry_encoder.ts";
+/** The `positionFields` of EntryOptions for each source. */
+export { PG_POSITION_FIELDS } from "./src/source/postgres/pgoutput_position.ts";
+export { MYSQL_POSITION_FIELDS } from "./src/source/mysql/mysql_position.ts";
 export { type DecodedEntry, decodeEntry } from "./src/core/entry_decoder.ts";
 export { StreamNaming } from "./src/core/stream_naming.ts";
 export * from "./src/core/errors.ts";

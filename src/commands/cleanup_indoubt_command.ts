@@ -1,14 +1,9 @@
 import type { RedisConnection } from "../config/mod.ts";
-import { UsageError } from "../core/errors.ts";
+import { type InDoubtEntry, UsageError } from "../core/errors.ts";
 import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
-import {
-  type InDoubtEntry,
-  indoubtPath,
-  readIndoubt,
-  rewriteIndoubt,
-} from "../sink/redis/indoubt_log.ts";
+import { indoubtPath, readIndoubt, rewriteIndoubt } from "../pipeline/indoubt_log.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";
@@ -18,7 +13,7 @@ import { loadConnectionFile, redisTargetOf, validateId } from "./replication_set
 export type CleanupStatus = "deleted" | "already absent" | "failed" | "would delete";
 
 /**
- * `replicant cleanup-indoubt [DST_CONN] --id ID [--dry-run]` (SPEC §1, §5): XDELs every entry
+ * `replicant cleanup-indoubt [DST_CONN] --id ID [--dry-run]`: XDELs every entry
  * listed in the id's in-doubt file, prints one line per entry, and rewrites the file
  * (atomically) with only the entries it could not delete. Exit 0 once the file is empty,
  * 4 while entries stay in doubt. With `--log-format json` the lines are `indoubt_entry`

@@ -19,7 +19,7 @@ export interface CommonOptions {
   outputFile?: string;
   dryRun?: boolean;
   validate?: string;
-  /** issue 8: `--metrics-port` (0 or absent: off), `--metrics-host` (default 127.0.0.1). */
+  /** `--metrics-port` (0 or absent: off), `--metrics-host` (default 127.0.0.1). */
   metricsPort?: string;
   metricsHost?: string;
   /** `--log-format text|json`. */

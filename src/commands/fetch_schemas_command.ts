@@ -15,17 +15,13 @@ import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { dumpColumnsOf, newestPerTable, uniqueKeysOf } from "../schema/schema_dump.ts";
-import { readSchemaDump } from "../schema/schema_dump_writer.ts";
+import { readSchemaDump } from "../sink/redis/schema_dump_store.ts";
 import { renderSchemasYaml, type SchemasYamlTable } from "../schema/schemas_yaml.ts";
-import { readSourceSchemas } from "../schema/source_schemas.ts";
+import { connectorOf } from "../source/connectors.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, readManifest } from "./manifest.ts";
-import {
-  loadConnectionFile,
-  redisTargetOf,
-  tableSelectionOf,
-  validateId,
-} from "./replication_setup.ts";
+import { loadConnectionFile, redisTargetOf, validateId } from "./replication_setup.ts";
+import { tableSelectionOf } from "../ports/snapshot_source.ts";
 
 /**
  * `replicant fetch-schemas [CONN]`: with the target connection (or none: the id's manifest)
@@ -95,7 +91,7 @@ export async function fetchSchemas(conn: string | undefined, opts: CommonOptions
       client.disconnect();
     }
   } else {
-    const schemas = await readSourceSchemas(connection, tableSelectionOf(filter));
+    const schemas = await connectorOf(connection).readSchemas(tableSelectionOf(filter));
     tables = schemas.map((t) => ({
       id: t.id,
       version: null,

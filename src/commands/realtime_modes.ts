@@ -1,51 +1,27 @@
 import process from "node:process";
-import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
-import type { SnapshotSource, TableSelection } from "../pipeline/snapshot_source.ts";
+import type { TableId, TableSchema } from "../core/table_schema.ts";
+import type { SnapshotSource, TableSelection } from "../ports/snapshot_source.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import { runFull, skipThroughOf, SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
-import {
-  REALTIME_CHECKPOINT_FIELD,
-  type RealtimeOutcome,
-  RealtimePipeline,
-  type RealtimeSettings,
-  runRealtime,
-  SLOT_START_FIELD,
-} from "../pipeline/realtime_pipeline.ts";
+import { runFull } from "../pipeline/full_pipeline.ts";
+import { type RealtimeOutcome, streamChanges } from "../pipeline/realtime_pipeline.ts";
+import type { StreamRun } from "../ports/connector.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../pipeline/snapshot_pipeline.ts";
-import { SKIP_THROUGH_FIELD_PREFIX } from "../pipeline/server_change.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import { indoubtPath } from "../sink/redis/indoubt_log.ts";
+import { indoubtPath } from "../pipeline/indoubt_log.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { MysqlBinlogSource } from "../source/mysql/mysql_binlog_source.ts";
-import {
-  compareCoordinates,
-  formatCheckpoint,
-  mysqlSortKeyOfSource,
-  parseCheckpoint,
-} from "../source/mysql/mysql_position.ts";
-import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
-import { readSlot, slotNameOf } from "../source/postgres/pg_replication_slot.ts";
-import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
-import { resolveMysqlStart } from "../source/mysql/mysql_start_position.ts";
-import { startNotServable, StartTimeGate } from "../pipeline/start_time_gate.ts";
-import type { MysqlConnection, PostgresConnection } from "../config/mod.ts";
+import { connectorOf } from "../source/connectors.ts";
 import {
   entryOptionsOf,
-  heartbeatTableOf,
-  mysqlEndpointOf,
   namingOf,
-  pgEndpointOf,
   replicationSelectionOf,
   type ReplicationSetup,
 } from "./replication_setup.ts";
 import { stderrLine } from "../observe/run_observer.ts";
+import type { CheckpointStore } from "../ports/checkpoint.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
@@ -59,8 +35,6 @@ export interface ModeContext {
   schemas: SchemaHistory;
   /** Snapshot settings, also for a table renamed into the selection while streaming. */
   snapshot: Omit<SnapshotSettings, "resume">;
-  /** The replication that owns the source resources this run creates. */
-  owner: ReplicationOwner;
   /**
    * Identity of the source server the id's positions belong to (resuming: the one recorded
    * in the checkpoint; else the one reached now); null when unknown. Another is a gap.
@@ -68,16 +42,6 @@ export interface ModeContext {
   sourceIdentity: string | null;
   /** Every change stream of the id (for a move of the source to another server). */
   changeStreams: string[];
-}
-
-/** The PostgreSQL system identifier inside a recorded identity (`postgresql:<id>`). */
-function pgSystemOf(identity: string | null): string | null {
-  return identity?.startsWith("postgresql:") ? identity.slice("postgresql:".length) : null;
-}
-
-/** Slot and publication: the connection file's first `replication-slots` entry, else per id. */
-export function pgSlotName(setup: ReplicationSetup): string {
-  return slotNameOf(setup.source as PostgresConnection, setup.group, setup.id);
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
@@ -114,9 +78,10 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
     id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
   const columns = replicationSelectionOf(setup).columns;
   const only: TableSelection = { table: same, columns, named: same };
-  const source: SnapshotSource = setup.source.type === "POSTGRESQL"
-    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), only, { log: ctx.log })
-    : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), only);
+  const source: SnapshotSource = await connectorOf(setup.source, setup).openSnapshot(
+    only,
+    ctx.log,
+  );
   try {
     await new SnapshotPipeline(
       source,
@@ -133,186 +98,43 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
   }
 }
 
-/** `replicant realtime`: stream changes until stopped. */
-export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome> {
+/** What the connector needs to open the id's change stream. */
+function streamRunOf(ctx: ModeContext): StreamRun & { log: ReplicationLog } {
   const { setup } = ctx;
-  const start = setup.extractor.realtime.startPosition;
-  if (setup.source.type === "POSTGRESQL") {
-    const startTimestampMs = ctx.resume ? undefined : start?.startTimestampMs;
-    return await runRealtime({
-      ...realtimeSettingsOf(ctx),
-      endpoint: pgEndpointOf(setup.source),
-      sink: ctx.sink,
-      naming: namingOf(setup),
-      checkpoints: ctx.checkpoints,
-      selection: replicationSelectionOf(setup),
-      slotName: pgSlotName(setup),
-      publicationName: pgSlotName(setup),
-      resume: ctx.resume,
-      owner: ctx.owner,
-      systemIdentifier: pgSystemOf(ctx.sourceIdentity),
-      // Once the id has a position, its slot must be there: a missing one is a gap.
-      createSlot: !ctx.resume ||
-        !(await ctx.checkpoints.get(REALTIME_CHECKPOINT_FIELD) ??
-          await ctx.checkpoints.get(SLOT_START_FIELD)),
-      startLsn: start?.lsn ?? null,
-      ...(startTimestampMs !== undefined
-        ? { startTime: await pgStartTime(setup, startTimestampMs, ctx.log) }
-        : {}),
-      heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
-      log: ctx.log,
-      signal: ctx.signal,
-    });
-  }
-  // A given start position is where the run starts: runMysqlRealtime saves it as the
-  // checkpoint, and the source checks that the server can still serve it.
-  let given: string | null = null;
-  let gateMs: number | null = null;
-  if (!ctx.resume && start) {
-    const resolved = await resolveMysqlStart(mysqlEndpointOf(setup.source), start);
-    given = formatCheckpoint(resolved.coordinate);
-    gateMs = resolved.gateMs;
-    ctx.log.info(
-      `realtime starts at ${resolved.coordinate.file}:${resolved.coordinate.pos}${
-        resolved.coordinate.gtid ? ` (GTID ${resolved.coordinate.gtid})` : ""
-      }${gateMs !== null ? `, with the first transaction at or after ${isoTime(gateMs)}` : ""}`,
-    );
-  }
-  return await runMysqlRealtime(
-    ctx,
-    ctx.resume,
-    await readSkipThrough(ctx.checkpoints),
-    given,
-    gateMs,
+  return {
+    selection: replicationSelectionOf(setup),
+    checkpoints: ctx.checkpoints,
+    resume: ctx.resume,
+    extractor: setup.extractor,
+    filter: setup.filter,
+    sourceIdentity: ctx.sourceIdentity,
+    log: ctx.log,
+    // Warnings such as heartbeat failures go to trace.log and stderr: the user must see them.
+    warn: (text) => {
+      ctx.log.warn(text);
+      process.stderr.write(
+        stderrLine(ctx.log.format, "warn", `replicant: warning: ${text}`, setup.id),
+      );
+    },
+  };
+}
+
+/** The id's changes into its streams, until stopped (`full`: after its snapshot). */
+async function streamOf(ctx: ModeContext, afterSnapshot: boolean): Promise<RealtimeOutcome> {
+  return await streamChanges(
+    connectorOf(ctx.setup.source, ctx.setup),
+    streamRunOf(ctx),
+    afterSnapshot,
+    ctx.sink,
+    namingOf(ctx.setup),
+    realtimeSettingsOf(ctx),
+    ctx.signal,
   );
 }
 
-const isoTime = (ms: number) => new Date(ms).toISOString();
-
-/**
- * A PostgreSQL start at a time reads from the slot's position and passes over what was
- * committed before the time. A slot this run creates holds only changes from now on: a time
- * before now cannot be served then; an existing slot must show a transaction before the
- * time first (see StartTimeGate).
- */
-async function pgStartTime(
-  setup: ReplicationSetup,
-  startMs: number,
-  log: ReplicationLog,
-): Promise<{ startMs: number; startsAtOrBefore: boolean }> {
-  const client = await openPg(pgEndpointOf(setup.source as PostgresConnection), "replicant-start");
-  try {
-    const now = await client.query({
-      text: "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8::text",
-      rowMode: "array",
-    });
-    const nowMs = Number((now.rows[0] as string[])[0]);
-    const slot = await readSlot(client, pgSlotName(setup));
-    if (startMs < nowMs && slot === null) {
-      startNotServable(
-        `start-timestamp ${isoTime(startMs)}`,
-        `changes from now (${isoTime(nowMs)}) on: replication slot "${
-          pgSlotName(setup)
-        }" does not exist yet`,
-        "A slot created now holds only the changes from now on.",
-      );
-    }
-    log.info(
-      `realtime starts with the first transaction committed at or after ${isoTime(startMs)}`,
-    );
-    return { startMs, startsAtOrBefore: startMs >= nowMs };
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-/**
- * MySQL/MariaDB realtime. A run that does not resume first saves where it starts (the
- * extractor's start-position, else the end of the binlog now) as its checkpoint: a restart
- * or a `--resume` before the first transaction then continues from there, not from a later
- * end of the binlog.
- */
-async function runMysqlRealtime(
-  ctx: ModeContext,
-  resume: boolean,
-  skipThrough: Map<string, string>,
-  startPosition: string | null = null,
-  gateMs: number | null = null,
-): Promise<RealtimeOutcome> {
-  const { setup } = ctx;
-  const hb = setup.extractor.realtime.heartbeat;
-  const hbTable = heartbeatTableOf(setup);
-  // Heartbeat failures go to trace.log and stderr (the user must see them); recoveries to
-  // trace.log.
-  const warn = (text: string) => {
-    ctx.log.warn(text);
-    process.stderr.write(
-      stderrLine(ctx.log.format, "warn", `replicant: warning: ${text}`, setup.id),
-    );
-  };
-  const source = await MysqlBinlogSource.open(mysqlEndpointOf(setup.source as MysqlConnection), {
-    selection: replicationSelectionOf(setup),
-    databases: literalCatalogs(setup),
-    heartbeat: hbTable
-      ? {
-        database: hbTable.catalog,
-        table: hbTable.table,
-        column: hb.columnName,
-        ...(hb.replicantIdColumnName !== undefined
-          ? { idColumn: hb.replicantIdColumnName, replicationId: setup.id }
-          : {}),
-        intervalMs: hb.intervalMs,
-        create: true,
-        warn,
-        info: (text) => ctx.log.info(text),
-      }
-      : undefined,
-    serverIdentity: ctx.sourceIdentity,
-    startPosition,
-  });
-  try {
-    if (!resume) {
-      await ctx.checkpoints.write({
-        [REALTIME_CHECKPOINT_FIELD]: startPosition ?? await source.currentPosition(),
-      });
-      resume = true;
-    }
-    const settings: RealtimeSettings = {
-      ...realtimeSettingsOf(ctx),
-      resume,
-      sortKeyOf: mysqlSortKeyOfSource,
-      skipThrough,
-    };
-    const streaming = gateMs === null ? source : new StartTimeGate(source, gateMs, true);
-    return await new RealtimePipeline(
-      streaming,
-      ctx.sink,
-      namingOf(setup),
-      ctx.checkpoints,
-      settings,
-      ctx.log,
-      ctx.signal,
-    ).run();
-  } finally {
-    await source.close();
-  }
-}
-
-/** The filter's databases when each is named literally; undefined when any may match. */
-function literalCatalogs(setup: ReplicationSetup): string[] | undefined {
-  const entries = setup.filter?.entries;
-  if (!entries || entries.length === 0) return undefined;
-  const names: string[] = [];
-  for (const e of entries) {
-    if (!e.catalog || /[*?]/.test(e.catalog)) return undefined;
-    // Filter names ignore case; database names on disk may not.
-    names.push(e.catalog, e.catalog.toLowerCase());
-  }
-  return names;
-}
-
-async function readSkipThrough(checkpoints: CheckpointStore): Promise<Map<string, string>> {
-  return skipThroughOf(await checkpoints.read());
+/** `replicant realtime`: stream changes until stopped. */
+export async function runRealtimeMode(ctx: ModeContext): Promise<RealtimeOutcome> {
+  return await streamOf(ctx, false);
 }
 
 /** `replicant full`: snapshot, then realtime from the snapshot's exact point. */
@@ -324,101 +146,24 @@ export async function runFullMode(
   /** Called when the snapshot is done and the changes start streaming. */
   streaming: () => void,
 ): Promise<{ realtime: RealtimeOutcome | null; skipped: string[]; interrupted: boolean }> {
-  const { setup } = ctx;
-  if (setup.source.type === "POSTGRESQL") {
-    const out = await runFull({
-      ...realtimeSettingsOf(ctx),
-      endpoint: pgEndpointOf(setup.source),
-      sink: ctx.sink,
-      naming: namingOf(setup),
-      checkpoints: ctx.checkpoints,
-      selection: replicationSelectionOf(setup),
-      slotName: pgSlotName(setup),
-      publicationName: pgSlotName(setup),
-      resume: ctx.resume,
-      owner: ctx.owner,
-      systemIdentifier: pgSystemOf(ctx.sourceIdentity),
-      heartbeatMs: setup.extractor.realtime.heartbeat.intervalMs,
-      snapshot: { ...snapshot, schemas: ctx.schemas },
-      terminatePostSnapshot,
-      log: ctx.log,
-      progress,
-      snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
-      realtimeStarts: streaming,
-      signal: ctx.signal,
-    });
-    const skipped = [
-      ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),
-      ...(out.realtime?.skippedTables ?? []),
-    ];
-    return { realtime: out.realtime, skipped, interrupted: out.interrupted };
-  }
-  // MySQL/MariaDB: every reader has its own consistent snapshot and binlog position; realtime
-  // starts at the lowest and each table skips what its own snapshot already holds.
-  const state = ctx.resume ? await ctx.checkpoints.read() : {};
-  const skipped: string[] = [];
-  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1") {
-    const naming = namingOf(setup);
-    const source = await MysqlSnapshotSource.open(
-      mysqlEndpointOf(setup.source),
-      replicationSelectionOf(setup),
-    );
-    // Each table's snapshot position is saved before its first row lands, and never moved
-    // later: a resumed snapshot reads at a newer position, but realtime must still start at
-    // the oldest, or changes between the two would be lost for rows already written.
-    let saving = Promise.resolve();
-    const savePosition = (table: TableSchema) => {
-      saving = saving.then(async () => {
-        const pos = source.tablePositions().get(`${table.id.catalog}.${table.id.table}`);
-        if (!pos) return;
-        const current = await ctx.checkpoints.read();
-        const fields: Record<string, string> = {};
-        const skipField = SKIP_THROUGH_FIELD_PREFIX + naming.cdcStream(table.id);
-        if (current[skipField] === undefined) fields[skipField] = pos.skipThrough;
-        const start = current[REALTIME_CHECKPOINT_FIELD];
-        if (!start || compareCoordinates(pos, parseCheckpoint(start)) < 0) {
-          fields[REALTIME_CHECKPOINT_FIELD] = formatCheckpoint({
-            file: pos.file,
-            pos: pos.pos,
-            gtid: pos.gtid,
-          });
-        }
-        if (Object.keys(fields).length > 0) await ctx.checkpoints.write(fields);
-      });
-      return saving;
-    };
-    try {
-      const outcome = await new SnapshotPipeline(
-        source,
-        ctx.sink,
-        naming,
-        ctx.checkpoints,
-        { ...snapshot, resume: ctx.resume, schemas: ctx.schemas },
-        ctx.log,
-        progress,
-        ctx.signal,
-        savePosition,
-      ).run();
-      process.stdout.write(progress.summary() + "\n");
-      skipped.push(...outcome.tables.filter((t) => t.status === "skipped").map((t) => t.table));
-      const tables = await source.tables();
-      if (outcome.interrupted) return { realtime: null, skipped, interrupted: true };
-      await ctx.checkpoints.write({ [SNAPSHOT_COMPLETE_FIELD]: "1" });
-      ctx.log.info(
-        `snapshot complete: ${tables.map((t) => qualifiedName(t.schema.id)).length} table(s)`,
-      );
-    } finally {
-      await source.close();
-    }
-    if (terminatePostSnapshot) return { realtime: null, skipped, interrupted: false };
-  }
-  streaming();
-  const realtime = await runMysqlRealtime(ctx, true, await readSkipThrough(ctx.checkpoints));
-  return {
-    realtime,
-    skipped: [...skipped, ...realtime.skippedTables],
-    interrupted: realtime.interrupted,
-  };
+  const out = await runFull({
+    connector: connectorOf(ctx.setup.source, ctx.setup),
+    run: streamRunOf(ctx),
+    sink: ctx.sink,
+    naming: namingOf(ctx.setup),
+    snapshot: { ...snapshot, schemas: ctx.schemas },
+    realtime: realtimeSettingsOf(ctx),
+    terminatePostSnapshot,
+    progress,
+    snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
+    realtimeStarts: streaming,
+    signal: ctx.signal,
+  });
+  const skipped = [
+    ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),
+    ...(out.realtime?.skippedTables ?? []),
+  ];
+  return { realtime: out.realtime, skipped, interrupted: out.interrupted };
 }
 
 /** Per table and stream: changes written, duplicates skipped; json: summary events. */

@@ -1,12 +1,10 @@
 import process from "node:process";
-import { GapError, StateError, UsageError } from "../core/errors.ts";
+import { GapError, InDoubtError, StateError, UsageError } from "../core/errors.ts";
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
-import { PgLagSampler } from "../observe/pg_lag_sampler.ts";
-import { MysqlLagSampler } from "../observe/mysql_lag_sampler.ts";
-import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
-import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
+import { connectorOf } from "../source/connectors.ts";
+import { redisSchemaDumpStore } from "../sink/redis/schema_dump_store.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import {
@@ -14,23 +12,14 @@ import {
   type SnapshotSettings,
   type WriteMode,
 } from "../pipeline/snapshot_pipeline.ts";
-import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import {
-  cleanupCommand,
-  InDoubtError,
-  indoubtPath,
-  readIndoubt,
-} from "../sink/redis/indoubt_log.ts";
-import { PgSnapshotSource } from "../source/postgres/pg_snapshot_source.ts";
-import { MysqlSnapshotSource } from "../source/mysql/mysql_snapshot_source.ts";
-import type { SnapshotSource } from "../pipeline/snapshot_source.ts";
+import { cleanupCommand, indoubtPath, readIndoubt } from "../pipeline/indoubt_log.ts";
+import type { SnapshotSource } from "../ports/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import {
   type ModeContext,
-  pgSlotName,
   realtimeSummary,
   runFullMode,
   runRealtimeMode,
@@ -39,7 +28,6 @@ import {
   checkBeforeChanges,
   type IdState,
   idStreams,
-  ownerOf,
   resnapshotCommand,
   startOver,
   tableNames,
@@ -54,15 +42,20 @@ import { jsonLine } from "../observe/log_event.ts";
 import {
   configWarningEvent,
   entryOptionsOf,
-  mysqlEndpointOf,
   namingOf,
-  pgEndpointOf,
   redisTargetOf,
   replicationSelectionOf,
   type ReplicationSetup,
   resolveReplication,
   resolveSecrets,
 } from "./replication_setup.ts";
+import {
+  type CheckpointStore,
+  REALTIME_CHECKPOINT_FIELD,
+  SNAPSHOT_COMPLETE_FIELD,
+  SOURCE_SERVER_FIELD,
+} from "../ports/checkpoint.ts";
+import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
 
 export type ReplicationMode = "snapshot" | "realtime" | "full";
 
@@ -138,18 +131,14 @@ export async function replicate(
     pauseAboveMemoryPercent: streams.pauseAboveMemoryPercent,
   });
   const naming = namingOf(setup);
-  const checkpoints = new CheckpointStore(
+  const checkpoints = new RedisCheckpointStore(
     sink.client,
     naming.checkpointKey(setup.target.mode === "cluster"),
   );
+  const connector = connectorOf(setup.source, setup);
   const lag = mode === "snapshot"
     ? null
-    : setup.source.type === "POSTGRESQL"
-    ? new PgLagSampler(pgEndpointOf(setup.source), pgSlotName(setup))
-    : new MysqlLagSampler(
-      mysqlEndpointOf(setup.source),
-      () => checkpoints.get(REALTIME_CHECKPOINT_FIELD),
-    );
+    : connector.lagSampler(() => checkpoints.get(REALTIME_CHECKPOINT_FIELD));
   /** The selected tables, once the source listed them. */
   let tables: string[] = [];
   const observer = new RunObserver(observe, {
@@ -196,7 +185,13 @@ export async function replicate(
       log.warn(w);
       say("warn", `replicant: warning: ${w}`);
     }
-    const schemas = await recordSchemaDump(setup, sink.client, naming, log, preflight.tables);
+    const schemas = await recordSchemaDump(
+      () => connector.readSchemas(replicationSelectionOf(setup)),
+      redisSchemaDumpStore(sink.client),
+      naming,
+      log,
+      preflight.tables,
+    );
     retention = startRetention(
       setup.applier,
       sink,
@@ -238,7 +233,6 @@ export async function replicate(
       signal: controller.signal,
       schemas,
       snapshot: snapshotSettingsOf(setup, opts),
-      owner: ownerOf(setup),
       // Resuming, positions belong to the server recorded with them; else to this one.
       sourceIdentity: resume ? state.fields[SOURCE_SERVER_FIELD] ?? null : preflight.identity,
       changeStreams: idStreams(setup, preflight.tables, "realtime"),
@@ -292,7 +286,7 @@ export async function replicate(
 
 /**
  * `--resume` with entries listed in the in-doubt file would trust a stream tail that may be
- * one of them (DESIGN §Undo and in-doubt): refuse, and say how to clean up (exit 4).
+ * one of them (an entry that should have been undone): refuse, and say how to clean up (exit 4).
  */
 function refuseWhileInDoubt(setup: ReplicationSetup): void {
   const file = indoubtPath(setup.home, setup.id);
@@ -351,7 +345,7 @@ async function runSnapshot(
   schemas: SchemaHistory,
 ): Promise<number> {
   const state = resume ? await checkpoints.read() : {};
-  if (state["snapshot:complete"] === "1") {
+  if (state[SNAPSHOT_COMPLETE_FIELD] === "1") {
     out.print(
       `Snapshot of id ${
         JSON.stringify(setup.id)
@@ -361,9 +355,10 @@ async function runSnapshot(
   }
   const settings: SnapshotSettings = { ...snapshotSettingsOf(setup, opts), resume, schemas };
   const selection = replicationSelectionOf(setup);
-  const source: SnapshotSource = setup.source.type === "POSTGRESQL"
-    ? await PgSnapshotSource.open(pgEndpointOf(setup.source), selection, { log })
-    : await MysqlSnapshotSource.open(mysqlEndpointOf(setup.source), selection);
+  const source: SnapshotSource = await connectorOf(setup.source, setup).openSnapshot(
+    selection,
+    log,
+  );
   const progress = progressOf(opts, out);
   try {
     const outcome = await new SnapshotPipeline(
@@ -382,7 +377,7 @@ async function runSnapshot(
       out.print(`Stopped. Continue with --resume --id ${setup.id}.`);
       return EXIT.ok;
     }
-    await checkpoints.write({ "snapshot:complete": "1" });
+    await checkpoints.write({ [SNAPSHOT_COMPLETE_FIELD]: "1" });
     log.info(`snapshot complete: ${outcome.tables.length} table(s), ${skipped.length} skipped`);
     if (skipped.length > 0) {
       out.print(
@@ -435,7 +430,7 @@ function progressInterval(opts: CommonOptions): number | undefined {
   return Math.round(seconds * 1000);
 }
 
-/** Exit code of a finished or stopped run: 3 when tables were skipped (SPEC §1). */
+/** Exit code of a finished or stopped run: 3 when tables were skipped. */
 function finish(
   skipped: string[],
   interrupted: boolean,

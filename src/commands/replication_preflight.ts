@@ -9,45 +9,22 @@
  * @module
  */
 
-import type { MysqlConnection as MysqlConn } from "../config/mod.ts";
-import { ExistingStreamsError, StateError } from "../core/errors.ts";
+import { ExistingStreamsError } from "../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { WriteMode } from "../pipeline/snapshot_pipeline.ts";
-import { neutralSchema } from "../schema/source_schemas.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
-import { mysqlServerIdentity } from "../source/mysql/mysql_binlog_gap.ts";
-import { mysqlQueryError, openMysql } from "../source/mysql/mysql_endpoint.ts";
-import { readMysqlTables } from "../source/mysql/mysql_schema_reader.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
-import { checkPublication } from "../source/postgres/pg_publication.ts";
-import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
-import {
-  checkPgOwnership,
-  judgeOwnership,
-  pgServerIdentity,
-  pgSystemIdentifier,
-  readPgResources,
-  releaseOwnResources,
-  type ReplicationOwner,
-} from "../source/postgres/pg_source_ownership.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
-import { SOURCE_SERVER_FIELD } from "../pipeline/server_change.ts";
-import { pgSlotName } from "./realtime_modes.ts";
-import {
-  mysqlEndpointOf,
-  namingOf,
-  pgEndpointOf,
-  replicationSelectionOf,
-  type ReplicationSetup,
-} from "./replication_setup.ts";
+import { connectorOf } from "../source/connectors.ts";
+import { namingOf, replicationSelectionOf, type ReplicationSetup } from "./replication_setup.ts";
 import { requireSelectedTables } from "./selection_check.ts";
 import { preflightSource } from "./source_preflight.ts";
-
-/** Checkpoint fields that say whose source resources the id uses (and SOURCE_SERVER_FIELD). */
-export const SOURCE_SLOT_FIELD = "source:slot";
-export const SOURCE_PUBLICATION_FIELD = "source:publication";
+import {
+  type CheckpointStore,
+  SOURCE_SERVER_FIELD,
+  STATE_CREATED_FIELD,
+  STATE_MODE_FIELD,
+} from "../ports/checkpoint.ts";
 
 export type Mode = "snapshot" | "realtime" | "full";
 
@@ -77,16 +54,12 @@ export interface Preflight {
   tables: TableSchema[];
   /** The source server's identity (realtime, full); null for a snapshot. */
   identity: string | null;
-  /** PostgreSQL: this id's own slot or publication exists. */
+  /** Source resources of this id exist (PostgreSQL: its slot or publication). */
   ownSlot: boolean;
   /** What the user should know but does not stop the run (FK cascades, …). */
   warnings: string[];
   /** The source server's version. */
   serverVersion: string;
-}
-
-export function ownerOf(setup: ReplicationSetup): ReplicationOwner {
-  return { group: setup.group, id: setup.id };
 }
 
 /**
@@ -99,73 +72,23 @@ export function ownerOf(setup: ReplicationSetup): ReplicationOwner {
 export async function checkBeforeChanges(plan: RunPlan, stateKey: string): Promise<Preflight> {
   const { mode, setup, sink, state, writeMode, overwrite } = plan;
   const { warnings, serverVersion } = await preflightSource(setup, mode);
-  const selection = replicationSelectionOf(setup);
-  let tables: TableSchema[];
-  let identity: string | null = null;
-  let ownSlot = false;
-  if (setup.source.type === "POSTGRESQL") {
-    const endpoint = pgEndpointOf(setup.source);
-    const name = pgSlotName(setup);
-    const recorded = state.fields[SOURCE_SLOT_FIELD];
-    if (state.resume && mode !== "snapshot" && recorded && recorded !== name) {
-      throw new StateError(
-        `Replication id ${JSON.stringify(setup.id)} streams from slot "${recorded}", but ` +
-          `${setup.files.source} now names slot "${name}": put "${recorded}" back under ` +
-          "`replication-slots`, or start over with --overwrite.",
-      );
-    }
-    const client = await openPg(endpoint, "replicant-preflight");
-    try {
-      const found = await readPgTables(client, endpoint.database, selection);
-      if (found.length === 0) await requireSelectedTables(setup);
-      tables = found.map(neutralSchema);
-      if (mode !== "snapshot") {
-        identity = pgServerIdentity(await pgSystemIdentifier(endpoint));
-        ownSlot = await checkPgOwnership(client, {
-          name,
-          me: ownerOf(setup),
-          database: endpoint.database,
-          hasState: state.resume,
-          overwrite,
-          reuseOwn: mode === "realtime",
-          connectionFile: setup.files.source,
-          stateKey,
-        });
-        // A table without a replica identity, a publication the user may not create or
-        // change: found now (tried and rolled back), not after the run started. Resuming, a
-        // missing publication is the gap check's to report.
-        await checkPublication(client, name, found, {
-          owner: ownerOf(setup),
-          createMissing: !state.resume,
-        });
-      } else if (overwrite) {
-        // A snapshot needs no slot; starting over still drops this id's own, if any.
-        const resources = await readPgResources(client, name);
-        ownSlot = judgeOwnership(resources, ownerOf(setup), endpoint.database).kind === "own";
-      }
-    } finally {
-      await client.end().catch(() => {});
-    }
-  } else {
-    const endpoint = mysqlEndpointOf(setup.source as MysqlConn);
-    const conn = await openMysql(endpoint);
-    try {
-      tables = (await readMysqlTables(conn, selection)).map(neutralSchema);
-      if (mode !== "snapshot") {
-        identity = await mysqlServerIdentity(conn, /mariadb/i.test(serverVersion));
-      }
-    } catch (err) {
-      throw mysqlQueryError(endpoint, "Checking the source before the run", err);
-    } finally {
-      conn.destroy();
-    }
-    if (tables.length === 0) await requireSelectedTables(setup);
-  }
+  const { tables, identity, ownsResources } = await connectorOf(setup.source, setup)
+    .checkBeforeRun({
+      mode,
+      selection: replicationSelectionOf(setup),
+      resume: state.resume,
+      overwrite,
+      state: state.fields,
+      stateKey,
+      connectionFile: setup.files.source,
+      serverVersion,
+      noTables: () => requireSelectedTables(setup),
+    });
   if (!state.resume && mode !== "realtime" && writeMode === "fail") {
     const existing = await sink.existing(idStreams(setup, tables, mode));
     if (existing.length > 0) throw new ExistingStreamsError(existing);
   }
-  return { tables, identity, ownSlot, warnings, serverVersion };
+  return { tables, identity, ownSlot: ownsResources, warnings, serverVersion };
 }
 
 /**
@@ -198,15 +121,9 @@ export async function startOver(
   const { mode, setup, sink, state, writeMode, overwrite } = plan;
   if (overwrite) {
     if (state.exists) await checkpoints.clear();
-    if (setup.source.type === "POSTGRESQL" && preflight.ownSlot) {
-      const name = pgSlotName(setup);
-      const client = await openPg(pgEndpointOf(setup.source), "replicant-overwrite");
-      try {
-        await releaseOwnResources(client, name);
-      } finally {
-        await client.end().catch(() => {});
-      }
-      log.info(`--overwrite: dropped this id's slot and publication "${name}"`);
+    if (preflight.ownSlot) {
+      const dropped = await connectorOf(setup.source, setup).forgetOwn();
+      if (dropped) log.info(`--overwrite: dropped ${dropped}`);
     }
   }
   if (writeMode === "replace" || writeMode === "truncate") {
@@ -221,14 +138,11 @@ export async function startOver(
     }
   }
   const fields: Record<string, string> = {
-    "state:created": new Date().toISOString(),
-    "state:mode": mode,
+    [STATE_CREATED_FIELD]: new Date().toISOString(),
+    [STATE_MODE_FIELD]: mode,
   };
   if (preflight.identity) fields[SOURCE_SERVER_FIELD] = preflight.identity;
-  if (setup.source.type === "POSTGRESQL" && mode !== "snapshot") {
-    fields[SOURCE_SLOT_FIELD] = pgSlotName(setup);
-    fields[SOURCE_PUBLICATION_FIELD] = pgSlotName(setup);
-  }
+  Object.assign(fields, connectorOf(setup.source, setup).resourceFields(mode));
   await checkpoints.write(fields);
 }
 

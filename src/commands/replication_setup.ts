@@ -1,7 +1,5 @@
-import { isIP } from "node:net";
 import { resolve } from "node:path";
 import process from "node:process";
-import type { ConnectionOptions as TlsOptions } from "node:tls";
 import {
   type ApplierConfig,
   ConfigError,
@@ -20,20 +18,21 @@ import {
   type MysqlConnection,
   type PostgresConnection,
   type RedisConnection,
-  selectedColumns,
-  tableNamed,
-  tableSelected,
 } from "../config/mod.ts";
 import { loadConnectionWithSecrets } from "../config/aws_secrets.ts";
-import { tlsMaterialOf } from "../config/tls_material.ts";
+import { tlsMaterialOf, tlsOptionsOf } from "../config/tls_material.ts";
+import { heartbeatTableFor } from "../config/heartbeat_table.ts";
+import { connectorOf } from "../source/connectors.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { TableId } from "../core/table_schema.ts";
 import { UsageError } from "../core/errors.ts";
 import { StreamNaming } from "../core/stream_naming.ts";
-import type { TableSelection } from "../pipeline/snapshot_source.ts";
+import {
+  selectionWithout,
+  type TableSelection,
+  tableSelectionOf,
+} from "../ports/snapshot_source.ts";
 import type { RedisTarget } from "../sink/redis/redis_connection.ts";
-import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
-import type { MysqlEndpoint } from "../source/mysql/mysql_endpoint.ts";
 import { VERSION } from "../version.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";
@@ -267,15 +266,6 @@ export async function resolveSecrets(setup: ReplicationSetup): Promise<Replicati
   return { ...setup, source: source!, target: target! };
 }
 
-export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
-  if (!filter) return { table: () => true, columns: () => null };
-  return {
-    table: (id) => tableSelected(filter, id),
-    columns: (id) => selectedColumns(filter, id),
-    named: (id) => tableNamed(filter, id),
-  };
-}
-
 /**
  * The MySQL/MariaDB heartbeat table of a run (`realtime.heartbeat` enabled): in its
  * `catalog`, else in the one database the filter names; null when off or for PostgreSQL
@@ -285,83 +275,12 @@ export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
   return heartbeatTableFor(setup.extractor, setup.filter, setup.source.type);
 }
 
-export function heartbeatTableFor(
-  extractor: ExtractorConfig,
-  filter: FilterConfig | null,
-  sourceType: string,
-): TableId | null {
-  const hb = extractor.realtime.heartbeat;
-  if (!hb.enable || sourceType === "POSTGRESQL") return null;
-  const catalogs = [...new Set((filter?.entries ?? []).map((e) => e.catalog))];
-  const catalog = hb.catalog ??
-    (catalogs.length === 1 && catalogs[0] !== undefined && !/[*?]/.test(catalogs[0])
-      ? catalogs[0]
-      : undefined);
-  if (catalog === undefined) {
-    throw new ConfigError([{
-      file: extractor.file ?? "extractor",
-      key: "realtime.heartbeat.catalog",
-      message: "required with `enable: true`: the database of the heartbeat table (the filter " +
-        "does not name exactly one database)",
-    }]);
-  }
-  return { catalog, schema: null, table: hb.tableName };
-}
-
 /**
  * The tables and columns a run replicates: the filter's, without the heartbeat table, whose
  * rows are Replicant's own bookkeeping and never replicated.
  */
 export function replicationSelectionOf(setup: ReplicationSetup): TableSelection {
   return selectionWithout(tableSelectionOf(setup.filter), heartbeatTableOf(setup));
-}
-
-/** The selection without one table (the heartbeat table; null: none). */
-export function selectionWithout(selection: TableSelection, left: TableId | null): TableSelection {
-  if (left === null) return selection;
-  const isLeft = (id: TableId) =>
-    id.catalog.toLowerCase() === left.catalog.toLowerCase() &&
-    id.table.toLowerCase() === left.table.toLowerCase();
-  return {
-    table: (id) => !isLeft(id) && selection.table(id),
-    columns: (id) => selection.columns(id),
-  };
-}
-
-export function pgEndpointOf(conn: PostgresConnection): PgEndpoint {
-  return {
-    host: conn.host,
-    port: conn.port,
-    database: conn.database,
-    user: conn.username,
-    password: conn.password,
-    ssl: tlsOptionsOf(conn),
-    origin: conn.file ?? "postgresql connection",
-  };
-}
-
-export function mysqlEndpointOf(conn: MysqlConnection): MysqlEndpoint {
-  const m = conn.ssl?.enable
-    ? tlsMaterialOf(conn.ssl, conn.file ?? `${conn.type} connection`)
-    : null;
-  return {
-    host: conn.host,
-    port: conn.port,
-    user: conn.username,
-    password: conn.password,
-    // mysql2 checks the chain with rejectUnauthorized and the host name with verifyIdentity.
-    ssl: m
-      ? {
-        ca: m.ca,
-        cert: m.cert,
-        key: m.key,
-        rejectUnauthorized: conn.ssl!.hostnameVerification || m.ca !== undefined,
-        verifyIdentity: conn.ssl!.hostnameVerification,
-      }
-      : undefined,
-    serverIds: conn.slaveServerIds,
-    origin: conn.file ?? "mysql connection",
-  };
 }
 
 export function redisTargetOf(conn: RedisConnection): RedisTarget {
@@ -378,31 +297,6 @@ export function redisTargetOf(conn: RedisConnection): RedisTarget {
   };
 }
 
-/**
- * Node TLS options of a connection's `ssl` section (undefined without TLS): the server
- * certificate is checked against the trust store (or the system CAs), and its host name too
- * unless `hostname-verification: false`; with that and no trust store nor `root-cert` the
- * connection is encrypted but the server unverified (libpq's verify-full, verify-ca, require).
- * Store problems are ConfigErrors naming the file and key (exit 2).
- */
-export function tlsOptionsOf(conn: Connection): TlsOptions | undefined {
-  const ssl = conn.ssl;
-  if (!ssl?.enable) return undefined;
-  const material = tlsMaterialOf(ssl, conn.file ?? `${conn.type} connection`);
-  // Like libpq's sslmode: verify-full by default; verify-ca with hostname-verification: false;
-  // require (encrypted, unverified) when that is false and no CA is given either.
-  const options: TlsOptions = {
-    rejectUnauthorized: ssl.hostnameVerification || material.ca !== undefined,
-  };
-  if (material.ca) options.ca = material.ca;
-  if (material.cert) options.cert = material.cert;
-  if (material.key) options.key = material.key;
-  // SNI takes a host name, never an IP address.
-  if (!isIP(conn.host)) options.servername = conn.host;
-  if (!ssl.hostnameVerification) options.checkServerIdentity = () => undefined;
-  return options;
-}
-
 export function namingOf(setup: ReplicationSetup): StreamNaming {
   const s = setup.applier.streams;
   return new StreamNaming(setup.id, setup.group, s.objectNameConcatDelimiter, s.splitStream);
@@ -411,11 +305,13 @@ export function namingOf(setup: ReplicationSetup): StreamNaming {
 export function entryOptionsOf(setup: ReplicationSetup): EntryOptions {
   const s = setup.applier.streams;
   const arcion = s.sourceInfo === "arcion";
+  const connector = connectorOf(setup.source);
   return {
     format: s.messageFormat,
     includeSchema: s.includeSchema,
     tombstones: s.tombstones,
-    connector: setup.source.type === "POSTGRESQL" ? "postgresql" : "mysql",
+    connector: connector.name,
+    positionFields: connector.positionFields,
     ...(arcion ? { connectorName: setup.source.type } : {}),
     replicationId: setup.id,
     version: arcion ? setup.sourceServerVersion ?? VERSION : VERSION,

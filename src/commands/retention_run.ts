@@ -2,11 +2,10 @@ import type { ApplierConfig } from "../config/mod.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { metrics } from "../observe/replicant_metrics.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient, RedisTarget } from "../sink/redis/redis_connection.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
-import { retentionField, retentionValue } from "../sink/redis/retention_record.ts";
+import { type CheckpointStore, retentionField, retentionValue } from "../ports/checkpoint.ts";
 import { RetentionLoop, StreamRetention } from "../sink/redis/stream_retention.ts";
 
 /** Where retention reports: trace.log lines, and warnings on the console too. */

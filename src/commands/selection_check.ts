@@ -1,6 +1,8 @@
 import { ConfigError } from "../config/mod.ts";
-import { listSourceTables, type SourceTables } from "../schema/source_schemas.ts";
-import { type ReplicationSetup, tableSelectionOf } from "./replication_setup.ts";
+import type { SourceTables } from "../ports/connector.ts";
+import { connectorOf } from "../source/connectors.ts";
+import type { ReplicationSetup } from "./replication_setup.ts";
+import { tableSelectionOf } from "../ports/snapshot_source.ts";
 
 /** Lines and names shown of what a source has, so a big catalog stays one readable message. */
 const MAX_GROUPS = 20;
@@ -13,7 +15,7 @@ const MAX_TABLES = 12;
  * option that gave it, and listing the schemas or databases and tables the source has.
  */
 export async function requireSelectedTables(setup: ReplicationSetup): Promise<void> {
-  const found = await listSourceTables(setup.source);
+  const found = await connectorOf(setup.source, setup).listTables();
   const selection = tableSelectionOf(setup.filter);
   if (found.groups.some((g) => g.tables.some((id) => selection.table(id)))) return;
   const has = describeTables(found);

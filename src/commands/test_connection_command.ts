@@ -2,35 +2,26 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import net from "node:net";
 import { parse as parseYaml } from "yaml";
-import type { MysqlConnection, PostgresConnection, RedisConnection } from "../config/mod.ts";
+import { ConfigError, loadFilter, type RedisConnection } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
-import { failed, foundOf, passed, type PrerequisiteCheck } from "../core/prerequisite_check.ts";
+import {
+  failed,
+  foundOf,
+  passed,
+  type PrerequisiteCheck,
+  statusOf,
+} from "../core/prerequisite_check.ts";
 import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
 import { renderTable } from "../observe/text_table.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
+import { connectorOf } from "../source/connectors.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
-import { openPg } from "../source/postgres/pg_endpoint.ts";
-import { checkPgPrerequisites, checkPgTables } from "../source/postgres/pg_prerequisites.ts";
-import { openMysql } from "../source/mysql/mysql_endpoint.ts";
-import { checkMysqlSource } from "../source/mysql/mysql_prerequisites.ts";
-import { ConfigError, loadExtractor, loadFilter } from "../config/mod.ts";
-import { slotNameOf } from "../source/postgres/pg_replication_slot.ts";
-import { readPgTables } from "../source/postgres/pg_schema_reader.ts";
-import type { TableSelection } from "../pipeline/snapshot_source.ts";
+import { type TableSelection, tableSelectionOf } from "../ports/snapshot_source.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { homeDir, idDir } from "./manifest.ts";
-import {
-  heartbeatTableFor,
-  loadConnectionFile,
-  mysqlEndpointOf,
-  pgEndpointOf,
-  redisTargetOf,
-  selectionWithout,
-  tableSelectionOf,
-  validateId,
-} from "./replication_setup.ts";
+import { loadConnectionFile, redisTargetOf, validateId } from "./replication_setup.ts";
 
 /** Arcion's validation file (`--validate`): which checks to run. */
 export interface ValidateConfig {
@@ -174,12 +165,20 @@ async function testOne(
   }
   const cdc = validate.cdcLogs && validate.mode !== "SNAPSHOT";
   try {
-    if (conn.type === "POSTGRESQL") {
-      await testPostgres(conn as PostgresConnection, checks, report, validate, cdc, scope);
-    } else if (conn.type === "REDIS_STREAM") {
-      await testRedis(conn as RedisConnection, checks, report, validate);
+    if (conn.type === "REDIS_STREAM") {
+      await testRedis(conn, checks, report, validate);
     } else {
-      await testMysql(conn as MysqlConnection, checks, report, validate, cdc, scope);
+      const found = await connectorOf(conn, scope).testConnection({
+        mode: validate.mode,
+        cdc,
+        systemTables: validate.systemTables,
+        selection: scope.selection,
+        extractorFile: scope.extractor,
+        filterFile: scope.filter,
+        checks,
+        login: (user, open) => credentials(checks, report, user, open),
+      });
+      Object.assign(report, found);
     }
   } catch (e) {
     // A --filter or --extractor file that does not load is the command's error (exit 2).
@@ -214,104 +213,6 @@ async function credentials<T>(
     checks.push(failed("credentials", message, connectHintOf(message)));
     report.credentialCheck = "FAILED";
     return null;
-  }
-}
-
-const statusOf = (list: PrerequisiteCheck[]) =>
-  list.length === 0 ? "SKIPPED" : list.some((c) => c.status === "FAILED") ? "FAILED" : "PASSED";
-
-async function testPostgres(
-  conn: PostgresConnection,
-  checks: PrerequisiteCheck[],
-  report: ConnectionReport,
-  validate: ValidateConfig,
-  cdc: boolean,
-  scope: TestScope,
-): Promise<void> {
-  const client = await credentials(checks, report, conn.username, () => openPg(pgEndpointOf(conn)));
-  if (!client) return;
-  try {
-    if (validate.systemTables) {
-      try {
-        await client.query("SELECT count(*) FROM pg_catalog.pg_class, pg_catalog.pg_index LIMIT 1");
-        checks.push(passed("system tables", "pg_class, pg_attribute, pg_index readable"));
-      } catch (e) {
-        checks.push(failed("system tables", (e as Error).message));
-      }
-      report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
-    }
-    // What the mode needs of the selected tables, checked as a run checks it.
-    const slotName = slotNameOf(conn, scope.group, scope.id);
-    const tableChecks: PrerequisiteCheck[] = [];
-    try {
-      const tables = await readPgTables(client, conn.database, scope.selection);
-      tableChecks.push(
-        ...await checkPgTables(client, tables, {
-          publicationName: slotName,
-          streaming: cdc,
-          owner: { group: scope.group, id: scope.id },
-        }),
-      );
-    } catch (e) {
-      tableChecks.push(failed("selected tables", (e as Error).message));
-    }
-    if (cdc) {
-      const cdcChecks = await checkPgPrerequisites(client, { slotName });
-      checks.push(...cdcChecks);
-      // Replica identity and the publication decide whether the changes can be read too.
-      const streamed = tableChecks.filter((c) => c.name !== "select privilege");
-      report.readAccessToCdcLogs = statusOf([...cdcChecks, ...streamed]);
-    }
-    checks.push(...tableChecks);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-/** The checks that say whether the binlog can be read (Arcion's `readAccessToCdcLogs`). */
-const MYSQL_CDC_CHECKS = new Set([
-  "log_bin",
-  "binlog_format",
-  "binlog_row_image",
-  "slave-server-ids",
-  "replication privileges",
-]);
-
-async function testMysql(
-  conn: MysqlConnection,
-  checks: PrerequisiteCheck[],
-  report: ConnectionReport,
-  validate: ValidateConfig,
-  cdc: boolean,
-  scope: TestScope,
-): Promise<void> {
-  const endpoint = mysqlEndpointOf(conn);
-  const client = await credentials(checks, report, conn.username, () => openMysql(endpoint));
-  if (!client) return;
-  try {
-    if (validate.systemTables) {
-      try {
-        await client.query("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE 1 = 0");
-        checks.push(passed("system tables", "information_schema readable"));
-      } catch (e) {
-        checks.push(failed("system tables", (e as Error).message));
-      }
-      report.readAccessToSystemTables = statusOf(checks.filter((c) => c.name === "system tables"));
-    }
-    const extractor = scope.extractor ? loadExtractor(scope.extractor, conn.type) : null;
-    const filter = scope.filter ? loadFilter(scope.filter) : null;
-    const heartbeat = extractor ? heartbeatTableFor(extractor, filter, conn.type) : null;
-    const found = await checkMysqlSource(client, endpoint, {
-      mode: cdc ? validate.mode : "SNAPSHOT",
-      selection: selectionWithout(tableSelectionOf(filter), heartbeat),
-      heartbeat: heartbeat && { database: heartbeat.catalog, table: heartbeat.table },
-    });
-    checks.push(...found);
-    if (cdc) {
-      report.readAccessToCdcLogs = statusOf(found.filter((c) => MYSQL_CDC_CHECKS.has(c.name)));
-    }
-  } finally {
-    client.destroy();
   }
 }
 

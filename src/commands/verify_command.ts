@@ -7,38 +7,38 @@ import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
 import { formatCount, renderTable } from "../observe/text_table.ts";
-import { REALTIME_CHECKPOINT_FIELD } from "../pipeline/realtime_pipeline.ts";
-import { SNAPSHOT_COMPLETE_FIELD } from "../pipeline/full_pipeline.ts";
-import type { SnapshotTable } from "../pipeline/snapshot_source.ts";
+import { type SnapshotTable, tableSelectionOf } from "../ports/snapshot_source.ts";
+import type { VerifyPoint } from "../ports/verify_point.ts";
 import {
   tableStreams,
   type TableVerdict,
-  type VerifyPoint,
   type VerifySettings,
   verifyTables,
 } from "../pipeline/table_verifier.ts";
-import { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
 import { openRedisAdmin, type RedisClient } from "../sink/redis/redis_connection.ts";
+import { redisStreamScan } from "../sink/redis/stream_pages.ts";
 import { isNoSuchKey } from "../sink/redis/redis_error_class.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
-import { retentionRecordsOf } from "../sink/redis/retention_record.ts";
-import { openMysqlVerifyPoint } from "../source/mysql/mysql_verify_point.ts";
-import { openPgVerifyPoint } from "../source/postgres/pg_verify_point.ts";
+import {
+  type CheckpointStore,
+  REALTIME_CHECKPOINT_FIELD,
+  retentionRecordsOf,
+  SNAPSHOT_COMPLETE_FIELD,
+  STATE_MODE_FIELD,
+} from "../ports/checkpoint.ts";
+import { connectorOf } from "../source/connectors.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { idDir } from "./manifest.ts";
 import { EXIT } from "./replicate_command.ts";
-import { pgSlotName } from "./realtime_modes.ts";
 import {
   entryOptionsOf,
-  mysqlEndpointOf,
   namingOf,
-  pgEndpointOf,
   redisTargetOf,
   type ReplicationSetup,
   resolveReplication,
   resolveSecrets,
-  tableSelectionOf,
 } from "./replication_setup.ts";
+import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
 
 /** How long verify waits for the replication to reach the point, by default (seconds). */
 const DEFAULT_WAIT_SECONDS = 300;
@@ -62,26 +62,21 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
   const spillDir = join(opts.spillDir ?? idDir(setup.home, setup.id), `verify-${process.pid}`);
   try {
     const naming = namingOf(setup);
-    const checkpoints = new CheckpointStore(
+    const checkpoints = new RedisCheckpointStore(
       client,
       naming.checkpointKey(setup.target.mode === "cluster"),
     );
     const state = await checkpoints.read();
     requireReplicatedState(setup, checkpoints.key, state);
     const selection = tableSelectionOf(setup.filter);
-    point = setup.source.type === "POSTGRESQL"
-      ? await openPgVerifyPoint(pgEndpointOf(setup.source), selection, {
-        slot: pgSlotName(setup),
-        publication: pgSlotName(setup),
-      })
-      : await openMysqlVerifyPoint(mysqlEndpointOf(setup.source), selection);
+    point = await connectorOf(setup.source, setup).openVerifyPoint(selection);
     const tables = selectTables(await point.source.tables(), opts.tables);
     out.say(
       "info",
       `replicant: verifying ${tables.length} table(s) of id ${setup.id} at ${point.description}`,
     );
     const checkpoint = state[REALTIME_CHECKPOINT_FIELD] !== undefined ||
-        state["state:mode"] !== "snapshot"
+        state[STATE_MODE_FIELD] !== "snapshot"
       ? await waitForCheckpoint(checkpoints, point, tables, waitSeconds, setup.id, out)
       : null;
     const settings: VerifySettings = {
@@ -95,7 +90,10 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
     };
     const incomplete = await incompleteStreams(client, setup, state, tables, settings);
     mkdirSync(spillDir, { recursive: true });
-    const verdicts = await verifyTables(client, point, tables, { ...settings, incomplete });
+    const verdicts = await verifyTables(redisStreamScan(client), point, tables, {
+      ...settings,
+      incomplete,
+    });
     const code = exitCodeOf(verdicts);
     printVerdicts(out, verdicts, point.description, checkpoint, code);
     return code;
@@ -133,10 +131,12 @@ function requireReplicatedState(
         "or check --id and --replication-group",
     );
   }
-  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1" && state["state:mode"] !== "realtime") {
+  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1" && state[STATE_MODE_FIELD] !== "realtime") {
     throw new StateError(
       `The snapshot of id ${JSON.stringify(setup.id)} is not complete (${where}): ` +
-        `finish it first (replicant ${state["state:mode"] ?? "full"} … --id ${setup.id} --resume)`,
+        `finish it first (replicant ${
+          state[STATE_MODE_FIELD] ?? "full"
+        } … --id ${setup.id} --resume)`,
     );
   }
 }

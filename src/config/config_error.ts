@@ -30,7 +30,7 @@ export function formatProblems(problems: readonly ConfigProblem[]): string {
  * problem found, so a user fixes them all in one round instead of one per run.
  */
 export class ConfigError extends Error {
-  /** SPEC §1: bad usage or bad configuration exits with 2. */
+  /** Bad usage or bad configuration exits with 2. */
   readonly exitCode = 2;
   readonly problems: readonly ConfigProblem[];
 

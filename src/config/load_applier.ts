@@ -4,7 +4,7 @@ import { TAIL_ENTRIES } from "../core/entry_decoder.ts";
 import { readYaml } from "./read_yaml.ts";
 import { bool, check, Checker, int, INVALID, obj, oneOf } from "./schema.ts";
 
-/** How entries are written to streams (SPEC §3, §4). One set for the whole replication. */
+/** How entries are written to streams (docs/entry-format.md). One set for the whole replication. */
 export interface StreamOptions {
   /** Separate `_cdc_logs` streams for realtime changes (EVENTUAL). */
   splitStream: boolean;

@@ -1,5 +1,5 @@
 /**
- * Configuration files (SPEC §2): Arcion-compatible YAML, validated with every problem reported
+ * Configuration files (docs/configuration.md): Arcion-compatible YAML, validated with every problem reported
  * at once (ConfigError, exit code 2) and returned as typed objects with defaults applied.
  */
 export {

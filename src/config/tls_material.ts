@@ -11,11 +11,13 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { isIP } from "node:net";
+import type { ConnectionOptions as TlsOptions } from "node:tls";
 import { readFileSync } from "node:fs";
 import forgeModule from "node-forge";
 import { decrypt as decryptJksKey, parseJks } from "jks-js";
 import { ConfigError, type ConfigProblem } from "./config_error.ts";
-import type { SslConfig, StoreConfig } from "./load_connection.ts";
+import type { Connection, SslConfig, StoreConfig } from "./load_connection.ts";
 
 /** What a TLS client needs, as PEM text. Absent fields: use Node's defaults. */
 export interface TlsMaterial {
@@ -296,4 +298,29 @@ function keyPart(ssl: SslConfig, file: string, result: TlsMaterial): void {
     result.cert = certs.join("\n");
     result.key = keys[0];
   }
+}
+
+/**
+ * Node TLS options of a connection's `ssl` section (undefined without TLS): the server
+ * certificate is checked against the trust store (or the system CAs), and its host name too
+ * unless `hostname-verification: false`; with that and no trust store nor `root-cert` the
+ * connection is encrypted but the server unverified (libpq's verify-full, verify-ca, require).
+ * Store problems are ConfigErrors naming the file and key (exit 2).
+ */
+export function tlsOptionsOf(conn: Connection): TlsOptions | undefined {
+  const ssl = conn.ssl;
+  if (!ssl?.enable) return undefined;
+  const material = tlsMaterialOf(ssl, conn.file ?? `${conn.type} connection`);
+  // Like libpq's sslmode: verify-full by default; verify-ca with hostname-verification: false;
+  // require (encrypted, unverified) when that is false and no CA is given either.
+  const options: TlsOptions = {
+    rejectUnauthorized: ssl.hostnameVerification || material.ca !== undefined,
+  };
+  if (material.ca) options.ca = material.ca;
+  if (material.cert) options.cert = material.cert;
+  if (material.key) options.key = material.key;
+  // SNI takes a host name, never an IP address.
+  if (!isIP(conn.host)) options.servername = conn.host;
+  if (!ssl.hostnameVerification) options.checkServerIdentity = () => undefined;
+  return options;
 }

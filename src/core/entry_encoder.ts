@@ -6,13 +6,19 @@ import { copyBytes as put } from "./byte_copy.ts";
 import { type ArenaBlock, ByteArena } from "./byte_arena.ts";
 
 export type MessageFormat = "compact" | "extended" | "fields";
-export type Connector = "postgresql" | "mysql";
+/** A connector's name, `source.connector` of its entries (`postgresql`, `mysql`). */
+export type Connector = string;
+
+/** A field of an entry's `source` block and its schema type (`int64`, `string`, …). */
+export type PositionField = readonly [field: string, type: string];
 
 export interface EntryOptions {
   format: MessageFormat;
   includeSchema: boolean;
   tombstones: boolean;
   connector: Connector;
+  /** The position fields the connector adds to `source`, for the entry's `schema` half. */
+  positionFields: readonly PositionField[];
   /** `source.connector` when not `connector` (Arcion's `MYSQL`, `POSTGRESQL`, …). */
   connectorName?: string;
   replicationId: string;
@@ -25,16 +31,7 @@ export interface EntryOptions {
   keylessKey?: "all-columns" | "default";
 }
 
-/** Schema of the position fields each connector adds to `source` (SPEC §4). */
-const POSITION_FIELDS: Record<Connector, [string, string][]> = {
-  postgresql: [["lsn", "int64"], ["txId", "int64"], ["sequence", "int64"]],
-  mysql: [["server_id", "int64"], ["gtid", "string"], ["file", "string"], ["pos", "int64"], [
-    "row",
-    "int32",
-  ]],
-};
-
-/** Start of a `source` block, up to its `"ts_ms":` (SPEC §4). */
+/** Start of a `source` block, up to its `"ts_ms":`. */
 export function sourceOpen(
   options: Pick<EntryOptions, "connector" | "connectorName" | "replicationId" | "version">,
 ): string {
@@ -112,7 +109,7 @@ function writeAscii(out: Uint8Array, p: number, s: string): number {
   return p;
 }
 
-/** Value of a tombstone entry (SPEC §4). */
+/** Value of a tombstone entry (it follows a delete when tombstones are on). */
 export const TOMBSTONE_VALUE = "default";
 
 /**
@@ -183,7 +180,7 @@ export class TableEntryEncoder<W extends boolean = false> {
       ["schema", "string"],
       ["table", "string"],
       ["schema_version", "int32"],
-      ...POSITION_FIELDS[options.connector],
+      ...options.positionFields,
     ].map(([field, type]) => ({ type, optional: true, field }));
     const keySchema = {
       type: "struct",

@@ -17,7 +17,7 @@ export class ByteSlice {
 }
 
 /**
- * A field value of an entry. Values with a `schema` half (SPEC §4) are `open + body + "}"`
+ * A field value of an entry. Values with a `schema` half are `open + body + "}"`
  * where `open` (`{"schema":…,"payload":`, about 2 KB) is the same for every entry of a table:
  * a WrappedField keeps the two apart so a writer encodes `open` to bytes once per table
  * instead of once per entry, and no 2 KB string is built per entry.

@@ -4,6 +4,8 @@
  */
 export class ReplicantError extends Error {
   exitCode = 1;
+  /** Worth another try from the checkpoint: see isRetriable. */
+  retriable = false;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -37,10 +39,34 @@ export class SourceSetupError extends SourceError {
   override exitCode = 2;
 }
 
+/**
+ * The connection to the source failed (server restart, cut connection, PostgreSQL's
+ * walsender terminated): the pipeline may start the source again from its last checkpoint.
+ */
+export class SourceConnectionError extends SourceError {
+  override retriable = true;
+}
+
 /** Redis failed or refused (exit 1). */
 export class SinkError extends ReplicantError {
   constructor(message: string, readonly stream?: string, options?: { cause?: unknown }) {
     super(message, options);
+  }
+}
+
+/**
+ * Fewer replicas than `wait-for-replicas` acknowledged a batch that landed on its master. The
+ * entries are there, but could be lost with the master: retriable, so the caller handles it
+ * like a lost connection (looks at what landed, undoes or skips it, retries).
+ */
+export class ReplicaWaitError extends SinkError {
+  override retriable = true;
+  constructor(stream: string, acked: number, wanted: number, timeoutMs: number, where: string) {
+    super(
+      `only ${acked} of ${wanted} replica(s) acknowledged a batch into "${stream}" on ${where} ` +
+        `within ${timeoutMs} ms (applier wait-for-replicas: ${wanted})`,
+      stream,
+    );
   }
 }
 
@@ -117,4 +143,52 @@ function gapMessage(gap: SourceGap, tables: readonly string[], recovery: string 
     `  to recover, take the tables anew (a new snapshot, then realtime)` +
     (recovery ? `:\n    ${recovery}` : " with `replicant full … --overwrite --replace-existing`"),
   ].join("\n");
+}
+
+/**
+ * A start the source cannot serve: the changes from the asked point on are not all in its
+ * log any more (or never were: a slot created after it). Replicant refuses instead of
+ * starting later: a gap (exit 5). `start` names the start asked for, `available` what the
+ * source can deliver instead, `reason` why the two do not meet.
+ */
+export function startNotServable(start: string, available: string, reason: string): never {
+  throw new GapError({
+    checkpoint: `${start} (extractor realtime.start-position)`,
+    available,
+    reason: `${reason} Choose a later start-position, or leave it out to start now, and run ` +
+      "again with --overwrite.",
+  });
+}
+
+/** One entry that a failed GLOBAL batch left in Redis and could not delete. */
+export interface InDoubtEntry {
+  stream: string;
+  id: string;
+}
+
+/**
+ * GLOBAL stopped with entries in doubt (exit code 4): they are listed in `file`, and
+ * `replicant cleanup-indoubt` removes them.
+ */
+export class InDoubtError extends ReplicantError {
+  override exitCode = 4;
+  constructor(message: string, readonly file: string | null, readonly entries: InDoubtEntry[]) {
+    super(message);
+  }
+}
+
+/**
+ * Whether an error is worth another try from the checkpoint, with backoff (a lost connection,
+ * a restarting server, too few replicas): errors say so by their `retriable` mark, which an
+ * error class sets for all its errors or markRetriable sets on one. Errors of the data
+ * (decoding, a refused value) are not retried.
+ */
+export function isRetriable(err: unknown): boolean {
+  return (err as { retriable?: unknown } | null)?.retriable === true;
+}
+
+/** Marks one error as retriable (see isRetriable) and returns it. */
+export function markRetriable<E extends object>(err: E): E {
+  Object.assign(err, { retriable: true });
+  return err;
 }

@@ -36,3 +36,12 @@ export function foundOf(check: PrerequisiteCheck): string {
   if (at <= 0) return check.detail;
   return check.detail.slice(0, at).replace(/[\s:;,(]+$/, "");
 }
+
+/** The status of a group of checks: SKIPPED when none ran, FAILED when one failed. */
+export function statusOf(list: PrerequisiteCheck[]): "PASSED" | "FAILED" | "SKIPPED" {
+  return list.length === 0
+    ? "SKIPPED"
+    : list.some((c) => c.status === "FAILED")
+    ? "FAILED"
+    : "PASSED";
+}

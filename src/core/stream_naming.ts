@@ -2,7 +2,7 @@ import type { TableId } from "./table_schema.ts";
 
 export type NameDelimiter = "UNDERSCORE" | "DOT";
 
-/** Stream names of SPEC §3: pure, so every component (and the tests) agree on them. */
+/** Stream and key names of a replication (docs/entry-format.md): pure, so every component (and the tests) agree on them. */
 export class StreamNaming {
   readonly #sep: string;
   constructor(
@@ -40,7 +40,7 @@ export class StreamNaming {
   }
 
   /**
-   * The checkpoint hash (SPEC §6). On a Redis Cluster it carries the GLOBAL stream's name as
+   * The checkpoint hash (docs/guarantees.md, Checkpoint fields). On a Redis Cluster it carries the GLOBAL stream's name as
    * its hash tag (`replicate_io_checkpoint_<group>_<id>{replicate_io_cdc_log_<group>_<id>}`):
    * both live in one slot, so on one master, whose replicas receive the GLOBAL entries before
    * the checkpoint that follows them; a failover can then never keep a checkpoint and lose

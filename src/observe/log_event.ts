@@ -1,5 +1,5 @@
 /**
- * `--log-format json` (issue 8): every line Replicant writes is one JSON object, so a log
+ * `--log-format json`: every line Replicant writes is one JSON object, so a log
  * pipeline (Loki, ELK, jq) reads the run without parsing prose. Every object starts with
  * `ts`, `level`, `event` and `id`; the rest are the event's own fields (README, Operations).
  */

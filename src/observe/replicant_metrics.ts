@@ -1,5 +1,5 @@
 /**
- * The metrics of a run (issue 8) over a MetricsRegistry, with the few calls the pipelines
+ * The metrics of a run over a MetricsRegistry, with the few calls the pipelines
  * make. Counting is per batch: the hot path never allocates (children are looked up once
  * per table and cached on the table's schema object).
  *

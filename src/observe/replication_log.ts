@@ -23,7 +23,7 @@ export function formatLogLine(
 }
 
 /**
- * trace.log and error.log of a replication id (SPEC §6). Lines are appended synchronously:
+ * trace.log and error.log of a replication id (`<home>/data/<id>/`). Lines are appended synchronously:
  * they are rare, and a crash must not lose the line that explains it.
  */
 export class ReplicationLog {

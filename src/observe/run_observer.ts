@@ -1,5 +1,5 @@
 /**
- * Operations of one replication run (issue 8), started and stopped by the replicate
+ * Operations of one replication run, started and stopped by the replicate
  * command: the metrics/health server, the Redis liveness ping that feeds /health while
  * idle, the PostgreSQL lag-in-bytes sampler, and the per-table statistics summary.
  */

@@ -1,5 +1,5 @@
 /**
- * Per-table statistics summary (issue 8): table, snapshot rows, realtime changes with their
+ * Per-table statistics summary: table, snapshot rows, realtime changes with their
  * operations, and the rate since the previous summary; written to trace.log every
  * `--stats-interval` seconds and once at exit. With `--log-format json` they are `stats`
  * events, written to stderr as well: a log collector reading the process output gets them

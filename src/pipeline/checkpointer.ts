@@ -1,15 +1,3 @@
-import type { SourceTransaction } from "./streaming_source.ts";
-
-/**
- * A part of a source transaction. A source may deliver a very large transaction in several
- * parts (bounded memory): every part carries the transaction's checkpoint, all parts but
- * the last have `more: true`, and the checkpoint advances only once the last part's
- * entries, and those of every part before it, are accepted.
- */
-export interface SourceTransactionPart extends SourceTransaction {
-  more?: boolean;
-}
-
 /** One transaction in flight: how many of its events still wait for Redis. */
 export interface InFlightTransaction {
   readonly token: string;

@@ -2,7 +2,7 @@ import process from "node:process";
 
 /**
  * Bun's collector lets the heap grow far past what is live while large strings are built at
- * a high rate. A full collection when RSS passes the budget keeps memory bounded (SPEC §5).
+ * a high rate. A full collection when RSS passes the budget keeps memory bounded.
  * RSS rarely shrinks after a collection (the allocator keeps its pages for reuse), so the
  * next one waits until RSS has grown by GROWTH past what it was after the last: collecting
  * at every check while RSS sits above the budget would cost more time than the work itself.

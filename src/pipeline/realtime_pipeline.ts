@@ -1,33 +1,23 @@
 import { collectGarbageHint } from "./memory_budget.ts";
 import { type EntryField, fieldLength } from "../core/entry_field.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { ChangeEvent } from "../core/change_event.ts";
 import { type EntryOptions, streamArena, TableEntryEncoder } from "../core/entry_encoder.ts";
 import type { ArenaBlock } from "../core/byte_arena.ts";
-import { ReplicantError, SinkError } from "../core/errors.ts";
+import {
+  type InDoubtEntry,
+  InDoubtError,
+  isRetriable,
+  ReplicantError,
+  SinkError,
+} from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import { encodeDdlEntry } from "../schema/ddl_entry.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import { REALTIME_SCHEMAS_FIELD, type SchemaChange, SchemaTracker } from "./schema_tracker.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
-import {
-  appendIndoubt,
-  cleanupCommand,
-  type InDoubtEntry,
-  InDoubtError,
-} from "../sink/redis/indoubt_log.ts";
-import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
-import type { BatchResult, RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
-import type { PgEndpoint } from "../source/postgres/pg_endpoint.ts";
-import { PgLogicalSource } from "../source/postgres/pg_logical_source.ts";
-import type { ReplicationOwner } from "../source/postgres/pg_source_ownership.ts";
-import { pgSortKeyOfSource } from "../source/postgres/pgoutput_position.ts";
-import {
-  Checkpointer,
-  type InFlightTransaction,
-  type SourceTransactionPart,
-} from "./checkpointer.ts";
+import { type SchemaChange, SchemaTracker } from "./schema_tracker.ts";
+import { appendIndoubt, cleanupCommand } from "./indoubt_log.ts";
+import type { BatchResult, StreamLane, StreamSink } from "../ports/stream_sink.ts";
+import { Checkpointer, type InFlightTransaction } from "./checkpointer.ts";
 import {
   backoffMs,
   boundedAfterStop,
@@ -35,15 +25,23 @@ import {
   sleep,
   STOP_GRACE_MS,
 } from "./retry_policy.ts";
-import type { TableSelection } from "./snapshot_source.ts";
-import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
-import type { DdlStatement, ServerChange, StreamingSource } from "./streaming_source.ts";
-import { StartTimeGate } from "./start_time_gate.ts";
-import { acceptServerChange, entryIdAfter, positionsFrom } from "./server_change.ts";
-import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
-
-/** Field of the checkpoint hash holding the realtime resume token (SPEC §6). */
-export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
+import type { SortKeyOfSource } from "../ports/position.ts";
+import type { SourceConnector, StreamRun } from "../ports/connector.ts";
+import type {
+  DdlStatement,
+  ServerChange,
+  SourceTransactionPart,
+  StreamingSource,
+} from "../ports/streaming_source.ts";
+import { acceptServerChange, entryIdAfter } from "./server_change.ts";
+import {
+  type CheckpointStore,
+  positionsFrom,
+  REALTIME_CHECKPOINT_FIELD,
+  REALTIME_SCHEMAS_FIELD,
+  skipThroughOf,
+} from "../ports/checkpoint.ts";
+import { metrics } from "../observe/replicant_metrics.ts";
 
 /** Where the pipeline reports (ReplicationLog fits). */
 export interface PipelineLog {
@@ -85,14 +83,14 @@ export interface RealtimeSettings {
    * flight; a failed batch whose landed entries cannot be deleted stops the run (exit 4).
    */
   replayConsistency?: "GLOBAL" | "EVENTUAL";
-  /** GLOBAL: the in-doubt file (SPEC §3) where entries that could not be undone go. */
+  /** GLOBAL: the in-doubt file where entries that could not be undone go. */
   indoubtFile?: string;
   /**
    * Schema versions (the dump stream): every entry names its table's version, and a change
    * of a table's columns records a new version before the first entry that uses it.
    */
   schemas?: SchemaHistory;
-  /** DDL replication on: the DDL stream (SPEC §3) receives every schema change. */
+  /** DDL replication on: the DDL stream receives every schema change. */
   ddlStream?: string | null;
   /**
    * Every change stream of the id (`_cdc_logs`, GLOBAL, DDL): checked when the source moves
@@ -155,7 +153,7 @@ interface Queued {
   tx: InFlightTransaction;
   bytes: number;
   sortKey: string | undefined;
-  /** issue 8 (metrics): counted per batch when Redis accepts it (not for DDL entries). */
+  /** For the metrics: counted per batch when Redis accepts it (not for DDL entries). */
   op?: ChangeEvent["op"];
   table?: TableSchema;
   tsMs: number;
@@ -183,9 +181,8 @@ class StreamWriter {
   constructor(
     readonly name: string,
     readonly stream: string,
-    readonly client: RedisClient,
-    /** The sink's raw RESP writer used for this stream's batches (kept: order). */
-    readonly slot: number,
+    /** The sink connection this stream's batches, tail reads and undo go through (order). */
+    readonly lane: StreamLane,
     /** The DDL stream's entries are always in the `fields` layout, without tombstones. */
     readonly ddl = false,
   ) {}
@@ -225,7 +222,7 @@ class Semaphore {
 }
 
 /**
- * Realtime (DESIGN §Realtime flow). EVENTUAL: each table's changes go to its `_cdc_logs`
+ * Realtime. EVENTUAL: each table's changes go to its `_cdc_logs`
  * stream, in source order, a transaction's rows contiguous; streams are written in
  * parallel up to `threads`, in pipelined XADD batches whose every reply is checked. A
  * failed batch is undone (XDEL of what landed) and retried whole; after max-retries (at
@@ -281,7 +278,7 @@ export class RealtimePipeline {
 
   constructor(
     private readonly source: StreamingSource,
-    private readonly sink: RedisStreamSink<RedisClient>,
+    private readonly sink: StreamSink,
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: RealtimeSettings,
@@ -318,7 +315,7 @@ export class RealtimePipeline {
     this.signal.addEventListener("abort", stop, { once: true });
     // Waits for room in the queue or for the writers end at once when the run stops.
     this.#internal.signal.addEventListener("abort", () => this.#notify(), { once: true });
-    metrics.oldestPendingMs = () => this.#oldestPendingMs(); // issue 8: metrics
+    metrics.oldestPendingMs = () => this.#oldestPendingMs();
     this.log.info(
       `realtime (${
         this.#global ? "GLOBAL" : "EVENTUAL"
@@ -338,7 +335,7 @@ export class RealtimePipeline {
         seen = this.#deliveries;
         if (
           this.#fatal !== null || this.#internal.signal.aborted ||
-          (err as { retriable?: unknown })?.retriable !== true || failures >= retry.maxRetries
+          !isRetriable(err) || failures >= retry.maxRetries
         ) {
           sourceError = err;
           break;
@@ -416,7 +413,7 @@ export class RealtimePipeline {
     });
     const tails = await acceptServerChange(
       change,
-      this.sink.client,
+      this.sink,
       this.checkpoints,
       streams,
       this.settings.sortKeyOf,
@@ -452,7 +449,7 @@ export class RealtimePipeline {
     const fields = encodeDdlEntry(change, this.settings.entry, Date.now());
     let w = this.#writers.get(stream);
     if (!w) {
-      w = new StreamWriter(SCHEMA_CHANGES, stream, this.sink.lease(), this.sink.writerSlot(), true);
+      w = new StreamWriter(SCHEMA_CHANGES, stream, this.sink.lane(), true);
       this.#writers.set(stream, w);
     }
     let bytes = 64;
@@ -464,7 +461,7 @@ export class RealtimePipeline {
     this.#kick(w);
   }
 
-  /** issue 8 (metrics, read at scrape): commit time of the oldest change not yet in Redis. */
+  /** For the metrics (read at scrape): commit time of the oldest change not yet in Redis. */
   #oldestPendingMs(): number | null {
     let oldest: number | null = null;
     for (const w of this.#writers.values()) {
@@ -500,8 +497,7 @@ export class RealtimePipeline {
       w = new StreamWriter(
         this.#global ? ALL_TABLES : qualifiedName(table.id),
         stream,
-        this.sink.lease(),
-        this.sink.writerSlot(),
+        this.sink.lane(),
       );
       this.#writers.set(stream, w);
     }
@@ -556,7 +552,7 @@ export class RealtimePipeline {
         tx,
         bytes,
         sortKey: ev.position.sortKey,
-        op: ev.op, // issue 8: metrics
+        op: ev.op,
         table,
         tsMs: ev.position.tsMs,
         block,
@@ -628,7 +624,7 @@ export class RealtimePipeline {
           if (!w.ddl) q.tx.wrote = true;
           this.#accept(q);
         }
-        metrics.realtimeBatch(batch); // issue 8: metrics
+        metrics.realtimeBatch(batch);
         w.current = [];
         w.changes += batch.length;
         if (batch.length > 0) w.lastKey = batch[batch.length - 1].sortKey ?? w.lastKey;
@@ -650,7 +646,7 @@ export class RealtimePipeline {
       ) {
         w.skipped = true;
         w.error = message;
-        metrics.skippedTable("realtime"); // issue 8: metrics
+        metrics.skippedTable("realtime");
         // The failed batch and everything queued after it are dropped on purpose.
         for (const q of w.current) this.#accept(q);
         w.current = [];
@@ -671,13 +667,11 @@ export class RealtimePipeline {
   async #prepare(w: StreamWriter): Promise<void> {
     for (let attempt = 0;; attempt++) {
       try {
-        const tail = await this.#bounded(readStreamTail(
-          w.client,
-          w.stream,
-          w.ddl ? "fields" : this.settings.entry.format,
-          w.ddl ? false : this.settings.entry.tombstones,
-          this.settings.sortKeyOf,
-        ));
+        const tail = await this.#bounded(w.lane.readTail(w.stream, {
+          format: w.ddl ? "fields" : this.settings.entry.format,
+          tombstones: w.ddl ? false : this.settings.entry.tombstones,
+          sortKeyOf: this.settings.sortKeyOf,
+        }));
         w.lastId = tail.lastId;
         const floor = this.#global || w.ddl ? null : this.#skipThrough.get(w.stream) ?? null;
         w.tailKey = floor;
@@ -693,7 +687,7 @@ export class RealtimePipeline {
           }
           if (tail.missingTombstone) {
             w.lastId = await this.#bounded(
-              w.client.xadd(w.stream, "*", ...tail.missingTombstone),
+              w.lane.appendOne(w.stream, tail.missingTombstone),
             );
             this.log.info(`appended the missing tombstone of the last delete in ${w.stream}`);
           }
@@ -703,7 +697,7 @@ export class RealtimePipeline {
       } catch (err) {
         const reason = `cannot read the tail of "${w.stream}": ${(err as Error).message}`;
         if (
-          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
+          this.sink.classifyError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
         ) {
           throw new TableFailure(reason);
         }
@@ -713,7 +707,8 @@ export class RealtimePipeline {
   }
 
   /**
-   * Writes one batch; on any failure undoes what landed and retries it whole (SPEC §5).
+   * Writes one batch; on any failure undoes what landed and retries it whole, so a
+   * stream never holds part of a batch twice.
    * `at` is the position of the batch's first change, for messages.
    */
   async #send(w: StreamWriter, entries: EntryField[][], at: string | undefined): Promise<void> {
@@ -724,10 +719,10 @@ export class RealtimePipeline {
       const guard = this.sink.tailGuard;
       try {
         await this.sink.awaitMemory(this.#internal.signal, this.log);
-        const t0 = performance.now(); // issue 8: metrics
+        const t0 = performance.now();
         // Until it landed or was undone, retention keeps what a resume reads before it.
         guard.batchStarted(w.stream, w.lastId);
-        result = await this.#bounded(this.sink.appendVia(w.slot, w.stream, entries));
+        result = await this.#bounded(w.lane.append(w.stream, entries));
         metrics.realtimeRoundTrip(performance.now() - t0);
       } catch (err) {
         thrown = err;
@@ -739,7 +734,7 @@ export class RealtimePipeline {
       }
       const error = thrown ?? result!.errors.find((e) => e !== null);
       const reason = (error as Error)?.message ?? String(error);
-      metrics.redisFailed(error); // issue 8: metrics
+      metrics.redisFailed(error);
       // Stopping with the batch not undone is safe when what landed of it is its first
       // entries (a lost connection runs what it sent in order): --resume skips them as the
       // stream's tail. Entries that landed after a failed one must be undone or are in doubt.
@@ -763,8 +758,8 @@ export class RealtimePipeline {
         this.#inDoubt(w, left, where, reason);
       }
       guard.batchSettled(w.stream);
-      const kind = classifyRedisError(error);
-      if (kind === "oom") this.sink.memory.pressure();
+      const kind = this.sink.classifyError(error);
+      if (kind === "oom") this.sink.memoryPressure();
       if (
         kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
       ) {
@@ -774,7 +769,7 @@ export class RealtimePipeline {
           } tries (${kind} error): ${reason}`,
         );
       }
-      metrics.retry("realtime"); // issue 8: metrics
+      metrics.retry("realtime");
       this.log.warn(
         `batch of ${entries.length} entries into ${where} failed (${reason}); undone, retrying (${
           attempt + 1
@@ -835,7 +830,7 @@ export class RealtimePipeline {
     }
     const file = this.settings.indoubtFile ?? null;
     if (file) appendIndoubt(file, entries);
-    metrics.inDoubt(ids.length); // issue 8: metrics
+    metrics.inDoubt(ids.length);
     const message =
       `GLOBAL replication stopped: a batch into ${where} failed (${reason}) and ${ids.length} of its entries that landed could not be deleted; ${
         file ? `they are listed in ${file}` : `in doubt: ${ids.join(" ")}`
@@ -857,25 +852,19 @@ export class RealtimePipeline {
     for (let attempt = 0;; attempt++) {
       try {
         if (ids === null) {
-          const found = await this.#bounded(w.client.xrange(
-            w.stream,
-            w.lastId === null ? "-" : `(${w.lastId}`,
-            "+",
-            "COUNT",
-            size + 1,
-          )) as [string, string[]][];
-          ids = found.map(([id]) => id);
+          ids = await this.#bounded(w.lane.landedAfter(w.stream, w.lastId, size + 1));
         }
         if (ids.length > 0) {
-          await this.#bounded(w.client.xdel(w.stream, ...ids));
-          metrics.undone(ids.length); // issue 8: metrics
+          await this.#bounded(w.lane.remove(w.stream, ids));
+          metrics.undone(ids.length);
           this.log.info(`undo: deleted ${ids.length} entries of a failed batch from ${w.stream}`);
         }
         return [];
       } catch (err) {
         this.log.warn(`undo of a failed batch in ${w.stream} failed: ${(err as Error).message}`);
         if (
-          classifyRedisError(err) === "permanent" || attempt >= this.settings.retry.maxRetries ||
+          this.sink.classifyError(err) === "permanent" ||
+          attempt >= this.settings.retry.maxRetries ||
           this.#internal.signal.aborted
         ) {
           return ids;
@@ -943,7 +932,7 @@ export class RealtimePipeline {
         this.#written = token;
       } catch (err) {
         failures++;
-        metrics.redisFailed(err); // issue 8: metrics
+        metrics.redisFailed(err);
         this.log.warn(`cannot write checkpoint ${token}: ${(err as Error).message}`);
         if (this.#internal.signal.aborted) {
           this.#unsavedAtStop(token, (err as Error).message);
@@ -958,121 +947,32 @@ export class RealtimePipeline {
   }
 }
 
-// ------------------------------------------------------------------ PostgreSQL entry point
-
-/** Settings of a PostgreSQL realtime run, already resolved by the command layer. */
-export interface PgRealtimeSpec {
-  endpoint: PgEndpoint;
-  sink: RedisStreamSink<RedisClient>;
-  naming: StreamNaming;
-  checkpoints: CheckpointStore;
-  entry: EntryOptions;
-  selection: TableSelection;
-  slotName: string;
-  publicationName: string;
-  threads: number;
-  batchRows: number;
-  retry: RetrySettings;
-  skipTablesOnFailures?: boolean;
-  resume: boolean;
-  /** Extractor `start-position.lsn`: where a fresh run starts (else the slot's position). */
-  startLsn?: string | null;
-  /**
-   * Extractor `start-position.start-timestamp` of a fresh run: the first transaction
-   * committed at or after `startMs` is the first replicated (see StartTimeGate).
-   */
-  startTime?: { startMs: number; startsAtOrBefore: boolean };
-  /** How often the selection is compared with the publication while streaming (ms). */
-  tableCheckMs?: number;
-  /** Per cdc stream: changes through this sort key are already in the snapshot stream. */
-  skipThrough?: ReadonlyMap<string, string>;
-  /** The replication the slot belongs to, recorded on the publication when it is created. */
-  owner?: ReplicationOwner;
-  /**
-   * Create the publication and slot when missing (default true); false when the id has a
-   * position already (a missing one is then a gap).
-   */
-  createSlot?: boolean;
-  /** System identifier of the server the id's checkpoint came from (gap check). */
-  systemIdentifier?: string | null;
-  /**
-   * Where the id's slot began (`full`: the snapshot's consistent point): the slot must still
-   * deliver from there while no realtime checkpoint exists. Default: SLOT_START_FIELD when
-   * resuming.
-   */
-  slotStartLsn?: string | null;
-  /** Restarts of the source after connection failures (connection `max-retries`, …). */
-  sourceRetry?: RetrySettings;
-  replayConsistency?: "GLOBAL" | "EVENTUAL";
-  indoubtFile?: string;
-  /** Heartbeat interval when idle (extractor heartbeat `interval-ms`), default 10 s. */
-  heartbeatMs?: number;
-  maxQueueBytes?: number;
-  schemas?: SchemaHistory;
-  ddlStream?: string | null;
-  snapshotTable?: RealtimeSettings["snapshotTable"];
-  log?: PipelineLog;
-  /** SIGINT/SIGTERM: finish the batches in flight, write the checkpoint, return. */
-  signal: AbortSignal;
-}
-
 /**
- * Checkpoint field of PostgreSQL: the LSN where this id's slot began for it (its consistent
- * point, or its position when a new run found it), what the slot must still deliver from
- * while no realtime checkpoint exists.
+ * `replicant realtime`, and `full` once its snapshot is done (`afterSnapshot`): the
+ * connector's change stream into the sink, until stopped.
  */
-export const SLOT_START_FIELD = "realtime:slot-start";
-
-/** `replicant realtime` for PostgreSQL (EVENTUAL or GLOBAL). */
-export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome> {
-  const source = await PgLogicalSource.open(spec.endpoint, spec.selection, {
-    slotName: spec.slotName,
-    publicationName: spec.publicationName,
-    startLsn: spec.startLsn,
-    heartbeatMs: spec.heartbeatMs,
-    tableCheckMs: spec.tableCheckMs,
-    log: spec.log ?? silentLog,
-    owner: spec.owner,
-    createSlot: spec.createSlot,
-    slotStartLsn: spec.slotStartLsn ??
-      (spec.resume ? await spec.checkpoints.get(SLOT_START_FIELD) : null),
-    systemIdentifier: spec.systemIdentifier,
-  });
-  const streaming = spec.startTime
-    ? new StartTimeGate(source, spec.startTime.startMs, spec.startTime.startsAtOrBefore)
-    : source;
+export async function streamChanges(
+  connector: SourceConnector,
+  run: StreamRun & { log: PipelineLog },
+  afterSnapshot: boolean,
+  sink: StreamSink,
+  naming: StreamNaming,
+  settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough">,
+  signal: AbortSignal,
+): Promise<RealtimeOutcome> {
+  const skipThrough = skipThroughOf(await run.checkpoints.read());
+  const opened = await connector.openStream(run, afterSnapshot);
   try {
-    // A new run records where its slot starts: what the slot must still deliver from on
-    // a resume before the first realtime checkpoint.
-    if (!spec.resume && !spec.slotStartLsn && source.slotPosition !== null) {
-      await spec.checkpoints.write({ [SLOT_START_FIELD]: source.slotPosition });
-    }
     return await new RealtimePipeline(
-      streaming,
-      spec.sink,
-      spec.naming,
-      spec.checkpoints,
-      {
-        threads: spec.threads,
-        batchRows: spec.batchRows,
-        retry: spec.retry,
-        skipTablesOnFailures: spec.skipTablesOnFailures ?? true,
-        entry: spec.entry,
-        resume: spec.resume,
-        maxQueueBytes: spec.maxQueueBytes,
-        sortKeyOf: pgSortKeyOfSource,
-        sourceRetry: spec.sourceRetry,
-        replayConsistency: spec.replayConsistency,
-        indoubtFile: spec.indoubtFile,
-        schemas: spec.schemas,
-        ddlStream: spec.ddlStream,
-        snapshotTable: spec.snapshotTable,
-        skipThrough: spec.skipThrough,
-      },
-      spec.log ?? silentLog,
-      spec.signal,
+      opened.source,
+      sink,
+      naming,
+      run.checkpoints,
+      { ...settings, resume: opened.resume, sortKeyOf: connector.sortKeyOfSource, skipThrough },
+      run.log,
+      signal,
     ).run();
   } finally {
-    await source.close();
+    await opened.close();
   }
 }

@@ -4,14 +4,8 @@ import type { DdlChange, DdlSchemaSide } from "../schema/ddl_entry.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry, tableKeyOf } from "../schema/schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { InFlightTransaction } from "./checkpointer.ts";
-import type { DdlStatement } from "./streaming_source.ts";
-
-/**
- * Field of the checkpoint hash holding the schema version of each table at the checkpoint
- * (JSON `[[catalog, schema, table, version], …]`), so a resume decodes and labels the
- * changes it replays with the schemas they were written under.
- */
-export const REALTIME_SCHEMAS_FIELD = "realtime:schemas";
+import type { DdlStatement } from "../ports/streaming_source.ts";
+import { REALTIME_SCHEMAS_FIELD } from "../ports/checkpoint.ts";
 
 /** A change of a table's schema (or a DDL statement on it) in source order. */
 export interface SchemaChange {

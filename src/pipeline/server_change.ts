@@ -15,23 +15,15 @@
 
 import { GapError } from "../core/errors.ts";
 import type { MessageFormat } from "../core/entry_encoder.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { readStreamTail, type SortKeyOfSource } from "./stream_tails.ts";
-import type { ServerChange } from "./streaming_source.ts";
-
-/** Checkpoint field of the source server the positions belong to. */
-export const SOURCE_SERVER_FIELD = "source:server";
-
-/** Per stream: the id of its newest entry when the source moved to another server. */
-export const POSITIONS_FROM_PREFIX = "realtime:positions-from:";
-
-/**
- * Prefix of the checkpoint fields, one per cdc stream, whose value is the sort key through
- * which that stream's changes are already in the table's snapshot stream (MySQL `full`; a
- * PostgreSQL `full` whose keyless table was taken again from a fresh snapshot).
- */
-export const SKIP_THROUGH_FIELD_PREFIX = "snapshot:skip-through:";
+import type { StreamReads } from "../ports/stream_sink.ts";
+import type { SortKeyOfSource } from "../ports/position.ts";
+import type { ServerChange } from "../ports/streaming_source.ts";
+import {
+  type CheckpointStore,
+  POSITIONS_FROM_PREFIX,
+  SKIP_THROUGH_FIELD_PREFIX,
+  SOURCE_SERVER_FIELD,
+} from "../ports/checkpoint.ts";
 
 export interface StreamOfId {
   name: string;
@@ -46,7 +38,7 @@ export interface StreamOfId {
  */
 export async function acceptServerChange(
   change: ServerChange,
-  client: RedisClient,
+  sink: StreamReads,
   checkpoints: CheckpointStore,
   streams: StreamOfId[],
   sortKeyOf: SortKeyOfSource,
@@ -68,7 +60,11 @@ export async function acceptServerChange(
   }
   const tails = new Map<string, string>();
   for (const s of streams) {
-    const tail = await readStreamTail(client, s.name, s.format, s.tombstones, sortKeyOf);
+    const tail = await sink.readTail(s.name, {
+      format: s.format,
+      tombstones: s.tombstones,
+      sortKeyOf,
+    });
     if (tail.lastId === null) continue;
     if (tail.source !== null && !change.covers(tail.source)) {
       throw refuse(
@@ -84,15 +80,6 @@ export async function acceptServerChange(
   for (const stream of skipThrough.keys()) fields[SKIP_THROUGH_FIELD_PREFIX + stream] = "";
   await checkpoints.write(fields);
   return tails;
-}
-
-/** The recorded tails of earlier moves, from the checkpoint's fields. */
-export function positionsFrom(fields: Record<string, string>): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const [k, v] of Object.entries(fields)) {
-    if (k.startsWith(POSITIONS_FROM_PREFIX)) out.set(k.slice(POSITIONS_FROM_PREFIX.length), v);
-  }
-  return out;
 }
 
 /** Whether stream entry id `a` comes after `b` (`<ms>-<seq>`). */

@@ -7,13 +7,9 @@ import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { metrics } from "../observe/replicant_metrics.ts"; // issue 8: metrics
-import { classifyRedisError } from "../sink/redis/redis_error_class.ts";
-import { ReplicaWaitError } from "../sink/redis/xadd_batch.ts";
-import type { CheckpointStore } from "../sink/redis/checkpoint_store.ts";
-import { retentionField } from "../sink/redis/retention_record.ts";
-import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
+import { metrics } from "../observe/replicant_metrics.ts";
+import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
+import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
 import {
   backoffMs,
   boundedAfterStop,
@@ -22,9 +18,14 @@ import {
   STOP_GRACE_MS,
 } from "./retry_policy.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import type { KeyValue, SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
+import type {
+  KeyValue,
+  SnapshotSource,
+  SnapshotTable,
+  TableReader,
+} from "../ports/snapshot_source.ts";
 
-/** What snapshot does with target streams that already exist (SPEC §1). */
+/** What snapshot does with target streams that already exist (the --*-existing options). */
 export type WriteMode = "fail" | "replace" | "truncate" | "append";
 
 export interface SnapshotSettings {
@@ -40,7 +41,7 @@ export interface SnapshotSettings {
   skipTablesOnFailures: boolean;
   logRowLevelErrors: boolean;
   entry: EntryOptions;
-  /** Schema versions: entries name the version of their table's schema (SPEC §4). */
+  /** Schema versions: entries name the version of their table's schema. */
   schemas?: SchemaHistory;
 }
 
@@ -56,9 +57,6 @@ export interface SnapshotOutcome {
   tables: TableOutcome[];
   interrupted: boolean;
 }
-
-/** Field of the checkpoint hash that marks a table's snapshot as complete. */
-export const snapshotDoneField = (stream: string) => `snapshot:done:${stream}`;
 
 class TableFailure extends ReplicantError {}
 
@@ -83,7 +81,7 @@ function stoppedAfter(err: Error): StoppedWhileRetrying {
 export class SnapshotPipeline {
   constructor(
     private readonly source: SnapshotSource,
-    private readonly sink: RedisStreamSink<RedisClient>,
+    private readonly sink: StreamSink,
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: SnapshotSettings,
@@ -113,7 +111,7 @@ export class SnapshotPipeline {
     try {
       await Promise.all(Array.from({ length: workers }, async () => {
         const reader = await this.source.reader();
-        const slot = this.sink.writerSlot();
+        const lane = this.sink.lane();
         try {
           while (queue.length > 0 && !this.signal.aborted) {
             const table = queue.shift()!;
@@ -123,7 +121,7 @@ export class SnapshotPipeline {
               this.#landedScan(this.settings.batchRows),
             );
             try {
-              outcomes.push(await this.#copyTable(table, reader, slot));
+              outcomes.push(await this.#copyTable(table, reader, lane));
             } finally {
               release();
             }
@@ -175,7 +173,7 @@ export class SnapshotPipeline {
   async #copyTable(
     table: SnapshotTable,
     reader: TableReader,
-    slot: number,
+    lane: StreamLane,
   ): Promise<TableOutcome> {
     const name = qualifiedName(table.schema.id);
     const stream = this.#stream(table.schema);
@@ -212,7 +210,7 @@ export class SnapshotPipeline {
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);
           batches.push(
-            this.#writeBatch(slot, name, stream, batch).then(() => {
+            this.#writeBatch(lane, name, stream, batch).then(() => {
               rows += batch.length;
               this.progress.rowsWritten(name, batch.length);
             }),
@@ -244,7 +242,7 @@ export class SnapshotPipeline {
       );
       this.progress.tableFinished(name, skip ? "skipped" : "failed", message);
       if (!skip) throw err;
-      metrics.skippedTable("snapshot"); // issue 8: metrics
+      metrics.skippedTable("snapshot");
       return { table: name, stream, rows, status: "skipped", error: message };
     }
     if (this.signal.aborted) {
@@ -264,61 +262,61 @@ export class SnapshotPipeline {
     return { table: name, stream, rows, status: "done" };
   }
 
-  /** The key after which to continue, from the tail of the table's stream (DESIGN §Exactly once). */
+  /** The key after which to continue, from the tail of the table's stream: a table's
+   * rows land in key order, so the newest entry's key is where the copy got to. */
   async #resumePoint(table: TableSchema, stream: string) {
-    const client = this.sink.client;
-    const length = await client.xlen(stream);
+    const length = await this.sink.length(stream);
     if (length === 0) return { after: null, already: 0 };
     if (!table.hasKey) {
       // Without a key there is no order to continue from: start the table over.
-      await client.del(stream);
+      await this.sink.drop(stream);
       return { after: null, already: 0 };
     }
-    const tail = await client.xrevrange(stream, "+", "-", "COUNT", 1);
+    const tail = await this.sink.newest(stream, 1);
     const key = decodeEntry(tail[0][1], this.settings.entry.format).key;
     if (!key) return { after: null, already: 0 };
     const after = table.keyColumns.map((ci) => key[table.columns[ci].name] as KeyValue);
     return { after, already: length };
   }
 
-  /** Writes a batch; on partial failure retries only the entries that failed (SPEC §5). */
-  async #writeBatch(slot: number, table: string, stream: string, entries: EntryField[][]) {
+  /** Writes a batch; on partial failure retries only the entries that failed (the others stay). */
+  async #writeBatch(lane: StreamLane, table: string, stream: string, entries: EntryField[][]) {
     let pending = entries;
     /** The last try lost its connection: some of `pending` may have landed unseen. */
     let unknown = false;
     /** Entries landed but their replicas were not confirmed (wait-for-replicas). */
     let unreplicated = false;
-    let t0 = performance.now(); // issue 8: metrics
+    let t0 = performance.now();
     for (let attempt = 0;; attempt++) {
       let errors: (Error | null)[];
       try {
         if (unknown) {
           const left = await this.#bounded(this.#notLanded(stream, pending));
           // All landed: they count once their replicas have them too.
-          if (left.length === 0 && unreplicated) await this.sink.waitForReplicas(slot, stream);
+          if (left.length === 0 && unreplicated) await lane.waitForReplicas(stream);
           pending = left;
         }
         unknown = false;
         if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
         await this.sink.awaitMemory(this.signal, this.log);
-        t0 = performance.now(); // issue 8: metrics
+        t0 = performance.now();
         // Snapshot entries need no ids back: order and undo do not matter here.
-        errors = (await this.#bounded(this.sink.appendVia(slot, stream, pending, false))).errors;
+        errors = (await this.#bounded(lane.append(stream, pending, false))).errors;
       } catch (err) {
         errors = pending.map(() => err as Error);
         unknown = true;
-        unreplicated ||= err instanceof ReplicaWaitError;
+        unreplicated ||= this.sink.isReplicaWait(err);
         await this.sink.settleLost(err, undefined, this.signal);
       }
       const failed = pending.filter((_, i) => errors[i] !== null);
       if (failed.length === 0) {
-        return metrics.snapshotBatch(table, entries.length, performance.now() - t0); // issue 8
+        return metrics.snapshotBatch(table, entries.length, performance.now() - t0);
       }
       const firstError = errors.find((e) => e !== null)!;
-      metrics.redisFailed(firstError); // issue 8: metrics
+      metrics.redisFailed(firstError);
       if (this.signal.aborted && unknown) throw stoppedAfter(firstError);
-      const kind = classifyRedisError(firstError);
-      if (kind === "oom") this.sink.memory.pressure();
+      const kind = this.sink.classifyError(firstError);
+      if (kind === "oom") this.sink.memoryPressure();
       if (this.settings.logRowLevelErrors) {
         pending.forEach((fields, i) => {
           if (errors[i]) {
@@ -339,7 +337,7 @@ export class SnapshotPipeline {
           } tries: ${firstError.message}`,
         );
       }
-      metrics.retry("snapshot"); // issue 8: metrics
+      metrics.retry("snapshot");
       // OOM is backpressure: wait for memory to free instead of counting it as a failure.
       await sleep(
         backoffMs(
@@ -380,10 +378,7 @@ export class SnapshotPipeline {
    */
   async #notLanded(stream: string, pending: EntryField[][]): Promise<EntryField[][]> {
     const scan = this.#landedScan(pending.length);
-    const tail = await this.sink.client.xrevrange(stream, "+", "-", "COUNT", scan) as [
-      string,
-      string[],
-    ][];
+    const tail = await this.sink.newest(stream, scan);
     const format = this.settings.entry.format;
     const present = new Set(tail.map(([, fields]) => keyText(fields, format)));
     const left = pending.filter((fields) => !present.has(keyText(entryText(fields), format)));
@@ -397,7 +392,7 @@ export class SnapshotPipeline {
   }
 }
 
-/** The key text of an entry, whatever the message format (SPEC §4). */
+/** The key text of an entry, whatever the message format. */
 function keyText(fields: string[], format: EntryOptions["format"]): string {
   if (format === "compact") return fields[0];
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];

@@ -4,36 +4,11 @@ import type { JsonRowBatch } from "../core/json_row_batch.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { streamPages } from "../sink/redis/stream_pages.ts";
-import type { SnapshotSource, SnapshotTable, TableReader } from "./snapshot_source.ts";
-import type { SortKeyOfSource } from "./stream_tails.ts";
+import type { StreamScan } from "../ports/stream_sink.ts";
+import type { SnapshotTable, TableReader } from "../ports/snapshot_source.ts";
+import type { VerifyPoint } from "../ports/verify_point.ts";
 import { type TableDiff, TableRebuild } from "./table_rebuild.ts";
 import { collectGarbageHint } from "./memory_budget.ts";
-
-/**
- * A consistent read of the source at a position P that the replication's streams can be cut
- * at: the source as of P, and the rule telling which changes are at or before P.
- */
-export interface VerifyPoint {
-  readonly source: SnapshotSource;
-  /** A reader inside the snapshot of P. */
-  readonly reader: TableReader;
-  /** P for people, e.g. `PostgreSQL LSN 0/1A2B3C0`. */
-  readonly description: string;
-  readonly sortKeyOf: SortKeyOfSource;
-  /** Whether the change with this sort key is part of the source as read at P. */
-  includes(sortKey: string): boolean;
-  /** Whether the replication checkpoint `token` is at or past P (every change ≤ P landed). */
-  reached(token: string): boolean;
-  /**
-   * When the checkpoint is before P: whether the source's log holds no change of `tables`
-   * between the checkpoint and P (a replication stopped while the source stayed idle, or
-   * wrote only other tables), so the streams are complete at P all the same.
-   */
-  caughtUp?(token: string | null, tables: TableSchema[]): Promise<boolean>;
-  close(): Promise<void>;
-}
 
 export interface VerifySettings {
   entry: EntryOptions;
@@ -80,7 +55,7 @@ export function tableStreams(schema: TableSchema, s: VerifySettings): string[] {
  * Tables with an incomplete stream are not verified (and not claimed equal).
  */
 export async function verifyTables(
-  client: RedisClient,
+  client: StreamScan,
   point: VerifyPoint,
   tables: SnapshotTable[],
   s: VerifySettings,
@@ -101,7 +76,7 @@ export async function verifyTables(
         continue;
       }
       let entries = 0;
-      for (const st of streams.slice(0, s.global ? 1 : 2)) entries += await client.xlen(st);
+      for (const st of streams.slice(0, s.global ? 1 : 2)) entries += await client.length(st);
       const partitions = Math.max(
         1,
         Math.min(256, Math.ceil(Math.max(entries, t.estimatedRows) / ROWS_PER_PARTITION)),
@@ -202,7 +177,7 @@ function rowFragments(batch: JsonRowBatch, r: number): RowFragments {
  * first change past the point ends the stream.
  */
 async function replayStream(
-  client: RedisClient,
+  client: StreamScan,
   stream: string,
   point: VerifyPoint,
   s: VerifySettings,
@@ -210,7 +185,7 @@ async function replayStream(
   route: (e: RawEntry, source: Record<string, unknown> | null) => TableRebuild | null,
 ): Promise<void> {
   const format = s.entry.format;
-  for await (const page of streamPages(client, stream)) {
+  for await (const page of client.pages(stream)) {
     for (const [, fields] of page) {
       const e = decodeRawEntry(fields, format);
       if (e.op === "tombstone") continue;

@@ -1,5 +1,5 @@
 /**
- * Entries of the DDL stream `replicate_io_schema_change_log_<group>_<id>` (SPEC §3–4).
+ * Entries of the DDL stream `replicate_io_schema_change_log_<group>_<id>` (docs/entry-format.md).
  * Pure. Whatever the data streams' message format, a DDL entry is a flat list of fields:
  *
  * - `op`: `ddl`
@@ -17,8 +17,7 @@
 
 import type { SourcePosition } from "../core/change_event.ts";
 import { type EntryOptions, sourceOpen, sourceTableFields } from "../core/entry_encoder.ts";
-import type { TableId } from "../core/table_schema.ts";
-import { qualifiedName } from "../core/table_schema.ts";
+import { qualifiedName, type TableId } from "../core/table_schema.ts";
 import type { DumpColumn } from "./schema_dump.ts";
 
 /** A schema version as DDL entries show it. */

@@ -1,25 +1,22 @@
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import type { ReplicationSetup } from "../commands/replication_setup.ts";
-import { replicationSelectionOf } from "../commands/replication_setup.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { readSourceSchemas } from "./source_schemas.ts";
-import { SchemaHistory } from "./schema_history.ts";
+import { type SchemaDumpStore, SchemaHistory } from "./schema_history.ts";
 
 /**
  * At the start of a run: reads the selected tables from the source, adds the schema
  * versions the dump stream does not hold yet, and returns the history for the run.
  */
 export async function recordSchemaDump(
-  setup: ReplicationSetup,
-  client: RedisClient,
+  /** Reads the selected tables from the source. */
+  readTables: () => Promise<TableSchema[]>,
+  store: SchemaDumpStore,
   naming: StreamNaming,
   log?: { info(message: string): void },
   /** The selected tables when already read. */
   read?: TableSchema[],
 ): Promise<SchemaHistory> {
-  const tables = read ?? await readSourceSchemas(setup.source, replicationSelectionOf(setup));
-  const history = await SchemaHistory.load(client, naming.schemaDumpStream());
+  const tables = read ?? await readTables();
+  const history = await SchemaHistory.load(store, naming.schemaDumpStream());
   const written = await history.recordAll(tables);
   if (written.length > 0) {
     log?.info(

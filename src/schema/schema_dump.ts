@@ -1,6 +1,6 @@
 /**
- * Entries of the schema dump stream `replicate_io_replication_schema_<group>_<id>` (SPEC §3,
- * §4): one per table and schema version. Pure: building, reading back and comparing entries.
+ * Entries of the schema dump stream `replicate_io_replication_schema_<group>_<id>`
+ * (docs/entry-format.md): one per table and schema version. Pure: building, reading back and comparing entries.
  *
  * An entry is a flat list of Redis fields: `catalog`, `schema` (empty for MySQL), `table`,
  * `version`, `columns` (JSON: name, source type, normalised type, nullable, default,

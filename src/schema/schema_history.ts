@@ -1,5 +1,5 @@
 /**
- * The schema versions of every table, kept in the schema dump stream (SPEC §3) so that a
+ * The schema versions of every table, kept in the schema dump stream so that a
  * run decodes and labels each change with the schema it was written under, also after a
  * restart. Versions are found by content (fingerprint): the same columns and keys always
  * map to the same version number, so a replay after a crash labels entries exactly as the
@@ -8,7 +8,6 @@
  * @module
  */
 
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
 import type { TableId, TableSchema } from "../core/table_schema.ts";
 import {
   buildSchemaDumpEntry,
@@ -16,14 +15,21 @@ import {
   type SchemaDumpEntry,
   tableKeyOf,
 } from "./schema_dump.ts";
-import { readSchemaDump, writeSchemaDumpEntries } from "./schema_dump_writer.ts";
+
+/** Where a dump stream is kept (the sink implements it: Redis, `sink/redis/schema_dump_store.ts`). */
+export interface SchemaDumpStore {
+  /** Every entry of the stream, oldest first; none when it does not exist. */
+  read(stream: string): Promise<SchemaDumpEntry[]>;
+  /** Appends entries, all or none. */
+  append(stream: string, entries: SchemaDumpEntry[]): Promise<void>;
+}
 
 /** The versions of one dump stream, in memory; `record` appends to the stream. */
 export class SchemaHistory {
   readonly #byTable = new Map<string, SchemaDumpEntry[]>();
 
   private constructor(
-    private readonly client: RedisClient | null,
+    private readonly store: SchemaDumpStore | null,
     readonly stream: string,
     entries: SchemaDumpEntry[],
   ) {
@@ -31,8 +37,8 @@ export class SchemaHistory {
   }
 
   /** Reads the dump stream (empty when missing). */
-  static async load(client: RedisClient, stream: string): Promise<SchemaHistory> {
-    return new SchemaHistory(client, stream, await readSchemaDump(client, stream));
+  static async load(store: SchemaDumpStore, stream: string): Promise<SchemaHistory> {
+    return new SchemaHistory(store, stream, await store.read(stream));
   }
 
   /** A history that is never written (tests, pure callers). */
@@ -112,7 +118,7 @@ export class SchemaHistory {
   }
 
   async #write(entries: SchemaDumpEntry[]): Promise<void> {
-    if (this.client) await writeSchemaDumpEntries(this.client, this.stream, entries);
+    if (this.store) await this.store.append(this.stream, entries);
   }
 
   /** `schema` labelled with its version (a copy; the version is part of the entries). */

@@ -11,8 +11,7 @@ import {
   oneOf,
   str,
 } from "../../src/config/schema.ts";
-import { keyPathId } from "../../src/config/key_path.ts";
-import { formatKeyPath } from "../../src/config/key_path.ts";
+import { formatKeyPath, keyPathId } from "../../src/config/key_path.ts";
 
 const section = obj({
   threads: int({ min: 1, default: 8 }),

@@ -9,13 +9,11 @@ import {
   type PostgresConnection,
   type RedisConnection,
 } from "../../src/config/mod.ts";
-import {
-  mysqlEndpointOf,
-  pgEndpointOf,
-  redisTargetOf,
-} from "../../src/commands/replication_setup.ts";
+import { redisTargetOf } from "../../src/commands/replication_setup.ts";
 import { KEY_PASSWORD, makeTestCerts, TRUST_PASSWORD } from "./tls_certs.ts";
 import { problemsOf, writeConfig } from "./write_config.ts";
+import { pgEndpointOf } from "../../src/source/postgres/pg_endpoint.ts";
+import { mysqlEndpointOf } from "../../src/source/mysql/mysql_endpoint.ts";
 
 const certs = makeTestCerts();
 const stores = `  trust-store:\n    path: ${certs.trustP12}\n    password: ${TRUST_PASSWORD}\n` +

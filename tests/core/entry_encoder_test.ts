@@ -5,6 +5,7 @@ import type { TableSchema } from "../../src/core/table_schema.ts";
 import { ByteSlice, entryText, WrappedField } from "../../src/core/entry_field.ts";
 import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
 import { BatchChangeEvent, type ChangeEvent, type Op } from "../../src/core/change_event.ts";
+import { PG_POSITION_FIELDS } from "../../src/source/postgres/pgoutput_position.ts";
 
 const table: TableSchema = {
   id: { catalog: "shop", schema: "public", table: "orders" },
@@ -43,6 +44,7 @@ const options = (over: Partial<EntryOptions> = {}): EntryOptions => ({
   includeSchema: true,
   tombstones: true,
   connector: "postgresql",
+  positionFields: PG_POSITION_FIELDS,
   replicationId: "r1",
   version: "9.9.9",
   ...over,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import { keySlot } from "../../src/sink/redis/key_slot.ts";
 
-Deno.test("stream names follow SPEC §3", () => {
+Deno.test("stream names follow docs/entry-format.md", () => {
   const n = new StreamNaming("orders", "g1");
   const pg = { catalog: "shop", schema: "public", table: "t" };
   const my = { catalog: "shop", schema: null, table: "t" };

@@ -1,5 +1,5 @@
 /**
- * End-to-end OOM backpressure (issue 8, SPEC §5 "Backpressure"): `replicant realtime` writes
+ * End-to-end OOM backpressure: `replicant realtime` writes
  * into a private Redis with a small `maxmemory` (noeviction) while a slow consumer in the test
  * reads the cdc stream and deletes what it has read. Redis answers OOM, Replicant waits and
  * retries, and in the end the consumer has seen every change exactly once: each row's insert,

@@ -15,7 +15,7 @@ import type { Redis } from "ioredis";
 import { deleteKeys, pgClient, redisClient } from "../helpers/clients.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { serviceEnv, waitFor } from "../helpers/services.ts";
-import { readSchemaDump } from "../../src/schema/schema_dump_writer.ts";
+import { readSchemaDump } from "../../src/sink/redis/schema_dump_store.ts";
 import type { SchemaDumpEntry } from "../../src/schema/schema_dump.ts";
 import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
 

@@ -1,5 +1,5 @@
 /**
- * End-to-end failure semantics (issue 5, SPEC §5) with the compiled binary and real faults
+ * End-to-end failure semantics with the compiled binary and real faults
  * on a private Redis: WRONGTYPE and NOPERM tables skipped (exit 3) or fatal (exit 1), OOM
  * mid-batch, Redis killed mid-batch and a connection cut by a proxy (snapshot retries only
  * the rows that failed); GLOBAL in-doubt entries (exit 4), the --resume refusal,
@@ -10,7 +10,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type pg from "pg";
 import type { Redis } from "ioredis";
-import { indoubtPath } from "../../src/sink/redis/indoubt_log.ts";
+import { indoubtPath } from "../../src/pipeline/indoubt_log.ts";
 import {
   defaultSlotName,
   dropPublication,

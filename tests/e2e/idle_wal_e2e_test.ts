@@ -1,5 +1,5 @@
 /**
- * End-to-end idle sources (issue 8): when only tables Replicant does not replicate change,
+ * End-to-end idle sources: when only tables Replicant does not replicate change,
  * the source position still moves, so the source keeps no more log than it must.
  *
  * - PostgreSQL: with a 1 s heartbeat (`realtime.heartbeat.interval-ms`, emitted with

@@ -1,5 +1,5 @@
 /**
- * `--log-format json` end to end with the compiled binary (issue 8): a snapshot and a short
+ * `--log-format json` end to end with the compiled binary: a snapshot and a short
  * realtime run write nothing but JSON objects, one a line, on stdout and stderr, and the
  * progress, table_done, summary and stats events carry the numbers of the tables; errors
  * that end a run (bad configuration, bad usage, existing state) are one `fatal` object each.
@@ -27,7 +27,7 @@ import {
   startReplicant,
 } from "../helpers/replicant.ts";
 import { serviceEnv, waitFor } from "../helpers/services.ts";
-import { indoubtPath } from "../../src/sink/redis/indoubt_log.ts";
+import { indoubtPath } from "../../src/pipeline/indoubt_log.ts";
 import { type Event, eventsOf, ofEvent } from "../helpers/log_events.ts";
 
 function pgConnWithWarning(home: ScratchHome): string {

@@ -1,5 +1,5 @@
 /**
- * End-to-end memory bounds (issue 8, SPEC §5 "Backpressure"): the compiled binary's resident
+ * End-to-end memory bounds: the compiled binary's resident
  * memory stays under 300 MiB for a large snapshot and for one huge realtime transaction.
  *
  * Sizes are the issue's (smaller ones for a quick local run through the environment):

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
-import { readSchemaDump } from "../../src/schema/schema_dump_writer.ts";
+import { readSchemaDump } from "../../src/sink/redis/schema_dump_store.ts";
 import { deleteKeys, pgClient, readStream, redisClient } from "../helpers/clients.ts";
 import {
   type RunningReplicant,

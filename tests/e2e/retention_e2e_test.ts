@@ -33,7 +33,7 @@ import {
   replay,
 } from "../helpers/change_log.ts";
 import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
-import { RETENTION_FIELD_PREFIX } from "../../src/sink/redis/retention_record.ts";
+import { RETENTION_FIELD_PREFIX } from "../../src/ports/checkpoint.ts";
 
 const BIG_ROWS = 30_000;
 const SMALL_ROWS = 300;

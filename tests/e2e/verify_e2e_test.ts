@@ -27,7 +27,7 @@ import {
   readEntries,
 } from "../helpers/change_log.ts";
 import { dropPublication, dropSlot } from "../../src/source/postgres/pg_replication_slot.ts";
-import { RETENTION_FIELD_PREFIX } from "../../src/sink/redis/retention_record.ts";
+import { RETENTION_FIELD_PREFIX } from "../../src/ports/checkpoint.ts";
 
 const ROWS = 3000;
 

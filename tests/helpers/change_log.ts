@@ -337,7 +337,7 @@ export async function readEntries(redis: Redis, stream: string): Promise<Entry[]
 
 export type Dialect = "pg" | "mysql";
 
-/** The sortable position of a change entry (SPEC §4), as a tuple. */
+/** The sortable position of a change entry, as a tuple. */
 function positionOf(e: Entry, dialect: Dialect): (string | number)[] {
   const s = e.source!;
   return dialect === "pg"

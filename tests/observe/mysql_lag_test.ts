@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { binlogLagBytes, MysqlLagSampler } from "../../src/observe/mysql_lag_sampler.ts";
+import { binlogLagBytes, MysqlLagSampler } from "../../src/source/mysql/mysql_lag_sampler.ts";
 import { formatCheckpoint } from "../../src/source/mysql/mysql_position.ts";
 import { admin, endpoint, uniqueName } from "../source/mysql/mysql_test_helpers.ts";
 

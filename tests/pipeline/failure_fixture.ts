@@ -1,5 +1,5 @@
 /**
- * Faults of the failure tests (issue 5): a private redis-server per test on ports
+ * Faults of the failure tests: a private redis-server per test on ports
  * 56500-56599 (the shared one is never touched), which the test may fill (maxmemory),
  * restrict (ACL users) or kill -9 and restart.
  */

@@ -1,4 +1,4 @@
-/** The pure parts of issue 5: the in-doubt file and the one classification of Redis errors. */
+/** The pure parts of the failure rules: the in-doubt file and the one classification of Redis errors. */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +11,7 @@ import {
   parseIndoubt,
   readIndoubt,
   rewriteIndoubt,
-} from "../../src/sink/redis/indoubt_log.ts";
+} from "../../src/pipeline/indoubt_log.ts";
 import { classifyRedisError } from "../../src/sink/redis/redis_error_class.ts";
 
 Deno.test("in-doubt file: path, append (fsynced), read, atomic rewrite", () => {

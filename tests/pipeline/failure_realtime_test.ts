@@ -1,5 +1,5 @@
 /**
- * Realtime failure semantics (issue 5) with real faults on a private Redis: a connection cut
+ * Realtime failure semantics with real faults on a private Redis: a connection cut
  * mid-batch by a proxy, an ACL user denied a stream (NOPERM) or XDEL, a key of the wrong
  * type (WRONGTYPE), maxmemory reached mid-batch (OOM). EVENTUAL undoes and retries or skips
  * the table; GLOBAL keeps one stream in commit order and records what it could not undo.
@@ -10,8 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanupIndoubt } from "../../src/commands/cleanup_indoubt_command.ts";
 import { ALL_TABLES, type PipelineLog } from "../../src/pipeline/realtime_pipeline.ts";
-import { CheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
-import { InDoubtError, indoubtPath, readIndoubt } from "../../src/sink/redis/indoubt_log.ts";
+import { indoubtPath, readIndoubt } from "../../src/pipeline/indoubt_log.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { waitFor } from "../helpers/services.ts";
 import { TcpProxy } from "../helpers/tcp_proxy.ts";
@@ -29,6 +28,8 @@ import {
   readCdc,
   startRealtime,
 } from "./pg_realtime_fixture.ts";
+import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
+import { InDoubtError } from "../../src/core/errors.ts";
 
 type Change = [table: string, op: string, id: number];
 
@@ -125,7 +126,7 @@ Deno.test({
         const { lines, log } = memoryLog();
         const first = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           replayConsistency: "GLOBAL",
           indoubtFile: file,
           batchRows: 50,
@@ -170,7 +171,7 @@ Deno.test({
         sink = await faultySink(proxy.port, user);
         const second = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           replayConsistency: "GLOBAL",
           indoubtFile: file,
           batchRows: 50,
@@ -235,7 +236,7 @@ Deno.test({
         const { lines, log } = memoryLog();
         const run = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           batchRows: 50,
           retry: { maxRetries: 3, waitMs: 20 },
           log,
@@ -350,7 +351,7 @@ Deno.test({
         const cut = proxy.cutAt(xaddMarker(stream), 30);
         const run = startRealtime(fx, {
           sink,
-          checkpoints: new CheckpointStore(sink.client, fx.naming.checkpointKey()),
+          checkpoints: new RedisCheckpointStore(sink.client, fx.naming.checkpointKey()),
           replayConsistency: "GLOBAL",
           batchRows: 50,
           retry: { maxRetries: 30, waitMs: 100 },

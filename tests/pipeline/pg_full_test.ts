@@ -1,37 +1,17 @@
 import { seededTest } from "../helpers/test_seed.ts";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { ReplicationLog } from "../../src/observe/replication_log.ts";
-import { SnapshotProgress } from "../../src/observe/snapshot_progress.ts";
-import {
-  type FullOutcome,
-  type PgFullSpec,
-  runFull,
-  SNAPSHOT_COMPLETE_FIELD,
-} from "../../src/pipeline/full_pipeline.ts";
+import { type FullOutcome, type FullSpec, runFull } from "../../src/pipeline/full_pipeline.ts";
 import { waitFor } from "../helpers/services.ts";
 import { assertStrictlyIncreasing, type Fixture, fixture, readCdc } from "./pg_realtime_fixture.ts";
+import { SNAPSHOT_COMPLETE_FIELD } from "../../src/ports/checkpoint.ts";
+import { pgFullSpec } from "./pg_full_spec.ts";
 
-function fullSpec(fx: Fixture, signal: AbortSignal, over: Partial<PgFullSpec> = {}): PgFullSpec {
-  return {
-    ...fx.spec(signal),
-    snapshot: {
-      threads: 2,
-      fetchRows: 500,
-      batchRows: 250,
-      writeMode: "replace",
-      retry: { maxRetries: 3, waitMs: 20 },
-      skipTablesOnFailures: true,
-      logRowLevelErrors: false,
-      entry: { ...fx.entry },
-    },
-    terminatePostSnapshot: false,
-    log: new ReplicationLog(mkdtempSync(join(tmpdir(), "replicant-full-"))),
-    progress: new SnapshotProgress({ write: () => {} }),
-    ...over,
-  };
+function fullSpec(
+  fx: Fixture,
+  signal: AbortSignal,
+  over: Parameters<typeof pgFullSpec>[3] = {},
+): FullSpec {
+  return pgFullSpec(fx, signal, { fetchRows: 500, batchRows: 250 }, over);
 }
 
 /** Snapshot rows, then changes, applied by key: the table as the streams tell it. */

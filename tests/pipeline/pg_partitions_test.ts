@@ -4,19 +4,9 @@
  * publishing partitions as their partitioned table.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { SourceSetupError } from "../../src/core/errors.ts";
 import type { TableId } from "../../src/core/table_schema.ts";
-import { ReplicationLog } from "../../src/observe/replication_log.ts";
-import { SnapshotProgress } from "../../src/observe/snapshot_progress.ts";
-import {
-  type FullOutcome,
-  type PgFullSpec,
-  runFull,
-  SNAPSHOT_COMPLETE_FIELD,
-} from "../../src/pipeline/full_pipeline.ts";
+import { type FullOutcome, type FullSpec, runFull } from "../../src/pipeline/full_pipeline.ts";
 import { readPgTables } from "../../src/source/postgres/pg_schema_reader.ts";
 import { waitFor } from "../helpers/services.ts";
 import {
@@ -26,24 +16,11 @@ import {
   readCdc,
   startRealtime,
 } from "./pg_realtime_fixture.ts";
+import { SNAPSHOT_COMPLETE_FIELD } from "../../src/ports/checkpoint.ts";
+import { pgFullSpec } from "./pg_full_spec.ts";
 
-function fullSpec(fx: Fixture, signal: AbortSignal): PgFullSpec {
-  return {
-    ...fx.spec(signal),
-    snapshot: {
-      threads: 2,
-      fetchRows: 100,
-      batchRows: 100,
-      writeMode: "replace",
-      retry: { maxRetries: 3, waitMs: 20 },
-      skipTablesOnFailures: true,
-      logRowLevelErrors: false,
-      entry: { ...fx.entry },
-    },
-    terminatePostSnapshot: false,
-    log: new ReplicationLog(mkdtempSync(join(tmpdir(), "replicant-part-"))),
-    progress: new SnapshotProgress({ write: () => {} }),
-  };
+function fullSpec(fx: Fixture, signal: AbortSignal): FullSpec {
+  return pgFullSpec(fx, signal, { fetchRows: 100, batchRows: 100 });
 }
 
 /** `prefix_payment`, partitioned by month like Pagila's, with two partitions and rows. */

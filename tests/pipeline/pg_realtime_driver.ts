@@ -6,9 +6,10 @@
  */
 import { readFileSync } from "node:fs";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
-import { runRealtime } from "../../src/pipeline/realtime_pipeline.ts";
-import { CheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
+import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
+import { runRealtime } from "./pg_realtime_run.ts";
+import { PG_POSITION_FIELDS } from "../../src/source/postgres/pgoutput_position.ts";
 
 export interface DriverConfig {
   pg: { host: string; port: number; user: string; database: string };
@@ -43,12 +44,13 @@ const outcome = await runRealtime({
   endpoint: { ...config.pg, origin: "driver" },
   sink,
   naming,
-  checkpoints: new CheckpointStore(sink.client, naming.checkpointKey()),
+  checkpoints: new RedisCheckpointStore(sink.client, naming.checkpointKey()),
   entry: {
     format: "compact",
     includeSchema: false,
     tombstones: true,
     connector: "postgresql",
+    positionFields: PG_POSITION_FIELDS,
     replicationId: config.prefix,
     version: "test",
   },

@@ -8,13 +8,8 @@ import type { Redis } from "ioredis";
 import type { EntryOptions } from "../../src/core/entry_encoder.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import type { TableId } from "../../src/core/table_schema.ts";
-import {
-  type PgRealtimeSpec,
-  type RealtimeOutcome,
-  runRealtime,
-} from "../../src/pipeline/realtime_pipeline.ts";
-import type { TableSelection } from "../../src/pipeline/snapshot_source.ts";
-import { CheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
+import type { RealtimeOutcome } from "../../src/pipeline/realtime_pipeline.ts";
+import type { TableSelection } from "../../src/ports/snapshot_source.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { openPg, type PgEndpoint } from "../../src/source/postgres/pg_endpoint.ts";
 import {
@@ -23,6 +18,10 @@ import {
   ensureSlot,
 } from "../../src/source/postgres/pg_replication_slot.ts";
 import { serviceEnv } from "../helpers/services.ts";
+import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
+import type { CheckpointStore } from "../../src/ports/checkpoint.ts";
+import { type PgRealtimeSpec, runRealtime } from "./pg_realtime_run.ts";
+import { PG_POSITION_FIELDS } from "../../src/source/postgres/pgoutput_position.ts";
 
 export interface Fixture {
   prefix: string;
@@ -76,7 +75,7 @@ export async function fixture(
     origin: "test",
   }, { maxStreamLength: 0 });
   const naming = new StreamNaming(prefix, "test");
-  const checkpoints = new CheckpointStore(sink.client, naming.checkpointKey());
+  const checkpoints = new RedisCheckpointStore(sink.client, naming.checkpointKey());
   const slot = prefix;
   if (options.createSlot !== false) {
     // Every change from the slot's creation on is published until the run replaces this
@@ -94,6 +93,7 @@ export async function fixture(
     includeSchema: false,
     tombstones: true,
     connector: "postgresql",
+    positionFields: PG_POSITION_FIELDS,
     replicationId: prefix,
     version: "test",
     ...options.entry,

@@ -19,14 +19,19 @@ import {
 import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import type { TableSchema } from "../../src/core/table_schema.ts";
-import type { SnapshotTable, TableReader } from "../../src/pipeline/snapshot_source.ts";
+import type { SnapshotTable, TableReader } from "../../src/ports/snapshot_source.ts";
+import type { VerifyPoint } from "../../src/ports/verify_point.ts";
+import { redisStreamScan } from "../../src/sink/redis/stream_pages.ts";
 import {
   type TableVerdict,
-  type VerifyPoint,
   type VerifySettings,
   verifyTables,
 } from "../../src/pipeline/table_verifier.ts";
-import { pgSortKey, pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
+import {
+  PG_POSITION_FIELDS,
+  pgSortKey,
+  pgSortKeyOfSource,
+} from "../../src/source/postgres/pgoutput_position.ts";
 
 const UNAVAILABLE = '"__replicant_unavailable_value"';
 /** The point: changes with a commit LSN below it are in the source. */
@@ -159,6 +164,7 @@ async function runCase(
     includeSchema: c.includeSchema,
     tombstones: true,
     connector: "postgresql",
+    positionFields: PG_POSITION_FIELDS,
     replicationId: "tv",
     version: "test",
   };
@@ -224,7 +230,7 @@ async function runCase(
       partitionBytes,
     };
     const tables: SnapshotTable[] = await point.source.tables();
-    const verdicts = await verifyTables(redis, point, tables, settings);
+    const verdicts = await verifyTables(redisStreamScan(redis), point, tables, settings);
     assert.deepEqual(readdirSync(dir), [], "spilled files are removed");
     return verdicts;
   } finally {
@@ -278,23 +284,29 @@ Deno.test("verifyTables: a stream known to be incomplete leaves its table not ve
   try {
     const t = table("tv_cut", "t");
     const naming = new StreamNaming("tv", "default");
-    const verdicts = await verifyTables(redis, pointOf(new Map([[t, [row(1, "a")]]])), [
-      { schema: t, estimatedRows: 1 },
-    ], {
-      entry: {
-        format: "compact",
-        includeSchema: false,
-        tombstones: true,
-        connector: "postgresql",
-        replicationId: "tv",
-        version: "test",
+    const verdicts = await verifyTables(
+      redisStreamScan(redis),
+      pointOf(new Map([[t, [row(1, "a")]]])),
+      [
+        { schema: t, estimatedRows: 1 },
+      ],
+      {
+        entry: {
+          format: "compact",
+          includeSchema: false,
+          tombstones: true,
+          connector: "postgresql",
+          positionFields: PG_POSITION_FIELDS,
+          replicationId: "tv",
+          version: "test",
+        },
+        naming,
+        global: false,
+        spillDir: dir,
+        fetchRows: 10,
+        incomplete: new Map([[naming.cdcStream(t.id), "trimmed by retention"]]),
       },
-      naming,
-      global: false,
-      spillDir: dir,
-      fetchRows: 10,
-      incomplete: new Map([[naming.cdcStream(t.id), "trimmed by retention"]]),
-    });
+    );
     assert.deepEqual(verdicts, [{
       table: "tv_cut.s.t",
       streams: ["tv_cut_s_t", "tv_cut_s_t_cdc_logs"],

@@ -17,7 +17,7 @@ import {
   StreamRetention,
   type StreamTrim,
 } from "../../src/sink/redis/stream_retention.ts";
-import { readStreamTail } from "../../src/pipeline/stream_tails.ts";
+import { readStreamTail } from "../../src/sink/redis/stream_tails.ts";
 import { pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
 import type { RedisClient } from "../../src/sink/redis/redis_connection.ts";
 

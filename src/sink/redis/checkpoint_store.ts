@@ -1,10 +1,11 @@
+import type { CheckpointStore } from "../../ports/checkpoint.ts";
 import type { RedisClient } from "./redis_connection.ts";
 
 /**
- * Replication state of one id, kept in the target Redis (SPEC §6) next to the data it
+ * Replication state of one id, kept in the target Redis next to the data it
  * describes: a hash of small string fields (snapshot progress, source positions).
  */
-export class CheckpointStore {
+export class RedisCheckpointStore implements CheckpointStore {
   constructor(private readonly client: RedisClient, readonly key: string) {}
 
   async exists(): Promise<boolean> {

@@ -1,5 +1,5 @@
 /**
- * Backpressure on Redis memory (issue 8): with the applier's `pause-above-memory-percent`,
+ * Backpressure on Redis memory: with the applier's `pause-above-memory-percent`,
  * writers wait before each batch while Redis uses more than that share of its `maxmemory`,
  * so the changes stay in the source's log instead of running into OOM errors. A standalone
  * target is one server; on a cluster, any master above the mark pauses all writers.

@@ -1,8 +1,11 @@
+import { isRetriable } from "../../core/errors.ts";
+import type { SinkErrorClass } from "../../ports/stream_sink.ts";
+
 /**
  * Classifies Redis errors once: retriable ones are retried with backoff, permanent ones go
  * straight to the skip / in-doubt rules.
  */
-export type RedisErrorClass = "retriable" | "oom" | "permanent";
+export type RedisErrorClass = SinkErrorClass;
 
 const RETRIABLE_PREFIXES = ["LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY"];
 const CONNECTION_CODES = new Set([
@@ -19,7 +22,7 @@ export function classifyRedisError(err: unknown): RedisErrorClass {
   const e = err as { message?: string; code?: string; name?: string };
   const message = String(e?.message ?? err);
   // Errors raised by Replicant itself that say so (a WAIT with too few replicas).
-  if ((err as { retriable?: unknown })?.retriable === true) return "retriable";
+  if (isRetriable(err)) return "retriable";
   if (message.startsWith("OOM")) return "oom";
   if (RETRIABLE_PREFIXES.some((p) => message.startsWith(p))) return "retriable";
   if (e?.code && CONNECTION_CODES.has(e.code)) return "retriable";

@@ -1,5 +1,14 @@
 import type { Redis } from "ioredis";
-import { type EntryField, entryText } from "../../core/entry_field.ts";
+import type { EntryField } from "../../core/entry_field.ts";
+import type {
+  BatchResult,
+  SinkErrorClass,
+  StreamLane,
+  StreamReads,
+  StreamSink,
+  StreamTail,
+  TailFormat,
+} from "../../ports/stream_sink.ts";
 import { ClusterWriter } from "./cluster_writer.ts";
 import {
   openRedis,
@@ -11,22 +20,19 @@ import {
 import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
 import { MemoryGate } from "./memory_gate.ts";
 import { StreamTailGuard } from "./stream_tail_guard.ts";
+import { classifyRedisError } from "./redis_error_class.ts";
+import { readStreamTail } from "./stream_tails.ts";
 import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
+import { ReplicaWaitError } from "../../core/errors.ts";
 
 export type { AppendOptions } from "./xadd_batch.ts";
-
-/** Outcome of one pipelined batch: per entry either the id Redis gave it or the error. */
-export interface BatchResult {
-  ids: (string | null)[];
-  errors: (Error | null)[];
-  failed: number;
-}
+export type { BatchResult } from "../../ports/stream_sink.ts";
 
 /**
  * Writes entries to Redis Streams through a pool of connections with pipelined XADD.
  * Knows nothing of SQL: it receives stream names and field/value lists.
  */
-export class RedisStreamSink<C extends RedisClient = Redis> {
+export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSink {
   readonly #pool: C[];
   /** Cluster mode: the XADD writers routed by hash slot (null on a standalone target). */
   readonly #cluster: ClusterWriter | null;
@@ -210,32 +216,6 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     return this.#pool[0];
   }
 
-  /** XADD every entry in one pipeline and checks every reply on its own. */
-  async append(client: RedisClient, stream: string, entries: EntryField[][]): Promise<BatchResult> {
-    const pipe = client.pipeline();
-    const max = this.options.maxStreamLength;
-    for (const entry of entries) {
-      const fields = entryText(entry);
-      if (max > 0) pipe.xadd(stream, "MAXLEN", "~", max, "*", ...fields);
-      else pipe.xadd(stream, "*", ...fields);
-    }
-    const replies = (await pipe.exec()) as [Error | null, unknown][] | null;
-    const ids: (string | null)[] = new Array(entries.length).fill(null);
-    const errors: (Error | null)[] = new Array(entries.length).fill(null);
-    let failed = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const reply = replies?.[i];
-      if (!reply) {
-        errors[i] = new Error("no reply from Redis");
-        failed++;
-      } else if (reply[0]) {
-        errors[i] = reply[0];
-        failed++;
-      } else ids[i] = reply[1] as string;
-    }
-    return { ids, errors, failed };
-  }
-
   /** Streams (or other keys) among `names` that exist now. */
   async existing(names: string[]): Promise<string[]> {
     const found: string[] = [];
@@ -274,8 +254,38 @@ export class RedisStreamSink<C extends RedisClient = Redis> {
     for (const n of names) await this.client.xtrim(n, "MAXLEN", 0);
   }
 
-  async streamLength(name: string): Promise<number> {
-    return await this.client.xlen(name);
+  /** A writer's own connection and raw RESP writer, kept for all its batches. */
+  lane(): StreamLane {
+    return new RedisStreamLane(this, this.lease(), this.writerSlot());
+  }
+
+  /** Reads on the first connection of the pool (writers read on their lane's). */
+  get #reads(): StreamReads {
+    return new RedisStreamReads(this.client);
+  }
+  readTail(stream: string, how: TailFormat, scan?: number): Promise<StreamTail> {
+    return this.#reads.readTail(stream, how, scan);
+  }
+  newest(stream: string, count: number): Promise<[string, string[]][]> {
+    return this.#reads.newest(stream, count);
+  }
+  length(stream: string): Promise<number> {
+    return this.#reads.length(stream);
+  }
+  drop(stream: string): Promise<void> {
+    return this.#reads.drop(stream);
+  }
+
+  memoryPressure(): void {
+    this.memory.pressure();
+  }
+
+  classifyError(err: unknown): SinkErrorClass {
+    return classifyRedisError(err);
+  }
+
+  isReplicaWait(err: unknown): boolean {
+    return err instanceof ReplicaWaitError;
   }
 
   async close(): Promise<void> {
@@ -308,4 +318,66 @@ function resultOf(replies: (string | Error)[]): BatchResult {
     }
   }
   return { ids, errors, failed };
+}
+
+/** Stream reads on one connection. */
+class RedisStreamReads implements StreamReads {
+  constructor(protected readonly client: RedisClient) {}
+
+  readTail(stream: string, how: TailFormat, scan?: number): Promise<StreamTail> {
+    return readStreamTail(this.client, stream, how.format, how.tombstones, how.sortKeyOf, scan);
+  }
+
+  async newest(stream: string, count: number): Promise<[string, string[]][]> {
+    return await this.client.xrevrange(stream, "+", "-", "COUNT", count) as [string, string[]][];
+  }
+
+  async length(stream: string): Promise<number> {
+    return await this.client.xlen(stream);
+  }
+
+  async drop(stream: string): Promise<void> {
+    await this.client.del(stream);
+  }
+}
+
+/**
+ * One writer's lane: reads and undo on the connection it leased, batches on its raw RESP
+ * writer (`slot`), so a stream's batches stay in order.
+ */
+class RedisStreamLane extends RedisStreamReads implements StreamLane {
+  constructor(
+    private readonly sink: RedisStreamSink<RedisClient>,
+    client: RedisClient,
+    private readonly slot: number,
+  ) {
+    super(client);
+  }
+
+  append(stream: string, entries: EntryField[][], ids = true): Promise<BatchResult> {
+    return this.sink.appendVia(this.slot, stream, entries, ids);
+  }
+
+  async appendOne(stream: string, fields: string[]): Promise<string> {
+    return (await this.client.xadd(stream, "*", ...fields))!;
+  }
+
+  waitForReplicas(stream: string): Promise<void> {
+    return this.sink.waitForReplicas(this.slot, stream);
+  }
+
+  async landedAfter(stream: string, afterId: string | null, count: number): Promise<string[]> {
+    const found = await this.client.xrange(
+      stream,
+      afterId === null ? "-" : `(${afterId}`,
+      "+",
+      "COUNT",
+      count,
+    ) as [string, string[]][];
+    return found.map(([id]) => id);
+  }
+
+  async remove(stream: string, ids: string[]): Promise<void> {
+    await this.client.xdel(stream, ...ids);
+  }
 }

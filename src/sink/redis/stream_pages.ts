@@ -1,3 +1,4 @@
+import type { StreamScan } from "../../ports/stream_sink.ts";
 import type { RedisClient } from "./redis_connection.ts";
 
 export type StreamEntry = [id: string, fields: string[]];
@@ -25,4 +26,12 @@ export async function* streamPages(
     // A caller that stops early leaves the page asked for ahead unread.
     next.catch(() => {});
   }
+}
+
+/** The StreamScan of a Redis connection (XLEN, XRANGE pages). */
+export function redisStreamScan(client: RedisClient): StreamScan {
+  return {
+    length: (stream) => client.xlen(stream),
+    pages: (stream) => streamPages(client, stream),
+  };
 }

@@ -1,4 +1,4 @@
-import { SinkError } from "../../core/errors.ts";
+import { ReplicaWaitError } from "../../core/errors.ts";
 import type { EntryField } from "../../core/entry_field.ts";
 import { RedisConnectionError, type RespPipeline } from "./resp_pipeline.ts";
 
@@ -11,22 +11,6 @@ export interface AppendOptions {
   waitForReplicasTimeoutMs?: number;
   /** Pause writers while Redis uses more than this % of maxmemory (MemoryGate). */
   pauseAboveMemoryPercent?: number;
-}
-
-/**
- * Fewer replicas than `wait-for-replicas` acknowledged a batch that landed on its master. The
- * entries are there, but could be lost with the master: retriable, so the caller handles it
- * like a lost connection (looks at what landed, undoes or skips it, retries).
- */
-export class ReplicaWaitError extends SinkError {
-  readonly retriable = true;
-  constructor(stream: string, acked: number, wanted: number, timeoutMs: number, where: string) {
-    super(
-      `only ${acked} of ${wanted} replica(s) acknowledged a batch into "${stream}" on ${where} ` +
-        `within ${timeoutMs} ms (applier wait-for-replicas: ${wanted})`,
-      stream,
-    );
-  }
 }
 
 /**

@@ -9,18 +9,18 @@ import type {
 } from "@vlasky/zongji";
 import { BatchChangeEvent, type ChangeEvent, type Op } from "../../core/change_event.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { GapError, SourceError } from "../../core/errors.ts";
+import { GapError, markRetriable, SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
 import { ddlTargets } from "./mysql_ddl.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import type {
   DdlStatement,
   ServerChange,
   SourceTransaction,
   StreamingSource,
-} from "../../pipeline/streaming_source.ts";
+} from "../../ports/streaming_source.ts";
 import {
   type MysqlConnection,
   mysqlConnectionOptions,
@@ -450,7 +450,7 @@ export class MysqlBinlogSource implements StreamingSource {
             );
           // A lost connection or a restarting server is worth another try from the
           // checkpoint (the pipeline retries with backoff); decoding errors are not.
-          if (isMysqlConnectionLoss(err)) Object.assign(failure, { retriable: true });
+          if (isMysqlConnectionLoss(err)) markRetriable(failure);
           reject(failure);
         }
       };

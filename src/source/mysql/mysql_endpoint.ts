@@ -9,6 +9,8 @@ import type mysql from "mysql2";
 import mysqlPromise from "mysql2/promise";
 import { SourceError } from "../../core/errors.ts";
 import { tlsErrorHint } from "../../core/tls_error_hint.ts";
+import type { MysqlConnection as MysqlConnectionConfig } from "../../config/load_connection.ts";
+import { tlsMaterialOf } from "../../config/tls_material.ts";
 
 export interface MysqlEndpoint {
   host: string;
@@ -139,4 +141,29 @@ export function pickServerId(serverIds: number[], serverOwnId: number): number {
   }
   // No ids configured: a fixed id far from usual ones, never the server's own.
   return serverOwnId === 0x5ea1 ? 0x5ea2 : 0x5ea1;
+}
+
+/** The endpoint of a MySQL/MariaDB connection file. */
+export function mysqlEndpointOf(conn: MysqlConnectionConfig): MysqlEndpoint {
+  const m = conn.ssl?.enable
+    ? tlsMaterialOf(conn.ssl, conn.file ?? `${conn.type} connection`)
+    : null;
+  return {
+    host: conn.host,
+    port: conn.port,
+    user: conn.username,
+    password: conn.password,
+    // mysql2 checks the chain with rejectUnauthorized and the host name with verifyIdentity.
+    ssl: m
+      ? {
+        ca: m.ca,
+        cert: m.cert,
+        key: m.key,
+        rejectUnauthorized: conn.ssl!.hostnameVerification || m.ca !== undefined,
+        verifyIdentity: conn.ssl!.hostnameVerification,
+      }
+      : undefined,
+    serverIds: conn.slaveServerIds,
+    origin: conn.file ?? "mysql connection",
+  };
 }

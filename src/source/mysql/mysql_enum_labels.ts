@@ -17,8 +17,7 @@
  */
 
 import process from "node:process";
-import type { MysqlConnection } from "./mysql_endpoint.ts";
-import { quoteIdent } from "./mysql_endpoint.ts";
+import { type MysqlConnection, quoteIdent } from "./mysql_endpoint.ts";
 
 const UNESCAPE: Record<string, string> = {
   n: "\n",

@@ -13,8 +13,7 @@
  * @module
  */
 
-import type { MysqlConnection } from "./mysql_endpoint.ts";
-import { quoteIdent } from "./mysql_endpoint.ts";
+import { type MysqlConnection, quoteIdent } from "./mysql_endpoint.ts";
 
 export interface MysqlHeartbeat {
   database: string;

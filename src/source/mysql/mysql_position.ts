@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { PositionField } from "../../core/entry_encoder.ts";
 import { SourceError } from "../../core/errors.ts";
 
 /** A binlog coordinate: file, byte position, and the GTID set executed up to it (if any). */
@@ -49,7 +50,16 @@ export function snapshotSkipThrough(coordinate: BinlogCoordinate): string {
     : pad(seq - 1, 10) + "9".repeat(30);
 }
 
-/** The `source` position fields of a MySQL change (SPEC §4). */
+/** Schema of the position fields a MySQL/MariaDB change adds to `source`. */
+export const MYSQL_POSITION_FIELDS: readonly PositionField[] = [
+  ["server_id", "int64"],
+  ["gtid", "string"],
+  ["file", "string"],
+  ["pos", "int64"],
+  ["row", "int32"],
+];
+
+/** The `source` position fields of a MySQL change (docs/entry-format.md). */
 export function mysqlPositionFields(
   serverId: number,
   gtid: string | undefined,

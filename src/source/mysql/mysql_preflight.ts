@@ -8,7 +8,7 @@
 
 import type { TableColumns } from "../../config/table_selected.ts";
 import type { TableId } from "../../core/table_schema.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import {
   type MysqlConnection,
   type MysqlEndpoint,

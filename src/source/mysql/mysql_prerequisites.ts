@@ -12,7 +12,7 @@
 
 import { failed, passed, type PrerequisiteCheck, warning } from "../../core/prerequisite_check.ts";
 import type { TableId } from "../../core/table_schema.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import {
   type MysqlConnection,
   type MysqlEndpoint,

@@ -1,6 +1,6 @@
 import { matchColumnNames } from "../../config/table_selected.ts";
 import type { ColumnSchema, TableId, TableSchema } from "../../core/table_schema.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import type { MysqlConnection } from "./mysql_endpoint.ts";
 import type { SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import { type MysqlColumnType, mysqlColumnType, mysqlConnectType } from "./mysql_value_decoder.ts";
@@ -258,7 +258,7 @@ async function readLabels(
 }
 
 /**
- * A table rebuilt from a schema dump version (SPEC §3), to decode row images written
+ * A table rebuilt from a schema dump version, to decode row images written
  * before a later DDL. Null when the version has no source ordinals (written by an older
  * Replicant).
  */

@@ -8,7 +8,7 @@ import type {
   SnapshotTable,
   TableReader,
   TableSelection,
-} from "../../pipeline/snapshot_source.ts";
+} from "../../ports/snapshot_source.ts";
 import {
   type MysqlConnection,
   type MysqlEndpoint,
@@ -41,7 +41,7 @@ export interface SnapshotTablePosition extends BinlogCoordinate {
  * reader opens its transaction. Readers opened at different times may see different
  * instants; each table records the position of the reader that read it
  * (`tablePositions()`), so realtime starts at `lowestPosition()` and skips, per table,
- * changes at or before that table's own position (DESIGN "Consistent snapshot").
+ * changes at or before that table's own position (a skip-through mark in the checkpoint).
  */
 export class MysqlSnapshotSource implements SnapshotSource {
   readonly connector = "mysql" as const;

@@ -11,8 +11,7 @@
 
 import ZongJi from "@vlasky/zongji";
 import type { AnyBinlogEvent } from "@vlasky/zongji";
-import { SourceError } from "../../core/errors.ts";
-import { startNotServable } from "../../pipeline/start_time_gate.ts";
+import { SourceError, startNotServable } from "../../core/errors.ts";
 import {
   mysqlConnectionOptions,
   type MysqlEndpoint,

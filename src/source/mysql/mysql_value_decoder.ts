@@ -8,7 +8,7 @@
  * `@vlasky/zongji` decoded from a row event (with `dateStrings: true`, `timezone: "Z"`,
  * `jsonStrings: true`, and TIME and GEOMETRY columns re-typed so zongji returns their raw
  * bytes, see `patchZongjiColumns`). Both produce the same fragment for the same stored
- * value (SPEC §4: values are lossless).
+ * value (values are lossless).
  *
  * | MySQL type | JSON |
  * |---|---|

@@ -1,5 +1,5 @@
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
-import type { VerifyPoint } from "../../pipeline/table_verifier.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
+import type { VerifyPoint } from "../../ports/verify_point.ts";
 import type { TableSchema } from "../../core/table_schema.ts";
 import { type MysqlEndpoint, openMysql } from "./mysql_endpoint.ts";
 import {

@@ -1,6 +1,8 @@
 import pg from "pg";
 import { SourceError } from "../../core/errors.ts";
 import { tlsErrorHint } from "../../core/tls_error_hint.ts";
+import type { PostgresConnection } from "../../config/load_connection.ts";
+import { tlsOptionsOf } from "../../config/tls_material.ts";
 
 export interface PgEndpoint {
   host: string;
@@ -11,6 +13,19 @@ export interface PgEndpoint {
   ssl?: pg.ClientConfig["ssl"];
   /** Shown in errors, usually the connection file. */
   origin: string;
+}
+
+/** The endpoint of a PostgreSQL connection file. */
+export function pgEndpointOf(conn: PostgresConnection): PgEndpoint {
+  return {
+    host: conn.host,
+    port: conn.port,
+    database: conn.database,
+    user: conn.username,
+    password: conn.password,
+    ssl: tlsOptionsOf(conn),
+    origin: conn.file ?? "postgresql connection",
+  };
 }
 
 /** Every value arrives as PostgreSQL's text; our decoders make it lossless JSON. */

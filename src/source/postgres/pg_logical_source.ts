@@ -9,20 +9,26 @@ import {
 } from "../../core/change_event.ts";
 import { matchColumnNames } from "../../config/table_selected.ts";
 import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
-import { GapError, OwnershipError, SourceError, SourceSetupError } from "../../core/errors.ts";
+import {
+  GapError,
+  OwnershipError,
+  SourceConnectionError,
+  SourceError,
+  SourceSetupError,
+} from "../../core/errors.ts";
 import {
   type ConnectType,
   qualifiedName,
   type TableId,
   type TableSchema,
 } from "../../core/table_schema.ts";
-import type { SourceTransactionPart } from "../../pipeline/checkpointer.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import type {
   DdlStatement,
   SourceTransaction,
+  SourceTransactionPart,
   StreamingSource,
-} from "../../pipeline/streaming_source.ts";
+} from "../../ports/streaming_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import { ensureSlot, readSlot, replicationClientConfig } from "./pg_replication_slot.ts";
 import { type PgTable, readPgTables, selectedPgRelations } from "./pg_schema_reader.ts";
@@ -73,14 +79,6 @@ export function unavailableFragment(type: ConnectType): string {
   }
   return `[${unavailableFragment(items)}]`;
 }
-/**
- * The connection to PostgreSQL failed (server restart, cut connection, terminated
- * walsender): the pipeline may start the source again from its last checkpoint.
- */
-export class SourceConnectionError extends SourceError {
-  readonly retriable = true;
-}
-
 /** Prefix of the non-transactional heartbeat messages Replicant emits. */
 export const HEARTBEAT_PREFIX = "replicant_heartbeat";
 

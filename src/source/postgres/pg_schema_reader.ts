@@ -7,7 +7,7 @@ import {
   type TableId,
   type TableSchema,
 } from "../../core/table_schema.ts";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
 import { quoteIdent } from "./pg_endpoint.ts";
 import { pgConnectType } from "./pg_text_decoder.ts";
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";

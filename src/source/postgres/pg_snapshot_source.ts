@@ -8,7 +8,7 @@ import type {
   SnapshotTable,
   TableReader,
   TableSelection,
-} from "../../pipeline/snapshot_source.ts";
+} from "../../ports/snapshot_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import { type PgTable, readPgTables, tellGeneratedColumnsLeftOut } from "./pg_schema_reader.ts";
 import { PgCopyRows } from "./pg_copy_rows.ts";

@@ -4,7 +4,7 @@
  * Replicant reads snapshot rows and pgoutput changes as PostgreSQL's TEXT output, in a
  * session with `TimeZone='UTC'`, `DateStyle='ISO, YMD'`, `IntervalStyle='iso_8601'`,
  * `extra_float_digits=3` and `bytea_output='hex'`, and turns each value into a piece of
- * JSON text that the encoder concatenates into the entry (SPEC §4: values are lossless).
+ * JSON text that the encoder concatenates into the entry (values are lossless).
  *
  * | PostgreSQL type | JSON |
  * |---|---|

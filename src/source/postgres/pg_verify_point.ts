@@ -1,6 +1,6 @@
 import process from "node:process";
-import type { TableSelection } from "../../pipeline/snapshot_source.ts";
-import type { VerifyPoint } from "../../pipeline/table_verifier.ts";
+import type { TableSelection } from "../../ports/snapshot_source.ts";
+import type { VerifyPoint } from "../../ports/verify_point.ts";
 import { openPg, type PgEndpoint } from "./pg_endpoint.ts";
 import { HEARTBEAT_PREFIX } from "./pg_logical_source.ts";
 import { createSlotWithSnapshot, readSlot, sanitizeSlotName } from "./pg_replication_slot.ts";

@@ -5,6 +5,8 @@
  * pg-logical-replication): they are compared as numbers, never as text.
  */
 
+import type { PositionField } from "../../core/entry_encoder.ts";
+
 /** `X/Y` (hex halves, any zero padding) → the 64-bit LSN. */
 export function parseLsn(text: string): bigint {
   const m = /^\s*([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})\s*$/.exec(text);
@@ -35,7 +37,14 @@ export function pgSortKey(commitLsn: bigint, sequence: number): string {
     String(sequence).padStart(10, "0");
 }
 
-/** The `source` position fields of SPEC §4: `"lsn":…,"txId":…,"sequence":…`. */
+/** Schema of the position fields a PostgreSQL change adds to `source`. */
+export const PG_POSITION_FIELDS: readonly PositionField[] = [
+  ["lsn", "int64"],
+  ["txId", "int64"],
+  ["sequence", "int64"],
+];
+
+/** The `source` position fields of a PostgreSQL change: `"lsn":…,"txId":…,"sequence":…`. */
 export function pgPositionFields(commitLsn: bigint, txId: number, sequence: number): string {
   return `"lsn":${commitLsn},"txId":${txId},"sequence":${sequence}`;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MysqlBinlogSource } from "../../../src/source/mysql/mysql_binlog_source.ts";
 import { parseCheckpoint } from "../../../src/source/mysql/mysql_position.ts";
-import type { SourceTransaction } from "../../../src/pipeline/streaming_source.ts";
+import type { SourceTransaction } from "../../../src/ports/streaming_source.ts";
 import { admin, collect, endpoint, env, selectTables, uniqueName } from "./mysql_test_helpers.ts";
 import { waitFor } from "../../helpers/services.ts";
 import { TcpProxy } from "../../helpers/tcp_proxy.ts";

@@ -1,8 +1,8 @@
 /** Shared pieces of the MySQL source tests (real MariaDB from `scripts/services`). */
 import mysql from "mysql2/promise";
 import type { TableId } from "../../../src/core/table_schema.ts";
-import type { TableSelection } from "../../../src/pipeline/snapshot_source.ts";
-import type { SourceTransaction } from "../../../src/pipeline/streaming_source.ts";
+import type { TableSelection } from "../../../src/ports/snapshot_source.ts";
+import type { SourceTransaction } from "../../../src/ports/streaming_source.ts";
 import {
   type MysqlEndpoint,
   openMysql,

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { connectSchema } from "../../../src/core/table_schema.ts";
+import { connectSchema, JSON_TEXT_TYPE } from "../../../src/core/table_schema.ts";
 import { unavailableFragment } from "../../../src/source/postgres/pg_logical_source.ts";
 import { pgConnectType } from "../../../src/source/postgres/pg_text_decoder.ts";
-import { JSON_TEXT_TYPE } from "../../../src/core/table_schema.ts";
 import { PgTypeCatalog } from "../../../src/source/postgres/pg_type_catalog.ts";
 
 const catalog = new PgTypeCatalog([

@@ -9,7 +9,7 @@ import { EventEmitter } from "node:events";
 import type pg from "pg";
 import type { JsonRowBatch } from "../../../src/core/json_row_batch.ts";
 import type { TableId } from "../../../src/core/table_schema.ts";
-import type { TableSelection } from "../../../src/pipeline/snapshot_source.ts";
+import type { TableSelection } from "../../../src/ports/snapshot_source.ts";
 import { openPg, type PgEndpoint } from "../../../src/source/postgres/pg_endpoint.ts";
 import { PgCopyRows, unescapeCopyText } from "../../../src/source/postgres/pg_copy_rows.ts";
 import { pgTextByteWriter } from "../../../src/source/postgres/pg_text_bytes.ts";

@@ -9,16 +9,10 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { ReplicantError } from "../../core/errors.ts";
+import type { InDoubtEntry } from "../core/errors.ts";
 
-/** File name of the GLOBAL in-doubt log (SPEC §3). */
+/** File name of the GLOBAL in-doubt log (the name Arcion gives it). */
 export const INDOUBT_FILE_NAME = "replicate_io_indoubt_txn_log";
-
-/** One entry that a failed GLOBAL batch left in Redis and could not delete. */
-export interface InDoubtEntry {
-  stream: string;
-  id: string;
-}
 
 /** `<home>/data/<id>/bad_rows/replicate_io_indoubt_txn_log`. */
 export function indoubtPath(home: string, id: string): string {
@@ -105,17 +99,6 @@ function syncDir(dir: string): void {
     }
   } catch {
     // Some platforms cannot fsync a directory; the file itself is synced.
-  }
-}
-
-/**
- * GLOBAL stopped with entries in doubt (exit code 4, SPEC §1): they are listed in `file`, and
- * `replicant cleanup-indoubt` removes them.
- */
-export class InDoubtError extends ReplicantError {
-  override exitCode = 4;
-  constructor(message: string, readonly file: string | null, readonly entries: InDoubtEntry[]) {
-    super(message);
   }
 }
 

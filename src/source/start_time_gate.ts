@@ -1,22 +1,11 @@
-import { GapError } from "../core/errors.ts";
+import { startNotServable } from "../core/errors.ts";
 import type { SchemaDumpEntry } from "../schema/schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
-import type { ServerChange, SourceTransaction, StreamingSource } from "./streaming_source.ts";
-
-/**
- * A start the source cannot serve: the changes from the asked point on are not all in its
- * log any more (or never were: a slot created after it). Replicant refuses instead of
- * starting later: a gap (exit 5). `start` names the start asked for, `available` what the
- * source can deliver instead, `reason` why the two do not meet.
- */
-export function startNotServable(start: string, available: string, reason: string): never {
-  throw new GapError({
-    checkpoint: `${start} (extractor realtime.start-position)`,
-    available,
-    reason: `${reason} Choose a later start-position, or leave it out to start now, and run ` +
-      "again with --overwrite.",
-  });
-}
+import type {
+  ServerChange,
+  SourceTransaction,
+  StreamingSource,
+} from "../ports/streaming_source.ts";
 
 /**
  * `start-position.start-timestamp` (and MySQL's `rewind-realtime-start-position-m`): realtime

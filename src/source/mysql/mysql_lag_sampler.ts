@@ -1,11 +1,10 @@
 /**
- * Source lag in bytes for MySQL/MariaDB (issue 8): the binlog bytes written after the
+ * Source lag in bytes for MySQL/MariaDB (metric `replicant_source_lag_bytes`): the binlog bytes written after the
  * position saved in the checkpoint (`SHOW BINARY LOGS` sizes), on its own connection,
  * opened at the first sample and reopened after a failure.
  */
-import type { MysqlConnection, MysqlEndpoint } from "../source/mysql/mysql_endpoint.ts";
-import { openMysql } from "../source/mysql/mysql_endpoint.ts";
-import { type BinlogCoordinate, parseCheckpoint } from "../source/mysql/mysql_position.ts";
+import { type MysqlConnection, type MysqlEndpoint, openMysql } from "./mysql_endpoint.ts";
+import { type BinlogCoordinate, parseCheckpoint } from "./mysql_position.ts";
 
 export interface BinaryLog {
   name: string;

@@ -1,6 +1,8 @@
 import type { JsonRowBatch } from "../core/json_row_batch.ts";
 import type { Connector } from "../core/entry_encoder.ts";
 import type { TableId, TableSchema } from "../core/table_schema.ts";
+import type { FilterConfig } from "../config/load_filter.ts";
+import { selectedColumns, tableNamed, tableSelected } from "../config/table_selected.ts";
 
 /** A key value as read back from a stream's tail entry (JSON), to resume a table after it. */
 export type KeyValue = string | number | boolean | null;
@@ -21,6 +23,28 @@ export interface TableSelection {
    * schema (PostgreSQL partitions replicate on their own only then). Absent: never.
    */
   named?(id: TableId): boolean;
+}
+
+/** The selection of a filter file (null: every table, every column). */
+export function tableSelectionOf(filter: FilterConfig | null): TableSelection {
+  if (!filter) return { table: () => true, columns: () => null };
+  return {
+    table: (id) => tableSelected(filter, id),
+    columns: (id) => selectedColumns(filter, id),
+    named: (id) => tableNamed(filter, id),
+  };
+}
+
+/** The selection without one table (the heartbeat table; null: none). */
+export function selectionWithout(selection: TableSelection, left: TableId | null): TableSelection {
+  if (left === null) return selection;
+  const isLeft = (id: TableId) =>
+    id.catalog.toLowerCase() === left.catalog.toLowerCase() &&
+    id.table.toLowerCase() === left.table.toLowerCase();
+  return {
+    table: (id) => !isLeft(id) && selection.table(id),
+    columns: (id) => selection.columns(id),
+  };
 }
 
 /**

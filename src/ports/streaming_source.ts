@@ -52,6 +52,16 @@ export interface SourceTransaction {
 }
 
 /**
+ * A part of a source transaction. A source may deliver a very large transaction in several
+ * parts (bounded memory): every part carries the transaction's checkpoint, all parts but
+ * the last have `more: true`, and the checkpoint advances only once the last part's
+ * entries, and those of every part before it, are accepted.
+ */
+export interface SourceTransactionPart extends SourceTransaction {
+  more?: boolean;
+}
+
+/**
  * The source continues the checkpoint from another server than the one its positions came
  * from (a MySQL/MariaDB failover to a server that has the checkpoint's GTIDs): positions of
  * entries written before and after are not comparable.

@@ -1,26 +1,11 @@
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { decodeEntry, TAIL_ENTRIES } from "../core/entry_decoder.ts";
-import { type MessageFormat, TOMBSTONE_VALUE } from "../core/entry_encoder.ts";
-
-/** Turns an entry's decoded `source` block into its sort key (the connector's rule). */
-export type SortKeyOfSource = (source: Record<string, unknown> | null) => string | null;
-
-export interface StreamTail {
-  /** Id of the newest entry, or null when the stream is empty or missing. */
-  lastId: string | null;
-  /** Sort key of the newest entry that carries a realtime position, or null. */
-  sortKey: string | null;
-  /** That entry's decoded `source` block, or null. */
-  source: Record<string, unknown> | null;
-  /**
-   * When the newest entry is a delete whose tombstone never landed (a crash between the
-   * two), the tombstone's fields, to append before anything else.
-   */
-  missingTombstone: string[] | null;
-}
+import type { RedisClient } from "./redis_connection.ts";
+import { decodeEntry, TAIL_ENTRIES } from "../../core/entry_decoder.ts";
+import { type MessageFormat, TOMBSTONE_VALUE } from "../../core/entry_encoder.ts";
+import type { SortKeyOfSource } from "../../ports/position.ts";
+import type { StreamTail } from "../../ports/stream_sink.ts";
 
 /**
- * How far a stream got (DESIGN §Exactly once): reads its last entries with XREVRANGE and
+ * How far a stream got: reads its last entries with XREVRANGE and
  * decodes the position of the newest one that has one (tombstones and snapshot rows carry
  * none). Incoming changes at or below `sortKey` are already in the stream.
  */

@@ -1,10 +1,10 @@
 /**
- * Source lag in bytes for PostgreSQL (issue 8): `pg_current_wal_lsn()` minus the slot's
+ * Source lag in bytes for PostgreSQL (metric `replicant_source_lag_bytes`): `pg_current_wal_lsn()` minus the slot's
  * `confirmed_flush_lsn`, on its own connection, opened at the first sample and reopened
  * after a failure.
  */
 import type pg from "pg";
-import { openPg, type PgEndpoint } from "../source/postgres/pg_endpoint.ts";
+import { openPg, type PgEndpoint } from "./pg_endpoint.ts";
 
 export class PgLagSampler {
   #client: pg.Client | null = null;

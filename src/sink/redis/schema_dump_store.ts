@@ -1,5 +1,10 @@
-import type { RedisClient } from "../sink/redis/redis_connection.ts";
-import { parseSchemaDumpFields, type SchemaDumpEntry, schemaDumpFields } from "./schema_dump.ts";
+import type { RedisClient } from "./redis_connection.ts";
+import {
+  parseSchemaDumpFields,
+  type SchemaDumpEntry,
+  schemaDumpFields,
+} from "../../schema/schema_dump.ts";
+import type { SchemaDumpStore } from "../../schema/schema_history.ts";
 
 /** Every entry of a schema dump stream, oldest first; empty when the stream does not exist. */
 export async function readSchemaDump(
@@ -30,4 +35,12 @@ export async function writeSchemaDumpEntries(
   for (const e of entries) tx.xadd(stream, "*", ...schemaDumpFields(e));
   const res = await tx.exec();
   for (const [err] of res ?? []) if (err) throw err;
+}
+
+/** The schema dump streams of a Redis target. */
+export function redisSchemaDumpStore(client: RedisClient): SchemaDumpStore {
+  return {
+    read: (stream) => readSchemaDump(client, stream),
+    append: (stream, entries) => writeSchemaDumpEntries(client, stream, entries),
+  };
 }

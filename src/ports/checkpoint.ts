@@ -1,0 +1,133 @@
+/**
+ * The checkpoint hash of a replication id: every field name it holds, and the typed reads of
+ * the fields that carry structure. Nothing else spells a field name, so the hash's layout is
+ * read in one place. The store itself is a port: the sink that keeps the data keeps the
+ * checkpoint next to it (Redis: one hash per id).
+ */
+
+/** Replication state of one id: a hash of small string fields. */
+export interface CheckpointStore {
+  readonly key: string;
+  exists(): Promise<boolean>;
+  read(): Promise<Record<string, string>>;
+  get(field: string): Promise<string | null>;
+  /** Written only after the data it describes has been accepted by the sink. */
+  write(fields: Record<string, string>): Promise<void>;
+  /** Removes some fields (state that described something now gone). */
+  forget(fields: string[]): Promise<void>;
+  clear(): Promise<void>;
+}
+
+/** When the id's state was created (written once both connections work). */
+export const STATE_CREATED_FIELD = "state:created";
+/** The mode the id was created for: `snapshot`, `realtime` or `full`. */
+export const STATE_MODE_FIELD = "state:mode";
+
+/** Field of the checkpoint hash holding the realtime resume token. */
+export const REALTIME_CHECKPOINT_FIELD = "realtime:checkpoint";
+
+/**
+ * Checkpoint field of PostgreSQL: the LSN where this id's slot began for it (its consistent
+ * point, or its position when a new run found it), what the slot must still deliver from
+ * while no realtime checkpoint exists.
+ */
+export const SLOT_START_FIELD = "realtime:slot-start";
+
+/**
+ * Field of the checkpoint hash holding the schema version of each table at the checkpoint
+ * (JSON `[[catalog, schema, table, version], …]`), so a resume decodes and labels the
+ * changes it replays with the schemas they were written under.
+ */
+export const REALTIME_SCHEMAS_FIELD = "realtime:schemas";
+
+/** Checkpoint field of the source server the positions belong to. */
+export const SOURCE_SERVER_FIELD = "source:server";
+
+/** Per stream: the id of its newest entry when the source moved to another server. */
+export const POSITIONS_FROM_PREFIX = "realtime:positions-from:";
+
+/** The recorded tails of earlier moves, from the checkpoint's fields. */
+export function positionsFrom(fields: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(fields)) {
+    if (k.startsWith(POSITIONS_FROM_PREFIX)) out.set(k.slice(POSITIONS_FROM_PREFIX.length), v);
+  }
+  return out;
+}
+
+/**
+ * Prefix of the checkpoint fields, one per cdc stream, whose value is the sort key through
+ * which that stream's changes are already in the table's snapshot stream (MySQL `full`; a
+ * PostgreSQL `full` whose keyless table was taken again from a fresh snapshot).
+ */
+export const SKIP_THROUGH_FIELD_PREFIX = "snapshot:skip-through:";
+
+/** Checkpoint fields of `full`. */
+export const SNAPSHOT_COMPLETE_FIELD = "snapshot:complete";
+export const SNAPSHOT_CONSISTENT_POINT_FIELD = "snapshot:consistent-point";
+/**
+ * The skip-through fields of a checkpoint, by cdc stream (see SKIP_THROUGH_FIELD_PREFIX). An
+ * empty mark was dropped when the source moved to another server.
+ */
+export function skipThroughOf(state: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(state)) {
+    if (k.startsWith(SKIP_THROUGH_FIELD_PREFIX) && v !== "") {
+      out.set(k.slice(SKIP_THROUGH_FIELD_PREFIX.length), v);
+    }
+  }
+  return out;
+}
+
+/** Field of the checkpoint hash that marks a table's snapshot as complete. */
+export const snapshotDoneField = (stream: string) => `snapshot:done:${stream}`;
+
+/** Checkpoint fields that say whose source resources the id uses (and SOURCE_SERVER_FIELD). */
+export const SOURCE_SLOT_FIELD = "source:slot";
+export const SOURCE_PUBLICATION_FIELD = "source:publication";
+
+/**
+ * Which streams of an id retention trimmed, and up to where: fields of the id's checkpoint
+ * hash, `retention:trimmed:<stream>` → `{"through":"<id>","at":"<time>"}`, where entries
+ * with ids below `through` may be gone. Each is written before the trim it describes, so a
+ * crash between the two leaves a record that says a little more than happened, never less.
+ * `replicant verify` reads them to name the tables it cannot rebuild.
+ */
+
+export const RETENTION_FIELD_PREFIX = "retention:trimmed:";
+
+export interface RetentionRecord {
+  stream: string;
+  /** Entries below this id may have been trimmed (null: the record is damaged). */
+  through: string | null;
+  at: string;
+}
+
+export function retentionField(stream: string): string {
+  return RETENTION_FIELD_PREFIX + stream;
+}
+
+export function retentionValue(through: string, at = new Date()): string {
+  return JSON.stringify({ through, at: at.toISOString() });
+}
+
+/** The records among the fields of a checkpoint hash. */
+export function retentionRecordsOf(state: Record<string, string>): Map<string, RetentionRecord> {
+  const out = new Map<string, RetentionRecord>();
+  for (const [field, value] of Object.entries(state)) {
+    if (!field.startsWith(RETENTION_FIELD_PREFIX)) continue;
+    const stream = field.slice(RETENTION_FIELD_PREFIX.length);
+    let parsed: { through?: unknown; at?: unknown } = {};
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      // A damaged record still says the stream was trimmed.
+    }
+    out.set(stream, {
+      stream,
+      through: typeof parsed.through === "string" ? parsed.through : null,
+      at: typeof parsed.at === "string" ? parsed.at : "",
+    });
+  }
+  return out;
+}
