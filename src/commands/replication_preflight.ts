@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ExistingStreamsError } from "../core/errors.ts";
+import { ExistingStreamsError, GapError, StateError } from "../core/errors.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { WriteMode } from "../pipeline/snapshot_pipeline.ts";
 import type { RedisClient } from "../sink/redis/redis_connection.ts";
@@ -21,6 +21,8 @@ import { requireSelectedTables } from "./selection_check.ts";
 import { preflightSource } from "./source_preflight.ts";
 import {
   type CheckpointStore,
+  REALTIME_CHECKPOINT_FIELD,
+  SNAPSHOT_COMPLETE_FIELD,
   SOURCE_SERVER_FIELD,
   STATE_CREATED_FIELD,
   STATE_MODE_FIELD,
@@ -84,11 +86,47 @@ export async function checkBeforeChanges(plan: RunPlan, stateKey: string): Promi
       serverVersion,
       noTables: () => requireSelectedTables(setup),
     });
+  if (state.resume && mode === "realtime") refuseRealtimeWithoutPosition(plan, tables);
   if (!state.resume && mode !== "realtime" && writeMode === "fail") {
     const existing = await sink.existing(idStreams(setup, tables, mode));
     if (existing.length > 0) throw new ExistingStreamsError(existing);
   }
   return { tables, identity, ownSlot: ownsResources, warnings, serverVersion };
+}
+
+/**
+ * `realtime --resume` continues from the id's position. An id made by `snapshot` has none
+ * (a snapshot records no source position), and one whose `full` snapshot is unfinished has
+ * tables not yet copied: streaming from the source's current position would miss the changes
+ * made since the snapshot, or leave rows that were never copied, and report success.
+ */
+function refuseRealtimeWithoutPosition(plan: RunPlan, tables: TableSchema[]): void {
+  const { setup, state } = plan;
+  const fields = state.fields;
+  const id = JSON.stringify(setup.id);
+  if (fields[STATE_MODE_FIELD] === "full" && fields[SNAPSHOT_COMPLETE_FIELD] !== "1") {
+    throw new StateError(
+      `Id ${id} is a \`full\` run whose snapshot is not finished: \`realtime --resume\` would ` +
+        "leave the rows not yet copied out. Continue it with `replicant full … --resume`.",
+    );
+  }
+  if (fields[REALTIME_CHECKPOINT_FIELD]) return;
+  if (fields[STATE_MODE_FIELD] === "snapshot") {
+    throw new GapError(
+      {
+        checkpoint: `the end of id ${id}'s snapshot (taken ${
+          fields[STATE_CREATED_FIELD] ?? "earlier"
+        })`,
+        available: "the changes from now on",
+        reason:
+          `Id ${id} was made by \`replicant snapshot\`, which records no source position, so ` +
+          "a realtime run would begin where the source is now and miss every change made since " +
+          "the snapshot. `replicant full` takes a snapshot and streams from its exact point.",
+      },
+      tableNames(tables),
+      resnapshotCommand(setup),
+    );
+  }
 }
 
 /**
