@@ -66,9 +66,13 @@ class TableFailure extends ReplicantError {}
  * One batch of a table among the table's batches, in the order they are sent. Redis keeps a
  * stream in the order entries land and --resume continues after the stream's newest entry,
  * so no entry may stay after a row that has not landed: a batch retries only once every
- * earlier one has landed, and what landed after a row that did not is taken back out first.
+ * earlier one has landed, and whatever landed after a row that did not (of its own batch and
+ * of every later one) is taken back out first, in one XDEL.
  */
 interface BatchTurn {
+  entries: EntryField[][];
+  /** The table's next batch, once there is one. */
+  next: BatchTurn | null;
   /** Resolves true when this batch and every earlier one landed whole at their first try. */
   clean: Promise<boolean>;
   /** Every row of this batch and of the earlier ones landed (rejects as they do). */
@@ -309,15 +313,18 @@ export class SnapshotPipeline {
   ): BatchTurn {
     let setClean!: (clean: boolean) => void;
     const turn: BatchTurn = {
+      entries,
+      next: null,
       clean: new Promise((resolve) => setClean = resolve),
       done: Promise.resolve(),
       troubled: before?.troubled ?? false,
     };
+    if (before !== null) before.next = turn;
     const trouble = () => {
       turn.troubled = true;
       setClean(false);
     };
-    turn.done = this.#writeBatch(slot, table, stream, entries, before, trouble, () => {
+    turn.done = this.#writeBatch(slot, table, stream, turn, before, trouble, () => {
       if (!turn.troubled) setClean(true);
     }).finally(() => setClean(false));
     turn.done.catch(() => {});
@@ -335,11 +342,12 @@ export class SnapshotPipeline {
     slot: number,
     table: string,
     stream: string,
-    entries: EntryField[][],
+    turn: BatchTurn,
     before: BatchTurn | null,
     trouble: () => void,
     clean: () => void,
   ) {
+    const entries = turn.entries;
     let pending = entries;
     /** The last try lost its connection: some of `pending` may have landed unseen. */
     let unknown = false;
@@ -357,7 +365,7 @@ export class SnapshotPipeline {
       let errors: (Error | null)[];
       try {
         if (unknown) {
-          const left = await this.#bounded(this.#keepLanded(stream, pending));
+          const left = await this.#bounded(this.#keepLanded(stream, pending, turn));
           behindHole = false;
           // All landed: they count once their replicas have them too.
           if (left.length === 0 && unreplicated) await this.sink.waitForReplicas(slot, stream);
@@ -366,20 +374,29 @@ export class SnapshotPipeline {
         unknown = false;
         if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
         await this.sink.awaitMemory(this.signal, this.log);
+        if (before?.troubled) {
+          // An earlier batch failed while this one waited to be sent: it goes after it.
+          trouble();
+          await before.done;
+          before = null;
+        }
         t0 = performance.now(); // issue 8: metrics
         // Snapshot entries need no ids back: what must be taken back is found by key.
         errors = (await this.#bounded(this.sink.appendVia(slot, stream, pending, false))).errors;
       } catch (err) {
+        // Later batches wait from now on, not once Redis has let the lost connection go.
+        trouble();
         errors = pending.map(() => err as Error);
         unknown = true;
         unreplicated ||= err instanceof ReplicaWaitError;
         await this.sink.settleLost(err, undefined, this.signal);
       }
+      if (errors.some((e) => e !== null)) trouble();
       if (before !== null) {
         // The first try is over: rows of earlier batches that did not land come first.
         if (!(await before.clean)) {
           trouble();
-          await this.#takeBackRetrying(stream, entries);
+          await this.#takeBackRetrying(stream, [...entries, ...laterOf(turn)]);
           await before.done;
           pending = entries;
           unknown = false;
@@ -418,9 +435,10 @@ export class SnapshotPipeline {
         const first = errors.findIndex((e) => e !== null);
         const after = pending.slice(first + 1).filter((_, i) => errors[first + 1 + i] === null);
         pending = pending.slice(first);
-        if (after.length > 0) {
+        const later = laterOf(turn);
+        if (after.length + later.length > 0) {
           try {
-            await this.#bounded(this.#takeBack(stream, after));
+            await this.#bounded(this.#takeBack(stream, [...after, ...later]));
           } catch {
             // Looked for again (by key) before the next try.
             behindHole = unknown = true;
@@ -475,13 +493,18 @@ export class SnapshotPipeline {
    * it). A table's batches go in order over one connection, so what landed is among the
    * stream's newest entries (at most two chunks in flight); compared by key, which is unique.
    */
-  async #keepLanded(stream: string, pending: EntryField[][]): Promise<EntryField[][]> {
-    const present = await this.#newest(stream, pending.length);
+  async #keepLanded(
+    stream: string,
+    pending: EntryField[][],
+    turn: BatchTurn,
+  ): Promise<EntryField[][]> {
+    const later = laterOf(turn);
+    const present = await this.#newest(stream, pending.length + later.length);
     const format = this.settings.entry.format;
     const first = pending.findIndex((fields) => !present.has(keyText(entryText(fields), format)));
     if (first < 0) return [];
     const left = pending.slice(first);
-    await this.#takeBack(stream, left, present);
+    await this.#takeBack(stream, [...left, ...later], present);
     if (first > 0) {
       this.log.info(
         `${first} of ${pending.length} entries of a batch cut off from "${stream}" had ` +
@@ -555,4 +578,11 @@ function keyText(fields: string[], format: EntryOptions["format"]): string {
   if (format === "compact") return fields[0];
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];
   return fields.join("\u0000");
+}
+
+/** The entries of the batches sent after `turn` (see BatchTurn). */
+function laterOf(turn: BatchTurn): EntryField[][] {
+  const out: EntryField[][] = [];
+  for (let t = turn.next; t !== null; t = t.next) out.push(...t.entries);
+  return out;
 }
