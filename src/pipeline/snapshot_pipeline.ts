@@ -396,7 +396,9 @@ export class SnapshotPipeline {
         // The first try is over: rows of earlier batches that did not land come first.
         if (!(await before.clean)) {
           trouble();
-          await this.#takeBackRetrying(stream, [...entries, ...laterOf(turn)]);
+          // Nothing of this batch landed: a later batch that did land takes itself back.
+          const landedNone = !unknown && errors.every((e) => e !== null);
+          if (!landedNone) await this.#takeBackRetrying(stream, [...entries, ...laterOf(turn)]);
           await before.done;
           pending = entries;
           unknown = false;
