@@ -2,7 +2,8 @@
  * End-to-end failure semantics (issue 5, SPEC §5) with the compiled binary and real faults
  * on a private Redis: WRONGTYPE and NOPERM tables skipped (exit 3) or fatal (exit 1), OOM
  * mid-batch, Redis killed mid-batch and a connection cut by a proxy (snapshot retries only
- * the rows that failed); GLOBAL in-doubt entries (exit 4), the --resume refusal,
+ * the rows that failed); a kill -9 while refused or cut-off rows are retried, then --resume
+ * (no row skipped); GLOBAL in-doubt entries (exit 4), the --resume refusal,
  * `cleanup-indoubt` and a resume that completes every change exactly once, in order.
  */
 import assert from "node:assert/strict";
