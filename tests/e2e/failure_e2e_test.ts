@@ -2,7 +2,8 @@
  * End-to-end failure semantics with the compiled binary and real faults
  * on a private Redis: WRONGTYPE and NOPERM tables skipped (exit 3) or fatal (exit 1), OOM
  * mid-batch, Redis killed mid-batch and a connection cut by a proxy (snapshot retries only
- * the rows that failed); GLOBAL in-doubt entries (exit 4), the --resume refusal,
+ * the rows that failed); a kill -9 while refused or cut-off rows are retried, then --resume
+ * (no row skipped); GLOBAL in-doubt entries (exit 4), the --resume refusal,
  * `cleanup-indoubt` and a resume that completes every change exactly once, in order.
  */
 import assert from "node:assert/strict";
@@ -230,6 +231,75 @@ Deno.test("failure e2e: snapshot survives Redis killed mid-batch and a cut conne
     }
   });
 });
+
+/**
+ * Whether the snapshot stream of keys 1..n has a hole: its newest entry's key is above its
+ * length (keys go in order, each once), so a resume after that tail would skip rows.
+ */
+async function hasHole(admin: Redis, stream: string): Promise<boolean> {
+  const out = await admin.multi().xlen(stream).xrevrange(stream, "+", "-", "COUNT", 1).exec();
+  const length = out![0][1] as number;
+  const tail = out![1][1] as [string, string[]][];
+  if (tail.length === 0) return false;
+  const key = JSON.parse(tail[0][1][0]);
+  return (key.payload ?? key).id > length;
+}
+
+/**
+ * Rows refused (OOM) or cut off (lost connection) are retried while later batches of the
+ * table wait; the process is killed -9 as soon as the stream's tail sits above a row that
+ * has not landed (or once the retries are under way), and --resume must still copy every row.
+ */
+for (const fault of ["oom", "cut"] as const) {
+  Deno.test(`failure e2e: snapshot killed -9 after ${fault === "oom" ? "refused rows (OOM)" : "a cut connection"}, --resume skips no row`, async () => {
+    await withEnv(`hole${fault}`, async (env) => {
+      const rows = 60_000;
+      await table(env, "big", rows, 300);
+      const proxy = await TcpProxy.start(env.redis.port);
+      try {
+        const conn = env.redis.connFile(env.home.dir, "proxied.yaml", undefined, proxy.port);
+        const applier = env.home.write(
+          "applier.yaml",
+          "snapshot:\n  batch-size-rows: 200\n  max-retries: 30\n  retry-wait-duration-ms: 1000\n",
+        );
+        const stream = env.stream("big");
+        const run = startReplicant(snapshotArgs(env, conn, applier));
+        await waitFor(async () => (await env.admin.xlen(stream)) >= 2000, {
+          what: "2000 rows",
+          intervalMs: 5,
+        });
+        if (fault === "oom") {
+          await tightenMemory(env.admin, 150_000);
+          await waitFor(async () => (await oomReplies(env.admin)) > 0, { what: "an OOM reply" });
+          // Every batch in flight is refused and waits to be retried; then memory frees.
+          await new Promise((r) => setTimeout(r, 300));
+          await env.admin.config("SET", "maxmemory", "0");
+        } else {
+          proxy.down();
+          await new Promise((r) => setTimeout(r, 1000));
+          proxy.up();
+        }
+        let exited = false;
+        run.done.then(() => exited = true);
+        let hole = false;
+        const until = Date.now() + 4000;
+        while (!hole && !exited && Date.now() < until) hole = await hasHole(env.admin, stream);
+        if (!exited) run.kill("SIGKILL");
+        const first = await run.done;
+        const at = `first run ${first.code === 137 ? "killed" : `exit ${first.code}`} at ${await env
+          .admin.xlen(stream)} rows, ${hole ? "with" : "without"} a hole seen`;
+        const admin = env.redis.connFile(env.home.dir, "admin.yaml");
+        const r = await runReplicant(snapshotArgs(env, admin, applier, ["--resume"]));
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        await assertRows(env.admin, stream, rows).catch((err) => {
+          throw new Error(`${err.message} (${at})`);
+        });
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+}
 
 Deno.test("failure e2e: GLOBAL in-doubt → exit 4, --resume refused, cleanup-indoubt, resume exactly once", async () => {
   await withEnv("glob", async (env) => {
