@@ -90,6 +90,8 @@ export async function startPrivateMariadb(
       `--server-id=${options.serverId ?? 1}`,
       "--binlog-row-image=FULL",
       `--log-error=${path.join(dir, "mariadbd.err")}`,
+      // Its own temporary directory: files in a shared /tmp may be cleaned by others.
+      `--tmpdir=${dir}`,
       `--innodb-flush-log-at-trx-commit=${options.durable ? 2 : 0}`,
       ...tls,
       ...(options.args ?? []),
