@@ -4,6 +4,7 @@ import type { SchemaHistory } from "../schema/schema_history.ts";
 import type {
   ServerChange,
   SourceTransaction,
+  SourceTransactionPart,
   StreamingSource,
 } from "../ports/streaming_source.ts";
 
@@ -58,7 +59,7 @@ export class StartTimeGate implements StreamingSource {
 
   start(
     from: string | null,
-    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    onTransaction: (tx: SourceTransactionPart) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
     return this.inner.start(from, (tx) => {

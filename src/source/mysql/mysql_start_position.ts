@@ -19,7 +19,7 @@ import {
   openMysql,
   pickServerId,
 } from "./mysql_endpoint.ts";
-import { eventName } from "./mysql_binlog_source.ts";
+import { eventName } from "./zongji_adapter.ts";
 import type { StartPosition } from "../../config/load_extractor.ts";
 import type { BinlogCoordinate } from "./mysql_position.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";

@@ -1,14 +1,9 @@
 import type { Buffer } from "node:buffer";
 import type pg from "pg";
 import { LogicalReplicationService, type PgoutputPlugin } from "pg-logical-replication";
-import {
-  BatchChangeEvent,
-  type ChangeEvent,
-  type Op,
-  type SourcePosition,
-} from "../../core/change_event.ts";
+import { BatchChangeEvent, type Op, type SourcePosition } from "../../core/change_event.ts";
 import { matchColumnNames } from "../../config/table_selected.ts";
-import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
+import { type JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
 import {
   GapError,
   OwnershipError,
@@ -23,12 +18,8 @@ import {
   type TableSchema,
 } from "../../core/table_schema.ts";
 import type { TableSelection } from "../../ports/snapshot_source.ts";
-import type {
-  DdlStatement,
-  SourceTransaction,
-  SourceTransactionPart,
-  StreamingSource,
-} from "../../ports/streaming_source.ts";
+import { TransactionAssembler } from "../transaction_assembler.ts";
+import type { SourceTransactionPart, StreamingSource } from "../../ports/streaming_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
 import { ensureSlot, readSlot, replicationClientConfig } from "./pg_replication_slot.ts";
 import { type PgTable, readPgTables, selectedPgRelations } from "./pg_schema_reader.ts";
@@ -151,13 +142,6 @@ interface OpenTransaction {
   lsnHex: string;
   xid: number;
   tsMs: number;
-  sequence: number;
-  events: ChangeEvent[];
-  ddl: DdlStatement[];
-  bytes: number;
-  partsSent: number;
-  /** This part's rows, one batch per table (a batch has one column count). */
-  batches: Map<SelectedRelation, JsonRowBatch>;
 }
 
 /** pgoutput output plugin that hands out raw text values (see pgoutput_decoder.ts). */
@@ -209,6 +193,8 @@ export class PgLogicalSource implements StreamingSource {
   #lastDataAt = Date.now();
   #timers: ReturnType<typeof setInterval>[] = [];
   #tx: OpenTransaction | null = null;
+  /** The open transaction's changes and parts (made again by every start). */
+  #asm: TransactionAssembler;
   /** The LSN of the last token delivered (commit, heartbeat message or WAL end - 1). */
   #delivered = 0n;
   #stopping = false;
@@ -227,7 +213,11 @@ export class PgLogicalSource implements StreamingSource {
     private readonly catalog: PgTypeCatalog,
     private selected: PgTable[],
     private readonly serverVersion: number,
-  ) {}
+  ) {
+    // In the constructor: a field initializer may run before the parameter properties are
+    // set (bun's transpiler does so).
+    this.#asm = this.#assembler(null);
+  }
 
   /** Connects, creates the publication and the slot when missing, reads the selected tables. */
   static async open(
@@ -280,12 +270,13 @@ export class PgLogicalSource implements StreamingSource {
 
   start(
     from: string | null,
-    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    onTransaction: (tx: SourceTransactionPart) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
     // A source may be started again after a connection failure: reset the stream state.
     this.#stopping = false;
     this.#tx = null;
+    this.#asm = this.#assembler(from);
     this.#delivered = from ? parseLsn(from) : 0n;
     this.#relations.clear();
     return new Promise<void>((resolve, reject) => {
@@ -407,6 +398,13 @@ export class PgLogicalSource implements StreamingSource {
         }
       }, (err) => finish(err instanceof GapError ? err : this.#wrap(err)));
     });
+  }
+
+  #assembler(from: string | null): TransactionAssembler {
+    return new TransactionAssembler({
+      maxEvents: this.options.maxPartEvents ?? 2_000,
+      maxBytes: this.options.maxPartBytes ?? 4 * 1024 * 1024,
+    }, from);
   }
 
   /** Where to start: after the checkpoint, else `start-position`, else the slot's position. */
@@ -531,18 +529,13 @@ export class PgLogicalSource implements StreamingSource {
   /** Handles one message; a promise when it has to wait (deliveries, relations). */
   #handle(
     msg: StreamMessage,
-    deliver: (tx: SourceTransaction) => Promise<void>,
+    deliver: (tx: SourceTransactionPart) => Promise<void>,
   ): Promise<void> | undefined {
     switch (msg.tag) {
       case "walEnd": {
         if (this.#tx || msg.lsn - 1n <= this.#delivered) return;
         this.#delivered = msg.lsn - 1n;
-        return deliver({
-          checkpoint: formatLsn(this.#delivered),
-          events: [],
-          bytes: 0,
-          commitTsMs: 0,
-        });
+        return deliver(this.#asm.empty(formatLsn(this.#delivered), 0));
       }
       case "begin": {
         const lsnHex = msg.finalLsn.toString(16).toUpperCase().padStart(16, "0");
@@ -552,13 +545,8 @@ export class PgLogicalSource implements StreamingSource {
           lsnHex,
           xid: msg.xid,
           tsMs: msg.commitTimeMs,
-          sequence: 0,
-          events: [],
-          ddl: [],
-          bytes: 0,
-          partsSent: 0,
-          batches: new Map(),
         };
+        this.#asm.begin(msg.commitTimeMs);
         return;
       }
       case "relation":
@@ -574,20 +562,16 @@ export class PgLogicalSource implements StreamingSource {
         const tx = this.#tx;
         this.#tx = null;
         if (!tx) return;
-        const part: SourceTransactionPart = {
-          checkpoint: tx.token,
-          events: tx.events,
-          bytes: tx.bytes,
-          commitTsMs: tx.tsMs,
-          ddl: tx.ddl,
-        };
+        // Every commit is delivered, with no change too: its token moves the slot on.
+        const last = this.#asm.commit(tx.token, tx.tsMs) ??
+          { checkpoint: tx.token, events: [], bytes: 0, commitTsMs: tx.tsMs, ddl: [] };
         this.#delivered = parseLsn(tx.token);
-        return deliver(part);
+        return deliver(last);
       }
       case "message":
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && !this.#tx) {
           this.#delivered = msg.lsn;
-          return deliver({ checkpoint: formatLsn(msg.lsn), events: [], bytes: 0, commitTsMs: 0 });
+          return deliver(this.#asm.empty(formatLsn(msg.lsn), 0));
         }
         if (msg.transactional && msg.prefix === PUBLICATION_MESSAGE_PREFIX && this.#tx) {
           return this.#tablesAdded(new TextDecoder().decode(msg.content));
@@ -728,8 +712,8 @@ export class PgLogicalSource implements StreamingSource {
    * of the stream, then its changes follow.
    */
   #copyTable(tx: OpenTransaction, schema: TableSchema, statement: string): void {
-    const seq = tx.sequence;
-    tx.ddl.push({
+    const seq = this.#asm.ordinal;
+    this.#asm.addDdl({
       table: schema.id,
       statement,
       after: schema,
@@ -852,12 +836,7 @@ export class PgLogicalSource implements StreamingSource {
    * otherwise it is the column's unavailable-value placeholder.
    */
   #row(rel: SelectedRelation, tuple: RawTuple, fallback: RawTuple | null): number {
-    const batches = this.#tx!.batches;
-    let batch = batches.get(rel);
-    if (!batch) {
-      batch = new JsonRowBatch(rel.relIndex.length, 16 * 1024, 64 * rel.relIndex.length);
-      batches.set(rel, batch);
-    }
+    const batch = this.#asm.batch(rel, rel.relIndex.length);
     const n = rel.relIndex.length;
     for (let j = 0; j < n; j++) {
       const ri = rel.relIndex[j];
@@ -878,86 +857,73 @@ export class PgLogicalSource implements StreamingSource {
 
   #emit(rel: SelectedRelation, op: Op, before: number, after: number) {
     const tx = this.#tx!;
-    const seq = tx.sequence++;
+    const seq = this.#asm.nextOrdinal();
     const position: SourcePosition = {
       tsMs: tx.tsMs,
       fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
       sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
     };
-    const batch = before < 0 && after < 0 ? NO_ROWS : tx.batches.get(rel)!;
-    tx.events.push(new BatchChangeEvent(rel.schema, op, { batch, before, after }, position));
+    const batch = before < 0 && after < 0 ? NO_ROWS : this.#asm.existingBatch(rel)!;
+    this.#asm.add(new BatchChangeEvent(rel.schema, op, { batch, before, after }, position));
   }
 
-  /** Decodes a change into the open transaction; gives a part to deliver when it is full. */
+  /**
+   * Decodes a change into the open transaction. Gives the part to deliver first when the
+   * open one was full (the change starts the next part), else null.
+   */
   #change(
     msg: Extract<RawMessage, { tag: "insert" | "update" | "delete" | "truncate" }>,
   ): SourceTransactionPart | null {
     const tx = this.#tx;
     if (!tx) throw new SourceError("pgoutput: change outside a transaction");
+    const asm = this.#asm;
+    let part: SourceTransactionPart | null = null;
     if (msg.tag === "truncate") {
       for (const oid of msg.relationOids) {
         const rel = this.#relations.get(oid);
         if (rel && !rel.selected && rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
         if (!rel?.selected) continue;
+        part ??= asm.takeFullPart();
         this.#emit(rel, "t", -1, -1);
         const id = rel.schema.id;
-        tx.ddl.push({
+        asm.addDdl({
           table: id,
           statement: `TRUNCATE ${quoteIdent(id.schema!)}.${quoteIdent(id.table)}`,
           after: null,
           dropped: false,
-          position: tx.events[tx.events.length - 1].position,
+          position: asm.events[asm.events.length - 1].position,
         });
       }
-      tx.bytes += 200;
-    } else {
-      const rel = this.#relations.get(msg.relationOid);
-      if (!rel) throw new SourceError(`pgoutput: change of unknown relation ${msg.relationOid}`);
-      if (!rel.selected) {
-        if (rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
-        return null;
-      }
-      const size = msg.bytes + 200;
-      tx.bytes += size;
-      if (msg.tag === "insert") {
-        this.#emit(rel, "c", -1, this.#row(rel, msg.new, null));
-      } else if (msg.tag === "delete") {
-        const old = msg.old ?? msg.key;
-        this.#emit(rel, "d", old ? this.#row(rel, old, null) : -1, -1);
-      } else {
-        const oldTuple = msg.old ?? msg.key;
-        const after = this.#row(rel, msg.new, oldTuple);
-        const before = oldTuple ? this.#row(rel, oldTuple, null) : -1;
-        const batch = this.#tx!.batches.get(rel)!;
-        const n = batch.columns;
-        const keyChanged = before >= 0 && rel.schema.hasKey &&
-          rel.schema.keyColumns.some((ci) => !batch.sameFragment(before * n + ci, after * n + ci));
-        if (keyChanged) {
-          this.#emit(rel, "d", before, -1);
-          this.#emit(rel, "c", -1, after);
-        } else this.#emit(rel, "u", before, after);
-      }
-    }
-    if (
-      tx.events.length >= (this.options.maxPartEvents ?? 2_000) ||
-      tx.bytes >= (this.options.maxPartBytes ?? 4 * 1024 * 1024)
-    ) {
-      const part: SourceTransactionPart = {
-        checkpoint: tx.token,
-        events: tx.events,
-        bytes: tx.bytes,
-        commitTsMs: tx.tsMs,
-        more: true,
-        ddl: tx.ddl,
-      };
-      tx.events = [];
-      tx.ddl = [];
-      tx.bytes = 0;
-      tx.batches = new Map();
-      tx.partsSent++;
+      asm.addBytes(200);
       return part;
     }
-    return null;
+    const rel = this.#relations.get(msg.relationOid);
+    if (!rel) throw new SourceError(`pgoutput: change of unknown relation ${msg.relationOid}`);
+    if (!rel.selected) {
+      if (rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
+      return null;
+    }
+    part = asm.takeFullPart();
+    asm.addBytes(msg.bytes + 200);
+    if (msg.tag === "insert") {
+      this.#emit(rel, "c", -1, this.#row(rel, msg.new, null));
+    } else if (msg.tag === "delete") {
+      const old = msg.old ?? msg.key;
+      this.#emit(rel, "d", old ? this.#row(rel, old, null) : -1, -1);
+    } else {
+      const oldTuple = msg.old ?? msg.key;
+      const after = this.#row(rel, msg.new, oldTuple);
+      const before = oldTuple ? this.#row(rel, oldTuple, null) : -1;
+      const batch = asm.existingBatch(rel)!;
+      const n = batch.columns;
+      const keyChanged = before >= 0 && rel.schema.hasKey &&
+        rel.schema.keyColumns.some((ci) => !batch.sameFragment(before * n + ci, after * n + ci));
+      if (keyChanged) {
+        this.#emit(rel, "d", before, -1);
+        this.#emit(rel, "c", -1, after);
+      } else this.#emit(rel, "u", before, after);
+    }
+    return part;
   }
 }
 
