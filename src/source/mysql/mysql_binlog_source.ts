@@ -66,7 +66,9 @@ export interface MysqlBinlogOptions {
 }
 
 /**
- * MySQL/MariaDB binlog source over `@vlasky/zongji`.
+ * MySQL/MariaDB binlog source over `@vlasky/zongji`, which only zongji_adapter.ts knows.
+ * This class holds what outlives one `start` (the schema cache, the start position and its
+ * continuity checks, the heartbeat); each `start` is a BinlogRun (mysql_binlog_run.ts).
  *
  * Positions: each change carries `"server_id","gtid" (when the server has GTIDs),"file",
  * "pos" (start of its transaction's first event: the GTID/BEGIN event),"row"` and a 40-digit
@@ -89,8 +91,9 @@ export interface MysqlBinlogOptions {
  * Decodes row events into ChangeEvents
  * (`c`/`u`/`d`; a key change is `d` then `c`), TRUNCATE statements into `t`, and delivers
  * each committed transaction (XID, or COMMIT / DDL query) with a checkpoint token
- * `{"file","pos","gtid"}` pointing right after it. The binlog connection is paused while
- * the handler runs, so the backlog stays in the server's binlog.
+ * `{"file","pos","gtid"}` pointing right after it, a large one in parts (the streaming
+ * contract, SourceTransactionPart). The binlog connection is paused while the handler
+ * runs, so the backlog stays in the server's binlog.
  */
 export class MysqlBinlogSource implements StreamingSource {
   readonly connector = "mysql" as const;

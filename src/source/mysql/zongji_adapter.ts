@@ -84,15 +84,18 @@ export class ZongjiAdapter {
   /** A table's columns being read for a table map event (zongji paused the connection). */
   #fetching: { ev: TableMapEvent; next: () => void } | null = null;
 
+  /** Without `schemas`, zongji as it is: for reading events' headers, not their rows. */
   constructor(
     endpoint: MysqlEndpoint,
-    private readonly schemas: ZongjiSchemas,
+    private readonly schemas?: ZongjiSchemas,
     private readonly options: ZongjiAdapterOptions = {},
   ) {
     this.#zongji = new ZongJi({ ...mysqlConnectionOptions(endpoint), database: undefined });
     this.#z = this.#zongji;
-    this.#patchFetchTableInfo();
-    this.#patchSkipSchema();
+    if (schemas) {
+      this.#patchFetchTableInfo(schemas);
+      this.#patchSkipSchema(schemas);
+    }
   }
 
   /** Every binlog event, in order. */
@@ -203,10 +206,10 @@ export class ZongjiAdapter {
    *   served from the schema known at this point of the binlog, when there is one
    *   (`#recovered`, on zongji's error).
    */
-  #patchFetchTableInfo(): void {
+  #patchFetchTableInfo(schemas: ZongjiSchemas): void {
     const fetchInfo = this.#z._fetchTableInfo.bind(this.#zongji);
     this.#z._fetchTableInfo = (ev: TableMapEvent, next: () => void) => {
-      if (this.#serve(ev, this.schemas.historical(ev.schemaName, ev.tableName))) return next();
+      if (this.#serve(ev, schemas.historical(ev.schemaName, ev.tableName))) return next();
       this.#fetching = { ev, next };
       // The lookup counts as running until zongji is told to go on: until then the binlog
       // connection must stay paused (see `resume`), also while our own lookup runs.
@@ -215,12 +218,12 @@ export class ZongjiAdapter {
         next();
       };
       fetchInfo(ev, () => {
-        const current = this.schemas.known(ev.schemaName, ev.tableName);
+        const current = schemas.known(ev.schemaName, ev.tableName);
         if (current) {
           this.#label(ev, current.table);
           return done();
         }
-        this.schemas.lookup(ev.schemaName, ev.tableName).then((entry) => {
+        schemas.lookup(ev.schemaName, ev.tableName).then((entry) => {
           this.#label(ev, entry.table);
           done();
         }, (err) => {
@@ -236,7 +239,7 @@ export class ZongjiAdapter {
    * and a table dropped or renamed since its rows were written (information_schema no
    * longer has it) would stop the stream.
    */
-  #patchSkipSchema(): void {
+  #patchSkipSchema(schemas: ZongjiSchemas): void {
     const selected = new Map<string, boolean>();
     const skipSchema = this.#z._skipSchema.bind(this.#zongji);
     this.#z._skipSchema = (database: string, table: string): boolean => {
@@ -244,7 +247,7 @@ export class ZongjiAdapter {
       const key = mysqlTableKey(database, table);
       let keep = selected.get(key);
       if (keep === undefined) {
-        keep = this.schemas.wanted(database, table);
+        keep = schemas.wanted(database, table);
         selected.set(key, keep);
       }
       return !keep;
@@ -256,7 +259,7 @@ export class ZongjiAdapter {
     const f = this.#fetching;
     if (!f || !ZONGJI_NO_COLUMNS.test(err.message)) return false;
     this.#fetching = null;
-    if (!this.#serve(f.ev, this.schemas.known(f.ev.schemaName, f.ev.tableName)?.table)) {
+    if (!this.#serve(f.ev, this.schemas?.known(f.ev.schemaName, f.ev.tableName)?.table)) {
       return false;
     }
     f.next();

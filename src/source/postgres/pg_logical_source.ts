@@ -1,6 +1,5 @@
 import type { Buffer } from "node:buffer";
 import type pg from "pg";
-import { LogicalReplicationService, type PgoutputPlugin } from "pg-logical-replication";
 import { BatchChangeEvent, type Op, type SourcePosition } from "../../core/change_event.ts";
 import { matchColumnNames } from "../../config/table_selected.ts";
 import { type JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
@@ -21,7 +20,7 @@ import type { TableSelection } from "../../ports/snapshot_source.ts";
 import { TransactionAssembler } from "../transaction_assembler.ts";
 import type { SourceTransactionPart, StreamingSource } from "../../ports/streaming_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
-import { ensureSlot, readSlot, replicationClientConfig } from "./pg_replication_slot.ts";
+import { ensureSlot, readSlot } from "./pg_replication_slot.ts";
 import { type PgTable, readPgTables, selectedPgRelations } from "./pg_schema_reader.ts";
 import {
   parsePublicationMessage,
@@ -37,7 +36,6 @@ import { type JsonFragmentDecoder, pgConnectType, pgTextDecoder } from "./pg_tex
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
 import { pgJsonRoom, pgTextByteWriter } from "./pg_text_bytes.ts";
 import {
-  decodePgoutput,
   type RawMessage,
   type RawTuple,
   TUPLE_NULL,
@@ -45,6 +43,7 @@ import {
   TUPLE_TOAST,
 } from "./pgoutput_decoder.ts";
 import { formatLsn, parseLsn } from "./pgoutput_position.ts";
+import { PgoutputConnection } from "./pgoutput_adapter.ts";
 
 /** The text that stands for a TOAST value PostgreSQL did not send. */
 const UNAVAILABLE_VALUE = "__replicant_unavailable_value";
@@ -144,32 +143,13 @@ interface OpenTransaction {
   tsMs: number;
 }
 
-/** pgoutput output plugin that hands out raw text values (see pgoutput_decoder.ts). */
-class RawPgoutputPlugin {
-  constructor(readonly options: { publication: string; messages: boolean }) {}
-  get name(): string {
-    return "pgoutput";
-  }
-  parse(buffer: Buffer): RawMessage {
-    return decodePgoutput(buffer);
-  }
-  start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
-    const pub = this.options.publication.replaceAll("'", "''");
-    const messages = this.options.messages ? ", messages 'true'" : "";
-    return client.query(
-      `START_REPLICATION SLOT "${
-        slotName.replaceAll('"', '""')
-      }" LOGICAL ${lastLsn} (proto_version '1', publication_names '${pub}'${messages})`,
-    );
-  }
-}
-
 /** What the stream hands over: pgoutput messages, and the WAL end of each keepalive. */
 type StreamMessage = RawMessage | { tag: "walEnd"; lsn: bigint };
 
 /**
- * PostgreSQL streaming source: pgoutput from a logical slot through pg-logical-replication
- * with manual acknowledgement and flow control (the awaited handler is the backpressure).
+ * PostgreSQL streaming source: pgoutput from a logical slot through PgoutputConnection
+ * (pgoutput_adapter.ts, the one place that knows pg-logical-replication), with manual
+ * acknowledgement and flow control (the awaited handler is the backpressure).
  *
  * Checkpoint tokens are the commit LSN of a transaction (`X/Y`, the LSN of its commit
  * record, which BEGIN already announces, so every part of a large transaction carries the
@@ -187,7 +167,7 @@ type StreamMessage = RawMessage | { tag: "walEnd"; lsn: bigint };
 export class PgLogicalSource implements StreamingSource {
   readonly connector = "postgresql" as const;
   #relations = new Map<number, Relation>();
-  #service: LogicalReplicationService | null = null;
+  #connection: PgoutputConnection | null = null;
   /** What the server has been told is flushed (confirmed_flush_lsn). */
   #flushed = 0n;
   #lastDataAt = Date.now();
@@ -288,11 +268,11 @@ export class PgLogicalSource implements StreamingSource {
         this.#stopping = true;
         for (const t of this.#timers) clearInterval(t);
         this.#timers = [];
-        const service = this.#service;
-        if (err !== undefined && service) {
+        const connection = this.#connection;
+        if (err !== undefined && connection) {
           // A failed stream is abandoned: the caller starts again from its checkpoint.
-          this.#service = null;
-          shutDown(service);
+          this.#connection = null;
+          connection.close();
         }
         // Let the handler in progress finish before reporting: the caller drains after us.
         busy.then(() => err === undefined ? resolve() : reject(err));
@@ -300,22 +280,8 @@ export class PgLogicalSource implements StreamingSource {
       if (signal.aborted) return finish();
       signal.addEventListener("abort", () => finish(), { once: true });
       this.#begin(from).then((startLsn) => {
-        // Flow control is ours: the library's awaits every message (several promises each),
-        // which cost more than decoding it; here a message is handled synchronously unless
-        // it has to wait (a delivery, a relation's types).
-        const service = new LogicalReplicationService(
-          replicationClientConfig(this.endpoint, "replicant-realtime-stream"),
-          { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-        );
-        this.#service = service;
-        service.on("error", (err: Error) => finish(this.#wrap(err)));
-        service.on("heartbeat", (lsn: string, _ts: number, reply: boolean) => {
-          // After the messages before it: the WAL end is confirmable once they are handled.
-          enqueue({ tag: "walEnd", lsn: parseLsn(lsn) });
-          if (reply) this.#sendStatus();
-        });
-        // deno-lint-ignore no-explicit-any
-        const socket = () => (service as any)._connection?.stream;
+        // Flow control is ours: a message is handled synchronously unless it has to wait
+        // (a delivery, a relation's types).
         const queue: StreamMessage[] = [];
         let head = 0;
         let draining = false;
@@ -334,32 +300,38 @@ export class PgLogicalSource implements StreamingSource {
             head = 0;
             draining = false;
             // Stopping: nothing more is handled; what was not is sent again from the checkpoint.
-            if (!this.#stopping) socket()?.resume?.();
+            if (!this.#stopping) connection.resume();
           }
         };
         const enqueue = (msg: StreamMessage) => {
           if (this.#stopping) return;
           queue.push(msg);
           if (!draining) {
-            // Messages point into the protocol parser's buffer, which the next chunk may
-            // overwrite: no chunk is read until every queued message was handled. The drain
-            // starts after the chunk's last message (a microtask): one pause per chunk.
-            socket()?.pause?.();
+            // No chunk is read until every queued message was handled (they point into the
+            // parser's buffer). The drain starts after the chunk's last message (a
+            // microtask): one pause per chunk.
+            connection.pause();
             draining = true;
             this.#lastDataAt = Date.now();
             busy = Promise.resolve().then(drain);
           }
         };
-        service.on("data", (_lsn: string, msg: RawMessage) => enqueue(msg));
-        const plugin = new RawPgoutputPlugin({
-          publication: this.options.publicationName,
-          messages: this.serverVersion >= 140000,
+        const connection = new PgoutputConnection(this.endpoint, {
+          message: enqueue,
+          keepalive: (walEnd, reply) => {
+            // After the messages before it: the WAL end is confirmable once they are handled.
+            enqueue({ tag: "walEnd", lsn: walEnd });
+            if (reply) this.#sendStatus();
+          },
+          error: (err) => finish(this.#wrap(err)),
         });
-        service.subscribe(
-          plugin as unknown as PgoutputPlugin,
-          this.options.slotName,
-          formatLsn(startLsn),
-        ).then(
+        this.#connection = connection;
+        connection.stream({
+          slotName: this.options.slotName,
+          publicationName: this.options.publicationName,
+          messages: this.serverVersion >= 140000,
+          startLsn,
+        }).then(
           () =>
             finish(
               this.#stopping ? undefined : new SourceConnectionError("replication stream ended"),
@@ -500,8 +472,8 @@ export class PgLogicalSource implements StreamingSource {
   }
 
   #sendStatus(): void {
-    if (this.#flushed > 0n && this.#service && !this.#closed) {
-      this.#service.acknowledge(formatLsn(this.#flushed - 1n)).catch(() => {});
+    if (this.#flushed > 0n && this.#connection && !this.#closed) {
+      this.#connection.acknowledge(this.#flushed - 1n).catch(() => {});
     }
   }
 
@@ -520,7 +492,7 @@ export class PgLogicalSource implements StreamingSource {
     for (const t of this.#timers) clearInterval(t);
     this.#sendStatus();
     this.#closed = true;
-    if (this.#service) await shutDown(this.#service);
+    if (this.#connection) await this.#connection.close();
     await this.control.end().catch(() => {});
   }
 
@@ -925,23 +897,4 @@ export class PgLogicalSource implements StreamingSource {
     }
     return part;
   }
-}
-
-/**
- * Ends a replication stream without hanging: flow control may have paused the socket, and
- * a paused socket never reports its end, so resume it, and give up on a polite close after
- * two seconds by destroying the socket.
- */
-async function shutDown(service: LogicalReplicationService): Promise<void> {
-  // deno-lint-ignore no-explicit-any
-  const stream = (service as any)._connection?.stream;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const polite = service.destroy().catch(() => {});
-  stream?.resume?.();
-  await Promise.race([
-    polite,
-    new Promise<void>((r) => timer = setTimeout(r, 2000)),
-  ]);
-  clearTimeout(timer);
-  stream?.destroy?.();
 }
