@@ -41,7 +41,10 @@ export interface SourceTransaction {
   events: ChangeEvent[];
   /** Approximate decoded size, for the byte-bounded queue. */
   bytes: number;
-  /** Commit time at the source, ms. */
+  /**
+   * Commit time at the source, ms. On a part with `more: true`, the time known so far
+   * (MySQL/MariaDB: when the transaction began; PostgreSQL: its commit time).
+   */
   commitTsMs: number;
   /** DDL statements, in order; they come before this transaction's events. */
   ddl?: DdlStatement[];
