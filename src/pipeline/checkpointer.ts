@@ -1,13 +1,12 @@
 /** One transaction in flight: how many of its events still wait for Redis. */
 export interface InFlightTransaction {
-  readonly token: string;
+  /** Its checkpoint token: the last part's (streaming_source.ts), set when it is closed. */
+  token: string;
   pending: number;
   /** All parts delivered: no more events will be added. */
   closed: boolean;
   /** Schema versions that take effect with this transaction (table key → version; null: dropped). */
   schemas?: Map<string, number | null>;
-  /** The source transaction it delivers (parts of one share it); see SourceTransaction. */
-  source?: string;
   /** At least one of its changes was written to a stream by this run (not a duplicate). */
   wrote?: boolean;
 }
@@ -40,8 +39,9 @@ export class Checkpointer {
     tx.pending -= n;
   }
 
-  /** Every part of `tx` was delivered. */
-  close(tx: InFlightTransaction): void {
+  /** Every part of `tx` was delivered; `token`: the last part's checkpoint, when it differs. */
+  close(tx: InFlightTransaction, token: string = tx.token): void {
+    tx.token = token;
     tx.closed = true;
   }
 

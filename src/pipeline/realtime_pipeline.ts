@@ -249,8 +249,6 @@ export class RealtimePipeline {
   /** Deliveries from the source (any kind): progress, for the source retry budget. */
   #deliveries = 0;
   #transactions = 0;
-  /** The source transaction counted last: its later parts are not counted again. */
-  #lastCounted: string | null = null;
   #fatal: unknown = null;
   #waiters: (() => void)[] = [];
   #latest: string | null = null;
@@ -521,11 +519,8 @@ export class RealtimePipeline {
     collectGarbageHint();
     if (this.#fatal !== null) throw this.#fatal;
     this.#deliveries++;
-    let tx = this.#open;
-    if (!tx || tx.token !== part.checkpoint) {
-      tx = this.#checkpointer.begin(part.checkpoint);
-      tx.source = part.transaction ?? part.checkpoint;
-    }
+    // Parts of one transaction follow each other: an open one continues (streaming_source.ts).
+    const tx = this.#open ?? this.#checkpointer.begin(part.checkpoint);
     for (const d of part.ddl ?? []) await this.#ddlStatement(d, tx);
     const touched = new Set<StreamWriter>();
     const now = Date.now();
@@ -562,7 +557,7 @@ export class RealtimePipeline {
     }
     if (part.more) this.#open = tx;
     else {
-      this.#checkpointer.close(tx);
+      this.#checkpointer.close(tx, part.checkpoint);
       this.#open = null;
     }
     for (const w of touched) this.#kick(w);
@@ -893,9 +888,7 @@ export class RealtimePipeline {
 
   /** A finished transaction counts in the summary once, when it wrote a change (RealtimeOutcome). */
   #count(tx: InFlightTransaction): void {
-    if (!tx.wrote || tx.source === this.#lastCounted) return;
-    this.#lastCounted = tx.source ?? null;
-    this.#transactions++;
+    if (tx.wrote) this.#transactions++;
   }
 
   /** Writes the newest checkpoint now (draining, stopping), after any write in progress. */

@@ -25,37 +25,49 @@ export interface DdlStatement {
 }
 
 /**
- * One committed source transaction, decoded whole. A transaction never splits across
- * checkpoints: the checkpointer acknowledges only whole transactions.
+ * One committed source transaction, or the last part of one (see SourceTransactionPart).
+ * A transaction never splits across checkpoints: the checkpointer acknowledges only whole
+ * transactions.
  */
 export interface SourceTransaction {
   /**
    * Opaque resume token of the position right after this transaction (PostgreSQL: commit
    * end LSN; MySQL: GTID set or file:pos). Saved in the checkpoint and given back to
-   * `StreamingSource.start` and `acknowledge`.
+   * `StreamingSource.start` and `acknowledge`. On a part with `more: true`: see
+   * SourceTransactionPart.
    */
   checkpoint: string;
   /** Events in source order; each carries its own SourcePosition (`sortKey` set). */
   events: ChangeEvent[];
   /** Approximate decoded size, for the byte-bounded queue. */
   bytes: number;
-  /** Commit time at the source, ms. */
+  /**
+   * Commit time at the source, ms. On a part with `more: true`, the time known so far
+   * (MySQL/MariaDB: when the transaction began; PostgreSQL: its commit time).
+   */
   commitTsMs: number;
   /** DDL statements, in order; they come before this transaction's events. */
   ddl?: DdlStatement[];
-  /**
-   * Identity of the source transaction, when deliveries of one transaction carry different
-   * checkpoints (MySQL delivers a large transaction in parts under the checkpoint before
-   * it); the summary counts a transaction once whatever its parts. Default: `checkpoint`.
-   */
-  transaction?: string;
 }
 
 /**
- * A part of a source transaction. A source may deliver a very large transaction in several
- * parts (bounded memory): every part carries the transaction's checkpoint, all parts but
- * the last have `more: true`, and the checkpoint advances only once the last part's
- * entries, and those of every part before it, are accepted.
+ * The streaming contract for large transactions, the same for every source (both share
+ * `source/transaction_assembler.ts`). A source may deliver a very large transaction in
+ * several parts, so memory stays bounded:
+ *
+ * - the parts of one transaction are delivered one after the other, nothing in between;
+ * - every part but the last has `more: true`; the last has none and is never empty;
+ * - a part with `more: true` carries as `checkpoint` the last checkpoint delivered before
+ *   its transaction (empty when there is none yet), never a token of its own transaction:
+ *   a source may not know that token before the commit (MySQL/MariaDB);
+ * - the last part carries the transaction's own token; the checkpoint advances to it only
+ *   once the entries of the last part, and of every part before it, are accepted;
+ * - a source stops in the middle of a transaction only by ending `start` (a stop or a
+ *   failure): the parts delivered are then forgotten, and a start from the checkpoint
+ *   delivers the whole transaction again.
+ *
+ * So a transaction is one transaction for the pipeline (one checkpoint, counted once)
+ * whatever the number of its parts.
  */
 export interface SourceTransactionPart extends SourceTransaction {
   more?: boolean;
@@ -79,8 +91,9 @@ export interface ServerChange {
 
 /**
  * Streaming side of a source (Debezium's "streaming source"). `start` calls `onTransaction`
- * for each committed transaction in commit order and awaits it before reading further, so a
- * slow sink holds the backlog in the source's log, not in memory.
+ * for each committed transaction in commit order (a large one in parts:
+ * SourceTransactionPart) and awaits it before reading further, so a slow sink holds the
+ * backlog in the source's log, not in memory.
  */
 export interface StreamingSource {
   readonly connector: Connector;
@@ -88,7 +101,7 @@ export interface StreamingSource {
   tables(): TableSchema[];
   start(
     from: string | null,
-    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    onTransaction: (tx: SourceTransactionPart) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void>;
   /**

@@ -4,6 +4,7 @@ import type { SchemaHistory } from "../schema/schema_history.ts";
 import type {
   ServerChange,
   SourceTransaction,
+  SourceTransactionPart,
   StreamingSource,
 } from "../ports/streaming_source.ts";
 
@@ -20,11 +21,16 @@ import type {
  * first one at or after it would otherwise be refused (startNotServable), since changes
  * between `startMs` and where the log begins may be missing.
  *
+ * A transaction delivered in parts is passed on or left out whole, by the time of its
+ * first part (MySQL/MariaDB know only when a transaction began until its commit).
+ *
  * The gate applies to a fresh start only: on `--resume` the checkpoint is the start.
  */
 export class StartTimeGate implements StreamingSource {
   #open = false;
   #seenEarlier: boolean;
+  /** The parts that follow belong to a transaction left out. */
+  #leavingOut = false;
 
   constructor(
     private readonly inner: StreamingSource,
@@ -58,12 +64,17 @@ export class StartTimeGate implements StreamingSource {
 
   start(
     from: string | null,
-    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    onTransaction: (tx: SourceTransactionPart) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
+    // A start again (after a failure) delivers from a transaction's beginning.
+    this.#leavingOut = false;
     return this.inner.start(from, (tx) => {
       if (this.#open) return onTransaction(tx);
-      if (tx.commitTsMs < this.startMs) {
+      // A transaction is passed on or left out whole: its first part decides for the rest.
+      const before = this.#leavingOut || tx.commitTsMs < this.startMs;
+      this.#leavingOut = before && tx.more === true;
+      if (before) {
         this.#seenEarlier = true;
         // Its checkpoint and schema changes still count; its rows are before the start.
         return onTransaction({ ...tx, events: [], bytes: 0 });

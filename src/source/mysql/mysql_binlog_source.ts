@@ -1,29 +1,15 @@
-import ZongJi from "@vlasky/zongji";
-import type {
-  AnyBinlogEvent,
-  MariadbGtidEvent,
-  QueryEvent,
-  RowData,
-  TableMapEntry,
-  UpdateRowData,
-} from "@vlasky/zongji";
-import { BatchChangeEvent, type ChangeEvent, type Op } from "../../core/change_event.ts";
-import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
 import { GapError, markRetriable, SourceError } from "../../core/errors.ts";
 import type { TableId, TableSchema } from "../../core/table_schema.ts";
 import { buildSchemaDumpEntry, type SchemaDumpEntry } from "../../schema/schema_dump.ts";
 import type { SchemaHistory } from "../../schema/schema_history.ts";
-import { ddlTargets } from "./mysql_ddl.ts";
 import type { TableSelection } from "../../ports/snapshot_source.ts";
 import type {
-  DdlStatement,
   ServerChange,
-  SourceTransaction,
+  SourceTransactionPart,
   StreamingSource,
 } from "../../ports/streaming_source.ts";
 import {
   type MysqlConnection,
-  mysqlConnectionOptions,
   type MysqlEndpoint,
   mysqlQueryError,
   mysqlWhere,
@@ -34,7 +20,6 @@ import {
   type BinlogCoordinate,
   formatCheckpoint,
   isMysqlGtid,
-  mysqlPositionFields,
   mysqlSortKey,
   parseCheckpoint,
 } from "./mysql_position.ts";
@@ -47,13 +32,9 @@ import {
 import { masterStatus } from "./mysql_snapshot_source.ts";
 import { type MysqlHeartbeat, MysqlHeartbeatWriter } from "./mysql_heartbeat.ts";
 import { gtidCovered, mysqlResumeVerdict, readMysqlServerView } from "./mysql_binlog_gap.ts";
-import {
-  type BinlogStringWriter,
-  type BinlogValueDecoder,
-  mysqlBinlogDecoder,
-  mysqlBinlogStringWriter,
-  type MysqlColumnType,
-} from "./mysql_value_decoder.ts";
+import { mysqlBinlogDecoder, mysqlBinlogStringWriter } from "./mysql_value_decoder.ts";
+import { BinlogRun, type BinlogSchemas, type BinlogTableEntry } from "./mysql_binlog_run.ts";
+import { ZongjiAdapter, type ZongjiSchemas } from "./zongji_adapter.ts";
 
 export interface MysqlBinlogOptions {
   selection: TableSelection;
@@ -63,10 +44,11 @@ export interface MysqlBinlogOptions {
    */
   databases?: string[];
   /**
-   * A transaction with more changes than this is delivered in parts of this size. Every
-   * part but the last carries the checkpoint of the previous transaction (resuming from
-   * it replays the whole transaction; the stream-tail rule drops what already landed);
-   * the last part carries the transaction's own. Default 2 000 (bounds memory).
+   * A transaction with more changes than this is delivered in parts of this size, as the
+   * streaming contract says (SourceTransactionPart): every part but the last has `more`
+   * and the checkpoint of the previous transaction (resuming from it replays the whole
+   * transaction; the stream-tail rule drops what already landed); the last part carries
+   * the transaction's own. Default 2 000 (bounds memory).
    */
   maxEventsPerDelivery?: number;
   /**
@@ -83,80 +65,10 @@ export interface MysqlBinlogOptions {
   startPosition?: string | null;
 }
 
-interface TableEntry {
-  table: MysqlTable | null;
-  decoders: BinlogValueDecoder[];
-  /** Per column: the writer of values zongji gives as strings (null: use the decoder). */
-  strings: (BinlogStringWriter | null)[];
-  generation: number;
-  /** Rebuilt from the schema history, not read from the server's current catalog. */
-  historical: boolean;
-}
-
-interface OpenTransaction {
-  file: string;
-  pos: number;
-  gtid: string | undefined;
-  serverId: number;
-  events: ChangeEvent[];
-  /** This part's rows, one batch per table. */
-  batches: Map<MysqlTable, JsonRowBatch>;
-  ddl: DdlStatement[];
-  row: number;
-  bytes: number;
-  tsMs: number;
-  /** `source` fields up to `"row":` and the sort key up to the row part, built once. */
-  fieldsPrefix: string;
-  sortKeyPrefix: string;
-}
-
-/** A transaction's identity: where it starts in the binlog, the same for all its parts. */
-const transactionOf = (t: OpenTransaction) => `${t.file}:${t.pos}`;
-
-/** zongji's error when information_schema has no columns for a table map's table. */
-const ZONGJI_NO_COLUMNS = /^Insufficient permissions to access: /;
-
-/** zongji's own fields for the labels of an ENUM or SET column (none for other kinds). */
-function labelsOf(t: MysqlColumnType): Record<string, string[]> {
-  if (!t.labels) return {};
-  return t.kind === "enum" ? { ENUM_VALUES: t.labels } : { SET_VALUES: t.labels };
-}
-
 /**
- * zongji names events after their classes (`constructor.name`); a bundler that renames a
- * class clashing with another of the same name (bun: zongji's `Query` and mysql2's become
- * `Query2`) would hide those events. The names never end in digits otherwise.
- */
-export function eventName(e: { getEventName(): string }): string {
-  return e.getEventName().replace(/\d+$/, "");
-}
-
-const TEXT_KINDS = new Set(["text", "enum", "set", "json"]);
-const TX_MARKERS = new Set(["BEGIN", "COMMIT", "ROLLBACK", "XA START", "XA END"]);
-const TIME2 = 19, BIT = 16, GEOMETRY = 255, BLOB = 252;
-
-/**
- * Makes zongji hand over raw bytes where its own decoding is lossy: TIME(n) columns (its
- * TIME2 decoding is wrong for negative values such as `-00:01:00`) are read as BIT of the
- * same width, GEOMETRY as a BLOB (raw internal value). Idempotent; call on every TableMap.
- */
-export function patchZongjiColumns(entry: TableMapEntry | undefined): void {
-  if (!entry?.columns) return;
-  for (const col of entry.columns as (TableMapEntry["columns"] & object)[number][]) {
-    const c = col as { type: number; metadata: Record<string, unknown>; charset: unknown };
-    if (c.type === TIME2) {
-      const decimals = Number((c.metadata ?? {}).decimals ?? 0);
-      c.type = BIT;
-      c.metadata = { ...c.metadata, bits: (3 + ((decimals + 1) >> 1)) * 8 };
-    } else if (c.type === GEOMETRY) {
-      c.type = BLOB;
-      c.charset = null;
-    }
-  }
-}
-
-/**
- * MySQL/MariaDB binlog source over `@vlasky/zongji`.
+ * MySQL/MariaDB binlog source over `@vlasky/zongji`, which only zongji_adapter.ts knows.
+ * This class holds what outlives one `start` (the schema cache, the start position and its
+ * continuity checks, the heartbeat); each `start` is a BinlogRun (mysql_binlog_run.ts).
  *
  * Positions: each change carries `"server_id","gtid" (when the server has GTIDs),"file",
  * "pos" (start of its transaction's first event: the GTID/BEGIN event),"row"` and a 40-digit
@@ -179,15 +91,16 @@ export function patchZongjiColumns(entry: TableMapEntry | undefined): void {
  * Decodes row events into ChangeEvents
  * (`c`/`u`/`d`; a key change is `d` then `c`), TRUNCATE statements into `t`, and delivers
  * each committed transaction (XID, or COMMIT / DDL query) with a checkpoint token
- * `{"file","pos","gtid"}` pointing right after it. The binlog connection is paused while
- * the handler runs, so the backlog stays in the server's binlog.
+ * `{"file","pos","gtid"}` pointing right after it, a large one in parts (the streaming
+ * contract, SourceTransactionPart). The binlog connection is paused while the handler
+ * runs, so the backlog stays in the server's binlog.
  */
 export class MysqlBinlogSource implements StreamingSource {
   readonly connector = "mysql" as const;
-  #tables = new Map<string, TableEntry>();
+  #tables = new Map<string, BinlogTableEntry>();
   #generation = 0;
   #history: SchemaHistory | null = null;
-  #zongji: ZongJi | null = null;
+  #binlog: ZongjiAdapter | null = null;
   #acknowledged: string | null = null;
   #heartbeat: MysqlHeartbeatWriter | null = null;
   /** Where a start without a checkpoint began: a later start without one begins there too. */
@@ -247,7 +160,7 @@ export class MysqlBinlogSource implements StreamingSource {
 
   /** Server thread id of the binlog dump connection while streaming (diagnostics, tests). */
   binlogThreadId(): number | null {
-    return this.#zongji?.connection?.threadId ?? null;
+    return this.#binlog?.threadId ?? null;
   }
 
   /** The last checkpoint given to `acknowledge` (MySQL keeps no server-side state for it). */
@@ -260,7 +173,7 @@ export class MysqlBinlogSource implements StreamingSource {
     return Promise.resolve();
   }
 
-  #remember(key: string, table: MysqlTable | null, historical = false): TableEntry {
+  #remember(key: string, table: MysqlTable | null, historical = false): BinlogTableEntry {
     const doubtful = table?.types.findIndex((t) => t.labelsProblem !== undefined) ?? -1;
     if (table && doubtful >= 0) {
       const col = table.columns[doubtful];
@@ -274,7 +187,7 @@ export class MysqlBinlogSource implements StreamingSource {
         table.id.table,
       );
     }
-    const entry: TableEntry = {
+    const entry: BinlogTableEntry = {
       table,
       decoders: table ? table.types.map(mysqlBinlogDecoder) : [],
       strings: table ? table.types.map(mysqlBinlogStringWriter) : [],
@@ -322,12 +235,12 @@ export class MysqlBinlogSource implements StreamingSource {
    * that names the table replaces it; a DDL Replicant cannot attribute (CREATE DATABASE, a
    * procedure) does not.
    */
-  #known(database: string, table: string): TableEntry | undefined {
+  #known(database: string, table: string): BinlogTableEntry | undefined {
     const known = this.#tables.get(mysqlTableKey(database, table));
     return known && (known.historical || known.generation === this.#generation) ? known : undefined;
   }
 
-  async #lookup(database: string, table: string): Promise<TableEntry> {
+  async #lookup(database: string, table: string): Promise<BinlogTableEntry> {
     const key = mysqlTableKey(database, table);
     const known = this.#known(database, table);
     if (known) return known;
@@ -408,453 +321,40 @@ export class MysqlBinlogSource implements StreamingSource {
 
   start(
     from: string | null,
-    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    onTransaction: (tx: SourceTransactionPart) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let finished = false;
-      let inFlight = false;
-      let file = "";
-      let lastCheckpoint = from ?? "";
-      let lastDeliveryMs = Date.now();
-      let pendingEmpty: { checkpoint: string; tsMs: number } | null = null;
-      let idleTimer: ReturnType<typeof setTimeout> | null = null;
-      let tx: OpenTransaction | null = null;
-      const maxEvents = Math.max(1, this.options.maxEventsPerDelivery ?? 2_000);
-      const idleMs = this.options.idleCheckpointMs ?? 1000;
-      const opts = mysqlConnectionOptions(this.endpoint);
-      const zongji = new ZongJi({ ...opts, database: undefined });
-      this.#zongji = zongji;
-      const columns = this.#serveColumns(zongji);
-
-      const finish = (err?: unknown) => {
-        if (finished) return;
-        finished = true;
-        if (idleTimer) clearTimeout(idleTimer);
-        this.#stopHeartbeat();
-        signal.removeEventListener("abort", onAbort);
-        zongji.removeAllListeners("binlog");
-        zongji.on("error", () => {});
-        zongji.stop();
-        this.#zongji = null;
-        if (err === undefined) resolve();
-        else {
-          const failure = err instanceof SourceError || err instanceof GapError
-            ? err
-            : new SourceError(
-              `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
-                (err as Error)?.message ?? String(err)
-              }`,
-              undefined,
-              { cause: err },
-            );
-          // A lost connection or a restarting server is worth another try from the
-          // checkpoint (the pipeline retries with backoff); decoding errors are not.
-          if (isMysqlConnectionLoss(err)) markRetriable(failure);
-          reject(failure);
-        }
-      };
-      const onAbort = () => {
-        // Let a delivery in flight finish; nothing new is read meanwhile (paused).
-        if (!inFlight) finish();
-      };
-      signal.addEventListener("abort", onAbort);
-
-      const jobs: (() => Promise<void>)[] = [];
-      /**
-       * Queues async work (decoding that needs a schema, deliveries) and pauses the binlog
-       * connection until all queued work is done, so events wait in the server, in order.
-       *
-       * zongji pauses the same connection while it reads a table's columns for a table map
-       * event, and resumes it itself once they are known. The connection is resumed here
-       * only when no such lookup is running: row events read before their table's columns
-       * are known are dropped by zongji as if the table were filtered out. (A delivery that
-       * no binlog event started, the idle checkpoint, can end in the middle of a lookup.)
-       */
-      const schedule = (job: () => Promise<void>) => {
-        jobs.push(job);
-        zongji.connection?.pause();
-        if (inFlight) return;
-        inFlight = true;
-        (async () => {
-          while (jobs.length > 0 && !finished) await jobs.shift()!();
-        })().then(() => {
-          inFlight = false;
-          if (signal.aborted) return finish();
-          if (!finished && !columns.lookingUp()) zongji.connection?.resume();
-        }, (err) => {
-          inFlight = false;
-          finish(err);
-        });
-      };
-      const deliver = async (t: SourceTransaction) => {
-        pendingEmpty = null;
-        if (idleTimer) {
-          clearTimeout(idleTimer);
-          idleTimer = null;
-        }
-        lastDeliveryMs = Date.now();
-        await onTransaction(t);
-      };
-      const flushEmpty = () => {
-        if (idleTimer) clearTimeout(idleTimer);
-        idleTimer = null;
-        if (finished) return;
-        schedule(async () => {
-          const p = pendingEmpty;
-          if (p) {
-            await deliver({ checkpoint: p.checkpoint, events: [], bytes: 0, commitTsMs: p.tsMs });
-          }
-        });
-      };
-
-      const eventStart = (e: { nextPosition: number; size: number }) =>
-        e.nextPosition - e.size - (zongji.useChecksum ? 23 : 19);
-      const beginTx = (pos: number, gtid: string | undefined, serverId: number, tsMs: number) => {
-        // A group that ended without a commit marker (not expected) ends where this begins.
-        if (tx !== null && tx.events.length > 0) commit({ nextPosition: pos, timestamp: tsMs });
-        const fields = mysqlPositionFields(serverId, gtid, file, pos, 0);
-        tx = {
-          file,
-          pos,
-          gtid,
-          serverId,
-          events: [],
-          batches: new Map(),
-          ddl: [],
-          row: 0,
-          bytes: 0,
-          tsMs,
-          fieldsPrefix: fields.substring(0, fields.length - 1),
-          sortKeyPrefix: mysqlSortKey(file, pos, 0).substring(0, 30),
-        };
-      };
-      const ensureTx = (e: AnyBinlogEvent) => {
-        if (tx === null) beginTx(eventStart(e), e.gtid, this.serverOwnId, e.timestamp);
-        return tx!;
-      };
-      const addEvent = (
-        t: OpenTransaction,
-        table: MysqlTable,
-        op: Op,
-        batch: JsonRowBatch,
-        before: number,
-        after: number,
-      ) => {
-        const row = t.row++;
-        t.events.push(
-          new BatchChangeEvent(table, op, { batch, before, after }, {
-            tsMs: t.tsMs,
-            fields: t.fieldsPrefix + row,
-            sortKey: t.sortKeyPrefix +
-              (row < 10 ? "000000000" + row : String(row).padStart(10, "0")),
-          }),
-        );
-      };
-      /** Hands over the changes gathered so far of a still-open transaction. */
-      const deliverPart = async (t: OpenTransaction) => {
-        const events = t.events;
-        t.events = [];
-        t.batches = new Map();
-        const bytes = t.bytes;
-        t.bytes = 0;
-        await deliver({
-          checkpoint: lastCheckpoint,
-          events,
-          bytes,
-          commitTsMs: t.tsMs,
-          transaction: transactionOf(t),
-        });
-      };
-      const commit = (e: { nextPosition: number; timestamp: number }) => {
-        const t: OpenTransaction | null = tx;
-        tx = null;
-        const checkpoint = formatCheckpoint({ file, pos: e.nextPosition, gtid: zongji.gtidSet });
-        lastCheckpoint = checkpoint;
-        if (t !== null && (t.events.length > 0 || t.ddl.length > 0)) {
-          for (const ev of t.events) ev.position.tsMs = e.timestamp;
-          for (const d of t.ddl) d.position.tsMs = e.timestamp;
-          const delivery: SourceTransaction = {
-            checkpoint,
-            events: t.events,
-            bytes: t.bytes,
-            commitTsMs: e.timestamp,
-            ddl: t.ddl,
-            transaction: transactionOf(t),
-          };
-          schedule(() => deliver(delivery));
-          return;
-        }
-        pendingEmpty = { checkpoint, tsMs: e.timestamp };
-        const due = lastDeliveryMs + idleMs - Date.now();
-        if (due <= 0) flushEmpty();
-        else if (idleTimer === null) idleTimer = setTimeout(flushEmpty, due);
-      };
-
-      /** This part's rows of a table (a batch has one column count). */
-      const batchOf = (t: OpenTransaction, table: MysqlTable): JsonRowBatch => {
-        let batch = t.batches.get(table);
-        if (!batch) {
-          const n = table.ordinals.length;
-          batch = new JsonRowBatch(n, 16 * 1024, 64 * n);
-          t.batches.set(table, batch);
-        }
-        return batch;
-      };
-      /** Writes a row image as the next row of the batch; gives the row. */
-      const decodeRow = (
-        t: OpenTransaction,
-        entry: TableEntry,
-        batch: JsonRowBatch,
-        row: RowData,
-      ): number => {
-        const table = entry.table!;
-        const values = Object.values(row);
-        const ord = table.ordinals;
-        const dec = entry.decoders;
-        const strings = entry.strings;
-        const from = batch.length;
-        for (let i = 0; i < ord.length; i++) {
-          const o = ord[i];
-          if (o >= values.length) batch.pushNull();
-          else {
-            const v = values[o];
-            const write = strings[i];
-            if (write !== null && typeof v === "string") write(v, batch);
-            else batch.pushFragment(dec[i](v));
-          }
-        }
-        batch.endRow();
-        t.bytes += 64 + batch.length - from;
-        return batch.rows - 1;
-      };
-
-      type RowsEvent = AnyBinlogEvent & { tableId: number; rows: unknown[] };
-      const addRows = (
-        e: RowsEvent,
-        entry: TableEntry,
-        t: OpenTransaction,
-        from: number,
-        to: number,
-      ) => {
-        const table = entry.table!;
-        const batch = batchOf(t, table);
-        const n = batch.columns;
-        const name = eventName(e);
-        for (let i = from; i < to; i++) {
-          const r = e.rows[i];
-          if (name === "writerows") {
-            addEvent(t, table, "c", batch, -1, decodeRow(t, entry, batch, r as RowData));
-          } else if (name === "deleterows") {
-            addEvent(t, table, "d", batch, decodeRow(t, entry, batch, r as RowData), -1);
-          } else {
-            const u = r as UpdateRowData;
-            const before = decodeRow(t, entry, batch, u.before);
-            const after = decodeRow(t, entry, batch, u.after);
-            if (
-              table.hasKey &&
-              !table.keyColumns.every((c) => batch.sameFragment(before * n + c, after * n + c))
-            ) {
-              addEvent(t, table, "d", batch, before, -1);
-              addEvent(t, table, "c", batch, -1, after);
-            } else addEvent(t, table, "u", batch, before, after);
-          }
-        }
-      };
-      /** Slow path: the table's schema must be read, or a part must be handed over. */
-      const onRows = async (e: RowsEvent) => {
-        const map = zongji.tableMap[e.tableId];
-        if (!map) return;
-        const entry = await this.#lookup(map.parentSchema, map.tableName);
-        if (!entry.table) return;
-        const t = ensureTx(e);
-        checkWidth(e, entry.table, t);
-        for (let i = 0; i < e.rows.length; i++) {
-          // Hand over a full part only when more changes follow, so the last part always
-          // goes with the commit (and its checkpoint).
-          if (t.events.length >= maxEvents) await deliverPart(t);
-          addRows(e, entry, t, i, i + 1);
-        }
-      };
-      /** Fast path, synchronous: known table, no part boundary inside this event. */
-      const onRowsNow = (e: RowsEvent) => {
-        const map = zongji.tableMap[e.tableId];
-        if (!map) return;
-        const entry = this.#known(map.parentSchema, map.tableName);
-        if (entry === undefined) return schedule(() => onRows(e));
-        if (!entry.table) return;
-        const t = ensureTx(e);
-        if (t.events.length + 2 * e.rows.length > maxEvents) return schedule(() => onRows(e));
-        checkWidth(e, entry.table, t);
-        addRows(e, entry, t, 0, e.rows.length);
-      };
-      /**
-       * A row image must have the width of the schema it is decoded with; it does not when
-       * several DDLs changed the table while Replicant was not reading (the catalog is
-       * ahead of the binlog). Stop rather than decode columns under wrong names.
-       */
-      const checkWidth = (e: RowsEvent, table: MysqlTable, t: OpenTransaction) => {
-        const width = (e as unknown as { numberOfColumns?: number }).numberOfColumns;
-        if (width === undefined || width === table.totalColumns) return;
-        throw new SourceError(
-          `Row image of ${table.id.catalog}.${table.id.table} at ${t.file}:${t.pos} has ${width} ` +
-            `columns, but the table's schema at that point is not known (it has ` +
-            `${table.totalColumns} now): it was changed more than once while Replicant was not ` +
-            `reading. Take a new snapshot of it (replicant full --overwrite)`,
-          table.id.table,
-        );
-      };
-
-      const onQuery = async (e: QueryEvent) => {
-        const q = e.query.trim();
-        const upper = q.substring(0, 13).toUpperCase();
-        if (upper === "BEGIN" || upper.startsWith("XA START") || upper.startsWith("XA END")) {
-          ensureTx(e);
-          return;
-        }
-        if (upper === "COMMIT" || upper === "ROLLBACK" || upper.startsWith("XA COMMIT")) {
-          commit(e);
-          return;
-        }
-        if (
-          TX_MARKERS.has(upper) || upper.startsWith("SAVEPOINT") ||
-          upper.startsWith("ROLLBACK TO") ||
-          upper.startsWith("RELEASE SAVEP")
-        ) return;
-        // DDL (its own transaction). Tables it names are re-read now, in binlog order;
-        // anything else that may change tables is re-read on next use.
-        const t = ensureTx(e);
-        const targets = ddlTargets(q, e.schema || null);
-        if (targets === null) {
-          if (/^\s*(?:\/\*[\s\S]*?\*\/\s*)*(?:ALTER|CREATE|DROP|RENAME)\b/i.test(q)) {
-            this.#generation++;
-          }
-        }
-        for (const target of targets ?? []) {
-          if (target.database === null) continue;
-          const id: TableId = { catalog: target.database, schema: null, table: target.table };
-          if (
-            (this.endpoint.database && id.catalog !== this.endpoint.database) ||
-            !this.options.selection.table(id)
-          ) continue;
-          const row = t.row++;
-          const position = {
-            tsMs: e.timestamp,
-            fields: t.fieldsPrefix + row,
-            sortKey: t.sortKeyPrefix + String(row).padStart(10, "0"),
-          };
-          if (target.kind === "truncate") {
-            const entry = await this.#lookup(id.catalog, id.table);
-            if (entry.table) addEvent(t, entry.table, "t", NO_ROWS, -1, -1);
-            t.ddl.push({ table: id, statement: q, after: null, dropped: false, position });
-            continue;
-          }
-          const key = mysqlTableKey(id.catalog, id.table);
-          if (target.kind === "drop") {
-            this.#remember(key, null);
-            t.ddl.push({ table: id, statement: q, after: null, dropped: true, position });
-            continue;
-          }
-          const after = await this.#afterDdl(id, position.sortKey);
-          t.ddl.push({
-            table: id,
-            statement: q,
-            after,
-            dropped: after === null,
-            snapshot: target.renamed === true && after !== null,
-            position,
-          });
-        }
-        commit(e);
-      };
-
-      const onEvent = (e: AnyBinlogEvent) => {
-        if (finished) return;
-        // Events that arrive while queued work runs (only possible when zongji itself
-        // resumed the connection) wait behind it, in order.
-        if (inFlight) return schedule(() => Promise.resolve(handle(e)));
-        handle(e);
-      };
-      const handle = (e: AnyBinlogEvent) => {
-        if (finished) return;
-        try {
-          switch (eventName(e)) {
-            case "rotate":
-              file = (e as { binlogName: string }).binlogName;
-              return;
-            case "mariadbgtid": {
-              const g = e as MariadbGtidEvent;
-              beginTx(eventStart(g), g.gtid, g.serverId, g.timestamp);
-              return;
-            }
-            case "gtid":
-            case "anonymousgtid":
-              beginTx(
-                eventStart(e),
-                eventName(e) === "gtid" ? e.gtid : undefined,
-                this.serverOwnId,
-                e.timestamp,
-              );
-              return;
-            case "tablemap":
-              patchZongjiColumns(zongji.tableMap[(e as { tableId: number }).tableId]);
-              return;
-            case "writerows":
-            case "updaterows":
-            case "deleterows":
-              onRowsNow(e as RowsEvent);
-              return;
-            case "query":
-              schedule(() => onQuery(e as QueryEvent));
-              return;
-            case "xid":
-              commit(e);
-              return;
-            case "xaprepare":
-              if (tx !== null && tx.events.length > 0) {
-                throw new SourceError(
-                  "XA transactions on replicated tables are not supported (XA PREPARE at " +
-                    `${file}:${eventStart(e)})`,
-                );
-              }
-              tx = null;
-              return;
-          }
-        } catch (err) {
-          finish(err);
-        }
-      };
-
-      zongji.on("binlog", onEvent);
-      zongji.on("error", (err: Error) => {
-        if (columns.recovered(err)) return;
-        if (ZONGJI_NO_COLUMNS.test(err.message)) {
-          const table = err.message.replace(ZONGJI_NO_COLUMNS, "");
-          return finish(
-            new SourceError(
-              `Cannot decode rows of ${table} near ${file}: the server no longer has this ` +
-                `table (or the user cannot read its columns in information_schema) and its ` +
-                `columns at that point of the binlog are not known. If it was dropped, take ` +
-                `a new snapshot (replicant full --overwrite); else grant SELECT on it`,
-              table,
-            ),
-          );
-        }
-        finish(err);
+      const binlog = new ZongjiAdapter(this.endpoint, this.#zongjiSchemas(), {
+        databases: this.#includedDatabases(),
       });
-      this.#startOptions(from).then(({ opts: startOpts, at }) => {
-        if (finished) return;
-        file = at.file;
-        if (from === null) lastCheckpoint = formatCheckpoint(at);
-        zongji.start({
-          serverId: this.clientServerId,
-          ...startOpts,
-          ...this.#includeSchema(),
-        });
+      this.#binlog = binlog;
+      const run = new BinlogRun(
+        binlog,
+        this.#binlogSchemas(),
+        {
+          from,
+          maxEvents: Math.max(1, this.options.maxEventsPerDelivery ?? 2_000),
+          idleMs: this.options.idleCheckpointMs ?? 1000,
+          serverOwnId: this.serverOwnId,
+        },
+        onTransaction,
+        signal,
+        (err) => {
+          this.#stopHeartbeat();
+          this.#binlog = null;
+          if (err === undefined) resolve();
+          else reject(this.#streamFailure(err));
+        },
+      );
+      this.#startOptions(from).then(({ opts, at }) => {
+        if (run.finished) return;
+        run.startAt(at.file, from === null ? formatCheckpoint(at) : null);
+        binlog.start(this.clientServerId, opts);
         this.#startHeartbeat();
-        if (signal.aborted) onAbort();
+        run.started();
       }, (err) =>
-        finish(
+        run.finish(
           err instanceof GapError
             ? err
             : mysqlQueryError(this.endpoint, "Locating the binlog start", err),
@@ -862,128 +362,65 @@ export class MysqlBinlogSource implements StreamingSource {
     });
   }
 
-  /**
-   * How zongji learns the columns of a table map event, and which tables it skips.
-   *
-   * - zongji names the columns of a row image from information_schema as it is now, and
-   *   fails when an old image has more columns than the table has today (a replay from
-   *   before DROP COLUMN). Tables decoded with a historical schema get that schema.
-   * - Tables outside the selection are skipped before any lookup: their rows are never
-   *   used, and a table dropped or renamed since its rows were written (information_schema
-   *   no longer has it) would stop the stream.
-   * - A selected table dropped or renamed since (the stream is behind the server) is
-   *   served from the schema known at this point of the binlog, when there is one.
-   *
-   * Returns the handler of zongji's errors that recovers the last case, and whether zongji
-   * is reading a table's columns now (it has paused the binlog connection meanwhile).
-   */
-  #serveColumns(
-    zongji: ZongJi,
-  ): { recovered: (err: Error) => boolean; lookingUp: () => boolean } {
-    type TableMapEvent = {
-      tableId: number;
-      schemaName: string;
-      tableName: string;
-      columnCount: number;
-    };
-    // deno-lint-ignore no-explicit-any
-    const z = zongji as any;
-    const serve = (ev: TableMapEvent, t: MysqlTable | null | undefined): boolean => {
-      if (!t || t.totalColumns !== ev.columnCount || t.ordinals.length !== t.totalColumns) {
-        return false;
-      }
-      z.tableMap[ev.tableId] = {
-        columnSchemas: t.columns.map((c, i) => ({
-          COLUMN_NAME: c.name,
-          COLLATION_NAME: null,
-          CHARACTER_SET_NAME: TEXT_KINDS.has(t.types[i].kind) ? "utf8mb4" : null,
-          COLUMN_COMMENT: "",
-          COLUMN_TYPE: c.sourceType,
-          ...labelsOf(t.types[i]),
-        })),
-        parentSchema: ev.schemaName,
-        tableName: ev.tableName,
-      };
-      return true;
-    };
-    /**
-     * zongji names ENUM/SET values from the labels information_schema prints (characters
-     * beyond the BMP as `?`, split at every comma): give it the labels the schema reader read.
-     */
-    const label = (ev: TableMapEvent, t: MysqlTable | null | undefined) => {
-      const schemas = z.tableMap[ev.tableId]?.columnSchemas as
-        | Record<string, unknown>[]
-        | undefined;
-      if (!t || !schemas) return;
-      for (const cs of schemas) {
-        const i = t.columns.findIndex((c) => c.name === cs.COLUMN_NAME);
-        if (i >= 0) Object.assign(cs, labelsOf(t.types[i]));
-      }
-    };
-    let fetching: { ev: TableMapEvent; next: () => void } | null = null;
-    const fetchInfo = z._fetchTableInfo.bind(zongji);
-    z._fetchTableInfo = (ev: TableMapEvent, next: () => void) => {
-      const known = this.#tables.get(mysqlTableKey(ev.schemaName, ev.tableName));
-      if (known?.historical && serve(ev, known.table)) return next();
-      fetching = { ev, next };
-      // The lookup counts as running until zongji is told to go on: until then the binlog
-      // connection must stay paused (see `lookingUp`), also while our own lookup runs.
-      const done = () => {
-        fetching = null;
-        next();
-      };
-      fetchInfo(ev, () => {
-        const current = this.#known(ev.schemaName, ev.tableName);
-        if (current) {
-          label(ev, current.table);
-          return done();
-        }
-        this.#lookup(ev.schemaName, ev.tableName).then((entry) => {
-          label(ev, entry.table);
-          done();
-        }, (err) => {
-          fetching = null;
-          zongji.emit("error", err);
-        });
-      });
-    };
-    const selected = new Map<string, boolean>();
+  /** A failure of the stream as the pipeline sees it: typed, retriable when the connection was lost. */
+  #streamFailure(err: unknown): Error {
+    const failure = err instanceof SourceError || err instanceof GapError ? err : new SourceError(
+      `Binlog stream from ${mysqlWhere(this.endpoint)} failed: ${
+        (err as Error)?.message ?? String(err)
+      }`,
+      undefined,
+      { cause: err },
+    );
+    // A lost connection or a restarting server is worth another try from the checkpoint
+    // (the pipeline retries with backoff); decoding errors are not.
+    if (isMysqlConnectionLoss(err)) markRetriable(failure);
+    return failure;
+  }
+
+  /** What the zongji adapter asks of the schema cache. */
+  #zongjiSchemas(): ZongjiSchemas {
     const hb = this.options.heartbeat;
-    const skipSchema = z._skipSchema.bind(zongji);
-    z._skipSchema = (database: string, table: string): boolean => {
-      if (skipSchema(database, table)) return true;
-      const key = mysqlTableKey(database, table);
-      let keep = selected.get(key);
-      if (keep === undefined) {
-        keep = (hb !== undefined && database === hb.database && table === hb.table) ||
-          (!(this.endpoint.database && database !== this.endpoint.database) &&
-            this.options.selection.table({ catalog: database, schema: null, table }));
-        selected.set(key, keep);
-      }
-      return !keep;
+    return {
+      historical: (database, table) => {
+        const known = this.#tables.get(mysqlTableKey(database, table));
+        return known?.historical ? known.table : undefined;
+      },
+      known: (database, table) => this.#known(database, table),
+      lookup: (database, table) => this.#lookup(database, table),
+      wanted: (database, table) =>
+        (hb !== undefined && database === hb.database && table === hb.table) ||
+        this.#selected({ catalog: database, schema: null, table }),
     };
-    const recovered = (err: Error) => {
-      const f = fetching;
-      if (!f || !ZONGJI_NO_COLUMNS.test(err.message)) return false;
-      fetching = null;
-      if (!serve(f.ev, this.#known(f.ev.schemaName, f.ev.tableName)?.table)) return false;
-      f.next();
-      return true;
+  }
+
+  /** What a binlog run asks of the schema cache. */
+  #binlogSchemas(): BinlogSchemas {
+    return {
+      known: (database, table) => this.#known(database, table),
+      lookup: (database, table) => this.#lookup(database, table),
+      afterDdl: (id, sortKey) => this.#afterDdl(id, sortKey),
+      dropped: (id) => void this.#remember(mysqlTableKey(id.catalog, id.table), null),
+      catalogChanged: () => void this.#generation++,
+      selected: (id) => this.#selected(id),
     };
-    return { recovered, lookingUp: () => fetching !== null };
+  }
+
+  /** The table is in the endpoint's database (when it names one) and the selection. */
+  #selected(id: TableId): boolean {
+    return !(this.endpoint.database && id.catalog !== this.endpoint.database) &&
+      this.options.selection.table(id);
   }
 
   /**
    * zongji looks up the columns of every table in the binlog; a table of another database
-   * that was dropped since fails that lookup for good. Limit it to the databases replicated.
+   * that was dropped since fails that lookup for good. Limit it to the databases replicated
+   * (and the heartbeat table's), when they are known.
    */
-  #includeSchema(): { includeSchema?: Record<string, true> } {
+  #includedDatabases(): string[] | undefined {
     const dbs = this.options.databases;
-    if (!dbs || dbs.length === 0) return {};
-    const include: Record<string, true> = {};
-    for (const db of dbs) include[db] = true;
-    if (this.options.heartbeat) include[this.options.heartbeat.database] = true;
-    return { includeSchema: include };
+    if (!dbs || dbs.length === 0) return undefined;
+    const hb = this.options.heartbeat;
+    return hb ? [...dbs, hb.database] : dbs;
   }
 
   #startHeartbeat(): void {
@@ -999,12 +436,8 @@ export class MysqlBinlogSource implements StreamingSource {
 
   async close(): Promise<void> {
     this.#stopHeartbeat();
-    if (this.#zongji) {
-      this.#zongji.removeAllListeners("binlog");
-      this.#zongji.on("error", () => {});
-      this.#zongji.stop();
-      this.#zongji = null;
-    }
+    this.#binlog?.stop();
+    this.#binlog = null;
     await this.ctrl.end().catch(() => this.ctrl.destroy());
   }
 }

@@ -9,17 +9,10 @@
  * @module
  */
 
-import ZongJi from "@vlasky/zongji";
 import type { AnyBinlogEvent } from "@vlasky/zongji";
 import { SourceError, startNotServable } from "../../core/errors.ts";
-import {
-  mysqlConnectionOptions,
-  type MysqlEndpoint,
-  mysqlQueryError,
-  openMysql,
-  pickServerId,
-} from "./mysql_endpoint.ts";
-import { eventName } from "./mysql_binlog_source.ts";
+import { type MysqlEndpoint, mysqlQueryError, openMysql, pickServerId } from "./mysql_endpoint.ts";
+import { eventName, ZongjiAdapter } from "./zongji_adapter.ts";
 import type { StartPosition } from "../../config/load_extractor.ts";
 import type { BinlogCoordinate } from "./mysql_position.ts";
 import { masterStatus } from "./mysql_snapshot_source.ts";
@@ -45,7 +38,7 @@ async function probe(
   pos: number,
   pick: (name: string, e: AnyBinlogEvent) => number | null,
 ): Promise<number | null> {
-  const zongji = new ZongJi({ ...mysqlConnectionOptions(endpoint), database: undefined });
+  const binlog = new ZongjiAdapter(endpoint);
   try {
     return await new Promise<number | null>((resolve, reject) => {
       let quiet: ReturnType<typeof setTimeout> | null = null;
@@ -58,24 +51,22 @@ async function probe(
         if (quiet) clearTimeout(quiet);
         resolve(v);
       };
-      zongji.on("binlog", (e: AnyBinlogEvent) => {
+      binlog.onEvent((e: AnyBinlogEvent) => {
         const t = pick(eventName(e), e);
         if (t !== null) return done(t);
         // The dump keeps the connection open at the end of the binlog: a pause means the end.
         if (quiet) clearTimeout(quiet);
         quiet = setTimeout(() => done(null), 1000);
       });
-      zongji.on("error", (err: Error) => {
+      binlog.onError((err: Error) => {
         clearTimeout(deadline);
         reject(err);
       });
-      zongji.start({ serverId, filename: file, position: pos });
+      binlog.start(serverId, { filename: file, position: pos });
       quiet = setTimeout(() => done(null), 3000);
     });
   } finally {
-    zongji.removeAllListeners("binlog");
-    zongji.on("error", () => {});
-    zongji.stop();
+    binlog.stop();
   }
 }
 

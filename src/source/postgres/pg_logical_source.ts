@@ -1,14 +1,8 @@
 import type { Buffer } from "node:buffer";
 import type pg from "pg";
-import { LogicalReplicationService, type PgoutputPlugin } from "pg-logical-replication";
-import {
-  BatchChangeEvent,
-  type ChangeEvent,
-  type Op,
-  type SourcePosition,
-} from "../../core/change_event.ts";
+import { BatchChangeEvent, type Op, type SourcePosition } from "../../core/change_event.ts";
 import { matchColumnNames } from "../../config/table_selected.ts";
-import { JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
+import { type JsonRowBatch, NO_ROWS } from "../../core/json_row_batch.ts";
 import {
   GapError,
   OwnershipError,
@@ -23,14 +17,10 @@ import {
   type TableSchema,
 } from "../../core/table_schema.ts";
 import type { TableSelection } from "../../ports/snapshot_source.ts";
-import type {
-  DdlStatement,
-  SourceTransaction,
-  SourceTransactionPart,
-  StreamingSource,
-} from "../../ports/streaming_source.ts";
+import { TransactionAssembler } from "../transaction_assembler.ts";
+import type { SourceTransactionPart, StreamingSource } from "../../ports/streaming_source.ts";
 import { openPg, type PgEndpoint, quoteIdent } from "./pg_endpoint.ts";
-import { ensureSlot, readSlot, replicationClientConfig } from "./pg_replication_slot.ts";
+import { ensureSlot, readSlot } from "./pg_replication_slot.ts";
 import { type PgTable, readPgTables, selectedPgRelations } from "./pg_schema_reader.ts";
 import {
   parsePublicationMessage,
@@ -46,7 +36,6 @@ import { type JsonFragmentDecoder, pgConnectType, pgTextDecoder } from "./pg_tex
 import { PG_TYPE_CATALOG_SQL, PgTypeCatalog } from "./pg_type_catalog.ts";
 import { pgJsonRoom, pgTextByteWriter } from "./pg_text_bytes.ts";
 import {
-  decodePgoutput,
   type RawMessage,
   type RawTuple,
   TUPLE_NULL,
@@ -54,6 +43,7 @@ import {
   TUPLE_TOAST,
 } from "./pgoutput_decoder.ts";
 import { formatLsn, parseLsn } from "./pgoutput_position.ts";
+import { PgoutputConnection } from "./pgoutput_adapter.ts";
 
 /** The text that stands for a TOAST value PostgreSQL did not send. */
 const UNAVAILABLE_VALUE = "__replicant_unavailable_value";
@@ -151,41 +141,15 @@ interface OpenTransaction {
   lsnHex: string;
   xid: number;
   tsMs: number;
-  sequence: number;
-  events: ChangeEvent[];
-  ddl: DdlStatement[];
-  bytes: number;
-  partsSent: number;
-  /** This part's rows, one batch per table (a batch has one column count). */
-  batches: Map<SelectedRelation, JsonRowBatch>;
-}
-
-/** pgoutput output plugin that hands out raw text values (see pgoutput_decoder.ts). */
-class RawPgoutputPlugin {
-  constructor(readonly options: { publication: string; messages: boolean }) {}
-  get name(): string {
-    return "pgoutput";
-  }
-  parse(buffer: Buffer): RawMessage {
-    return decodePgoutput(buffer);
-  }
-  start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
-    const pub = this.options.publication.replaceAll("'", "''");
-    const messages = this.options.messages ? ", messages 'true'" : "";
-    return client.query(
-      `START_REPLICATION SLOT "${
-        slotName.replaceAll('"', '""')
-      }" LOGICAL ${lastLsn} (proto_version '1', publication_names '${pub}'${messages})`,
-    );
-  }
 }
 
 /** What the stream hands over: pgoutput messages, and the WAL end of each keepalive. */
 type StreamMessage = RawMessage | { tag: "walEnd"; lsn: bigint };
 
 /**
- * PostgreSQL streaming source: pgoutput from a logical slot through pg-logical-replication
- * with manual acknowledgement and flow control (the awaited handler is the backpressure).
+ * PostgreSQL streaming source: pgoutput from a logical slot through PgoutputConnection
+ * (pgoutput_adapter.ts, the one place that knows pg-logical-replication), with manual
+ * acknowledgement and flow control (the awaited handler is the backpressure).
  *
  * Checkpoint tokens are the commit LSN of a transaction (`X/Y`, the LSN of its commit
  * record, which BEGIN already announces, so every part of a large transaction carries the
@@ -203,12 +167,14 @@ type StreamMessage = RawMessage | { tag: "walEnd"; lsn: bigint };
 export class PgLogicalSource implements StreamingSource {
   readonly connector = "postgresql" as const;
   #relations = new Map<number, Relation>();
-  #service: LogicalReplicationService | null = null;
+  #connection: PgoutputConnection | null = null;
   /** What the server has been told is flushed (confirmed_flush_lsn). */
   #flushed = 0n;
   #lastDataAt = Date.now();
   #timers: ReturnType<typeof setInterval>[] = [];
   #tx: OpenTransaction | null = null;
+  /** The open transaction's changes and parts (made again by every start). */
+  #asm: TransactionAssembler;
   /** The LSN of the last token delivered (commit, heartbeat message or WAL end - 1). */
   #delivered = 0n;
   #stopping = false;
@@ -227,7 +193,11 @@ export class PgLogicalSource implements StreamingSource {
     private readonly catalog: PgTypeCatalog,
     private selected: PgTable[],
     private readonly serverVersion: number,
-  ) {}
+  ) {
+    // In the constructor: a field initializer may run before the parameter properties are
+    // set (bun's transpiler does so).
+    this.#asm = this.#assembler(null);
+  }
 
   /** Connects, creates the publication and the slot when missing, reads the selected tables. */
   static async open(
@@ -280,12 +250,13 @@ export class PgLogicalSource implements StreamingSource {
 
   start(
     from: string | null,
-    onTransaction: (tx: SourceTransaction) => Promise<void>,
+    onTransaction: (tx: SourceTransactionPart) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
     // A source may be started again after a connection failure: reset the stream state.
     this.#stopping = false;
     this.#tx = null;
+    this.#asm = this.#assembler(from);
     this.#delivered = from ? parseLsn(from) : 0n;
     this.#relations.clear();
     return new Promise<void>((resolve, reject) => {
@@ -297,11 +268,11 @@ export class PgLogicalSource implements StreamingSource {
         this.#stopping = true;
         for (const t of this.#timers) clearInterval(t);
         this.#timers = [];
-        const service = this.#service;
-        if (err !== undefined && service) {
+        const connection = this.#connection;
+        if (err !== undefined && connection) {
           // A failed stream is abandoned: the caller starts again from its checkpoint.
-          this.#service = null;
-          shutDown(service);
+          this.#connection = null;
+          connection.close();
         }
         // Let the handler in progress finish before reporting: the caller drains after us.
         busy.then(() => err === undefined ? resolve() : reject(err));
@@ -309,22 +280,8 @@ export class PgLogicalSource implements StreamingSource {
       if (signal.aborted) return finish();
       signal.addEventListener("abort", () => finish(), { once: true });
       this.#begin(from).then((startLsn) => {
-        // Flow control is ours: the library's awaits every message (several promises each),
-        // which cost more than decoding it; here a message is handled synchronously unless
-        // it has to wait (a delivery, a relation's types).
-        const service = new LogicalReplicationService(
-          replicationClientConfig(this.endpoint, "replicant-realtime-stream"),
-          { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-        );
-        this.#service = service;
-        service.on("error", (err: Error) => finish(this.#wrap(err)));
-        service.on("heartbeat", (lsn: string, _ts: number, reply: boolean) => {
-          // After the messages before it: the WAL end is confirmable once they are handled.
-          enqueue({ tag: "walEnd", lsn: parseLsn(lsn) });
-          if (reply) this.#sendStatus();
-        });
-        // deno-lint-ignore no-explicit-any
-        const socket = () => (service as any)._connection?.stream;
+        // Flow control is ours: a message is handled synchronously unless it has to wait
+        // (a delivery, a relation's types).
         const queue: StreamMessage[] = [];
         let head = 0;
         let draining = false;
@@ -343,32 +300,38 @@ export class PgLogicalSource implements StreamingSource {
             head = 0;
             draining = false;
             // Stopping: nothing more is handled; what was not is sent again from the checkpoint.
-            if (!this.#stopping) socket()?.resume?.();
+            if (!this.#stopping) connection.resume();
           }
         };
         const enqueue = (msg: StreamMessage) => {
           if (this.#stopping) return;
           queue.push(msg);
           if (!draining) {
-            // Messages point into the protocol parser's buffer, which the next chunk may
-            // overwrite: no chunk is read until every queued message was handled. The drain
-            // starts after the chunk's last message (a microtask): one pause per chunk.
-            socket()?.pause?.();
+            // No chunk is read until every queued message was handled (they point into the
+            // parser's buffer). The drain starts after the chunk's last message (a
+            // microtask): one pause per chunk.
+            connection.pause();
             draining = true;
             this.#lastDataAt = Date.now();
             busy = Promise.resolve().then(drain);
           }
         };
-        service.on("data", (_lsn: string, msg: RawMessage) => enqueue(msg));
-        const plugin = new RawPgoutputPlugin({
-          publication: this.options.publicationName,
-          messages: this.serverVersion >= 140000,
+        const connection = new PgoutputConnection(this.endpoint, {
+          message: enqueue,
+          keepalive: (walEnd, reply) => {
+            // After the messages before it: the WAL end is confirmable once they are handled.
+            enqueue({ tag: "walEnd", lsn: walEnd });
+            if (reply) this.#sendStatus();
+          },
+          error: (err) => finish(this.#wrap(err)),
         });
-        service.subscribe(
-          plugin as unknown as PgoutputPlugin,
-          this.options.slotName,
-          formatLsn(startLsn),
-        ).then(
+        this.#connection = connection;
+        connection.stream({
+          slotName: this.options.slotName,
+          publicationName: this.options.publicationName,
+          messages: this.serverVersion >= 140000,
+          startLsn,
+        }).then(
           () =>
             finish(
               this.#stopping ? undefined : new SourceConnectionError("replication stream ended"),
@@ -407,6 +370,13 @@ export class PgLogicalSource implements StreamingSource {
         }
       }, (err) => finish(err instanceof GapError ? err : this.#wrap(err)));
     });
+  }
+
+  #assembler(from: string | null): TransactionAssembler {
+    return new TransactionAssembler({
+      maxEvents: this.options.maxPartEvents ?? 2_000,
+      maxBytes: this.options.maxPartBytes ?? 4 * 1024 * 1024,
+    }, from);
   }
 
   /** Where to start: after the checkpoint, else `start-position`, else the slot's position. */
@@ -502,8 +472,8 @@ export class PgLogicalSource implements StreamingSource {
   }
 
   #sendStatus(): void {
-    if (this.#flushed > 0n && this.#service && !this.#closed) {
-      this.#service.acknowledge(formatLsn(this.#flushed - 1n)).catch(() => {});
+    if (this.#flushed > 0n && this.#connection && !this.#closed) {
+      this.#connection.acknowledge(this.#flushed - 1n).catch(() => {});
     }
   }
 
@@ -522,7 +492,7 @@ export class PgLogicalSource implements StreamingSource {
     for (const t of this.#timers) clearInterval(t);
     this.#sendStatus();
     this.#closed = true;
-    if (this.#service) await shutDown(this.#service);
+    if (this.#connection) await this.#connection.close();
     await this.control.end().catch(() => {});
   }
 
@@ -531,18 +501,13 @@ export class PgLogicalSource implements StreamingSource {
   /** Handles one message; a promise when it has to wait (deliveries, relations). */
   #handle(
     msg: StreamMessage,
-    deliver: (tx: SourceTransaction) => Promise<void>,
+    deliver: (tx: SourceTransactionPart) => Promise<void>,
   ): Promise<void> | undefined {
     switch (msg.tag) {
       case "walEnd": {
         if (this.#tx || msg.lsn - 1n <= this.#delivered) return;
         this.#delivered = msg.lsn - 1n;
-        return deliver({
-          checkpoint: formatLsn(this.#delivered),
-          events: [],
-          bytes: 0,
-          commitTsMs: 0,
-        });
+        return deliver(this.#asm.empty(formatLsn(this.#delivered), 0));
       }
       case "begin": {
         const lsnHex = msg.finalLsn.toString(16).toUpperCase().padStart(16, "0");
@@ -552,13 +517,8 @@ export class PgLogicalSource implements StreamingSource {
           lsnHex,
           xid: msg.xid,
           tsMs: msg.commitTimeMs,
-          sequence: 0,
-          events: [],
-          ddl: [],
-          bytes: 0,
-          partsSent: 0,
-          batches: new Map(),
         };
+        this.#asm.begin(msg.commitTimeMs);
         return;
       }
       case "relation":
@@ -574,20 +534,16 @@ export class PgLogicalSource implements StreamingSource {
         const tx = this.#tx;
         this.#tx = null;
         if (!tx) return;
-        const part: SourceTransactionPart = {
-          checkpoint: tx.token,
-          events: tx.events,
-          bytes: tx.bytes,
-          commitTsMs: tx.tsMs,
-          ddl: tx.ddl,
-        };
+        // Every commit is delivered, with no change too: its token moves the slot on.
+        const last = this.#asm.commit(tx.token, tx.tsMs) ??
+          { checkpoint: tx.token, events: [], bytes: 0, commitTsMs: tx.tsMs, ddl: [] };
         this.#delivered = parseLsn(tx.token);
-        return deliver(part);
+        return deliver(last);
       }
       case "message":
         if (!msg.transactional && msg.prefix === HEARTBEAT_PREFIX && !this.#tx) {
           this.#delivered = msg.lsn;
-          return deliver({ checkpoint: formatLsn(msg.lsn), events: [], bytes: 0, commitTsMs: 0 });
+          return deliver(this.#asm.empty(formatLsn(msg.lsn), 0));
         }
         if (msg.transactional && msg.prefix === PUBLICATION_MESSAGE_PREFIX && this.#tx) {
           return this.#tablesAdded(new TextDecoder().decode(msg.content));
@@ -728,8 +684,8 @@ export class PgLogicalSource implements StreamingSource {
    * of the stream, then its changes follow.
    */
   #copyTable(tx: OpenTransaction, schema: TableSchema, statement: string): void {
-    const seq = tx.sequence;
-    tx.ddl.push({
+    const seq = this.#asm.ordinal;
+    this.#asm.addDdl({
       table: schema.id,
       statement,
       after: schema,
@@ -852,12 +808,7 @@ export class PgLogicalSource implements StreamingSource {
    * otherwise it is the column's unavailable-value placeholder.
    */
   #row(rel: SelectedRelation, tuple: RawTuple, fallback: RawTuple | null): number {
-    const batches = this.#tx!.batches;
-    let batch = batches.get(rel);
-    if (!batch) {
-      batch = new JsonRowBatch(rel.relIndex.length, 16 * 1024, 64 * rel.relIndex.length);
-      batches.set(rel, batch);
-    }
+    const batch = this.#asm.batch(rel, rel.relIndex.length);
     const n = rel.relIndex.length;
     for (let j = 0; j < n; j++) {
       const ri = rel.relIndex[j];
@@ -878,104 +829,72 @@ export class PgLogicalSource implements StreamingSource {
 
   #emit(rel: SelectedRelation, op: Op, before: number, after: number) {
     const tx = this.#tx!;
-    const seq = tx.sequence++;
+    const seq = this.#asm.nextOrdinal();
     const position: SourcePosition = {
       tsMs: tx.tsMs,
       fields: `"lsn":${tx.lsnDecimal},"txId":${tx.xid},"sequence":${seq}`,
       sortKey: tx.lsnHex + String(seq).padStart(10, "0"),
     };
-    const batch = before < 0 && after < 0 ? NO_ROWS : tx.batches.get(rel)!;
-    tx.events.push(new BatchChangeEvent(rel.schema, op, { batch, before, after }, position));
+    const batch = before < 0 && after < 0 ? NO_ROWS : this.#asm.existingBatch(rel)!;
+    this.#asm.add(new BatchChangeEvent(rel.schema, op, { batch, before, after }, position));
   }
 
-  /** Decodes a change into the open transaction; gives a part to deliver when it is full. */
+  /**
+   * Decodes a change into the open transaction. Gives the part to deliver first when the
+   * open one was full (the change starts the next part), else null.
+   */
   #change(
     msg: Extract<RawMessage, { tag: "insert" | "update" | "delete" | "truncate" }>,
   ): SourceTransactionPart | null {
     const tx = this.#tx;
     if (!tx) throw new SourceError("pgoutput: change outside a transaction");
+    const asm = this.#asm;
+    let part: SourceTransactionPart | null = null;
     if (msg.tag === "truncate") {
       for (const oid of msg.relationOids) {
         const rel = this.#relations.get(oid);
         if (rel && !rel.selected && rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
         if (!rel?.selected) continue;
+        part ??= asm.takeFullPart();
         this.#emit(rel, "t", -1, -1);
         const id = rel.schema.id;
-        tx.ddl.push({
+        asm.addDdl({
           table: id,
           statement: `TRUNCATE ${quoteIdent(id.schema!)}.${quoteIdent(id.table)}`,
           after: null,
           dropped: false,
-          position: tx.events[tx.events.length - 1].position,
+          position: asm.events[asm.events.length - 1].position,
         });
       }
-      tx.bytes += 200;
-    } else {
-      const rel = this.#relations.get(msg.relationOid);
-      if (!rel) throw new SourceError(`pgoutput: change of unknown relation ${msg.relationOid}`);
-      if (!rel.selected) {
-        if (rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
-        return null;
-      }
-      const size = msg.bytes + 200;
-      tx.bytes += size;
-      if (msg.tag === "insert") {
-        this.#emit(rel, "c", -1, this.#row(rel, msg.new, null));
-      } else if (msg.tag === "delete") {
-        const old = msg.old ?? msg.key;
-        this.#emit(rel, "d", old ? this.#row(rel, old, null) : -1, -1);
-      } else {
-        const oldTuple = msg.old ?? msg.key;
-        const after = this.#row(rel, msg.new, oldTuple);
-        const before = oldTuple ? this.#row(rel, oldTuple, null) : -1;
-        const batch = this.#tx!.batches.get(rel)!;
-        const n = batch.columns;
-        const keyChanged = before >= 0 && rel.schema.hasKey &&
-          rel.schema.keyColumns.some((ci) => !batch.sameFragment(before * n + ci, after * n + ci));
-        if (keyChanged) {
-          this.#emit(rel, "d", before, -1);
-          this.#emit(rel, "c", -1, after);
-        } else this.#emit(rel, "u", before, after);
-      }
-    }
-    if (
-      tx.events.length >= (this.options.maxPartEvents ?? 2_000) ||
-      tx.bytes >= (this.options.maxPartBytes ?? 4 * 1024 * 1024)
-    ) {
-      const part: SourceTransactionPart = {
-        checkpoint: tx.token,
-        events: tx.events,
-        bytes: tx.bytes,
-        commitTsMs: tx.tsMs,
-        more: true,
-        ddl: tx.ddl,
-      };
-      tx.events = [];
-      tx.ddl = [];
-      tx.bytes = 0;
-      tx.batches = new Map();
-      tx.partsSent++;
+      asm.addBytes(200);
       return part;
     }
-    return null;
+    const rel = this.#relations.get(msg.relationOid);
+    if (!rel) throw new SourceError(`pgoutput: change of unknown relation ${msg.relationOid}`);
+    if (!rel.selected) {
+      if (rel.partitionOf) throw this.#unrouted(rel.id, rel.partitionOf);
+      return null;
+    }
+    part = asm.takeFullPart();
+    asm.addBytes(msg.bytes + 200);
+    if (msg.tag === "insert") {
+      this.#emit(rel, "c", -1, this.#row(rel, msg.new, null));
+    } else if (msg.tag === "delete") {
+      const old = msg.old ?? msg.key;
+      this.#emit(rel, "d", old ? this.#row(rel, old, null) : -1, -1);
+    } else {
+      const oldTuple = msg.old ?? msg.key;
+      const after = this.#row(rel, msg.new, oldTuple);
+      const before = oldTuple ? this.#row(rel, oldTuple, null) : -1;
+      const batch = asm.existingBatch(rel)!;
+      const n = batch.columns;
+      const keyChanged = before >= 0 && rel.schema.hasKey &&
+        rel.schema.keyColumns.some((ci) => !batch.sameFragment(before * n + ci, after * n + ci));
+      if (keyChanged) {
+        this.#emit(rel, "d", before, -1);
+        this.#emit(rel, "c", -1, after);
+      } else this.#emit(rel, "u", before, after);
+    }
+    return part;
   }
-}
-
-/**
- * Ends a replication stream without hanging: flow control may have paused the socket, and
- * a paused socket never reports its end, so resume it, and give up on a polite close after
- * two seconds by destroying the socket.
- */
-async function shutDown(service: LogicalReplicationService): Promise<void> {
-  // deno-lint-ignore no-explicit-any
-  const stream = (service as any)._connection?.stream;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const polite = service.destroy().catch(() => {});
-  stream?.resume?.();
-  await Promise.race([
-    polite,
-    new Promise<void>((r) => timer = setTimeout(r, 2000)),
-  ]);
-  clearTimeout(timer);
-  stream?.destroy?.();
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ddlTargets } from "../../../src/source/mysql/mysql_ddl.ts";
-import { eventName } from "../../../src/source/mysql/mysql_binlog_source.ts";
+import { eventName } from "../../../src/source/mysql/zongji_adapter.ts";
 
 const t = (q: string, db: string | null = "shop") =>
   ddlTargets(q, db)?.map((x) => `${x.kind} ${x.database}.${x.table}`) ?? null;

@@ -13,7 +13,7 @@ import {
   mysqlSnapshotDecoder,
   snapshotSelectExpr,
 } from "../../../src/source/mysql/mysql_value_decoder.ts";
-import { patchZongjiColumns } from "../../../src/source/mysql/mysql_binlog_source.ts";
+import { patchZongjiColumns } from "../../../src/source/mysql/zongji_adapter.ts";
 import { JsonRowBatch } from "../../../src/core/json_row_batch.ts";
 
 const snap = (
