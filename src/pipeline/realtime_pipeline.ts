@@ -351,11 +351,16 @@ export class RealtimePipeline {
         await sleep(backoffMs(failures, retry.waitMs), this.#internal.signal);
       }
     }
-    this.signal.removeEventListener("abort", stop);
-    // Drain: every queued batch is written (or its table skipped), then the checkpoint.
-    while (this.#busyWriters() && this.#fatal === null) await this.#changed();
-    this.#advance();
-    await this.#commit();
+    // Drain: every queued batch is written (or its table skipped), then the checkpoint. A
+    // stop still ends the writers' retry waits while they drain (the source may have ended
+    // on its own, with an error).
+    try {
+      while (this.#busyWriters() && this.#fatal === null) await this.#changed();
+      this.#advance();
+      await this.#commit();
+    } finally {
+      this.signal.removeEventListener("abort", stop);
+    }
     const error = this.#fatal ?? sourceError;
     if (error) throw error;
     const tables = [...this.#writers.values()].map((w): RealtimeTableOutcome => ({

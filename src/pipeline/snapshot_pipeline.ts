@@ -209,12 +209,14 @@ export class SnapshotPipeline {
         const batches: Promise<void>[] = [];
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);
-          batches.push(
-            this.#writeBatch(lane, name, stream, batch).then(() => {
-              rows += batch.length;
-              this.progress.rowsWritten(name, batch.length);
-            }),
-          );
+          const written = this.#writeBatch(lane, name, stream, batch).then(() => {
+            rows += batch.length;
+            this.progress.rowsWritten(name, batch.length);
+          });
+          // Its failure is seen through `inflight`; until then (or when an earlier chunk's
+          // failure ends the table first) it must not be an unhandled rejection.
+          written.catch(() => {});
+          batches.push(written);
         }
         await inflight;
         // Every batch of the previous chunk is written (retries too): its buffer is free.
