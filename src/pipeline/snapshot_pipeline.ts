@@ -1,22 +1,23 @@
 import { collectGarbageHint } from "./memory_budget.ts";
-import { type EntryField, entryText } from "../core/entry_field.ts";
+import type { EntryField } from "../core/entry_field.ts";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
-import { ExistingStreamsError, ReplicantError, SinkError } from "../core/errors.ts";
+import { ExistingStreamsError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
-import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { metrics } from "../observe/replicant_metrics.ts";
+import { metrics as globalMetrics, type ReplicantMetrics } from "../observe/replicant_metrics.ts";
 import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
 import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
+import type { RetrySettings } from "./retry_policy.ts";
 import {
-  backoffMs,
-  boundedAfterStop,
-  type RetrySettings,
-  sleep,
-  STOP_GRACE_MS,
-} from "./retry_policy.ts";
+  type PipelineLog,
+  type RetryContext,
+  retryFailedEntries,
+  StopBound,
+  StoppedWhileRetrying,
+  TableFailure,
+} from "./batch_retry.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import type {
   KeyValue,
@@ -58,21 +59,6 @@ export interface SnapshotOutcome {
   interrupted: boolean;
 }
 
-class TableFailure extends ReplicantError {}
-
-/**
- * The run was asked to stop while a batch waited to be retried after a lost connection.
- * What landed of the table's batches is their first entries (one connection runs them in
- * order), so the table resumes after its stream's tail.
- */
-class StoppedWhileRetrying extends ReplicantError {}
-
-function stoppedAfter(err: Error): StoppedWhileRetrying {
-  return new StoppedWhileRetrying(
-    `stopped while writes cut off by ${err.message} wait to be retried`,
-  );
-}
-
 /**
  * Copies every selected table into its stream: `threads` tables at a time, each read in key
  * order and written in pipelined batches, two chunks in flight so reading, encoding and
@@ -85,7 +71,7 @@ export class SnapshotPipeline {
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: SnapshotSettings,
-    private readonly log: ReplicationLog,
+    private readonly log: PipelineLog,
     private readonly progress: SnapshotProgress,
     private readonly signal: AbortSignal,
     /**
@@ -93,7 +79,20 @@ export class SnapshotPipeline {
      * snapshot position) and before any of its rows is written.
      */
     private readonly beforeFirstWrite?: (table: TableSchema) => Promise<void>,
-  ) {}
+    private readonly metrics: ReplicantMetrics = globalMetrics,
+  ) {
+    this.#retry = {
+      sink,
+      retry: settings.retry,
+      signal,
+      log,
+      metrics,
+      bound: new StopBound(signal),
+    };
+  }
+
+  /** What a batch's retries need (batch_retry.ts). */
+  readonly #retry: RetryContext;
 
   async run(): Promise<SnapshotOutcome> {
     const tables = await this.source.tables();
@@ -244,7 +243,7 @@ export class SnapshotPipeline {
       );
       this.progress.tableFinished(name, skip ? "skipped" : "failed", message);
       if (!skip) throw err;
-      metrics.skippedTable("snapshot");
+      this.metrics.skippedTable("snapshot");
       return { table: name, stream, rows, status: "skipped", error: message };
     }
     if (this.signal.aborted) {
@@ -252,7 +251,7 @@ export class SnapshotPipeline {
       return { table: name, stream, rows, status: "interrupted" };
     }
     try {
-      await this.#bounded(this.checkpoints.write({ [snapshotDoneField(stream)]: "1" }));
+      await this.#retry.bound.call(this.checkpoints.write({ [snapshotDoneField(stream)]: "1" }));
     } catch (err) {
       // Not marked done: a resume reads on after the stream's tail and finds nothing more.
       if (!this.signal.aborted) throw err;
@@ -282,121 +281,21 @@ export class SnapshotPipeline {
   }
 
   /** Writes a batch; on partial failure retries only the entries that failed (the others stay). */
-  async #writeBatch(lane: StreamLane, table: string, stream: string, entries: EntryField[][]) {
-    let pending = entries;
-    /** The last try lost its connection: some of `pending` may have landed unseen. */
-    let unknown = false;
-    /** Entries landed but their replicas were not confirmed (wait-for-replicas). */
-    let unreplicated = false;
-    let t0 = performance.now();
-    for (let attempt = 0;; attempt++) {
-      let errors: (Error | null)[];
-      try {
-        if (unknown) {
-          const left = await this.#bounded(this.#notLanded(stream, pending));
-          // All landed: they count once their replicas have them too.
-          if (left.length === 0 && unreplicated) await lane.waitForReplicas(stream);
-          pending = left;
-        }
-        unknown = false;
-        if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
-        await this.sink.awaitMemory(this.signal, this.log);
-        t0 = performance.now();
-        // Snapshot entries need no ids back: order and undo do not matter here.
-        errors = (await this.#bounded(lane.append(stream, pending, false))).errors;
-      } catch (err) {
-        errors = pending.map(() => err as Error);
-        unknown = true;
-        unreplicated ||= this.sink.isReplicaWait(err);
-        await this.sink.settleLost(err, undefined, this.signal);
-      }
-      const failed = pending.filter((_, i) => errors[i] !== null);
-      if (failed.length === 0) {
-        return metrics.snapshotBatch(table, entries.length, performance.now() - t0);
-      }
-      const firstError = errors.find((e) => e !== null)!;
-      metrics.redisFailed(firstError);
-      if (this.signal.aborted && unknown) throw stoppedAfter(firstError);
-      const kind = this.sink.classifyError(firstError);
-      if (kind === "oom") this.sink.memoryPressure();
-      if (this.settings.logRowLevelErrors) {
-        pending.forEach((fields, i) => {
-          if (errors[i]) {
-            this.log.warn(
-              `row of ${table} failed (${errors[i]!.message}): key ${
-                keyText(entryText(fields), this.settings.entry.format).slice(0, 500)
-              }`,
-            );
-          }
-        });
-      }
-      if (
-        kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
-      ) {
-        throw new TableFailure(
-          `${failed.length} of ${pending.length} entries not accepted by stream "${stream}" after ${
-            attempt + 1
-          } tries: ${firstError.message}`,
-        );
-      }
-      metrics.retry("snapshot");
-      // OOM is backpressure: wait for memory to free instead of counting it as a failure.
-      await sleep(
-        backoffMs(
-          kind === "oom" ? Math.min(attempt + 1, 4) : attempt + 1,
-          this.settings.retry.waitMs,
-        ),
-        this.signal,
-      );
-      if (this.signal.aborted) {
-        if (unknown) throw stoppedAfter(firstError);
-        // Rows that Redis refused may sit before rows that landed, which --resume would
-        // take as the table's progress.
-        throw new SinkError(
-          `interrupted while retrying ${failed.length} row(s) that "${stream}" refused ` +
-            `(${firstError.message}); rows after them may have landed, so --resume could ` +
-            `skip them: start this id again with --overwrite --replace-existing`,
-          stream,
-        );
-      }
-      pending = failed;
-    }
+  #writeBatch(lane: StreamLane, table: string, stream: string, entries: EntryField[][]) {
+    return retryFailedEntries(this.#retry, {
+      lane,
+      table,
+      stream,
+      entries,
+      format: this.settings.entry.format,
+      logRowLevelErrors: this.settings.logRowLevelErrors,
+      landedScan: (n) => this.#landedScan(n),
+      done: (rows, ms) => this.metrics.snapshotBatch(table, rows, ms),
+    });
   }
 
   /** Newest entries that can hold what landed of `pending` entries cut off (see #notLanded). */
   #landedScan(pending: number): number {
     return pending + 2 * this.settings.fetchRows + this.settings.batchRows;
   }
-
-  /** A Redis call that gives up STOP_GRACE_MS after the stop (see boundedAfterStop). */
-  #bounded<T>(call: Promise<T>): Promise<T> {
-    return boundedAfterStop(call, this.signal, STOP_GRACE_MS, () => {});
-  }
-
-  /**
-   * After a lost connection, the entries of `pending` that are not in the stream yet: a
-   * table's batches go in order over one connection, so what landed is among the stream's
-   * newest entries (at most two chunks in flight); compared by key, which is unique.
-   */
-  async #notLanded(stream: string, pending: EntryField[][]): Promise<EntryField[][]> {
-    const scan = this.#landedScan(pending.length);
-    const tail = await this.sink.newest(stream, scan);
-    const format = this.settings.entry.format;
-    const present = new Set(tail.map(([, fields]) => keyText(fields, format)));
-    const left = pending.filter((fields) => !present.has(keyText(entryText(fields), format)));
-    if (left.length < pending.length) {
-      this.log.info(
-        `${pending.length - left.length} of ${pending.length} entries of a batch cut off from ` +
-          `"${stream}" had landed; retrying only the other ${left.length}`,
-      );
-    }
-    return left;
-  }
-}
-
-/** The key text of an entry, whatever the message format. */
-function keyText(fields: string[], format: EntryOptions["format"]): string {
-  if (format === "compact") return fields[0];
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];
-  return fields.join("\u0000");
 }

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { SinkError } from "../../src/core/errors.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import type { TableSchema } from "../../src/core/table_schema.ts";
-import type { ReplicationLog } from "../../src/observe/replication_log.ts";
 import { SnapshotProgress } from "../../src/observe/snapshot_progress.ts";
 import { snapshotDoneField } from "../../src/ports/checkpoint.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../../src/pipeline/snapshot_pipeline.ts";
@@ -74,7 +73,7 @@ function pipeline(r: Run, over: Partial<SnapshotSettings> = {}): SnapshotPipelin
     naming,
     r.store,
     settings(over),
-    r.log as unknown as ReplicationLog,
+    r.log,
     new SnapshotProgress({ write() {} }, 3_600_000),
     r.controller.signal,
   );
