@@ -1,6 +1,5 @@
-import { collectGarbageHint } from "./memory_budget.ts";
 import type { ChangeEvent } from "../core/change_event.ts";
-import { type EntryOptions, streamArena } from "../core/entry_encoder.ts";
+import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
@@ -24,7 +23,7 @@ import {
   REALTIME_SCHEMAS_FIELD,
   skipThroughOf,
 } from "../ports/checkpoint.ts";
-import { metrics as globalMetrics, type ReplicantMetrics } from "../observe/replicant_metrics.ts";
+import { type PipelineState, processPipelineState } from "./pipeline_state.ts";
 import { type PipelineLog, type RetryContext, silentLog, StopBound } from "./batch_retry.ts";
 import { CheckpointCommitter } from "./checkpoint_committer.ts";
 import { RealtimeRunState } from "./realtime_run_state.ts";
@@ -155,8 +154,10 @@ export class RealtimePipeline {
     private readonly settings: RealtimeSettings,
     private readonly log: PipelineLog,
     private readonly signal: AbortSignal,
-    private readonly metrics: ReplicantMetrics = globalMetrics,
+    /** What the run counts in and allocates from (pipeline_state.ts). */
+    private readonly state: PipelineState = processPipelineState,
   ) {
+    const metrics = state.metrics;
     this.#global = settings.replayConsistency === "GLOBAL";
     this.#skipThrough = new Map(settings.skipThrough ?? []);
     this.#schemas = new SchemaTracker(
@@ -190,7 +191,7 @@ export class RealtimePipeline {
     }, {
       accepted: (tx) => this.#checkpointer.accepted(tx),
       progressed: () => this.#advance(),
-      release: (block) => streamArena.release(block),
+      release: (block) => state.arena.release(block),
     }, metrics);
     this.#router = new RealtimeRouter(
       this.#pool,
@@ -200,6 +201,7 @@ export class RealtimePipeline {
       this.#skipThrough,
       (tx) => this.#checkpointer.add(tx),
       settings.ddlStream ?? null,
+      state.arena,
     );
     this.#committer = new CheckpointCommitter(
       this.#run,
@@ -234,7 +236,7 @@ export class RealtimePipeline {
     const stop = () => this.#run.stop();
     if (this.signal.aborted) stop();
     this.signal.addEventListener("abort", stop, { once: true });
-    this.metrics.oldestPendingMs = () => this.#pool.oldestPendingMs();
+    this.state.metrics.oldestPendingMs = () => this.#pool.oldestPendingMs();
     this.log.info(
       `realtime (${
         this.#global ? "GLOBAL" : "EVENTUAL"
@@ -345,7 +347,7 @@ export class RealtimePipeline {
   }
 
   async #onTransaction(part: SourceTransactionPart): Promise<void> {
-    collectGarbageHint();
+    this.state.memory.collectGarbageHint();
     if (this.#run.failed) throw this.#run.fatal;
     this.#deliveries++;
     let tx = this.#open;
@@ -404,6 +406,7 @@ export async function streamChanges(
   naming: StreamNaming,
   settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough">,
   signal: AbortSignal,
+  state: PipelineState = processPipelineState,
 ): Promise<RealtimeOutcome> {
   const skipThrough = skipThroughOf(await run.checkpoints.read());
   const opened = await connector.openStream(run, afterSnapshot);
@@ -416,6 +419,7 @@ export async function streamChanges(
       { ...settings, resume: opened.resume, sortKeyOf: connector.sortKeyOfSource, skipThrough },
       run.log,
       signal,
+      state,
     ).run();
   } finally {
     await opened.close();

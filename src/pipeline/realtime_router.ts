@@ -1,5 +1,6 @@
 import type { ChangeEvent } from "../core/change_event.ts";
-import { type EntryOptions, streamArena, TableEntryEncoder } from "../core/entry_encoder.ts";
+import type { ByteArena } from "../core/byte_arena.ts";
+import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
 import { fieldLength } from "../core/entry_field.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
@@ -37,6 +38,8 @@ export class RealtimeRouter {
     private readonly pending: (tx: InFlightTransaction) => void,
     /** DDL replication on: the DDL stream receives every schema change. */
     private readonly ddlStream: string | null,
+    /** Where changes are encoded; each block is held until its entries are accepted. */
+    private readonly arena: ByteArena,
   ) {}
 
   /** The writer and encoder of a schema object, made once per object (hot path). */
@@ -46,7 +49,7 @@ export class RealtimeRouter {
       const stream = this.global ? this.naming.globalCdcStream() : this.naming.cdcStream(table.id);
       r = {
         writer: this.pool.writer(stream, this.global ? ALL_TABLES : qualifiedName(table.id)),
-        encoder: new TableEntryEncoder(table, this.entry, true),
+        encoder: new TableEntryEncoder(table, this.entry, true, this.arena),
       };
       this.#routes.set(table, r);
     }
@@ -69,7 +72,7 @@ export class RealtimeRouter {
     }
     const entries = route.encoder.encode(ev, now);
     const block = route.encoder.lastBlock;
-    if (block !== null) streamArena.hold(block);
+    if (block !== null) this.arena.hold(block);
     let bytes = 64;
     for (const e of entries) for (const f of e) bytes += fieldLength(f);
     this.pending(tx);

@@ -1,4 +1,3 @@
-import { collectGarbageHint } from "./memory_budget.ts";
 import type { EntryField } from "../core/entry_field.ts";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
@@ -6,7 +5,7 @@ import { ExistingStreamsError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { metrics as globalMetrics, type ReplicantMetrics } from "../observe/replicant_metrics.ts";
+import { type PipelineState, processPipelineState } from "./pipeline_state.ts";
 import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
 import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
 import type { RetrySettings } from "./retry_policy.ts";
@@ -79,14 +78,15 @@ export class SnapshotPipeline {
      * snapshot position) and before any of its rows is written.
      */
     private readonly beforeFirstWrite?: (table: TableSchema) => Promise<void>,
-    private readonly metrics: ReplicantMetrics = globalMetrics,
+    /** What the run counts in (pipeline_state.ts). */
+    private readonly state: PipelineState = processPipelineState,
   ) {
     this.#retry = {
       sink,
       retry: settings.retry,
       signal,
       log,
-      metrics,
+      metrics: state.metrics,
       bound: new StopBound(signal),
     };
   }
@@ -225,7 +225,7 @@ export class SnapshotPipeline {
         // Swallow here; the error is rethrown by the next `await inflight`.
         inflight.catch(() => {});
         if (this.signal.aborted) break;
-        collectGarbageHint();
+        this.state.memory.collectGarbageHint();
       }
       if (!started) await this.beforeFirstWrite?.(table.schema);
       await inflight;
@@ -243,7 +243,7 @@ export class SnapshotPipeline {
       );
       this.progress.tableFinished(name, skip ? "skipped" : "failed", message);
       if (!skip) throw err;
-      this.metrics.skippedTable("snapshot");
+      this.state.metrics.skippedTable("snapshot");
       return { table: name, stream, rows, status: "skipped", error: message };
     }
     if (this.signal.aborted) {
@@ -290,7 +290,7 @@ export class SnapshotPipeline {
       format: this.settings.entry.format,
       logRowLevelErrors: this.settings.logRowLevelErrors,
       landedScan: (n) => this.#landedScan(n),
-      done: (rows, ms) => this.metrics.snapshotBatch(table, rows, ms),
+      done: (rows, ms) => this.state.metrics.snapshotBatch(table, rows, ms),
     });
   }
 

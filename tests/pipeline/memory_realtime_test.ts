@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type ArenaBlock, ByteArena } from "../../src/core/byte_arena.ts";
+import { BatchChangeEvent } from "../../src/core/change_event.ts";
 import { InDoubtError, SinkError } from "../../src/core/errors.ts";
+import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
+import { metrics as globalMetrics, ReplicantMetrics } from "../../src/observe/replicant_metrics.ts";
+import { MemoryBudget } from "../../src/pipeline/memory_budget.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import { REALTIME_CHECKPOINT_FIELD } from "../../src/ports/checkpoint.ts";
 import type { SourceTransaction, SourceTransactionPart } from "../../src/ports/streaming_source.ts";
@@ -370,4 +375,78 @@ Deno.test("realtime over memory: a source that fails inside a transaction in par
   assert.deepEqual(rowIds(r.sink.entries(S2)), range(1, 10));
   assert.equal(out.checkpoint, "10");
   assertCheckpointsFollowData(r);
+});
+
+/** An arena that counts the blocks held for entries not yet accepted. */
+class CountingArena extends ByteArena {
+  held = 0;
+  holds = 0;
+  /** Blocks the encoder asked for room in. */
+  rooms = 0;
+  override room(need: number): ArenaBlock {
+    this.rooms++;
+    return super.room(need);
+  }
+  override hold(block: ArenaBlock): void {
+    this.held++;
+    this.holds++;
+    super.hold(block);
+  }
+  override release(block: ArenaBlock): void {
+    this.held--;
+    super.release(block);
+  }
+}
+
+/** `metric{labels} value` of a rendered registry (0 when absent). */
+function metricValue(m: ReplicantMetrics, series: string): number {
+  const line = m.render().split("\n").find((l) => l.startsWith(series + " "));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+Deno.test("realtime over memory: a run counts in and allocates from the state it is handed", async () => {
+  // Byte rows, as sources deliver them: the encoder writes them into the arena.
+  const txs = transactions(12).map((tx) => ({
+    ...tx,
+    events: tx.events.map((ev) =>
+      new BatchChangeEvent(ev.table, ev.op, {
+        batch: JsonRowBatch.fromRows(2, [ev.after!]),
+        before: -1,
+        after: 0,
+      }, ev.position)
+    ),
+  }));
+  const r = bed(txs);
+  r.sink.fault({ op: "append", stream: S1, fault: { refuse: [1], error: retriable() } });
+  const state = {
+    metrics: new ReplicantMetrics(),
+    arena: new CountingArena(256, 4),
+    memory: new MemoryBudget(),
+  };
+  const globalRetries = metricValue(
+    globalMetrics,
+    'replicant_batch_retries_total{phase="realtime"}',
+  );
+  const run = new RealtimePipeline(
+    r.source,
+    r.sink,
+    naming,
+    r.store,
+    settings(),
+    r.log,
+    r.controller.signal,
+    state,
+  );
+  await run.run();
+  assert.deepEqual(rowIds(r.sink.entries(S1)), range(1, 12));
+  assert.equal(metricValue(state.metrics, 'replicant_batch_retries_total{phase="realtime"}'), 1);
+  assert.ok(metricValue(state.metrics, "replicant_undone_entries_total") >= 2);
+  assert.equal(
+    metricValue(globalMetrics, 'replicant_batch_retries_total{phase="realtime"}'),
+    globalRetries,
+    "the process's metrics counted a run that was handed its own",
+  );
+  assert.equal(state.arena.rooms, 24, "every change is encoded into the run's arena");
+  assert.equal(state.arena.holds, 24);
+  assert.equal(state.arena.held, 0, "a block is still held after every entry was accepted");
 });
