@@ -294,7 +294,7 @@ export class SnapshotPipeline {
     });
   }
 
-  /** Newest entries that can hold what landed of `pending` entries cut off (see #notLanded). */
+  /** Newest entries that can hold what landed of `pending` entries cut off (retryFailedEntries). */
   #landedScan(pending: number): number {
     return pending + 2 * this.settings.fetchRows + this.settings.batchRows;
   }
