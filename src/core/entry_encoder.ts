@@ -135,8 +135,8 @@ export class TableEntryEncoder<W extends boolean = false> {
   readonly #wrap: boolean;
   #bytes: BytePlan | null = null;
   /**
-   * The `streamArena` block the entries of the last `encode` point into (null: none); hold
-   * it while they wait for Redis, then `streamArena.release` it.
+   * The arena block the entries of the last `encode` point into (null: none); hold it while
+   * they wait for Redis, then release it.
    */
   lastBlock: ArenaBlock | null = null;
 
@@ -144,7 +144,13 @@ export class TableEntryEncoder<W extends boolean = false> {
    * `wrap`: schema-wrapped keys and values come as WrappedField (writers that encode the
    * constant schema half once); otherwise every field is a string.
    */
-  constructor(readonly table: TableSchema, options: EntryOptions, wrap?: W) {
+  constructor(
+    readonly table: TableSchema,
+    options: EntryOptions,
+    wrap?: W,
+    /** Where `encode` writes byte rows (the caller holds and releases `lastBlock` in it). */
+    private readonly arena: ByteArena = streamArena,
+  ) {
     this.#wrap = wrap === true;
     this.#format = options.format;
     this.#tombstones = options.tombstones;
@@ -349,7 +355,7 @@ export class TableEntryEncoder<W extends boolean = false> {
       r < 0 ? 4 : batch.start((r + 1) * columns) - batch.start(r * columns);
     const need = 2 * (rowBytes(before) + rowBytes(after)) + 2 * plan.perRow +
       3 * (fields.length + plan.sourceStreaming.length) + 160;
-    const block = this.lastBlock = streamArena.room(need);
+    const block = this.lastBlock = this.arena.room(need);
     const out = block.bytes;
     let p = block.used;
     const c = plan.consts;

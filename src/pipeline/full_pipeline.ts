@@ -1,4 +1,5 @@
 import type { ReplicationLog } from "../observe/replication_log.ts";
+import type { PipelineState } from "./pipeline_state.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { SNAPSHOT_COMPLETE_FIELD } from "../ports/checkpoint.ts";
@@ -28,6 +29,8 @@ export interface FullSpec {
   /** Called when realtime starts, after the snapshot (or when it was already complete). */
   realtimeStarts?: () => void;
   signal: AbortSignal;
+  /** What the run counts in and allocates from (default: the process's). */
+  state?: PipelineState;
 }
 
 export interface FullOutcome {
@@ -66,6 +69,7 @@ export async function runFull(spec: FullSpec): Promise<FullOutcome> {
         spec.progress,
         signal,
         handoff.tableStarts,
+        spec.state,
       ).run();
       done = await handoff.completed();
     } finally {
@@ -89,6 +93,7 @@ export async function runFull(spec: FullSpec): Promise<FullOutcome> {
     spec.naming,
     spec.realtime,
     signal,
+    spec.state,
   );
   return { snapshot, realtime, interrupted: realtime.interrupted };
 }

@@ -10,17 +10,28 @@ import process from "node:process";
  */
 const RSS_BUDGET = 128 * 1024 * 1024;
 const GROWTH = 48 * 1024 * 1024;
-let lastCheck = 0;
-let afterLastGc = 0;
+
+/** When to ask for a full collection; RSS is the process's, so a run shares one. */
+export class MemoryBudget {
+  #lastCheck = 0;
+  #afterLastGc = 0;
+
+  collectGarbageHint(): void {
+    const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+    if (!bun) return;
+    // At most every 50 ms: reading RSS is a system call.
+    const now = Date.now();
+    if (now - this.#lastCheck < 50) return;
+    this.#lastCheck = now;
+    if (process.memoryUsage.rss() < Math.max(RSS_BUDGET, this.#afterLastGc + GROWTH)) return;
+    bun.gc(true);
+    this.#afterLastGc = process.memoryUsage.rss();
+  }
+}
+
+/** The process's budget, for code that is not handed one. */
+export const processMemoryBudget = new MemoryBudget();
 
 export function collectGarbageHint(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (!bun) return;
-  // At most every 50 ms: reading RSS is a system call.
-  const now = Date.now();
-  if (now - lastCheck < 50) return;
-  lastCheck = now;
-  if (process.memoryUsage.rss() < Math.max(RSS_BUDGET, afterLastGc + GROWTH)) return;
-  bun.gc(true);
-  afterLastGc = process.memoryUsage.rss();
+  processMemoryBudget.collectGarbageHint();
 }

@@ -1,22 +1,22 @@
-import { collectGarbageHint } from "./memory_budget.ts";
 import { type EntryField, entryText } from "../core/entry_field.ts";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
-import { ExistingStreamsError, ReplicantError, SinkError } from "../core/errors.ts";
+import { ExistingStreamsError, SinkError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
-import type { ReplicationLog } from "../observe/replication_log.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { metrics } from "../observe/replicant_metrics.ts";
+import { type PipelineState, processPipelineState } from "./pipeline_state.ts";
 import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
 import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
+import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
 import {
-  backoffMs,
-  boundedAfterStop,
-  type RetrySettings,
-  sleep,
-  STOP_GRACE_MS,
-} from "./retry_policy.ts";
+  keyText,
+  type PipelineLog,
+  type RetryContext,
+  StopBound,
+  StoppedWhileRetrying,
+  TableFailure,
+} from "./batch_retry.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import type {
   KeyValue,
@@ -58,8 +58,6 @@ export interface SnapshotOutcome {
   interrupted: boolean;
 }
 
-class TableFailure extends ReplicantError {}
-
 /**
  * One batch of a table among the table's batches, in the order they are sent. Redis keeps a
  * stream in the order entries land and --resume continues after the stream's newest entry,
@@ -79,13 +77,6 @@ interface BatchTurn {
   troubled: boolean;
 }
 
-/**
- * The run was asked to stop while a batch waited to be retried after a lost connection.
- * What landed of the table's batches is their first entries (one connection runs them in
- * order), so the table resumes after its stream's tail.
- */
-class StoppedWhileRetrying extends ReplicantError {}
-
 function stoppedAfter(err: Error): StoppedWhileRetrying {
   return new StoppedWhileRetrying(
     `stopped while writes cut off by ${err.message} wait to be retried`,
@@ -104,7 +95,7 @@ export class SnapshotPipeline {
     private readonly naming: StreamNaming,
     private readonly checkpoints: CheckpointStore,
     private readonly settings: SnapshotSettings,
-    private readonly log: ReplicationLog,
+    private readonly log: PipelineLog,
     private readonly progress: SnapshotProgress,
     private readonly signal: AbortSignal,
     /**
@@ -112,7 +103,21 @@ export class SnapshotPipeline {
      * snapshot position) and before any of its rows is written.
      */
     private readonly beforeFirstWrite?: (table: TableSchema) => Promise<void>,
-  ) {}
+    /** What the run counts in (pipeline_state.ts). */
+    private readonly state: PipelineState = processPipelineState,
+  ) {
+    this.#retry = {
+      sink,
+      retry: settings.retry,
+      signal,
+      log,
+      metrics: state.metrics,
+      bound: new StopBound(signal),
+    };
+  }
+
+  /** What a batch's retries need (batch_retry.ts). */
+  readonly #retry: RetryContext;
 
   async run(): Promise<SnapshotOutcome> {
     const tables = await this.source.tables();
@@ -231,12 +236,14 @@ export class SnapshotPipeline {
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);
           previous = this.#batchInTurn(lane, name, stream, batch, previous);
-          batches.push(
-            previous.done.then(() => {
-              rows += batch.length;
-              this.progress.rowsWritten(name, batch.length);
-            }),
-          );
+          const written = previous.done.then(() => {
+            rows += batch.length;
+            this.progress.rowsWritten(name, batch.length);
+          });
+          // Its failure is seen through `inflight`; until then (or when an earlier chunk's
+          // failure ends the table first) it must not be an unhandled rejection.
+          written.catch(() => {});
+          batches.push(written);
         }
         await inflight;
         // Every batch of the previous chunk is written (retries too): its buffer is free.
@@ -246,7 +253,7 @@ export class SnapshotPipeline {
         // Swallow here; the error is rethrown by the next `await inflight`.
         inflight.catch(() => {});
         if (this.signal.aborted) break;
-        collectGarbageHint();
+        this.state.memory.collectGarbageHint();
       }
       if (!started) await this.beforeFirstWrite?.(table.schema);
       await inflight;
@@ -264,7 +271,7 @@ export class SnapshotPipeline {
       );
       this.progress.tableFinished(name, skip ? "skipped" : "failed", message);
       if (!skip) throw err;
-      metrics.skippedTable("snapshot");
+      this.state.metrics.skippedTable("snapshot");
       return { table: name, stream, rows, status: "skipped", error: message };
     }
     if (this.signal.aborted) {
@@ -272,7 +279,7 @@ export class SnapshotPipeline {
       return { table: name, stream, rows, status: "interrupted" };
     }
     try {
-      await this.#bounded(this.checkpoints.write({ [snapshotDoneField(stream)]: "1" }));
+      await this.#retry.bound.call(this.checkpoints.write({ [snapshotDoneField(stream)]: "1" }));
     } catch (err) {
       // Not marked done: a resume reads on after the stream's tail and finds nothing more.
       if (!this.signal.aborted) throw err;
@@ -370,7 +377,7 @@ export class SnapshotPipeline {
           pending = left;
         }
         unknown = false;
-        if (pending.length === 0) return metrics.snapshotBatch(table, entries.length, 0);
+        if (pending.length === 0) return this.state.metrics.snapshotBatch(table, entries.length, 0);
         await this.sink.awaitMemory(this.signal, this.log);
         if (before?.troubled) {
           // An earlier batch failed while this one waited to be sent: it goes after it.
@@ -411,11 +418,11 @@ export class SnapshotPipeline {
       const failed = pending.filter((_, i) => errors[i] !== null);
       if (failed.length === 0) {
         if (attempt === 0) clean();
-        return metrics.snapshotBatch(table, entries.length, performance.now() - t0);
+        return this.state.metrics.snapshotBatch(table, entries.length, performance.now() - t0);
       }
       trouble();
       const firstError = errors.find((e) => e !== null)!;
-      metrics.redisFailed(firstError);
+      this.state.metrics.redisFailed(firstError);
       if (this.signal.aborted && unknown) throw stoppedAfter(firstError);
       const kind = this.sink.classifyError(firstError);
       if (kind === "oom") this.sink.memoryPressure();
@@ -456,7 +463,7 @@ export class SnapshotPipeline {
           } tries: ${firstError.message}`,
         );
       }
-      metrics.retry("snapshot");
+      this.state.metrics.retry("snapshot");
       // OOM is backpressure: wait for memory to free instead of counting it as a failure.
       await sleep(
         backoffMs(
@@ -484,9 +491,9 @@ export class SnapshotPipeline {
     return pending + 2 * this.settings.fetchRows + this.settings.batchRows;
   }
 
-  /** A Redis call that gives up STOP_GRACE_MS after the stop (see boundedAfterStop). */
+  /** A sink call that gives up a grace period after the stop (StopBound). */
   #bounded<T>(call: Promise<T>): Promise<T> {
-    return boundedAfterStop(call, this.signal, STOP_GRACE_MS, () => {});
+    return this.#retry.bound.call(call);
   }
 
   /**
@@ -575,13 +582,6 @@ export class SnapshotPipeline {
     const format = this.settings.entry.format;
     return new Map(tail.map(([id, fields]) => [keyText(fields, format), id]));
   }
-}
-
-/** The key text of an entry, whatever the message format. */
-function keyText(fields: string[], format: EntryOptions["format"]): string {
-  if (format === "compact") return fields[0];
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];
-  return fields.join("\u0000");
 }
 
 /** The entries of the batches sent after `turn` (see BatchTurn). */
