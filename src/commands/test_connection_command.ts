@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import net from "node:net";
+import process from "node:process";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, loadFilter, type RedisConnection } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
@@ -323,7 +324,13 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   }
   const failures = count.FAILED;
   if (format === "text") {
-    out.print(renderTable(["connection", "check", "status", "detail"], rows));
+    // The detail column is wrapped to fit the terminal (80 columns, less on a narrower one).
+    const columns = process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : 80;
+    out.print(
+      renderTable(["connection", "check", "status", "detail"], rows, {
+        width: Math.min(80, columns),
+      }),
+    );
   }
   out.result(
     {

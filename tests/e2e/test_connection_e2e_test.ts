@@ -29,6 +29,14 @@ function report(home: string, name: string, id = "default"): Report {
   return JSON.parse(readFileSync(join(home, "data", id, `test_connection_${name}.json`), "utf8"));
 }
 
+/**
+ * The printed table with each wrapped detail joined back onto its row: continuation lines
+ * are indented to the detail column, table rows start with the connection file.
+ */
+function unwrapped(stdout: string): string {
+  return stdout.replace(/\n {4,}(?=\S)/g, " ");
+}
+
 /** A port nothing listens on right now (the kernel picks it). */
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -58,19 +66,27 @@ Deno.test("test-connection: the configured servers pass every check (exit 0)", a
   assert.equal(r.code, 0, r.stdout + r.stderr);
   // The private Redis runs without persistence: a warning, which the verdict counts rather
   // than calling everything passed.
-  assert.match(r.stdout, /persistence\s+WARNING\s+appendonly no/);
+  assert.match(unwrapped(r.stdout), /persistence\s+WARNING\s+appendonly no/);
+  // The detail column is wrapped: rows fit 80 columns, or the detail keeps 30 of its own.
+  const lines = r.stdout.split("\n");
+  const header = lines.findIndex((l) => /^connection +check +status +detail$/.test(l));
+  assert.ok(header >= 0, r.stdout);
+  const detailAt = lines[header].indexOf("detail");
+  const table = lines.slice(header + 2).filter((l) => l.startsWith(home.dir) || /^ {4,}\S/.test(l));
+  assert.ok(table.some((l) => /^ {4,}\S/.test(l)), `no detail wrapped:\n${r.stdout}`);
+  for (const l of table) assert.ok(l.length <= Math.max(80, detailAt + 30), l);
   const rows = (status: string) => r.stdout.split("\n").filter((l) => l.includes(`  ${status}  `));
   assert.equal(rows("FAILED").length, 0, r.stdout);
   const warnings = rows("WARNING").length;
   assert.doesNotMatch(r.stdout, /All .*checks passed/);
   assert.match(
-    r.stdout,
+    unwrapped(r.stdout),
     new RegExp(
       `No check failed: ${rows("PASSED").length} passed, ${warnings} warnings?\\. Read the WARNING`,
     ),
   );
   for (const check of ["wal_level", "binlog_format", "ACL rights", "maxmemory-policy"]) {
-    assert.match(r.stdout, new RegExp(`${check}\\s+PASSED`), check);
+    assert.match(unwrapped(r.stdout), new RegExp(`${check}\\s+PASSED`), check);
   }
   for (const name of ["postgresql", "mysql", "redis_stream"]) {
     const rep = report(home.dir, name, "tc_ok");
@@ -98,12 +114,12 @@ Deno.test("test-connection: a PostgreSQL user without REPLICATION is named (exit
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(
-      r.stdout,
+      unwrapped(r.stdout),
       new RegExp(
         `replication privilege\\s+FAILED\\s+user "${role}" may not stream changes: run ALTER ROLE "${role}" WITH REPLICATION`,
       ),
     );
-    assert.match(r.stdout, /wal_level\s+PASSED/);
+    assert.match(unwrapped(r.stdout), /wal_level\s+PASSED/);
   } finally {
     await db.query(`DROP ROLE ${role}`);
     await db.end();
@@ -157,7 +173,7 @@ Deno.test("test-connection: PostgreSQL with wal_level=replica is named (exit 1)"
     );
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /wal_level\s+FAILED\s+wal_level is replica/);
+    assert.match(unwrapped(r.stdout), /wal_level\s+FAILED\s+wal_level is replica/);
     const rep = report(home.dir, "pg_replica");
     assert.match(rep.errorMessages.wal_level, /wal_level = logical/);
     assert.equal(rep.readAccessToCdcLogs, "FAILED");
@@ -206,9 +222,9 @@ Deno.test("test-connection: Redis with allkeys-lru and a user without XADD (exit
     );
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /ACL rights\s+FAILED\s+user noxadd may not run XADD/);
-    assert.match(r.stdout, /maxmemory-policy\s+FAILED\s+allkeys-lru/);
-    assert.match(r.stdout, /persistence\s+WARNING/);
+    assert.match(unwrapped(r.stdout), /ACL rights\s+FAILED\s+user noxadd may not run XADD/);
+    assert.match(unwrapped(r.stdout), /maxmemory-policy\s+FAILED\s+allkeys-lru/);
+    assert.match(unwrapped(r.stdout), /persistence\s+WARNING/);
     const rep = report(home.dir, "redis_bad");
     assert.match(rep.missingPermissions["ACL rights"], /XADD/);
     assert.doesNotMatch(rep.missingPermissions["ACL rights"], /XDEL/);
@@ -287,7 +303,7 @@ Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges,
     );
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /binlog_format\s+FAILED\s+binlog_format is STATEMENT/);
+    assert.match(unwrapped(r.stdout), /binlog_format\s+FAILED\s+binlog_format is STATEMENT/);
     const rep = report(home.dir, "mariadb_stmt");
     assert.match(rep.errorMessages.binlog_format, /SET GLOBAL binlog_format = 'ROW'/);
     // slave-server-ids lists only the server's own id 1 (with another id it is a warning).
@@ -305,15 +321,15 @@ Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges,
     const plain = await runReplicant(["test-connection", userConn("plainpw"), "--home", home.dir]);
     assert.equal(plain.code, 1, plain.stdout + plain.stderr);
     assert.match(
-      plain.stdout,
+      unwrapped(plain.stdout),
       /replication privileges\s+FAILED\s+user "plain" lacks REPLICATION SLAVE, BINLOG MONITOR/,
     );
-    assert.match(plain.stdout, /binlog_format\s+PASSED/);
+    assert.match(unwrapped(plain.stdout), /binlog_format\s+PASSED/);
     // A wrong password: the credentials check fails, the rest is not tried.
     const wrong = await runReplicant(["test-connection", userConn("nope"), "--home", home.dir]);
     assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
     assert.match(
-      wrong.stdout,
+      unwrapped(wrong.stdout),
       /credentials\s+FAILED\s+.*mariadb_plain\.yaml\): authentication failed: access denied for user "plain"/,
     );
     assert.doesNotMatch(wrong.stdout + wrong.stderr, /nope/);
@@ -326,7 +342,7 @@ Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges,
     const off = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(off.code, 1, off.stdout + off.stderr);
     assert.match(
-      off.stdout,
+      unwrapped(off.stdout),
       /log_bin\s+FAILED\s+the binary log is off: start the server with `log-bin`/,
     );
   } finally {
