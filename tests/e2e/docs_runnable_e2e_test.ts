@@ -186,7 +186,7 @@ Deno.test({
             assert.match(r.out, /snapshot: 16000 rows from shop_my_orders/, r.out);
             assert.match(
               r.out,
-              /^applied \d+ change\(s\) up to \d+-\d+; the copy has 16000 rows$/m,
+              /^applied 3 change\(s\) up to \d+-\d+; the copy has 16000 rows$/m,
               r.out,
             );
           }
