@@ -15,7 +15,7 @@ import {
 import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
-import { renderTable } from "../observe/text_table.ts";
+import { renderTable, terminalWidth } from "../observe/text_table.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { connectorOf } from "../source/connectors.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
@@ -324,13 +324,9 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   }
   const failures = count.FAILED;
   if (format === "text") {
-    // The detail column is wrapped to fit the terminal (80 columns, less on a narrower one).
-    const columns = process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : 80;
-    out.print(
-      renderTable(["connection", "check", "status", "detail"], rows, {
-        width: Math.min(80, columns),
-      }),
-    );
+    // The detail column is wrapped to fit a terminal.
+    const width = terminalWidth(process.stdout, process.env.COLUMNS);
+    out.print(renderTable(["connection", "check", "status", "detail"], rows, { width }));
   }
   out.result(
     {

@@ -34,6 +34,20 @@ export function renderTable(
   );
 }
 
+/**
+ * The width to fit a table to: COLUMNS when set (a terminal's width, as shells and tools
+ * pass it), else the terminal's own; undefined when the output is not a terminal, so that
+ * piped and logged rows stay whole for grep.
+ */
+export function terminalWidth(
+  stream: { isTTY?: boolean; columns?: number },
+  columns: string | undefined,
+): number | undefined {
+  const given = Number(columns);
+  if (columns && Number.isInteger(given) && given > 0) return given;
+  return stream.isTTY && stream.columns ? stream.columns : undefined;
+}
+
 /** Narrower than this, a wrapped column is more line breaks than text. */
 const MIN_WRAPPED = 30;
 

@@ -53,7 +53,7 @@ Deno.test("test-connection: the configured servers pass every check (exit 0)", a
     `type: MARIADB\nhost: ${my.host}\nport: ${my.port}\nusername: ${my.user}\n` +
       `password: "${my.password}"\nslave-server-ids: [9102]\n`,
   );
-  const r = await runReplicant([
+  const args = [
     "test-connection",
     home.pgConn,
     myConn,
@@ -62,31 +62,40 @@ Deno.test("test-connection: the configured servers pass every check (exit 0)", a
     home.dir,
     "--id",
     "tc_ok",
-  ]);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
+  ];
+  // Piped, as here, the rows stay whole (for grep); COLUMNS, as a terminal's width, wraps
+  // the detail column: rows fit, or the detail keeps 30 columns of its own.
+  const piped = await runReplicant(args, { env: { COLUMNS: undefined } });
+  assert.equal(piped.code, 0, piped.stdout + piped.stderr);
+  assert.doesNotMatch(piped.stdout, /\n {4,}\S/);
+  const wrapped = await runReplicant(args, { env: { COLUMNS: "80" } });
+  assert.equal(wrapped.code, 0, wrapped.stdout + wrapped.stderr);
+  const lines = wrapped.stdout.split("\n");
+  const header = lines.findIndex((l) => /^connection +check +status +detail$/.test(l));
+  assert.ok(header >= 0, wrapped.stdout);
+  const detailAt = lines[header].indexOf("detail");
+  const table = lines.slice(header + 2).filter((l) => l.startsWith(home.dir) || /^ {4,}\S/.test(l));
+  assert.ok(table.some((l) => /^ {4,}\S/.test(l)), `no detail wrapped:\n${wrapped.stdout}`);
+  for (const l of table) assert.ok(l.length <= Math.max(80, detailAt + 30), l);
+  // The same rows, only wrapped (the rule under the header is as wide as its column).
+  const rule = /^[- ]+$/m;
+  assert.equal(unwrapped(wrapped.stdout).replace(rule, ""), piped.stdout.replace(rule, ""));
+  const r = wrapped;
   // The private Redis runs without persistence: a warning, which the verdict counts rather
   // than calling everything passed.
   assert.match(unwrapped(r.stdout), /persistence\s+WARNING\s+appendonly no/);
-  // The detail column is wrapped: rows fit 80 columns, or the detail keeps 30 of its own.
-  const lines = r.stdout.split("\n");
-  const header = lines.findIndex((l) => /^connection +check +status +detail$/.test(l));
-  assert.ok(header >= 0, r.stdout);
-  const detailAt = lines[header].indexOf("detail");
-  const table = lines.slice(header + 2).filter((l) => l.startsWith(home.dir) || /^ {4,}\S/.test(l));
-  assert.ok(table.some((l) => /^ {4,}\S/.test(l)), `no detail wrapped:\n${r.stdout}`);
-  for (const l of table) assert.ok(l.length <= Math.max(80, detailAt + 30), l);
   const rows = (status: string) => r.stdout.split("\n").filter((l) => l.includes(`  ${status}  `));
   assert.equal(rows("FAILED").length, 0, r.stdout);
   const warnings = rows("WARNING").length;
   assert.doesNotMatch(r.stdout, /All .*checks passed/);
   assert.match(
-    unwrapped(r.stdout),
+    r.stdout,
     new RegExp(
       `No check failed: ${rows("PASSED").length} passed, ${warnings} warnings?\\. Read the WARNING`,
     ),
   );
   for (const check of ["wal_level", "binlog_format", "ACL rights", "maxmemory-policy"]) {
-    assert.match(unwrapped(r.stdout), new RegExp(`${check}\\s+PASSED`), check);
+    assert.match(r.stdout, new RegExp(`${check}\\s+PASSED`), check);
   }
   for (const name of ["postgresql", "mysql", "redis_stream"]) {
     const rep = report(home.dir, name, "tc_ok");
@@ -114,12 +123,12 @@ Deno.test("test-connection: a PostgreSQL user without REPLICATION is named (exit
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(
-      unwrapped(r.stdout),
+      r.stdout,
       new RegExp(
         `replication privilege\\s+FAILED\\s+user "${role}" may not stream changes: run ALTER ROLE "${role}" WITH REPLICATION`,
       ),
     );
-    assert.match(unwrapped(r.stdout), /wal_level\s+PASSED/);
+    assert.match(r.stdout, /wal_level\s+PASSED/);
   } finally {
     await db.query(`DROP ROLE ${role}`);
     await db.end();
@@ -173,7 +182,7 @@ Deno.test("test-connection: PostgreSQL with wal_level=replica is named (exit 1)"
     );
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(unwrapped(r.stdout), /wal_level\s+FAILED\s+wal_level is replica/);
+    assert.match(r.stdout, /wal_level\s+FAILED\s+wal_level is replica/);
     const rep = report(home.dir, "pg_replica");
     assert.match(rep.errorMessages.wal_level, /wal_level = logical/);
     assert.equal(rep.readAccessToCdcLogs, "FAILED");
@@ -222,9 +231,9 @@ Deno.test("test-connection: Redis with allkeys-lru and a user without XADD (exit
     );
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(unwrapped(r.stdout), /ACL rights\s+FAILED\s+user noxadd may not run XADD/);
-    assert.match(unwrapped(r.stdout), /maxmemory-policy\s+FAILED\s+allkeys-lru/);
-    assert.match(unwrapped(r.stdout), /persistence\s+WARNING/);
+    assert.match(r.stdout, /ACL rights\s+FAILED\s+user noxadd may not run XADD/);
+    assert.match(r.stdout, /maxmemory-policy\s+FAILED\s+allkeys-lru/);
+    assert.match(r.stdout, /persistence\s+WARNING/);
     const rep = report(home.dir, "redis_bad");
     assert.match(rep.missingPermissions["ACL rights"], /XADD/);
     assert.doesNotMatch(rep.missingPermissions["ACL rights"], /XDEL/);
@@ -303,7 +312,7 @@ Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges,
     );
     const r = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(unwrapped(r.stdout), /binlog_format\s+FAILED\s+binlog_format is STATEMENT/);
+    assert.match(r.stdout, /binlog_format\s+FAILED\s+binlog_format is STATEMENT/);
     const rep = report(home.dir, "mariadb_stmt");
     assert.match(rep.errorMessages.binlog_format, /SET GLOBAL binlog_format = 'ROW'/);
     // slave-server-ids lists only the server's own id 1 (with another id it is a warning).
@@ -321,15 +330,15 @@ Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges,
     const plain = await runReplicant(["test-connection", userConn("plainpw"), "--home", home.dir]);
     assert.equal(plain.code, 1, plain.stdout + plain.stderr);
     assert.match(
-      unwrapped(plain.stdout),
+      plain.stdout,
       /replication privileges\s+FAILED\s+user "plain" lacks REPLICATION SLAVE, BINLOG MONITOR/,
     );
-    assert.match(unwrapped(plain.stdout), /binlog_format\s+PASSED/);
+    assert.match(plain.stdout, /binlog_format\s+PASSED/);
     // A wrong password: the credentials check fails, the rest is not tried.
     const wrong = await runReplicant(["test-connection", userConn("nope"), "--home", home.dir]);
     assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
     assert.match(
-      unwrapped(wrong.stdout),
+      wrong.stdout,
       /credentials\s+FAILED\s+.*mariadb_plain\.yaml\): authentication failed: access denied for user "plain"/,
     );
     assert.doesNotMatch(wrong.stdout + wrong.stderr, /nope/);
@@ -342,7 +351,7 @@ Deno.test("test-connection: MariaDB binlog_format=STATEMENT, missing privileges,
     const off = await runReplicant(["test-connection", conn, "--home", home.dir]);
     assert.equal(off.code, 1, off.stdout + off.stderr);
     assert.match(
-      unwrapped(off.stdout),
+      off.stdout,
       /log_bin\s+FAILED\s+the binary log is off: start the server with `log-bin`/,
     );
   } finally {

@@ -4,6 +4,7 @@ import {
   formatDuration,
   formatRate,
   renderTable,
+  terminalWidth,
   wrapText,
 } from "../../src/observe/text_table.ts";
 
@@ -30,6 +31,14 @@ Deno.test("renderTable wraps the last column to the width", () => {
   );
   // A word longer than the room stays whole on its own line.
   assert.deepEqual(wrapText("ab " + "x".repeat(40) + " cd", 30), ["ab", "x".repeat(40), "cd"]);
+});
+
+Deno.test("terminalWidth: COLUMNS, else a terminal's width, else none (piped)", () => {
+  assert.equal(terminalWidth({ isTTY: true, columns: 120 }, undefined), 120);
+  assert.equal(terminalWidth({ isTTY: true, columns: 120 }, "80"), 80);
+  assert.equal(terminalWidth({ isTTY: false }, "100"), 100);
+  assert.equal(terminalWidth({ isTTY: false }, undefined), undefined);
+  assert.equal(terminalWidth({}, "wide"), undefined);
 });
 
 Deno.test("number formats", () => {
