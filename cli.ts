@@ -37,7 +37,8 @@ const program = new Command("replicant")
   .option("--verbose", "print stack traces of internal errors")
   .exitOverride()
   .configureOutput({
-    outputError: (text, write) => write(usageOutput(text, logFormat, idOfArgv(argv))),
+    outputError: (text, write) =>
+      write(usageOutput(text, logFormat, idOfArgv(argv), commandOfArgv(argv))),
     getOutHelpWidth: () => helpWidth(process.stdout),
     getErrHelpWidth: () => helpWidth(process.stderr),
   })
@@ -62,6 +63,12 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
 change after the checkpoint, 6 verify found differences.
 More: README.md and docs/ (configuration, entry format, operations, guarantees).`,
   );
+
+/** The subcommand the arguments name (the first word that is one), for a usage error's pointer. */
+function commandOfArgv(args: string[]): string | undefined {
+  const first = args.find((a) => !a.startsWith("-"));
+  return program.commands.some((c) => c.name() === first) ? first : undefined;
+}
 
 /** `--log-format`, the same for every command. */
 function logFormatOption(): Option {

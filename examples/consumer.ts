@@ -17,6 +17,12 @@
  *       --snapshot replicant_shop_orders --stream replicant_shop_orders_cdc_logs \
  *       --group orders-copy --state orders.json
  *
+ * It runs from a checkout of Replicant (it imports mod.ts). --redis defaults to the project's
+ * private Redis (scripts/services): port 56379, or REPLICANT_REDIS_PORT. The streams must
+ * exist: a table's `_cdc_logs` stream appears with its first change; a stream that is not
+ * there is named and the consumer stops (exit 2) rather than create it and wait on a name
+ * Replicant may never write. Redis unreachable or failing: one message, exit 1.
+ *
  * Options: --consumer NAME (default `consumer-<pid>`), --format compact|extended|fields
  * (the applier's `message-format`, default compact), --count N (entries per read, default
  * 100), --work-ms N (pretend each batch takes that long to apply, to watch a kill in the
@@ -45,7 +51,10 @@ interface MapFile {
 
 const { values: opts } = parseArgs({
   options: {
-    redis: { type: "string", default: "redis://127.0.0.1:6379" },
+    redis: {
+      type: "string",
+      default: `redis://127.0.0.1:${process.env.REPLICANT_REDIS_PORT || 56379}`,
+    },
     stream: { type: "string" },
     snapshot: { type: "string" },
     group: { type: "string" },
@@ -69,8 +78,32 @@ const format = opts.format as Format;
 const count = Number(opts.count);
 const workMs = Number(opts["work-ms"]);
 
-const redis = new Redis(opts.redis!);
+const redisUrl = opts.redis!;
+// ioredis reconnects forever and reports every failed attempt as an `error` event (a stack
+// trace each, when nothing listens): here the first one is reported once and ends the run.
+// The map file is always whole (saveState), so stopping at any point loses nothing.
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+redis.on("error", (err: Error) => fail(1, `Redis at ${redisUrl}: ${err.message}`));
 const state = loadState();
+
+function fail(code: number, message: string): never {
+  console.error(`consumer: ${message}`);
+  redis.disconnect();
+  process.exit(code);
+}
+
+/** Stops (exit 2) when `name` is not a stream there: a typo or the wrong server. */
+async function requireStream(name: string, option: string): Promise<void> {
+  const type = await redis.type(name);
+  if (type === "stream") return;
+  fail(
+    2,
+    type === "none"
+      ? `${option} ${name}: no such stream in Redis at ${redisUrl} (a table's _cdc_logs stream ` +
+        "appears with its first change; check the name and --redis)"
+      : `${option} ${name}: a ${type}, not a stream, in Redis at ${redisUrl}`,
+  );
+}
 
 /** Entry ids compare as `ms-seq` pairs of numbers. */
 function idAfter(a: string, b: string): boolean {
@@ -90,18 +123,19 @@ function saveState(): void {
   renameSync(`${stateFile}.tmp`, stateFile);
 }
 
-/** Applies one entry to the map. */
-function apply(fields: string[]): void {
+/** Applies one entry to the map; false for an entry that is no change (a tombstone). */
+function apply(fields: string[]): boolean {
   const e = decodeEntry(fields, format);
-  if (e.tombstone) return;
+  if (e.tombstone) return false;
   if (e.op === "t") { // TRUNCATE: no key, every row goes
     state.rows = {};
-    return;
+    return true;
   }
-  if (e.key === null) return;
+  if (e.key === null) return false;
   const key = JSON.stringify(e.key);
   if (e.op === "d") delete state.rows[key];
   else if (e.after) state.rows[key] = e.after;
+  return true;
 }
 
 /** The snapshot stream, read whole in pages, once: it is the table as of the snapshot. */
@@ -121,16 +155,20 @@ async function loadSnapshot(name: string): Promise<void> {
 /** Applies a batch in order, saves the map, then acknowledges: at least once, applied once. */
 async function handle(entries: StreamEntry[]): Promise<void> {
   if (entries.length === 0) return;
+  let changes = 0;
   for (const [id, fields] of entries) {
     // Applied before a crash, not acknowledged: delivered again, skipped here.
     if (!idAfter(id, state.lastId)) continue;
-    apply(fields);
+    if (apply(fields)) changes++;
     state.lastId = id;
   }
   if (workMs > 0) await new Promise((r) => setTimeout(r, workMs));
   saveState();
   await redis.xack(stream, group, ...entries.map(([id]) => id));
-  console.log(`applied up to ${state.lastId}: ${Object.keys(state.rows).length} rows`);
+  console.log(
+    `applied ${changes} change(s) up to ${state.lastId}; ` +
+      `the copy has ${Object.keys(state.rows).length} rows`,
+  );
 }
 
 /**
@@ -163,9 +201,13 @@ process.on("SIGINT", () => (stopping = true));
 process.on("SIGTERM", () => (stopping = true));
 
 try {
-  if (opts.snapshot && !state.snapshotDone) await loadSnapshot(opts.snapshot);
+  if (opts.snapshot && !state.snapshotDone) {
+    await requireStream(opts.snapshot, "--snapshot");
+    await loadSnapshot(opts.snapshot);
+  }
+  await requireStream(stream, "--stream");
   // From the stream's first entry; BUSYGROUP: the group exists from an earlier run.
-  await redis.xgroup("CREATE", stream, group, "0", "MKSTREAM").catch((err: Error) => {
+  await redis.xgroup("CREATE", stream, group, "0").catch((err: Error) => {
     if (!err.message.startsWith("BUSYGROUP")) throw err;
   });
   await recoverPending();

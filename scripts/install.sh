@@ -7,7 +7,8 @@
 # Detects OS and architecture, downloads SHA256SUMS and the matching
 # replicant-<version>-<os>-<arch> archive, verifies the archive's checksum (and refuses to
 # install anything when it does not match), then installs the binary to PREFIX/bin (default
-# ~/.local/bin) and the conf/ samples, docs/, README.md and LICENSE to PREFIX/share/replicant.
+# ~/.local/bin) and the conf/ samples, docs/, examples/, README.md and LICENSE to
+# PREFIX/share/replicant.
 #
 # Environment:
 #   REPLICANT_INSTALL_BASE_URL  folder holding SHA256SUMS and the archives (any curl URL,
@@ -129,9 +130,10 @@ mkdir -p "$bindir" "$share" || die "cannot create $bindir"
 cp "$src/$exe" "$bindir/.$exe.new"
 chmod 755 "$bindir/.$exe.new"
 mv -f "$bindir/.$exe.new" "$bindir/$exe"
-rm -rf "$share/conf" "$share/docs"
+rm -rf "$share/conf" "$share/docs" "$share/examples"
 cp -R "$src/conf" "$share/conf"
 if [ -d "$src/docs" ]; then cp -R "$src/docs" "$share/docs"; fi
+if [ -d "$src/examples" ]; then cp -R "$src/examples" "$share/examples"; fi
 cp "$src/README.md" "$src/LICENSE" "$share/"
 
 say "installed $bindir/$exe ($("$bindir/$exe" --version 2>/dev/null || echo "cannot run it here"))"

@@ -79,9 +79,22 @@ export function errorOutput(
   return { text: message.endsWith("\n") ? message : message + "\n", code };
 }
 
-/** A command-line parser complaint (unknown option, missing argument): exit 2. */
-export function usageOutput(text: string, format: LogFormat, id?: string): string {
-  if (format !== "json") return text;
+/**
+ * A command-line parser complaint (unknown option, missing argument): exit 2. As text, it
+ * ends with where the right options are listed: the help of `command` (the subcommand the
+ * arguments name, if any).
+ */
+export function usageOutput(
+  text: string,
+  format: LogFormat,
+  id?: string,
+  command?: string,
+): string {
+  if (format !== "json") {
+    const body = text.trimEnd();
+    const pointer = `(see replicant ${command ? `${command} ` : ""}--help)`;
+    return `${body}${body.includes("\n") ? "\n" : " "}${pointer}\n`;
+  }
   const msg = text.trim().replace(/^error: /, "");
   return jsonLine({
     level: "error",

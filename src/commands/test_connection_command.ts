@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import net from "node:net";
+import process from "node:process";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, loadFilter, type RedisConnection } from "../config/mod.ts";
 import { UsageError } from "../core/errors.ts";
@@ -14,7 +15,7 @@ import {
 import type { LogEvent } from "../observe/log_event.ts";
 import { RunConsole } from "../observe/run_console.ts";
 import { logFormatOf } from "../observe/run_observer.ts";
-import { renderTable } from "../observe/text_table.ts";
+import { renderTable, terminalWidth } from "../observe/text_table.ts";
 import { openRedisAdmin } from "../sink/redis/redis_connection.ts";
 import { connectorOf } from "../source/connectors.ts";
 import { checkRedisPrerequisites } from "../sink/redis/redis_prerequisites.ts";
@@ -323,7 +324,9 @@ export async function testConnection(conns: string[], opts: CommonOptions): Prom
   }
   const failures = count.FAILED;
   if (format === "text") {
-    out.print(renderTable(["connection", "check", "status", "detail"], rows));
+    // The detail column is wrapped to fit a terminal.
+    const width = terminalWidth(process.stdout, process.env.COLUMNS);
+    out.print(renderTable(["connection", "check", "status", "detail"], rows, { width }));
   }
   out.result(
     {

@@ -191,7 +191,7 @@ const cases: Case[] = [
     name: "unknown option",
     args: (h) => snap(h, h.pgConn, h.redisConn, "--threads", "4"),
     code: 2,
-    says: [/--threads/],
+    says: [/--threads/, /\(see replicant snapshot --help\)$/m],
   },
   {
     name: "bad replication id",

@@ -166,11 +166,17 @@ Deno.test("examples/consumer.ts: a killed consumer recovers its pending entries;
       }
     })();
 
+    // The consumer stops on a stream that is not there: the change stream appears with the
+    // first change.
+    await waitFor(async () => (await redis.exists(cdcStream)) === 1, {
+      what: `${cdcStream} created by the first change`,
+      timeoutMs: 60_000,
+    });
     // The first consumer: killed -9 while it works on a batch it has not acknowledged.
     let pending = 0;
     for (let attempt = 0; attempt < 5 && pending === 0; attempt++) {
       const first = consumer(`first-${attempt}`);
-      await waitFor(() => /applied up to \d+-\d+/.test(first.out.text), {
+      await waitFor(() => /applied \d+ change\(s\) up to \d+-\d+/.test(first.out.text), {
         what: "the first consumer applying changes",
         timeoutMs: 60_000,
       });
@@ -206,6 +212,10 @@ Deno.test("examples/consumer.ts: a killed consumer recovers its pending entries;
     );
     assert.equal(Object.keys(copy).length, rows.rowCount);
     assert.deepEqual(copy, table);
+    assert.match(
+      second.out.text,
+      new RegExp(`applied \\d+ change\\(s\\) up to ${lastId}; the copy has ${rows.rowCount} rows`),
+    );
   } catch (err) {
     (err as Error).message += `\n(REPLICANT_TEST_SEED=${seed} replays this run)`;
     throw err;
@@ -225,5 +235,49 @@ Deno.test("examples/consumer.ts: a killed consumer recovers its pending entries;
     redis.disconnect();
     rmSync(dir, { recursive: true, force: true });
     rmSync(home.dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("examples/consumer.ts: a stream that is not there, or no Redis, stops it with one message", async () => {
+  const env = serviceEnv();
+  const redis = redisClient();
+  const dir = mkdtempSync(join(tmpdir(), "replicant-consumer-"));
+  const missing = `consumer_missing_${Date.now().toString(36)}_cdc_logs`;
+  const args = (url: string, ...more: string[]) => [
+    "--redis",
+    url,
+    "--stream",
+    missing,
+    "--group",
+    "g",
+    "--state",
+    join(dir, "copy.json"),
+    "--exit-when-idle",
+    ...more,
+  ];
+  try {
+    const url = `redis://${env.redis.host}:${env.redis.port}`;
+    const noStream = startConsumer(args(url));
+    assert.equal((await noStream.status()).code, 2, noStream.out.text);
+    assert.match(noStream.out.text, new RegExp(`--stream ${missing}: no such stream in Redis at`));
+    assert.equal(await redis.exists(missing), 0, "the consumer created the stream");
+    const noSnapshot = startConsumer(args(url, "--snapshot", `${missing}_snap`));
+    assert.equal((await noSnapshot.status()).code, 2, noSnapshot.out.text);
+    assert.match(noSnapshot.out.text, /--snapshot \S+_snap: no such stream/);
+
+    // Nothing listens on the port: one line, no stack trace, exit 1.
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    const noRedis = startConsumer(args(`redis://127.0.0.1:${port}`));
+    assert.equal((await noRedis.status()).code, 1, noRedis.out.text);
+    assert.match(
+      noRedis.out.text,
+      new RegExp(`^consumer: Redis at redis://127\\.0\\.0\\.1:${port}: `),
+    );
+    assert.doesNotMatch(noRedis.out.text, /Unhandled error event|\n\s+at /);
+  } finally {
+    redis.disconnect();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -6,9 +6,10 @@
  * meets it. The Quickstart runs twice, since a user will run it again. A failing block fails
  * the test, naming the document and line.
  *
- * The documents use the services' default ports (55432, 53306, 56379). When this run's
- * services are elsewhere (REPLICANT_*_PORT), the default ports in the blocks and in the
- * clone's conf/conn files are replaced by this run's; on a default setup nothing changes.
+ * The blocks name each port as "${REPLICANT_PG_PORT:-55432}" (and so on), so they follow this
+ * run's services (REPLICANT_*_PORT) as they follow a user's; the clone's conf/conn files name
+ * the default ports and are edited to this run's, as the Quickstart tells a user with other
+ * ports to do. On a default setup nothing changes.
  *
  * The slot another id of the same connection file would own (the demo's, left behind as by
  * a demo stopped before its cleanup) is there throughout: the documents never meet it.
@@ -56,7 +57,20 @@ const DEFAULT_PORTS: [number, number][] = [
   [56379, env.redis.port],
 ];
 
-/** The default ports replaced by this run's, where they differ. */
+const PORT_VARIABLES: Record<number, string> = {
+  55432: "REPLICANT_PG_PORT",
+  53306: "REPLICANT_MYSQL_PORT",
+  56379: "REPLICANT_REDIS_PORT",
+};
+
+/** Default ports a block names other than as `${REPLICANT_…_PORT:-port}`. */
+export function hardCodedPorts(text: string): string[] {
+  return [...text.matchAll(/(\$\{(\w+):-)?\b(55432|53306|56379)\b(\})?/g)]
+    .filter((m) => !(m[2] === PORT_VARIABLES[Number(m[3])] && m[4] === "}"))
+    .map((m) => m[0]);
+}
+
+/** The default ports in a connection file replaced by this run's, where they differ. */
 function onTheseServices(text: string): string {
   let out = text;
   for (const [from, to] of DEFAULT_PORTS) {
@@ -69,7 +83,7 @@ function onTheseServices(text: string): string {
 function scriptOf(blocks: Block[]): string {
   return [
     "set -euo pipefail",
-    ...blocks.map((b) => `echo '::: ${b.doc}:${b.line}'\n${onTheseServices(b.text)}`),
+    ...blocks.map((b) => `echo '::: ${b.doc}:${b.line}'\n${b.text}`),
     "echo '::: done'",
   ].join("\n");
 }
@@ -104,6 +118,14 @@ Deno.test("docs: runnable blocks are found where expected", () => {
   );
   assert.ok(readme.length >= 4, `README.md has ${readme.length} runnable blocks`);
   assert.ok(more.length >= 2, `docs/quickstart.md has ${more.length} runnable blocks`);
+  // Every port follows the services' variables, as scripts/services and the demo do.
+  for (const b of [...readme, ...more]) {
+    assert.deepEqual(hardCodedPorts(b.text), [], `${b.doc}:${b.line}: a hard-coded port`);
+  }
+  assert.deepEqual(
+    hardCodedPorts('psql -p "${REPLICANT_PG_PORT:-55432}" -p 56379 ${REPLICANT_PG_PORT:-53306}'),
+    ["56379", "${REPLICANT_PG_PORT:-53306}"],
+  );
   assert.deepEqual(
     runnableBlocks("x.md", "a\n```sh runnable\necho 1\n```\n```sh\nnot this\n```\n"),
     [{ doc: "x.md", line: 3, text: "echo 1" }],
@@ -162,7 +184,11 @@ Deno.test({
           } else {
             assert.match(r.out, /^total +20,000 /m, r.out);
             assert.match(r.out, /snapshot: 16000 rows from shop_my_orders/, r.out);
-            assert.match(r.out, /applied up to \d+-\d+: 16000 rows/, r.out);
+            assert.match(
+              r.out,
+              /^applied 3 change\(s\) up to \d+-\d+; the copy has 16000 rows$/m,
+              r.out,
+            );
           }
         }
         // The changes arrived once each, also on the second round (streams replaced).

@@ -98,26 +98,33 @@ Deno.test({
 
       const unpacked = path.join(work, "unpacked");
       const bin = path.join(unpacked, NAME, "replicant");
-      await t.step("the archive: the binary, conf/, docs/, README.md, LICENSE", async () => {
-        mkdirSync(unpacked);
-        const tar = await run("tar", ["-xzf", path.join(out, ARCHIVE), "-C", unpacked]);
-        assert.equal(tar.code, 0, tar.stderr);
-        assert.deepEqual(readdirSync(unpacked), [NAME]);
-        const top = readdirSync(path.join(unpacked, NAME)).sort();
-        assert.deepEqual(top, ["LICENSE", "README.md", "conf", "docs", "replicant"]);
-        assert.ok(existsSync(path.join(unpacked, NAME, "conf", "conn", "postgresql.yaml")));
-        assert.match(
-          readFileSync(path.join(unpacked, NAME, "LICENSE"), "utf8"),
-          /Apache License\s+Version 2\.0/,
-        );
-        const version = await run(bin, ["--version"]);
-        assert.equal(version.code, 0, version.stderr);
-        assert.match(
-          version.stdout,
-          new RegExp(`^replicant ${VERSION.replaceAll(".", "\\.")} \\(commit \\w+, built \\d{4}-`),
-        );
-        assert.match(version.stdout, /(deno compile|bun build --compile) /);
-      });
+      await t.step(
+        "the archive: the binary, conf/, docs/, examples/, README.md, LICENSE",
+        async () => {
+          mkdirSync(unpacked);
+          const tar = await run("tar", ["-xzf", path.join(out, ARCHIVE), "-C", unpacked]);
+          assert.equal(tar.code, 0, tar.stderr);
+          assert.deepEqual(readdirSync(unpacked), [NAME]);
+          const top = readdirSync(path.join(unpacked, NAME)).sort();
+          assert.deepEqual(top, ["LICENSE", "README.md", "conf", "docs", "examples", "replicant"]);
+          assert.ok(existsSync(path.join(unpacked, NAME, "conf", "conn", "postgresql.yaml")));
+          // The documents link examples/consumer.ts: it is there beside them.
+          assert.ok(existsSync(path.join(unpacked, NAME, "examples", "consumer.ts")));
+          assert.match(
+            readFileSync(path.join(unpacked, NAME, "LICENSE"), "utf8"),
+            /Apache License\s+Version 2\.0/,
+          );
+          const version = await run(bin, ["--version"]);
+          assert.equal(version.code, 0, version.stderr);
+          assert.match(
+            version.stdout,
+            new RegExp(
+              `^replicant ${VERSION.replaceAll(".", "\\.")} \\(commit \\w+, built \\d{4}-`,
+            ),
+          );
+          assert.match(version.stdout, /(deno compile|bun build --compile) /);
+        },
+      );
 
       await t.step("the released binary snapshots a table into Redis", async () => {
         const db = await pgClient();
@@ -185,6 +192,7 @@ Deno.test({
           assert.equal(version.code, 0, version.stderr);
           assert.match(version.stdout, new RegExp(`^replicant ${VERSION.replaceAll(".", "\\.")} `));
           assert.ok(existsSync(path.join(prefix, "share", "replicant", "conf", "conn")));
+          assert.ok(existsSync(path.join(prefix, "share", "replicant", "examples", "consumer.ts")));
         });
 
         await t.step("install.sh refuses a corrupted archive and installs nothing", async () => {

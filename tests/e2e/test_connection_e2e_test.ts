@@ -29,6 +29,14 @@ function report(home: string, name: string, id = "default"): Report {
   return JSON.parse(readFileSync(join(home, "data", id, `test_connection_${name}.json`), "utf8"));
 }
 
+/**
+ * The printed table with each wrapped detail joined back onto its row: continuation lines
+ * are indented to the detail column, table rows start with the connection file.
+ */
+function unwrapped(stdout: string): string {
+  return stdout.replace(/\n {4,}(?=\S)/g, " ");
+}
+
 /** A port nothing listens on right now (the kernel picks it). */
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -45,7 +53,7 @@ Deno.test("test-connection: the configured servers pass every check (exit 0)", a
     `type: MARIADB\nhost: ${my.host}\nport: ${my.port}\nusername: ${my.user}\n` +
       `password: "${my.password}"\nslave-server-ids: [9102]\n`,
   );
-  const r = await runReplicant([
+  const args = [
     "test-connection",
     home.pgConn,
     myConn,
@@ -54,11 +62,28 @@ Deno.test("test-connection: the configured servers pass every check (exit 0)", a
     home.dir,
     "--id",
     "tc_ok",
-  ]);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
+  ];
+  // Piped, as here, the rows stay whole (for grep); COLUMNS, as a terminal's width, wraps
+  // the detail column: rows fit, or the detail keeps 30 columns of its own.
+  const piped = await runReplicant(args, { env: { COLUMNS: undefined } });
+  assert.equal(piped.code, 0, piped.stdout + piped.stderr);
+  assert.doesNotMatch(piped.stdout, /\n {4,}\S/);
+  const wrapped = await runReplicant(args, { env: { COLUMNS: "80" } });
+  assert.equal(wrapped.code, 0, wrapped.stdout + wrapped.stderr);
+  const lines = wrapped.stdout.split("\n");
+  const header = lines.findIndex((l) => /^connection +check +status +detail$/.test(l));
+  assert.ok(header >= 0, wrapped.stdout);
+  const detailAt = lines[header].indexOf("detail");
+  const table = lines.slice(header + 2).filter((l) => l.startsWith(home.dir) || /^ {4,}\S/.test(l));
+  assert.ok(table.some((l) => /^ {4,}\S/.test(l)), `no detail wrapped:\n${wrapped.stdout}`);
+  for (const l of table) assert.ok(l.length <= Math.max(80, detailAt + 30), l);
+  // The same rows, only wrapped (the rule under the header is as wide as its column).
+  const rule = /^[- ]+$/m;
+  assert.equal(unwrapped(wrapped.stdout).replace(rule, ""), piped.stdout.replace(rule, ""));
+  const r = wrapped;
   // The private Redis runs without persistence: a warning, which the verdict counts rather
   // than calling everything passed.
-  assert.match(r.stdout, /persistence\s+WARNING\s+appendonly no/);
+  assert.match(unwrapped(r.stdout), /persistence\s+WARNING\s+appendonly no/);
   const rows = (status: string) => r.stdout.split("\n").filter((l) => l.includes(`  ${status}  `));
   assert.equal(rows("FAILED").length, 0, r.stdout);
   const warnings = rows("WARNING").length;

@@ -351,7 +351,20 @@ Deno.test("fatal events carry message, class, exit code and the file/key/table/s
   ]);
   assert.equal(
     usageOutput("error: unknown option '--y'\n", "text"),
-    "error: unknown option '--y'\n",
+    "error: unknown option '--y' (see replicant --help)\n",
+  );
+  assert.equal(
+    usageOutput("error: unknown option '--y'\n", "text", undefined, "snapshot"),
+    "error: unknown option '--y' (see replicant snapshot --help)\n",
+  );
+  assert.equal(
+    usageOutput(
+      "error: unknown option '--thread'\n(Did you mean --threads?)\n",
+      "text",
+      "x",
+      "full",
+    ),
+    "error: unknown option '--thread'\n(Did you mean --threads?)\n(see replicant full --help)\n",
   );
 });
 

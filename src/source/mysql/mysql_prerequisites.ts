@@ -219,15 +219,14 @@ export async function checkMysqlSource(
       ...(realtime ? ["reading the binlog"] : []),
       ...(snapshot && !isMariadb ? ["the snapshot's brief FLUSH TABLES WITH READ LOCK"] : []),
     ].join(" and ");
+    const may = what.replace("reading", "read").replace("the snapshot's", "take the snapshot's");
     const hint = `run GRANT ${globalNeeds.join(", ")} ON *.* TO ${grantTo}`;
     checks.push(
-      globalNeeds.length === 0
-        ? passed("replication privileges", `the user may do ${what}`)
-        : failed(
-          "replication privileges",
-          `user ${user} lacks ${globalNeeds.join(", ")} (needed for ${what}): ${hint}`,
-          hint,
-        ),
+      globalNeeds.length === 0 ? passed("replication privileges", `the user may ${may}`) : failed(
+        "replication privileges",
+        `user ${user} lacks ${globalNeeds.join(", ")} (needed for ${what}): ${hint}`,
+        hint,
+      ),
     );
   }
 
