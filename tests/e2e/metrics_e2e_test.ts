@@ -1,5 +1,5 @@
 /**
- * Issue 8 end to end with the compiled binary: `realtime --metrics-port` against a private
+ * Metrics end to end with the compiled binary: `realtime --metrics-port` against a private
  * Redis. /metrics parses with the strict Prometheus text parser and its per-table counters
  * equal the changes made and the entries in Redis; /health is ready, turns failed while
  * Redis is down and ready again after; SIGTERM exits 0; `--log-format json` writes one JSON

@@ -1,5 +1,5 @@
 /**
- * Issue 8, pure: the metrics registry renders the Prometheus text format 0.0.4 (checked by
+ * Pure: the metrics registry renders the Prometheus text format 0.0.4 (checked by
  * the strict parser of tests/helpers/prom_parse.ts), histograms bucket correctly, label
  * values are escaped; the replicant metrics count per table and op; health transitions;
  * the statistics summary and JSON log lines.
