@@ -279,7 +279,7 @@ export class SnapshotPipeline {
       return { table: name, stream, rows, status: "interrupted" };
     }
     try {
-      await this.#retry.bound.call(this.checkpoints.write({ [snapshotDoneField(stream)]: "1" }));
+      await this.#bounded(this.checkpoints.write({ [snapshotDoneField(stream)]: "1" }));
     } catch (err) {
       // Not marked done: a resume reads on after the stream's tail and finds nothing more.
       if (!this.signal.aborted) throw err;
