@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { deleteKeys, redisClient } from "../helpers/clients.ts";
+import { redisClient } from "../helpers/clients.ts";
 import { type Connector, CONNECTORS } from "../helpers/connector.ts";
 import { eventsOf, ofEvent } from "../helpers/log_events.ts";
 import {
@@ -20,7 +20,7 @@ import {
   startReplicant,
 } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
-import { sourceBed } from "../helpers/source_bed.ts";
+import { removeBed, sourceBed } from "../helpers/source_bed.ts";
 import { uniqueTag } from "../helpers/test_seed.ts";
 
 /** Rows of the first big transaction: more than two deliveries of 2 000 changes. */
@@ -167,9 +167,7 @@ async function knownSequence(c: Connector): Promise<void> {
       left.kill("SIGKILL");
       await left.done;
     }
-    await bed.close().catch(() => {});
-    await deleteKeys(redis, `${bed.snapStream("")}*`);
-    await deleteKeys(redis, `replicate_io_*${id}*`);
+    await removeBed(bed, redis, id);
     redis.disconnect();
   }
 }

@@ -16,7 +16,7 @@
  * its seed; `REPLICANT_TEST_SEED=<seed>` replays its transactions.
  */
 import assert from "node:assert/strict";
-import { deleteKeys, redisClient } from "../helpers/clients.ts";
+import { redisClient } from "../helpers/clients.ts";
 import { assertReplicated, tailHas, totalLength } from "../helpers/change_log.ts";
 import { type Connector, CONNECTORS } from "../helpers/connector.ts";
 import {
@@ -26,7 +26,7 @@ import {
   startReplicant,
 } from "../helpers/replicant.ts";
 import { waitFor } from "../helpers/services.ts";
-import { sourceBed } from "../helpers/source_bed.ts";
+import { removeBed, sourceBed } from "../helpers/source_bed.ts";
 import { seededTest, uniqueTag } from "../helpers/test_seed.ts";
 
 const ROWS = 500;
@@ -160,9 +160,7 @@ async function restartRun(c: Connector, seed: number): Promise<void> {
       await left.done;
     }
     await generator.stop().catch(() => {});
-    await bed.close().catch(() => {});
-    await deleteKeys(redis, `${bed.snapStream("")}*`);
-    await deleteKeys(redis, `replicate_io_*_default_${id}`);
+    await removeBed(bed, redis, id);
     redis.disconnect();
     await server.stop();
   }

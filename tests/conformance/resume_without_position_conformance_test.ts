@@ -6,12 +6,12 @@
  * An id whose `full` snapshot was cut short is refused (exit 2) and continued by `full`.
  */
 import assert from "node:assert/strict";
-import { deleteKeys, redisClient } from "../helpers/clients.ts";
+import { redisClient } from "../helpers/clients.ts";
 import { type Connector, CONNECTORS } from "../helpers/connector.ts";
 import { runReplicant, type RunResult, scratchHome, startReplicant } from "../helpers/replicant.ts";
 import { assertGapExit, runWithin } from "../helpers/run_until.ts";
 import { serviceEnv, waitFor } from "../helpers/services.ts";
-import { sourceBed } from "../helpers/source_bed.ts";
+import { removeBed, sourceBed } from "../helpers/source_bed.ts";
 import { uniqueTag } from "../helpers/test_seed.ts";
 
 async function resumeWithoutPosition(c: Connector): Promise<void> {
@@ -69,9 +69,7 @@ async function resumeWithoutPosition(c: Connector): Promise<void> {
     assert.match(refused.stderr, /snapshot is not finished.*replicant full … --resume/s);
     assert.doesNotMatch(refused.stdout, /transaction\(s\)/, "no success summary");
   } finally {
-    await bed.close().catch(() => {});
-    await deleteKeys(redis, `${bed.snapStream("")}*`);
-    await deleteKeys(redis, `replicate_io_*${id}*`);
+    await removeBed(bed, redis, id);
     redis.disconnect();
   }
 }

@@ -5,9 +5,9 @@
  * in its stream exactly once and in commit order, and the streams replay into the tables.
  */
 import assert from "node:assert/strict";
-import { deleteKeys, redisClient } from "./clients.ts";
+import { redisClient } from "./clients.ts";
 import { type RunningReplicant, scratchHome, startReplicant } from "./replicant.ts";
-import { sourceBed } from "./source_bed.ts";
+import { removeBed, sourceBed } from "./source_bed.ts";
 import { uniqueTag } from "./test_seed.ts";
 import { assertReplicated, type Dialect, killAndResume, NoiseWriter } from "./change_log.ts";
 
@@ -90,9 +90,7 @@ export async function crashRun(o: CrashRunOptions): Promise<void> {
     }
     await generator.stop().catch(() => {});
     await noise.stop().catch(() => {});
-    await bed.close();
-    await deleteKeys(redis, `${bed.snapStream("")}*`);
-    await deleteKeys(redis, `replicate_io_*_default_${id}`);
+    await removeBed(bed, redis, id);
     redis.disconnect();
   }
 }

@@ -21,6 +21,7 @@ import {
   pgTxRunner,
   type TxRunner,
 } from "./change_log.ts";
+import { deleteKeys, type redisClient } from "./clients.ts";
 import type { ScratchHome } from "./replicant.ts";
 import { serviceEnv } from "./services.ts";
 
@@ -286,4 +287,18 @@ export async function mariadbSourceBed(o: SourceBedOptions): Promise<SourceBed> 
 /** The bed of `dialect`. */
 export function sourceBed(dialect: Dialect, o: SourceBedOptions): Promise<SourceBed> {
   return dialect === "pg" ? pgSourceBed(o) : mariadbSourceBed(o);
+}
+
+/**
+ * A test's cleanup of a bed: its schema or database (and PostgreSQL slot), its streams and
+ * the state of replication `id` in Redis.
+ */
+export async function removeBed(
+  bed: SourceBed,
+  redis: ReturnType<typeof redisClient>,
+  id: string,
+): Promise<void> {
+  await bed.close().catch(() => {});
+  await deleteKeys(redis, `${bed.snapStream("")}*`);
+  await deleteKeys(redis, `replicate_io_*_default_${id}`);
 }
