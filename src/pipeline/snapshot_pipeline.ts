@@ -5,7 +5,8 @@ import { ExistingStreamsError, SinkError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { type PipelineState, processPipelineState } from "./pipeline_state.ts";
+import type { PipelineState } from "./pipeline_state.ts";
+import { collectGarbageHint } from "./memory_budget.ts";
 import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
 import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
 import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
@@ -98,13 +99,13 @@ export class SnapshotPipeline {
     private readonly log: PipelineLog,
     private readonly progress: SnapshotProgress,
     private readonly signal: AbortSignal,
+    /** What the run counts in and allocates from (pipeline_state.ts). */
+    private readonly state: PipelineState,
     /**
      * Called once per table after its reader started (so the source knows the table's
      * snapshot position) and before any of its rows is written.
      */
     private readonly beforeFirstWrite?: (table: TableSchema) => Promise<void>,
-    /** What the run counts in (pipeline_state.ts). */
-    private readonly state: PipelineState = processPipelineState,
   ) {
     this.#retry = {
       sink,
@@ -202,7 +203,7 @@ export class SnapshotPipeline {
     const name = qualifiedName(table.schema.id);
     const stream = this.#stream(table.schema);
     const schema = await this.settings.schemas?.label(table.schema) ?? table.schema;
-    const encoder = new TableEntryEncoder(schema, this.settings.entry, true);
+    const encoder = new TableEntryEncoder(schema, this.settings.entry, true, this.state.arena);
     const position = { tsMs: this.source.snapshotTsMs, fields: "" };
     let after: KeyValue[] | null = null;
     let already = 0;
@@ -253,7 +254,7 @@ export class SnapshotPipeline {
         // Swallow here; the error is rethrown by the next `await inflight`.
         inflight.catch(() => {});
         if (this.signal.aborted) break;
-        this.state.memory.collectGarbageHint();
+        collectGarbageHint();
       }
       if (!started) await this.beforeFirstWrite?.(table.schema);
       await inflight;

@@ -5,6 +5,7 @@
  * run stopped), a stop during a retry wait, and the rule that a table is marked done only
  * after all its rows landed.
  */
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import assert from "node:assert/strict";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import type { TableSchema } from "../../src/core/table_schema.ts";
@@ -75,6 +76,7 @@ function pipeline(r: Run, over: Partial<SnapshotSettings> = {}): SnapshotPipelin
     r.log,
     new SnapshotProgress({ write() {} }, 3_600_000),
     r.controller.signal,
+    newPipelineState(),
   );
 }
 

@@ -4,6 +4,7 @@
  * checkpoint before it, then a last part with its own; the pipeline counts it once and moves
  * the checkpoint only to the last part's token.
  */
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import assert from "node:assert/strict";
 import type { EntryOptions } from "../../src/core/entry_encoder.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
@@ -93,6 +94,7 @@ Deno.test("mysql realtime: a transaction larger than a part is one transaction, 
       },
       silentLog,
       ac.signal,
+      newPipelineState(),
     ).run();
     run.catch(() => {});
 

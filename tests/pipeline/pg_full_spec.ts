@@ -1,3 +1,4 @@
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,6 +61,7 @@ export function pgFullSpec(
     terminatePostSnapshot: false,
     progress: new SnapshotProgress({ write: () => {} }),
     signal,
+    state: newPipelineState(),
     ...rest,
   };
 }

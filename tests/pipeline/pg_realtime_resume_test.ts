@@ -1,3 +1,4 @@
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import assert from "node:assert/strict";
 import { RealtimePipeline, silentLog } from "../../src/pipeline/realtime_pipeline.ts";
 import type { StreamingSource } from "../../src/ports/streaming_source.ts";
@@ -111,6 +112,7 @@ async function runOnce(fx: Fixture, resume: boolean, until: () => Promise<boolea
     },
     silentLog,
     ac.signal,
+    newPipelineState(),
   );
   const done = pipeline.run();
   try {

@@ -2,6 +2,7 @@
  * A PostgreSQL realtime run set up by hand (endpoint, slot, publication), as the pipeline
  * tests drive it; the command line goes through the connector (streamChanges).
  */
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import type { EntryOptions } from "../../src/core/entry_encoder.ts";
 import type { StreamNaming } from "../../src/core/stream_naming.ts";
 import { type CheckpointStore, SLOT_START_FIELD } from "../../src/ports/checkpoint.ts";
@@ -126,6 +127,7 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
       },
       spec.log ?? silentLog,
       spec.signal,
+      newPipelineState(),
     ).run();
   } finally {
     await source.close();
