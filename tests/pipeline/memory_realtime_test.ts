@@ -6,7 +6,6 @@
  * source restarts, and the rule that a checkpoint is written only after every change up to it
  * landed. The real-Redis tests (failure_realtime_test.ts) inject the same faults for real.
  */
-import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +20,7 @@ import { REALTIME_CHECKPOINT_FIELD } from "../../src/ports/checkpoint.ts";
 import type { SourceTransaction, SourceTransactionPart } from "../../src/ports/streaming_source.ts";
 import { readIndoubt } from "../../src/pipeline/indoubt_log.ts";
 import { RealtimePipeline, type RealtimeSettings } from "../../src/pipeline/realtime_pipeline.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import {
   MemoryCheckpointStore,
   MemorySink,

@@ -4,7 +4,6 @@
  * checkpoint before it, then a last part with its own; the pipeline counts it once and moves
  * the checkpoint only to the last part's token.
  */
-import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import assert from "node:assert/strict";
 import type { EntryOptions } from "../../src/core/entry_encoder.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
@@ -14,6 +13,7 @@ import type { SourceTransactionPart, StreamingSource } from "../../src/ports/str
 import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { MysqlBinlogSource } from "../../src/source/mysql/mysql_binlog_source.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import {
   MYSQL_POSITION_FIELDS,
   mysqlSortKeyOfSource,

@@ -1,9 +1,9 @@
-import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import assert from "node:assert/strict";
 import { RealtimePipeline, silentLog } from "../../src/pipeline/realtime_pipeline.ts";
 import type { StreamingSource } from "../../src/ports/streaming_source.ts";
 import { PgLogicalSource } from "../../src/source/postgres/pg_logical_source.ts";
 import { pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import { waitFor } from "../helpers/services.ts";
 import {
   assertStrictlyIncreasing,

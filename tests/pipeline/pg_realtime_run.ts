@@ -2,7 +2,6 @@
  * A PostgreSQL realtime run set up by hand (endpoint, slot, publication), as the pipeline
  * tests drive it; the command line goes through the connector (streamChanges).
  */
-import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import type { EntryOptions } from "../../src/core/entry_encoder.ts";
 import type { StreamNaming } from "../../src/core/stream_naming.ts";
 import { type CheckpointStore, SLOT_START_FIELD } from "../../src/ports/checkpoint.ts";
@@ -22,6 +21,7 @@ import type { PgEndpoint } from "../../src/source/postgres/pg_endpoint.ts";
 import { PgLogicalSource } from "../../src/source/postgres/pg_logical_source.ts";
 import type { ReplicationOwner } from "../../src/source/postgres/pg_source_ownership.ts";
 import { pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 
 /** Settings of a PostgreSQL realtime run, already resolved by the command layer. */
 export interface PgRealtimeSpec {
