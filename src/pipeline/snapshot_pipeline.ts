@@ -294,7 +294,7 @@ export class SnapshotPipeline {
     return { after, already: length };
   }
 
-  /** Newest entries that can hold what landed of `pending` entries cut off (see #keepLanded). */
+  /** Newest entries that can hold what landed of `pending` entries cut off (batch_retry.ts). */
   #landedScan(pending: number): number {
     return pending + 2 * this.settings.fetchRows + this.settings.batchRows;
   }
