@@ -22,5 +22,7 @@ export { type DecodedEntry, decodeEntry } from "./src/core/entry_decoder.ts";
 export { StreamNaming } from "./src/core/stream_naming.ts";
 export * from "./src/core/errors.ts";
 export { ConfigError } from "./src/config/mod.ts";
+/** What a run counts in; hand one to `replicate` to read a run's metrics. */
+export { ReplicantMetrics } from "./src/observe/replicant_metrics.ts";
 export { idOfArgv, logFormatOfArgv, stderrLine } from "./src/observe/run_observer.ts";
 export { routeConsoleToJson } from "./src/observe/log_event.ts";

@@ -22,6 +22,7 @@ import {
 } from "./replication_setup.ts";
 import { stderrLine } from "../observe/run_observer.ts";
 import type { CheckpointStore } from "../ports/checkpoint.ts";
+import type { PipelineState } from "../pipeline/pipeline_state.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
@@ -42,6 +43,8 @@ export interface ModeContext {
   sourceIdentity: string | null;
   /** Every change stream of the id (for a move of the source to another server). */
   changeStreams: string[];
+  /** What the run counts in and allocates from: its own, built by the command. */
+  state: PipelineState;
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
@@ -92,6 +95,7 @@ async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promi
       ctx.log,
       new SnapshotProgress(process.stderr, undefined, { format: ctx.log.format, id: setup.id }),
       ctx.signal,
+      ctx.state,
     ).run();
   } finally {
     await source.close();
@@ -129,6 +133,7 @@ async function streamOf(ctx: ModeContext, afterSnapshot: boolean): Promise<Realt
     namingOf(ctx.setup),
     realtimeSettingsOf(ctx),
     ctx.signal,
+    ctx.state,
   );
 }
 
@@ -158,6 +163,7 @@ export async function runFullMode(
     snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
     realtimeStarts: streaming,
     signal: ctx.signal,
+    state: ctx.state,
   });
   const skipped = [
     ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),

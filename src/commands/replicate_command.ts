@@ -2,7 +2,8 @@ import process from "node:process";
 import { GapError, InDoubtError, StateError, UsageError } from "../core/errors.ts";
 import { ReplicationLog } from "../observe/replication_log.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { metrics } from "../observe/replicant_metrics.ts";
+import type { ReplicantMetrics } from "../observe/replicant_metrics.ts";
+import { newPipelineState, type PipelineState } from "../pipeline/pipeline_state.ts";
 import { connectorOf } from "../source/connectors.ts";
 import { redisSchemaDumpStore } from "../sink/redis/schema_dump_store.ts";
 import { observeSettingsOf, RunObserver } from "../observe/run_observer.ts";
@@ -80,11 +81,16 @@ export function writeModeOf(opts: CommonOptions): WriteMode {
   return "fail";
 }
 
-/** `replicant snapshot|realtime|full`: resolves configuration, then runs the mode. */
+/**
+ * `replicant snapshot|realtime|full`: resolves configuration, then runs the mode. The run
+ * counts in `metrics` (its own unless the caller hands some in to read them), which its
+ * metrics server serves: replications run side by side in one process count apart.
+ */
 export async function replicate(
   mode: ReplicationMode,
   conns: string[],
   opts: CommonOptions,
+  metrics?: ReplicantMetrics,
 ): Promise<number> {
   if (opts.resume && opts.overwrite) {
     throw new StateError("--resume and --overwrite exclude each other: choose one");
@@ -108,6 +114,7 @@ export async function replicate(
         : `replicant: warning: ${formatProblem(w)}\n`,
     );
   }
+  const run = newPipelineState(metrics);
   const log = new ReplicationLog(idDir(setup.home, setup.id), observe.logFormat, setup.id);
   const out = new RunConsole(observe.logFormat, setup.id);
   const say = (level: "info" | "warn" | "error", text: string) => out.say(level, text);
@@ -142,7 +149,7 @@ export async function replicate(
   /** The selected tables, once the source listed them. */
   let tables: string[] = [];
   const observer = new RunObserver(observe, {
-    metrics,
+    metrics: run.metrics,
     log,
     ping: () => sink.client.ping(),
     lagBytes: lag ? () => lag.sample() : undefined,
@@ -210,6 +217,7 @@ export async function replicate(
         },
       },
       target,
+      run.metrics,
     );
     if (mode === "snapshot") {
       return await runSnapshot(
@@ -222,6 +230,7 @@ export async function replicate(
         out,
         controller.signal,
         schemas,
+        run,
       );
     }
     const ctx: ModeContext = {
@@ -236,6 +245,7 @@ export async function replicate(
       // Resuming, positions belong to the server recorded with them; else to this one.
       sourceIdentity: resume ? state.fields[SOURCE_SERVER_FIELD] ?? null : preflight.identity,
       changeStreams: idStreams(setup, preflight.tables, "realtime"),
+      state: run,
     };
     const streaming = () =>
       say(
@@ -343,6 +353,7 @@ async function runSnapshot(
   out: RunConsole,
   signal: AbortSignal,
   schemas: SchemaHistory,
+  run: PipelineState,
 ): Promise<number> {
   const state = resume ? await checkpoints.read() : {};
   if (state[SNAPSHOT_COMPLETE_FIELD] === "1") {
@@ -370,6 +381,7 @@ async function runSnapshot(
       log,
       progress,
       signal,
+      run,
     ).run();
     out.printFormatted(progress.summary());
     const skipped = outcome.tables.filter((t) => t.status === "skipped");

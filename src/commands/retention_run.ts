@@ -1,6 +1,6 @@
 import type { ApplierConfig } from "../config/mod.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { metrics } from "../observe/replicant_metrics.ts";
+import type { ReplicantMetrics } from "../observe/replicant_metrics.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import type { RedisStreamSink } from "../sink/redis/redis_stream_sink.ts";
 import type { RedisClient, RedisTarget } from "../sink/redis/redis_connection.ts";
@@ -51,6 +51,8 @@ export function startRetention(
   streams: () => string[],
   log: RetentionLog,
   target: Pick<RedisTarget, "origin" | "username">,
+  /** The run's metrics, which count what retention trims. */
+  metrics: ReplicantMetrics,
 ): RetentionLoop | null {
   const settings = applier.retention;
   if (!settings) return null;

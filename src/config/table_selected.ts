@@ -25,6 +25,10 @@ function matchRank(pattern: string, name: string | null | undefined): number {
   return pattern.toLowerCase() === name.toLowerCase() ? FOLDED : NONE;
 }
 
+/**
+ * Process-wide by nature: a pattern compiles to the same RegExp for every run (both are
+ * immutable), and there are as many as configured patterns.
+ */
 const globCache = new Map<string, RegExp>();
 
 function globRegExp(pattern: string): RegExp {

@@ -93,12 +93,6 @@ interface BytePlan {
   ops: Record<Op, ByteSlice>;
 }
 
-/**
- * Streamed changes are written into one shared arena; the caller holds the block of each
- * encoded change (`lastBlock`) until Redis accepted it, then releases it.
- */
-export const streamArena = new ByteArena();
-
 /** Writes `s` as UTF-8 (ASCII by a loop; `out` has room for 3 bytes per unit). */
 function writeAscii(out: Uint8Array, p: number, s: string): number {
   for (let i = 0; i < s.length; i++) {
@@ -148,8 +142,11 @@ export class TableEntryEncoder<W extends boolean = false> {
     readonly table: TableSchema,
     options: EntryOptions,
     wrap?: W,
-    /** Where `encode` writes byte rows (the caller holds and releases `lastBlock` in it). */
-    private readonly arena: ByteArena = streamArena,
+    /**
+     * Where `encode` writes byte rows (the caller holds and releases `lastBlock` in it): a run
+     * hands its own, shared by its encoders; an encoder not handed one has its own.
+     */
+    private readonly arena: ByteArena = new ByteArena(),
   ) {
     this.#wrap = wrap === true;
     this.#format = options.format;
@@ -342,7 +339,7 @@ export class TableEntryEncoder<W extends boolean = false> {
 
   /**
    * `encode` of an event whose rows are bytes (wrapping encoders only): the same JSON, written
-   * into the shared arena; keys and values are slices of it.
+   * into the arena; keys and values are slices of it.
    */
   #encodeBytes(event: ChangeEvent, rows: EventRows, nowMs: number): EntryField[][] {
     const plan = this.#bytes ??= this.#bytePlan();

@@ -3,8 +3,8 @@
  * make. Counting is per batch: the hot path never allocates (children are looked up once
  * per table and cached on the table's schema object).
  *
- * `metrics` is the process-wide default the pipelines report into; tests build their own
- * ReplicantMetrics.
+ * There is no process-wide instance: each run builds its own (pipeline_state.ts), so two
+ * replications in one process count apart and each metrics server serves its run's.
  */
 import type { EntryField } from "../core/entry_field.ts";
 import process from "node:process";
@@ -12,8 +12,11 @@ import type { Op } from "../core/change_event.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import { HealthState } from "./health.ts";
 import {
+  type Counter,
   type CounterChild,
   exponentialBuckets,
+  type Gauge,
+  type Histogram,
   type HistogramChild,
   MetricsRegistry,
 } from "./metrics.ts";
@@ -52,7 +55,7 @@ export interface TableStats {
 }
 
 export class ReplicantMetrics {
-  readonly registry = new MetricsRegistry();
+  readonly registry: MetricsRegistry = new MetricsRegistry();
   readonly health: HealthState;
   readonly #byName = new Map<string, TableChildren>();
   readonly #bySchema = new WeakMap<TableSchema, TableChildren>();
@@ -62,84 +65,84 @@ export class ReplicantMetrics {
   oldestPendingMs: (() => number | null) | null = null;
   #lastCommitMs = 0;
 
-  readonly snapshotRows = this.registry.counter(
+  readonly snapshotRows: Counter = this.registry.counter(
     "replicant_snapshot_rows_total",
     "Snapshot rows written to Redis, per table.",
     ["table"],
   );
-  readonly changes = this.registry.counter(
+  readonly changes: Counter = this.registry.counter(
     "replicant_realtime_changes_total",
     "Realtime changes written to Redis (entries without tombstones), per table and operation.",
     ["table", "op"],
   );
-  readonly entries = this.registry.counter(
+  readonly entries: Counter = this.registry.counter(
     "replicant_stream_entries_total",
     "Entries accepted by XADD (tombstones included), per phase.",
     ["phase"],
   );
-  readonly batches = this.registry.counter(
+  readonly batches: Counter = this.registry.counter(
     "replicant_batches_total",
     "Pipelined XADD batches accepted by Redis.",
     ["phase"],
   );
-  readonly retries = this.registry.counter(
+  readonly retries: Counter = this.registry.counter(
     "replicant_batch_retries_total",
     "Batches tried again after a failure.",
     ["phase"],
   );
-  readonly undos = this.registry.counter(
+  readonly undos: Counter = this.registry.counter(
     "replicant_undone_entries_total",
     "Entries of failed realtime batches deleted again (undo).",
   );
-  readonly skipped = this.registry.counter(
+  readonly skipped: Counter = this.registry.counter(
     "replicant_skipped_tables_total",
     "Tables skipped after failures.",
     ["phase"],
   );
-  readonly indoubt = this.registry.gauge(
+  readonly indoubt: Gauge = this.registry.gauge(
     "replicant_indoubt_entries",
     "Entries written to the in-doubt file by this run.",
   );
-  readonly lagSecondsGauge = this.registry.gauge(
+  readonly lagSecondsGauge: Gauge = this.registry.gauge(
     "replicant_source_lag_seconds",
     "Seconds since the commit of the oldest change seen but not yet in Redis (0 when caught up).",
   );
-  readonly lagBytesGauge = this.registry.gauge(
+  readonly lagBytesGauge: Gauge = this.registry.gauge(
     "replicant_source_lag_bytes",
     "Source log bytes not yet confirmed (PostgreSQL: current WAL LSN - slot confirmed_flush_lsn).",
   );
-  readonly lastCommitGauge = this.registry.gauge(
+  readonly lastCommitGauge: Gauge = this.registry.gauge(
     "replicant_last_commit_timestamp_seconds",
     "Source commit time of the newest change written to Redis.",
   );
-  readonly commitToXadd = this.registry.histogram(
+  readonly commitToXadd: Histogram = this.registry.histogram(
     "replicant_commit_to_xadd_seconds",
     "Time from the source commit of a batch's oldest change to Redis accepting the batch.",
     [],
     exponentialBuckets(0.001, 2, 17),
   );
-  readonly roundTrip = this.registry.histogram(
+  readonly roundTrip: Histogram = this.registry.histogram(
     "replicant_redis_roundtrip_seconds",
     "Round trip of one pipelined XADD batch.",
     ["phase"],
     exponentialBuckets(0.0001, 2, 17),
   );
-  readonly healthGauge = this.registry.gauge(
+  readonly healthGauge: Gauge = this.registry.gauge(
     "replicant_health_status",
     "1 for the current /health status, 0 for the others.",
     ["status"],
   );
-  readonly retentionTrimmed = this.registry.counter(
+  readonly retentionTrimmed: Counter = this.registry.counter(
     "replicant_retention_trimmed_entries_total",
     "Entries retention removed from a stream (acknowledged by every consumer group, or over the cap).",
     ["stream"],
   );
-  readonly retentionUnread = this.registry.counter(
+  readonly retentionUnread: Counter = this.registry.counter(
     "replicant_retention_unread_trimmed_entries_total",
     "Entries the retention hard cap (max-length) removed before every consumer group acknowledged them.",
     ["stream"],
   );
-  readonly rss = this.registry.gauge(
+  readonly rss: Gauge = this.registry.gauge(
     "process_resident_memory_bytes",
     "Resident set size of the process in bytes.",
   );
@@ -171,7 +174,7 @@ export class ReplicantMetrics {
     }
   }
 
-  lagSeconds(nowMs = Date.now()): number {
+  lagSeconds(nowMs: number = Date.now()): number {
     const oldest = this.oldestPendingMs?.() ?? null;
     return oldest === null ? 0 : Math.max(0, (nowMs - oldest) / 1000);
   }
@@ -206,7 +209,7 @@ export class ReplicantMetrics {
   }
 
   /** A realtime batch was accepted by Redis: counts per table and op, latency once. */
-  realtimeBatch(batch: readonly AcceptedChange[], nowMs = Date.now()): void {
+  realtimeBatch(batch: readonly AcceptedChange[], nowMs: number = Date.now()): void {
     if (batch.length === 0) return;
     let entries = 0;
     let prev: TableSchema | undefined = undefined;
@@ -286,6 +289,3 @@ export class ReplicantMetrics {
     return this.registry.render();
   }
 }
-
-/** The process-wide metrics the pipelines report into. */
-export const metrics = new ReplicantMetrics();

@@ -1,6 +1,6 @@
-import type { EntryField } from "../core/entry_field.ts";
+import { type EntryField, entryText } from "../core/entry_field.ts";
 import type { MessageFormat } from "../core/entry_encoder.ts";
-import { ReplicantError } from "../core/errors.ts";
+import { ReplicantError, SinkError } from "../core/errors.ts";
 import type { Phase } from "../observe/replicant_metrics.ts";
 import type { BatchResult, StreamLane, StreamSink } from "../ports/stream_sink.ts";
 import {
@@ -13,10 +13,11 @@ import {
 
 /**
  * The one retry of a batch, for snapshot and realtime: a try, what the strategy does about a
- * failure (keep only the entries that failed; or undo what landed and send the batch whole
- * again), then the shared rules: a permanent error or `max-retries` spent ends the table
- * (TableFailure), OOM is backpressure (retried without end, its wait capped), every wait ends
- * at once when the run stops (StoppedWhileRetrying, or the strategy's own error).
+ * failure (snapshot: keep only the entries that failed, in order, taking back what landed
+ * above a hole; realtime: undo what landed and send the batch whole again), then the shared
+ * rules: a permanent error or `max-retries` spent ends the table (TableFailure), OOM is
+ * backpressure (retried without end, its wait capped), every wait ends at once when the run
+ * stops (StoppedWhileRetrying, or the strategy's own error).
  */
 
 /** Where the pipelines report (ReplicationLog fits). */
@@ -111,13 +112,14 @@ export async function retryLoop<F>(ctx: RetryContext, loop: RetryLoop<F>): Promi
 export async function retryCall<T>(
   ctx: RetryContext,
   call: () => Promise<T>,
-  onError?: (err: unknown) => void,
+  /** Hears of each failure before the next try is decided (awaited). */
+  onError?: (err: unknown) => void | Promise<unknown>,
 ): Promise<T> {
   for (let attempt = 0;; attempt++) {
     try {
       return await call();
     } catch (err) {
-      onError?.(err);
+      await onError?.(err);
       if (
         ctx.sink.classifyError(err) === "permanent" || attempt >= ctx.retry.maxRetries ||
         ctx.signal.aborted
@@ -140,6 +142,317 @@ export function keyText(fields: string[], format: MessageFormat): string {
   if (format === "compact") return fields[0];
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === "key") return fields[i + 1];
   return fields.join("\u0000");
+}
+
+// ---- Strategy 1 (snapshot): retry the entries that failed, in order. --------------------
+
+/** The snapshot stream a table's batches go to, one after another over one lane. */
+export interface OrderedTarget {
+  readonly stream: string;
+  readonly lane: StreamLane;
+  /** The table, for messages. */
+  readonly table: string;
+  /** Entries are matched by key, which is unique within a table's snapshot. */
+  readonly format: MessageFormat;
+  /** Log the key of every refused row (applier `log-row-level-errors`). */
+  readonly logRows: boolean;
+  /** How many of the stream's newest entries hold what landed of `pending` in-flight ones. */
+  scan(pending: number): number;
+  /** A batch of `n` entries landed whole; `ms` the round trip of its last try (0: none). */
+  landed(n: number, ms: number): void;
+}
+
+/**
+ * One batch of a table among the table's batches, in the order they are sent. Redis keeps a
+ * stream in the order entries land and --resume continues after the stream's newest entry,
+ * so no entry may stay after a row that has not landed: a batch retries only once every
+ * earlier one has landed, and whatever landed after a row that did not (of its own batch and
+ * of every later one) is taken back out first, in one XDEL.
+ */
+export interface BatchTurn {
+  entries: EntryField[][];
+  /** The table's next batch, once there is one. */
+  next: BatchTurn | null;
+  /** Resolves true when this batch and every earlier one landed whole at their first try. */
+  clean: Promise<boolean>;
+  /** Every row of this batch and of the earlier ones landed (rejects as they do). */
+  done: Promise<void>;
+  /** Known already: this batch or an earlier one has rows that did not land at first. */
+  troubled: boolean;
+}
+
+/** Starts writing a batch after `before`, the table's previous one (see BatchTurn). */
+export function batchInTurn(
+  ctx: RetryContext,
+  w: OrderedTarget,
+  entries: EntryField[][],
+  before: BatchTurn | null,
+): BatchTurn {
+  let setClean!: (clean: boolean) => void;
+  const turn: BatchTurn = {
+    entries,
+    next: null,
+    clean: new Promise((resolve) => setClean = resolve),
+    done: Promise.resolve(),
+    troubled: before?.troubled ?? false,
+  };
+  if (before !== null) before.next = turn;
+  const trouble = () => {
+    turn.troubled = true;
+    setClean(false);
+  };
+  turn.done = retryFailedEntries(ctx, w, turn, before, trouble, () => {
+    if (!turn.troubled) setClean(true);
+  }).finally(() => setClean(false));
+  turn.done.catch(() => {});
+  return turn;
+}
+
+interface EntriesFailure {
+  error: Error;
+  /** Entries of the try that failed, of `tried`. */
+  failed: number;
+  tried: number;
+}
+
+function stoppedAfter(err: Error): StoppedWhileRetrying {
+  return new StoppedWhileRetrying(
+    `stopped while writes cut off by ${err.message} wait to be retried`,
+  );
+}
+
+/**
+ * Writes a batch; on partial failure retries only the entries that failed, and what landed
+ * after the first of them is taken back out before: the stream's newest entry never sits
+ * after a row that did not land, so --resume (which continues after it) skips nothing, even
+ * after a kill -9. The batch waits for `before` once it or an earlier batch has rows that did
+ * not land, and takes back out whatever of it landed meanwhile.
+ */
+async function retryFailedEntries(
+  ctx: RetryContext,
+  w: OrderedTarget,
+  turn: BatchTurn,
+  before: BatchTurn | null,
+  trouble: () => void,
+  clean: () => void,
+): Promise<void> {
+  const entries = turn.entries;
+  let pending = entries;
+  /** The last try lost its connection: some of `pending` may have landed unseen. */
+  let unknown = false;
+  /** Entries landed but their replicas were not confirmed (wait-for-replicas). */
+  let unreplicated = false;
+  /** Entries that landed after one that did not could not be taken back out yet. */
+  let behindHole = false;
+  if (before?.troubled) {
+    trouble();
+    await before.done;
+    before = null;
+  }
+  await retryLoop<EntriesFailure>(ctx, {
+    phase: "snapshot",
+    attempt: async (attempt) => {
+      // A second round only when an earlier batch turned out not to have landed whole (below).
+      for (;;) {
+        let errors: (Error | null)[];
+        let t0 = performance.now();
+        try {
+          if (unknown) {
+            const left = await ctx.bound.call(keepLanded(ctx, w, pending, turn));
+            behindHole = false;
+            // All landed: they count once their replicas have them too.
+            if (left.length === 0 && unreplicated) await w.lane.waitForReplicas(w.stream);
+            pending = left;
+          }
+          unknown = false;
+          if (pending.length === 0) {
+            w.landed(entries.length, 0);
+            return null;
+          }
+          await ctx.sink.awaitMemory(ctx.signal, ctx.log);
+          if (before?.troubled) {
+            // An earlier batch failed while this one waited to be sent: it goes after it.
+            trouble();
+            await before.done;
+            before = null;
+          }
+          t0 = performance.now();
+          // Snapshot entries need no ids back: what must be taken back is found by key.
+          errors = (await ctx.bound.call(w.lane.append(w.stream, pending, false))).errors;
+        } catch (err) {
+          // Later batches wait from now on, not once Redis has let the lost connection go.
+          trouble();
+          errors = pending.map(() => err as Error);
+          unknown = true;
+          unreplicated ||= ctx.sink.isReplicaWait(err);
+          await ctx.sink.settleLost(err, undefined, ctx.signal);
+        }
+        if (errors.some((e) => e !== null)) trouble();
+        if (before !== null) {
+          // The first try is over: rows of earlier batches that did not land come first.
+          if (!(await before.clean)) {
+            trouble();
+            // Nothing of this batch landed: a later batch that did land takes itself back.
+            const landedNone = !unknown && errors.every((e) => e !== null);
+            if (!landedNone) await takeBackRetrying(ctx, w, [...entries, ...laterOf(turn)]);
+            await before.done;
+            // The whole batch again, as a first try.
+            pending = entries;
+            unknown = false;
+            before = null;
+            continue;
+          }
+          before = null;
+        }
+        const failed = pending.filter((_, i) => errors[i] !== null);
+        if (failed.length === 0) {
+          if (attempt === 0) clean();
+          w.landed(entries.length, performance.now() - t0);
+          return null;
+        }
+        trouble();
+        const firstError = errors.find((e) => e !== null)!;
+        ctx.metrics.redisFailed(firstError);
+        if (ctx.signal.aborted && unknown) throw stoppedAfter(firstError);
+        if (w.logRows) {
+          pending.forEach((fields, i) => {
+            if (errors[i]) {
+              ctx.log.warn(
+                `row of ${w.table} failed (${errors[i]!.message}): key ${
+                  keyText(entryText(fields), w.format).slice(0, 500)
+                }`,
+              );
+            }
+          });
+        }
+        const tried = pending.length;
+        if (!unknown) {
+          // Rows after the first refused one that landed go back out at once, so the
+          // stream's newest entry is a row with nothing missing before it.
+          const first = errors.findIndex((e) => e !== null);
+          const after = pending.slice(first + 1).filter((_, i) => errors[first + 1 + i] === null);
+          pending = pending.slice(first);
+          const later = laterOf(turn);
+          if (after.length + later.length > 0) {
+            try {
+              await ctx.bound.call(takeBack(ctx, w, [...after, ...later]));
+            } catch {
+              // Looked for again (by key) before the next try.
+              behindHole = unknown = true;
+            }
+          }
+        }
+        return { error: firstError, failed: failed.length, tried };
+      }
+    },
+    error: (f) => f.error,
+    exhausted: (f, _kind, tries) =>
+      new TableFailure(
+        `${f.failed} of ${f.tried} entries not accepted by stream "${w.stream}" after ${tries} tries: ${f.error.message}`,
+      ),
+    stopped: (f) => {
+      if (!behindHole) return stoppedAfter(f.error);
+      // Rows that Redis refused sit before rows that landed and could not be taken back
+      // out, which --resume would take as the table's progress.
+      return new SinkError(
+        `interrupted while retrying ${f.failed} row(s) that "${w.stream}" refused ` +
+          `(${f.error.message}); rows after them landed and could not be taken back, so ` +
+          `--resume could skip them: start this id again with --overwrite --replace-existing`,
+        w.stream,
+      );
+    },
+  });
+}
+
+/**
+ * After a lost connection, the entries of `pending` from the first one that is not in the
+ * stream on; those after it that landed are taken back out (they are written again after
+ * it). A table's batches go in order over one connection, so what landed is among the
+ * stream's newest entries (at most two chunks in flight); compared by key, which is unique.
+ */
+async function keepLanded(
+  ctx: RetryContext,
+  w: OrderedTarget,
+  pending: EntryField[][],
+  turn: BatchTurn,
+): Promise<EntryField[][]> {
+  const later = laterOf(turn);
+  const present = await newestByKey(ctx, w, pending.length + later.length);
+  const first = pending.findIndex((fields) => !present.has(keyText(entryText(fields), w.format)));
+  if (first < 0) return [];
+  const left = pending.slice(first);
+  await takeBack(ctx, w, [...left, ...later], present);
+  if (first > 0) {
+    ctx.log.info(
+      `${first} of ${pending.length} entries of a batch cut off from "${w.stream}" had ` +
+        `landed; retrying only the other ${left.length}`,
+    );
+  }
+  return left;
+}
+
+/**
+ * Takes `entries` back out of the stream (see BatchTurn), retrying a lost connection. A
+ * stop before that leaves them after rows that did not land: --resume could skip those.
+ */
+async function takeBackRetrying(
+  ctx: RetryContext,
+  w: OrderedTarget,
+  entries: EntryField[][],
+): Promise<void> {
+  try {
+    await retryCall(
+      ctx,
+      () => ctx.bound.call(takeBack(ctx, w, entries)),
+      (err) => ctx.sink.settleLost(err, undefined, ctx.signal),
+    );
+  } catch (err) {
+    const message = `cannot take entries that landed after rows that did not back out of ` +
+      `"${w.stream}" (${(err as Error).message})`;
+    if (ctx.signal.aborted) {
+      throw new SinkError(
+        `interrupted: ${message}, so --resume could skip those rows: start this id again ` +
+          "with --overwrite --replace-existing",
+        w.stream,
+      );
+    }
+    throw new TableFailure(message);
+  }
+}
+
+/** Deletes those of `entries` that are in the stream (see BatchTurn). */
+async function takeBack(
+  ctx: RetryContext,
+  w: OrderedTarget,
+  entries: EntryField[][],
+  present?: Map<string, string>,
+): Promise<void> {
+  present ??= await newestByKey(ctx, w, entries.length);
+  const ids = entries.map((fields) => present.get(keyText(entryText(fields), w.format)))
+    .filter((id): id is string => id !== undefined);
+  if (ids.length === 0) return;
+  await w.lane.remove(w.stream, ids);
+  ctx.log.info(
+    `took ${ids.length} entries back out of "${w.stream}": they landed after a row that did ` +
+      "not, and are written again after it",
+  );
+}
+
+/** Key → entry id of the newest entries, enough to hold `pending` in-flight ones. */
+async function newestByKey(
+  ctx: RetryContext,
+  w: OrderedTarget,
+  pending: number,
+): Promise<Map<string, string>> {
+  const tail = await ctx.sink.newest(w.stream, w.scan(pending));
+  return new Map(tail.map(([id, fields]) => [keyText(fields, w.format), id]));
+}
+
+/** The entries of the batches sent after `turn` (see BatchTurn). */
+function laterOf(turn: BatchTurn): EntryField[][] {
+  const out: EntryField[][] = [];
+  for (let t = turn.next; t !== null; t = t.next) out.push(...t.entries);
+  return out;
 }
 
 // ---- Strategy 2 (realtime): undo what landed, retry the batch whole. --------------------

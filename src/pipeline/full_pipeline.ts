@@ -29,8 +29,8 @@ export interface FullSpec {
   /** Called when realtime starts, after the snapshot (or when it was already complete). */
   realtimeStarts?: () => void;
   signal: AbortSignal;
-  /** What the run counts in and allocates from (default: the process's). */
-  state?: PipelineState;
+  /** What the run counts in and allocates from (pipeline_state.ts). */
+  state: PipelineState;
 }
 
 export interface FullOutcome {
@@ -68,8 +68,8 @@ export async function runFull(spec: FullSpec): Promise<FullOutcome> {
         run.log,
         spec.progress,
         signal,
-        handoff.tableStarts,
         spec.state,
+        handoff.tableStarts,
       ).run();
       done = await handoff.completed();
     } finally {

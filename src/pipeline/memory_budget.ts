@@ -11,7 +11,7 @@ import process from "node:process";
 const RSS_BUDGET = 128 * 1024 * 1024;
 const GROWTH = 48 * 1024 * 1024;
 
-/** When to ask for a full collection; RSS is the process's, so a run shares one. */
+/** When to ask for a full collection, from the process's RSS. */
 export class MemoryBudget {
   #lastCheck = 0;
   #afterLastGc = 0;
@@ -29,9 +29,13 @@ export class MemoryBudget {
   }
 }
 
-/** The process's budget, for code that is not handed one. */
-export const processMemoryBudget = new MemoryBudget();
+/**
+ * Process-wide by nature: RSS and the collector are the process's, not a run's. Runs that
+ * each kept a budget would each force a collection on the same growth.
+ */
+const processBudget = new MemoryBudget();
 
+/** Asks for a full collection when the process's RSS passed the budget (see above). */
 export function collectGarbageHint(): void {
-  processMemoryBudget.collectGarbageHint();
+  processBudget.collectGarbageHint();
 }

@@ -1,23 +1,21 @@
-import type { ByteArena } from "../core/byte_arena.ts";
-import { streamArena } from "../core/entry_encoder.ts";
-import { metrics, type ReplicantMetrics } from "../observe/replicant_metrics.ts";
-import { type MemoryBudget, processMemoryBudget } from "./memory_budget.ts";
+import { ByteArena } from "../core/byte_arena.ts";
+import { ReplicantMetrics } from "../observe/replicant_metrics.ts";
 
 /**
  * The state a pipeline run counts in and allocates from, handed in rather than reached as a
- * global: the metrics it reports, the arena encoded changes are written into, the memory
- * budget that asks for collections. A test gives a run its own.
+ * global: the metrics it reports, the arena encoded changes are written into. The command
+ * layer builds one per run, so two runs in one process keep apart; a test gives a run its own.
+ * (The memory budget is not part of it: it watches the process's RSS, see memory_budget.ts.)
  */
 export interface PipelineState {
   metrics: ReplicantMetrics;
-  /** Where realtime entries are encoded; a block is held until the sink accepted them. */
+  /** Where entries are encoded; a realtime block is held until the sink accepted them. */
   arena: ByteArena;
-  memory: MemoryBudget;
 }
 
-/** The process's state: what the commands run with. */
-export const processPipelineState: PipelineState = {
-  metrics,
-  arena: streamArena,
-  memory: processMemoryBudget,
-};
+/** A run's own state: `metrics` when the caller keeps them, else new ones. */
+export function newPipelineState(
+  metrics: ReplicantMetrics = new ReplicantMetrics(),
+): PipelineState {
+  return { metrics, arena: new ByteArena() };
+}

@@ -23,7 +23,8 @@ import {
   REALTIME_SCHEMAS_FIELD,
   skipThroughOf,
 } from "../ports/checkpoint.ts";
-import { type PipelineState, processPipelineState } from "./pipeline_state.ts";
+import type { PipelineState } from "./pipeline_state.ts";
+import { collectGarbageHint } from "./memory_budget.ts";
 import { type PipelineLog, type RetryContext, silentLog, StopBound } from "./batch_retry.ts";
 import { CheckpointCommitter } from "./checkpoint_committer.ts";
 import { RealtimeRunState } from "./realtime_run_state.ts";
@@ -153,7 +154,7 @@ export class RealtimePipeline {
     private readonly log: PipelineLog,
     private readonly signal: AbortSignal,
     /** What the run counts in and allocates from (pipeline_state.ts). */
-    private readonly state: PipelineState = processPipelineState,
+    private readonly state: PipelineState,
   ) {
     const metrics = state.metrics;
     this.#global = settings.replayConsistency === "GLOBAL";
@@ -345,7 +346,7 @@ export class RealtimePipeline {
   }
 
   async #onTransaction(part: SourceTransactionPart): Promise<void> {
-    this.state.memory.collectGarbageHint();
+    collectGarbageHint();
     if (this.#run.failed) throw this.#run.fatal;
     this.#deliveries++;
     // Parts of one transaction follow each other: an open one continues (streaming_source.ts).
@@ -399,7 +400,8 @@ export async function streamChanges(
   naming: StreamNaming,
   settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough">,
   signal: AbortSignal,
-  state: PipelineState = processPipelineState,
+  /** What the run counts in and allocates from (pipeline_state.ts). */
+  state: PipelineState,
 ): Promise<RealtimeOutcome> {
   const skipThrough = skipThroughOf(await run.checkpoints.read());
   const opened = await connector.openStream(run, afterSnapshot);

@@ -1,16 +1,18 @@
-import { type EntryField, entryText } from "../core/entry_field.ts";
 import { decodeEntry } from "../core/entry_decoder.ts";
 import { type EntryOptions, TableEntryEncoder } from "../core/entry_encoder.ts";
-import { ExistingStreamsError, SinkError } from "../core/errors.ts";
+import { ExistingStreamsError } from "../core/errors.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
 import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
-import { type PipelineState, processPipelineState } from "./pipeline_state.ts";
+import type { PipelineState } from "./pipeline_state.ts";
+import { collectGarbageHint } from "./memory_budget.ts";
 import { type CheckpointStore, retentionField, snapshotDoneField } from "../ports/checkpoint.ts";
 import type { StreamLane, StreamSink } from "../ports/stream_sink.ts";
-import { backoffMs, type RetrySettings, sleep } from "./retry_policy.ts";
+import type { RetrySettings } from "./retry_policy.ts";
 import {
-  keyText,
+  batchInTurn,
+  type BatchTurn,
+  type OrderedTarget,
   type PipelineLog,
   type RetryContext,
   StopBound,
@@ -59,31 +61,6 @@ export interface SnapshotOutcome {
 }
 
 /**
- * One batch of a table among the table's batches, in the order they are sent. Redis keeps a
- * stream in the order entries land and --resume continues after the stream's newest entry,
- * so no entry may stay after a row that has not landed: a batch retries only once every
- * earlier one has landed, and whatever landed after a row that did not (of its own batch and
- * of every later one) is taken back out first, in one XDEL.
- */
-interface BatchTurn {
-  entries: EntryField[][];
-  /** The table's next batch, once there is one. */
-  next: BatchTurn | null;
-  /** Resolves true when this batch and every earlier one landed whole at their first try. */
-  clean: Promise<boolean>;
-  /** Every row of this batch and of the earlier ones landed (rejects as they do). */
-  done: Promise<void>;
-  /** Known already: this batch or an earlier one has rows that did not land at first. */
-  troubled: boolean;
-}
-
-function stoppedAfter(err: Error): StoppedWhileRetrying {
-  return new StoppedWhileRetrying(
-    `stopped while writes cut off by ${err.message} wait to be retried`,
-  );
-}
-
-/**
  * Copies every selected table into its stream: `threads` tables at a time, each read in key
  * order and written in pipelined batches, two chunks in flight so reading, encoding and
  * Redis round trips overlap while memory stays bounded.
@@ -98,13 +75,13 @@ export class SnapshotPipeline {
     private readonly log: PipelineLog,
     private readonly progress: SnapshotProgress,
     private readonly signal: AbortSignal,
+    /** What the run counts in and allocates from (pipeline_state.ts). */
+    private readonly state: PipelineState,
     /**
      * Called once per table after its reader started (so the source knows the table's
      * snapshot position) and before any of its rows is written.
      */
     private readonly beforeFirstWrite?: (table: TableSchema) => Promise<void>,
-    /** What the run counts in (pipeline_state.ts). */
-    private readonly state: PipelineState = processPipelineState,
   ) {
     this.#retry = {
       sink,
@@ -202,7 +179,7 @@ export class SnapshotPipeline {
     const name = qualifiedName(table.schema.id);
     const stream = this.#stream(table.schema);
     const schema = await this.settings.schemas?.label(table.schema) ?? table.schema;
-    const encoder = new TableEntryEncoder(schema, this.settings.entry, true);
+    const encoder = new TableEntryEncoder(schema, this.settings.entry, true, this.state.arena);
     const position = { tsMs: this.source.snapshotTsMs, fields: "" };
     let after: KeyValue[] | null = null;
     let already = 0;
@@ -211,6 +188,15 @@ export class SnapshotPipeline {
     }
     this.progress.tableStarted(name, already);
     let rows = already;
+    const target: OrderedTarget = {
+      stream,
+      lane,
+      table: name,
+      format: this.settings.entry.format,
+      logRows: this.settings.logRowLevelErrors,
+      scan: (pending) => this.#landedScan(pending),
+      landed: (n, ms) => this.state.metrics.snapshotBatch(name, n, ms),
+    };
     let inflight: Promise<void> = Promise.resolve();
     /** The table's last batch sent: the next one lands only after it. */
     let previous: BatchTurn | null = null;
@@ -235,7 +221,7 @@ export class SnapshotPipeline {
         const batches: Promise<void>[] = [];
         for (let i = 0; i < entries.length; i += this.settings.batchRows) {
           const batch = entries.slice(i, i + this.settings.batchRows);
-          previous = this.#batchInTurn(lane, name, stream, batch, previous);
+          previous = batchInTurn(this.#retry, target, batch, previous);
           const written = previous.done.then(() => {
             rows += batch.length;
             this.progress.rowsWritten(name, batch.length);
@@ -253,7 +239,7 @@ export class SnapshotPipeline {
         // Swallow here; the error is rethrown by the next `await inflight`.
         inflight.catch(() => {});
         if (this.signal.aborted) break;
-        this.state.memory.collectGarbageHint();
+        collectGarbageHint();
       }
       if (!started) await this.beforeFirstWrite?.(table.schema);
       await inflight;
@@ -308,185 +294,7 @@ export class SnapshotPipeline {
     return { after, already: length };
   }
 
-  /** Starts writing a batch after `before`, the table's previous one (see BatchTurn). */
-  #batchInTurn(
-    lane: StreamLane,
-    table: string,
-    stream: string,
-    entries: EntryField[][],
-    before: BatchTurn | null,
-  ): BatchTurn {
-    let setClean!: (clean: boolean) => void;
-    const turn: BatchTurn = {
-      entries,
-      next: null,
-      clean: new Promise((resolve) => setClean = resolve),
-      done: Promise.resolve(),
-      troubled: before?.troubled ?? false,
-    };
-    if (before !== null) before.next = turn;
-    const trouble = () => {
-      turn.troubled = true;
-      setClean(false);
-    };
-    turn.done = this.#writeBatch(lane, table, stream, turn, before, trouble, () => {
-      if (!turn.troubled) setClean(true);
-    }).finally(() => setClean(false));
-    turn.done.catch(() => {});
-    return turn;
-  }
-
-  /**
-   * Writes a batch; on partial failure retries only the entries that failed, and
-   * what landed after the first of them is taken back out before: the stream's newest entry
-   * never sits after a row that did not land, so --resume (which continues after it) skips
-   * nothing, even after a kill -9. The batch waits for `before` once it or an earlier batch
-   * has rows that did not land, and takes back out whatever of it landed meanwhile.
-   */
-  async #writeBatch(
-    lane: StreamLane,
-    table: string,
-    stream: string,
-    turn: BatchTurn,
-    before: BatchTurn | null,
-    trouble: () => void,
-    clean: () => void,
-  ) {
-    const entries = turn.entries;
-    let pending = entries;
-    /** The last try lost its connection: some of `pending` may have landed unseen. */
-    let unknown = false;
-    /** Entries landed but their replicas were not confirmed (wait-for-replicas). */
-    let unreplicated = false;
-    /** Entries that landed after one that did not could not be taken back out yet. */
-    let behindHole = false;
-    let t0 = performance.now();
-    if (before?.troubled) {
-      trouble();
-      await before.done;
-      before = null;
-    }
-    for (let attempt = 0;; attempt++) {
-      let errors: (Error | null)[];
-      try {
-        if (unknown) {
-          const left = await this.#bounded(this.#keepLanded(lane, stream, pending, turn));
-          behindHole = false;
-          // All landed: they count once their replicas have them too.
-          if (left.length === 0 && unreplicated) await lane.waitForReplicas(stream);
-          pending = left;
-        }
-        unknown = false;
-        if (pending.length === 0) return this.state.metrics.snapshotBatch(table, entries.length, 0);
-        await this.sink.awaitMemory(this.signal, this.log);
-        if (before?.troubled) {
-          // An earlier batch failed while this one waited to be sent: it goes after it.
-          trouble();
-          await before.done;
-          before = null;
-        }
-        t0 = performance.now();
-        // Snapshot entries need no ids back: what must be taken back is found by key.
-        errors = (await this.#bounded(lane.append(stream, pending, false))).errors;
-      } catch (err) {
-        // Later batches wait from now on, not once Redis has let the lost connection go.
-        trouble();
-        errors = pending.map(() => err as Error);
-        unknown = true;
-        unreplicated ||= this.sink.isReplicaWait(err);
-        await this.sink.settleLost(err, undefined, this.signal);
-      }
-      if (errors.some((e) => e !== null)) trouble();
-      if (before !== null) {
-        // The first try is over: rows of earlier batches that did not land come first.
-        if (!(await before.clean)) {
-          trouble();
-          // Nothing of this batch landed: a later batch that did land takes itself back.
-          const landedNone = !unknown && errors.every((e) => e !== null);
-          if (!landedNone) {
-            await this.#takeBackRetrying(lane, stream, [...entries, ...laterOf(turn)]);
-          }
-          await before.done;
-          pending = entries;
-          unknown = false;
-          attempt = -1;
-          before = null;
-          continue;
-        }
-        before = null;
-      }
-      const failed = pending.filter((_, i) => errors[i] !== null);
-      if (failed.length === 0) {
-        if (attempt === 0) clean();
-        return this.state.metrics.snapshotBatch(table, entries.length, performance.now() - t0);
-      }
-      trouble();
-      const firstError = errors.find((e) => e !== null)!;
-      this.state.metrics.redisFailed(firstError);
-      if (this.signal.aborted && unknown) throw stoppedAfter(firstError);
-      const kind = this.sink.classifyError(firstError);
-      if (kind === "oom") this.sink.memoryPressure();
-      if (this.settings.logRowLevelErrors) {
-        pending.forEach((fields, i) => {
-          if (errors[i]) {
-            this.log.warn(
-              `row of ${table} failed (${errors[i]!.message}): key ${
-                keyText(entryText(fields), this.settings.entry.format).slice(0, 500)
-              }`,
-            );
-          }
-        });
-      }
-      const tried = pending.length;
-      if (!unknown) {
-        // Rows after the first refused one that landed go back out at once, so the stream's
-        // newest entry is a row with nothing missing before it.
-        const first = errors.findIndex((e) => e !== null);
-        const after = pending.slice(first + 1).filter((_, i) => errors[first + 1 + i] === null);
-        pending = pending.slice(first);
-        const later = laterOf(turn);
-        if (after.length + later.length > 0) {
-          try {
-            await this.#bounded(this.#takeBack(lane, stream, [...after, ...later]));
-          } catch {
-            // Looked for again (by key) before the next try.
-            behindHole = unknown = true;
-          }
-        }
-      }
-      if (
-        kind === "permanent" || (kind === "retriable" && attempt >= this.settings.retry.maxRetries)
-      ) {
-        throw new TableFailure(
-          `${failed.length} of ${tried} entries not accepted by stream "${stream}" after ${
-            attempt + 1
-          } tries: ${firstError.message}`,
-        );
-      }
-      this.state.metrics.retry("snapshot");
-      // OOM is backpressure: wait for memory to free instead of counting it as a failure.
-      await sleep(
-        backoffMs(
-          kind === "oom" ? Math.min(attempt + 1, 4) : attempt + 1,
-          this.settings.retry.waitMs,
-        ),
-        this.signal,
-      );
-      if (this.signal.aborted) {
-        if (!behindHole) throw stoppedAfter(firstError);
-        // Rows that Redis refused sit before rows that landed and could not be taken back
-        // out, which --resume would take as the table's progress.
-        throw new SinkError(
-          `interrupted while retrying ${failed.length} row(s) that "${stream}" refused ` +
-            `(${firstError.message}); rows after them landed and could not be taken back, so ` +
-            `--resume could skip them: start this id again with --overwrite --replace-existing`,
-          stream,
-        );
-      }
-    }
-  }
-
-  /** Newest entries that can hold what landed of `pending` entries cut off (see #keepLanded). */
+  /** Newest entries that can hold what landed of `pending` entries cut off (batch_retry.ts). */
   #landedScan(pending: number): number {
     return pending + 2 * this.settings.fetchRows + this.settings.batchRows;
   }
@@ -495,98 +303,4 @@ export class SnapshotPipeline {
   #bounded<T>(call: Promise<T>): Promise<T> {
     return this.#retry.bound.call(call);
   }
-
-  /**
-   * After a lost connection, the entries of `pending` from the first one that is not in the
-   * stream on; those after it that landed are taken back out (they are written again after
-   * it). A table's batches go in order over one connection, so what landed is among the
-   * stream's newest entries (at most two chunks in flight); compared by key, which is unique.
-   */
-  async #keepLanded(
-    lane: StreamLane,
-    stream: string,
-    pending: EntryField[][],
-    turn: BatchTurn,
-  ): Promise<EntryField[][]> {
-    const later = laterOf(turn);
-    const present = await this.#newest(stream, pending.length + later.length);
-    const format = this.settings.entry.format;
-    const first = pending.findIndex((fields) => !present.has(keyText(entryText(fields), format)));
-    if (first < 0) return [];
-    const left = pending.slice(first);
-    await this.#takeBack(lane, stream, [...left, ...later], present);
-    if (first > 0) {
-      this.log.info(
-        `${first} of ${pending.length} entries of a batch cut off from "${stream}" had ` +
-          `landed; retrying only the other ${left.length}`,
-      );
-    }
-    return left;
-  }
-
-  /**
-   * Takes `entries` back out of the stream (see BatchTurn), retrying a lost connection. A
-   * stop before that leaves them after rows that did not land: --resume could skip those.
-   */
-  async #takeBackRetrying(
-    lane: StreamLane,
-    stream: string,
-    entries: EntryField[][],
-  ): Promise<void> {
-    for (let attempt = 0;; attempt++) {
-      try {
-        return await this.#bounded(this.#takeBack(lane, stream, entries));
-      } catch (err) {
-        await this.sink.settleLost(err, undefined, this.signal);
-        const message = `cannot take entries that landed after rows that did not back out of ` +
-          `"${stream}" (${(err as Error).message})`;
-        if (this.signal.aborted) {
-          throw new SinkError(
-            `interrupted: ${message}, so --resume could skip those rows: start this id again ` +
-              "with --overwrite --replace-existing",
-            stream,
-          );
-        }
-        if (
-          this.sink.classifyError(err) === "permanent" || attempt >= this.settings.retry.maxRetries
-        ) {
-          throw new TableFailure(message);
-        }
-        await sleep(backoffMs(attempt + 1, this.settings.retry.waitMs), this.signal);
-      }
-    }
-  }
-
-  /** Deletes those of `entries` that are in the stream (see BatchTurn). */
-  async #takeBack(
-    lane: StreamLane,
-    stream: string,
-    entries: EntryField[][],
-    present?: Map<string, string>,
-  ): Promise<void> {
-    present ??= await this.#newest(stream, entries.length);
-    const format = this.settings.entry.format;
-    const ids = entries.map((fields) => present.get(keyText(entryText(fields), format)))
-      .filter((id): id is string => id !== undefined);
-    if (ids.length === 0) return;
-    await lane.remove(stream, ids);
-    this.log.info(
-      `took ${ids.length} entries back out of "${stream}": they landed after a row that did ` +
-        "not, and are written again after it",
-    );
-  }
-
-  /** Key → entry id of the newest entries, enough to hold `pending` in-flight ones. */
-  async #newest(stream: string, pending: number): Promise<Map<string, string>> {
-    const tail = await this.sink.newest(stream, this.#landedScan(pending));
-    const format = this.settings.entry.format;
-    return new Map(tail.map(([id, fields]) => [keyText(fields, format), id]));
-  }
-}
-
-/** The entries of the batches sent after `turn` (see BatchTurn). */
-function laterOf(turn: BatchTurn): EntryField[][] {
-  const out: EntryField[][] = [];
-  for (let t = turn.next; t !== null; t = t.next) out.push(...t.entries);
-  return out;
 }

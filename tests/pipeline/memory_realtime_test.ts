@@ -14,13 +14,13 @@ import { type ArenaBlock, ByteArena } from "../../src/core/byte_arena.ts";
 import { BatchChangeEvent } from "../../src/core/change_event.ts";
 import { InDoubtError, SinkError } from "../../src/core/errors.ts";
 import { JsonRowBatch } from "../../src/core/json_row_batch.ts";
-import { metrics as globalMetrics, ReplicantMetrics } from "../../src/observe/replicant_metrics.ts";
-import { MemoryBudget } from "../../src/pipeline/memory_budget.ts";
+import { ReplicantMetrics } from "../../src/observe/replicant_metrics.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import { REALTIME_CHECKPOINT_FIELD } from "../../src/ports/checkpoint.ts";
 import type { SourceTransaction, SourceTransactionPart } from "../../src/ports/streaming_source.ts";
 import { readIndoubt } from "../../src/pipeline/indoubt_log.ts";
 import { RealtimePipeline, type RealtimeSettings } from "../../src/pipeline/realtime_pipeline.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import {
   MemoryCheckpointStore,
   MemorySink,
@@ -87,6 +87,7 @@ function pipeline(r: Run, over: Partial<RealtimeSettings> = {}): RealtimePipelin
     settings(over),
     r.log,
     r.controller.signal,
+    newPipelineState(),
   );
 }
 
@@ -354,6 +355,7 @@ Deno.test("realtime over memory: a resume skips what each stream's tail already 
     settings({ resume: true }),
     r.log,
     new AbortController().signal,
+    newPipelineState(),
   ).run();
   assert.deepEqual(rowIds(r.sink.entries(S1)), range(1, 14));
   assert.equal(again.tables.find((t) => t.stream === S1)!.duplicates, 6);
@@ -404,9 +406,9 @@ function metricValue(m: ReplicantMetrics, series: string): number {
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
-Deno.test("realtime over memory: a run counts in and allocates from the state it is handed", async () => {
-  // Byte rows, as sources deliver them: the encoder writes them into the arena.
-  const txs = transactions(12).map((tx) => ({
+/** Byte rows, as sources deliver them: the encoder writes them into the run's arena. */
+function byteRows(txs: SourceTransaction[]): SourceTransaction[] {
+  return txs.map((tx) => ({
     ...tx,
     events: tx.events.map((ev) =>
       new BatchChangeEvent(ev.table, ev.op, {
@@ -416,17 +418,12 @@ Deno.test("realtime over memory: a run counts in and allocates from the state it
       }, ev.position)
     ),
   }));
-  const r = bed(txs);
+}
+
+Deno.test("realtime over memory: a run counts in and allocates from the state it is handed", async () => {
+  const r = bed(byteRows(transactions(12)));
   r.sink.fault({ op: "append", stream: S1, fault: { refuse: [1], error: retriable() } });
-  const state = {
-    metrics: new ReplicantMetrics(),
-    arena: new CountingArena(256, 4),
-    memory: new MemoryBudget(),
-  };
-  const globalRetries = metricValue(
-    globalMetrics,
-    'replicant_batch_retries_total{phase="realtime"}',
-  );
+  const state = { metrics: new ReplicantMetrics(), arena: new CountingArena(256, 4) };
   const run = new RealtimePipeline(
     r.source,
     r.sink,
@@ -441,12 +438,39 @@ Deno.test("realtime over memory: a run counts in and allocates from the state it
   assert.deepEqual(rowIds(r.sink.entries(S1)), range(1, 12));
   assert.equal(metricValue(state.metrics, 'replicant_batch_retries_total{phase="realtime"}'), 1);
   assert.ok(metricValue(state.metrics, "replicant_undone_entries_total") >= 2);
-  assert.equal(
-    metricValue(globalMetrics, 'replicant_batch_retries_total{phase="realtime"}'),
-    globalRetries,
-    "the process's metrics counted a run that was handed its own",
-  );
   assert.equal(state.arena.rooms, 24, "every change is encoded into the run's arena");
   assert.equal(state.arena.holds, 24);
   assert.equal(state.arena.held, 0, "a block is still held after every entry was accepted");
+});
+
+Deno.test("realtime over memory: two runs side by side in one process keep their metrics apart", async () => {
+  // One run meets a refused entry (a retry and an undo), the other none; they run at once.
+  const a = bed(byteRows(transactions(12)));
+  const b = bed(byteRows(transactions(5)));
+  a.sink.fault({ op: "append", stream: S1, fault: { refuse: [1], error: retriable() } });
+  const stateA = { metrics: new ReplicantMetrics(), arena: new CountingArena(256, 4) };
+  const stateB = { metrics: new ReplicantMetrics(), arena: new CountingArena(256, 4) };
+  const runOf = (r: Run, state: typeof stateA) =>
+    new RealtimePipeline(
+      r.source,
+      r.sink,
+      naming,
+      r.store,
+      settings(),
+      r.log,
+      r.controller.signal,
+      state,
+    ).run();
+  await Promise.all([runOf(a, stateA), runOf(b, stateB)]);
+  assert.deepEqual(rowIds(a.sink.entries(S1)), range(1, 12));
+  assert.deepEqual(rowIds(b.sink.entries(S1)), range(1, 5));
+  const retries = 'replicant_batch_retries_total{phase="realtime"}';
+  assert.equal(metricValue(stateA.metrics, retries), 1);
+  assert.equal(metricValue(stateB.metrics, retries), 0, "run B counted run A's retry");
+  assert.equal(metricValue(stateB.metrics, "replicant_undone_entries_total"), 0);
+  const changes = 'replicant_stream_entries_total{phase="realtime"}';
+  assert.equal(metricValue(stateA.metrics, changes), 24, "run A: 12 changes in each of 2 tables");
+  assert.equal(metricValue(stateB.metrics, changes), 10, "run B: 5 changes in each of 2 tables");
+  assert.equal(stateA.arena.rooms, 24, "run A's changes are encoded into its own arena");
+  assert.equal(stateB.arena.rooms, 10, "run B's changes are encoded into its own arena");
 });

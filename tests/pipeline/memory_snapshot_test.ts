@@ -6,11 +6,13 @@
  * after all its rows landed.
  */
 import assert from "node:assert/strict";
+import { SinkError } from "../../src/core/errors.ts";
 import { StreamNaming } from "../../src/core/stream_naming.ts";
 import type { TableSchema } from "../../src/core/table_schema.ts";
 import { SnapshotProgress } from "../../src/observe/snapshot_progress.ts";
 import { snapshotDoneField } from "../../src/ports/checkpoint.ts";
 import { SnapshotPipeline, type SnapshotSettings } from "../../src/pipeline/snapshot_pipeline.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import {
   MemoryCheckpointStore,
   MemorySink,
@@ -75,6 +77,7 @@ function pipeline(r: Run, over: Partial<SnapshotSettings> = {}): SnapshotPipelin
     r.log,
     new SnapshotProgress({ write() {} }, 3_600_000),
     r.controller.signal,
+    newPipelineState(),
   );
 }
 
@@ -221,4 +224,24 @@ Deno.test("snapshot over memory: a failed done mark stops the run (the table res
   const again = await pipeline(r, { resume: true }).run();
   assert.deepEqual(rowIds(r.sink.entries(S1)), range(1, 10));
   assert.equal(again.tables[0].status, "done");
+});
+
+Deno.test("snapshot over memory: a stop while refused rows wait, with rows above them that could not be taken back, returns promptly and says --resume could skip them", async () => {
+  // One batch of 4: row 2 refused, rows 3 and 4 land above it and their take-back fails.
+  const r = bed(new Map([[T1, 4]]));
+  r.sink.fault({ op: "append", stream: S1, fault: { refuse: [1], error: retriable() } });
+  r.sink.fault({
+    op: "remove",
+    stream: S1,
+    fault: { throw: retriable() },
+    onFire: () => setTimeout(() => r.controller.abort(), 50),
+  });
+  const t0 = Date.now();
+  await assert.rejects(
+    pipeline(r, { retry: { maxRetries: 5, waitMs: 10_000 } }).run(),
+    (err: Error) => err instanceof SinkError && /could not be taken back/.test(err.message),
+  );
+  assert.ok(Date.now() - t0 < 2_000, `the stop took ${Date.now() - t0} ms`);
+  assert.deepEqual(rowIds(r.sink.entries(S1)), [1, 3, 4]);
+  assert.equal(r.store.fields.get(snapshotDoneField(S1)), undefined);
 });

@@ -13,6 +13,7 @@ import type { SourceTransactionPart, StreamingSource } from "../../src/ports/str
 import { RedisCheckpointStore } from "../../src/sink/redis/checkpoint_store.ts";
 import { RedisStreamSink } from "../../src/sink/redis/redis_stream_sink.ts";
 import { MysqlBinlogSource } from "../../src/source/mysql/mysql_binlog_source.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import {
   MYSQL_POSITION_FIELDS,
   mysqlSortKeyOfSource,
@@ -93,6 +94,7 @@ Deno.test("mysql realtime: a transaction larger than a part is one transaction, 
       },
       silentLog,
       ac.signal,
+      newPipelineState(),
     ).run();
     run.catch(() => {});
 

@@ -6,6 +6,7 @@ import { ReplicationLog } from "../../src/observe/replication_log.ts";
 import { SnapshotProgress } from "../../src/observe/snapshot_progress.ts";
 import type { FullSpec } from "../../src/pipeline/full_pipeline.ts";
 import { PgConnector } from "../../src/source/postgres/connector.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import type { Fixture } from "./pg_realtime_fixture.ts";
 
 /** A `full` run of the fixture's tables through the PostgreSQL connector, slot = fixture's. */
@@ -60,6 +61,7 @@ export function pgFullSpec(
     terminatePostSnapshot: false,
     progress: new SnapshotProgress({ write: () => {} }),
     signal,
+    state: newPipelineState(),
     ...rest,
   };
 }

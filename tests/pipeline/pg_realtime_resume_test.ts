@@ -3,6 +3,7 @@ import { RealtimePipeline, silentLog } from "../../src/pipeline/realtime_pipelin
 import type { StreamingSource } from "../../src/ports/streaming_source.ts";
 import { PgLogicalSource } from "../../src/source/postgres/pg_logical_source.ts";
 import { pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 import { waitFor } from "../helpers/services.ts";
 import {
   assertStrictlyIncreasing,
@@ -111,6 +112,7 @@ async function runOnce(fx: Fixture, resume: boolean, until: () => Promise<boolea
     },
     silentLog,
     ac.signal,
+    newPipelineState(),
   );
   const done = pipeline.run();
   try {

@@ -21,6 +21,7 @@ import type { PgEndpoint } from "../../src/source/postgres/pg_endpoint.ts";
 import { PgLogicalSource } from "../../src/source/postgres/pg_logical_source.ts";
 import type { ReplicationOwner } from "../../src/source/postgres/pg_source_ownership.ts";
 import { pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
+import { newPipelineState } from "../../src/pipeline/pipeline_state.ts";
 
 /** Settings of a PostgreSQL realtime run, already resolved by the command layer. */
 export interface PgRealtimeSpec {
@@ -126,6 +127,7 @@ export async function runRealtime(spec: PgRealtimeSpec): Promise<RealtimeOutcome
       },
       spec.log ?? silentLog,
       spec.signal,
+      newPipelineState(),
     ).run();
   } finally {
     await source.close();

@@ -86,6 +86,10 @@ export interface LabelledColumn {
   count: number;
 }
 
+/**
+ * Process-wide by nature: the temporary tables are named by pid and this counter, so runs
+ * in one process (on one server) never pick the same name.
+ */
 let probeCounter = 0;
 
 /**

@@ -89,6 +89,7 @@ function readEscape(src: Uint8Array, i: number, e: number): number {
   escapeByte = c;
   return i;
 }
+/** readEscape's second result, read at once by its synchronous caller: no state between calls. */
 let escapeByte = 0;
 
 /** Undoes COPY's text escapes of `src[s, e)` into `dst` from 0; returns the length. */

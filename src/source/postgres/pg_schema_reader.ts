@@ -26,7 +26,10 @@ export interface PgTable extends TableSchema {
   generatedColumns: string[];
 }
 
-/** What each run has told of generated columns, by the log it tells through. */
+/**
+ * What each run has told of generated columns, by the log it tells through: keyed by the
+ * run's log, so runs keep apart, and a finished run's entry goes with its log.
+ */
 const toldGeneratedColumns = new WeakMap<object, Set<string>>();
 
 /**
