@@ -3,11 +3,12 @@
  * (password required), every connect fault gives the raw XADD writer (RespPipeline) and the
  * admin client (ioredis) the same message with the same hint: a wrong password, no password,
  * a certificate signed by another CA, an address the certificate does not name, a port
- * nobody listens on. A Cluster client meets the same hints, and its own on a single server.
+ * nobody listens on, a server that never answers. A Cluster client meets the same hints, and its own on a single server.
  * Targets are built from connection files, as a run builds them.
  */
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
+import net from "node:net";
 import { loadConnection, type RedisConnection } from "../../src/config/mod.ts";
 import { redisTargetOf } from "../../src/commands/replication_setup.ts";
 import { SinkError } from "../../src/core/errors.ts";
@@ -35,8 +36,10 @@ async function failure(p: Promise<{ close?(): Promise<void>; disconnect?(): void
 
 /** Both stacks fail to connect to `target`; returns the one message they share. */
 async function sameFailure(target: RedisTarget, hint: RegExp): Promise<string> {
-  const admin = await failure(openRedis(target, "endpoint-test"));
-  const raw = await failure(RespPipeline.open(endpointOf(target, "endpoint-test-writer")));
+  const [admin, raw] = await Promise.all([
+    failure(openRedis(target, "endpoint-test")),
+    failure(RespPipeline.open(endpointOf(target, "endpoint-test-writer"))),
+  ]);
   assert.ok(admin instanceof SinkError, String(admin));
   assert.ok(raw instanceof SinkError, String(raw));
   assert.equal(raw.message, admin.message);
@@ -107,6 +110,22 @@ Deno.test({
           target(`password: ${PASSWORD}\n${trusted}`, "127.0.0.1", freePort()),
           /ECONNREFUSED.* \(connection refused: is the server running, and are `host` and `port` right\?\)$/,
         );
+      });
+
+      await t.step("a server that never answers", async () => {
+        const sockets: net.Socket[] = [];
+        const silent = net.createServer((s) => sockets.push(s));
+        await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+        try {
+          const port = (silent.address() as net.AddressInfo).port;
+          await sameFailure(
+            target(`password: ${PASSWORD}\n${trusted}`, "127.0.0.1", port),
+            /: connect ETIMEDOUT \(connection timed out: check `host`, `port` and firewalls\)$/,
+          );
+        } finally {
+          for (const s of sockets) s.destroy();
+          await new Promise((resolve) => silent.close(resolve));
+        }
       });
 
       await t.step(

@@ -210,6 +210,9 @@ export function connectHint(reason: string, code?: string): string {
     return "connection refused: is the server running, and are `host` and `port` right?";
   }
   if (code === "ENOTFOUND" || /ENOTFOUND/.test(reason)) return "unknown host: check `host`";
+  if (code === "ETIMEDOUT" || /ETIMEDOUT/.test(reason)) {
+    return "connection timed out: check `host`, `port` and firewalls";
+  }
   if (/cluster support disabled/i.test(reason)) {
     return "not a Redis Cluster: for a single server set `mode: standalone`";
   }

@@ -185,10 +185,8 @@ export class RespPipeline {
     const conn = new RespPipeline(opts);
     const timeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     const timer = setTimeout(() => {
-      const err = Object.assign(
-        new Error(`connect ETIMEDOUT ${opts.host}:${opts.port} (no answer within ${timeoutMs} ms)`),
-        { code: "ETIMEDOUT" },
-      );
+      // ioredis's words for the same fault, so both stacks report it alike.
+      const err = Object.assign(new Error("connect ETIMEDOUT"), { code: "ETIMEDOUT" });
       conn.#socket.destroy(err);
     }, timeoutMs);
     const steps = handshakeOf(opts).map((args) => conn.command(...args));
