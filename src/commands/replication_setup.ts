@@ -32,7 +32,7 @@ import {
   type TableSelection,
   tableSelectionOf,
 } from "../ports/snapshot_source.ts";
-import type { RedisTarget } from "../sink/redis/redis_connection.ts";
+import type { RedisTarget } from "../sink/redis/redis_endpoint.ts";
 import { VERSION } from "../version.ts";
 import type { CommonOptions } from "./common_options.ts";
 import { jsonLine, type LogEvent } from "../observe/log_event.ts";

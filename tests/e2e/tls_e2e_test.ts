@@ -8,95 +8,16 @@
  * (exit 2) naming the key.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, readFileSync, rmSync } from "node:fs";
-import path from "node:path";
-import { Redis } from "ioredis";
+import { chmodSync, rmSync } from "node:fs";
 import { pgClient } from "../helpers/clients.ts";
 import { runReplicant, type RunResult, scratchHome } from "../helpers/replicant.ts";
-import { freePort } from "../helpers/free_port.ts";
-import { waitFor } from "../helpers/services.ts";
-import {
-  KEY_PASSWORD,
-  makeTestCerts,
-  type TestCerts,
-  TRUST_PASSWORD,
-} from "../config/tls_certs.ts";
+import { startTlsRedis, stopTlsRedis, type TlsRedis } from "../helpers/tls_redis.ts";
+import { KEY_PASSWORD, makeTestCerts, TRUST_PASSWORD } from "../config/tls_certs.ts";
 
 const SCHEMA = "e2e_tls";
 const STREAM = `replicant_${SCHEMA}_items`;
 const ROWS = 25;
 const REDIS_PASSWORD = "tls-secret";
-
-interface TlsRedis {
-  port: number;
-  proc: ChildProcess;
-  client: Redis;
-}
-
-async function startTlsRedis(certs: TestCerts, mtls: boolean): Promise<TlsRedis> {
-  const port = freePort();
-  const args = [
-    "--port",
-    "0",
-    "--tls-port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "127.0.0.2",
-    "--tls-cert-file",
-    certs.serverCert,
-    "--tls-key-file",
-    certs.serverKey,
-    "--tls-ca-cert-file",
-    certs.caCert,
-    "--tls-auth-clients",
-    mtls ? "yes" : "no",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--dir",
-    certs.dir,
-    "--logfile",
-    path.join(certs.dir, `redis-${port}.log`),
-  ];
-  if (mtls) args.push("--requirepass", REDIS_PASSWORD);
-  const proc = spawn("redis-server", args, { stdio: "ignore" });
-  const client = new Redis({
-    host: "127.0.0.1",
-    port,
-    password: mtls ? REDIS_PASSWORD : undefined,
-    tls: {
-      ca: readFileSync(certs.caCert),
-      cert: readFileSync(certs.clientCert),
-      key: readFileSync(certs.clientKey),
-    },
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  client.on("error", () => {});
-  await waitFor(async () => {
-    try {
-      if (client.status !== "ready") {
-        client.disconnect();
-        await client.connect();
-      }
-      return (await client.ping()) === "PONG";
-    } catch {
-      return false;
-    }
-  }, { timeoutMs: 10_000, what: `TLS redis on ${port}` });
-  return { port, proc, client };
-}
-
-async function stopTlsRedis(r: TlsRedis): Promise<void> {
-  r.client.disconnect();
-  const exited = new Promise((resolve) => r.proc.once("exit", resolve));
-  r.proc.kill("SIGKILL");
-  await exited;
-}
 
 Deno.test({
   name: "TLS Redis: PEM, PKCS12 and JKS stores, mutual TLS, host names, store passwords",
@@ -105,8 +26,8 @@ Deno.test({
   async fn(t) {
     const certs = makeTestCerts();
     const db = await pgClient();
-    const plain = await startTlsRedis(certs, false);
-    const mtls = await startTlsRedis(certs, true);
+    const plain = await startTlsRedis(certs);
+    const mtls = await startTlsRedis(certs, { clientCerts: true, password: REDIS_PASSWORD });
     const home = scratchHome();
     const filter = home.write(
       "filter.yaml",

@@ -1,8 +1,10 @@
 import type { Cluster } from "ioredis";
 import type { EntryField } from "../../core/entry_field.ts";
-import { keySlot, SLOT_COUNT } from "./key_slot.ts";
-import { type RedisTarget, untilDropped } from "./redis_connection.ts";
-import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
+import { keySlot } from "./key_slot.ts";
+import { untilDropped } from "./redis_connection.ts";
+import { endpointOf, type RedisTarget } from "./redis_endpoint.ts";
+import { RedisConnectionError, type RespPipeline } from "./resp_pipeline.ts";
+import { clientIdOf, WriterConnections } from "./writer_connections.ts";
 import { type AppendOptions, sendBatch, waitForReplicas } from "./xadd_batch.ts";
 
 /** Redirection hops followed for one batch before its entries are reported as failed. */
@@ -29,82 +31,61 @@ function splitNode(node: string): { host: string; port: number } {
 
 /**
  * The raw RESP XADD writers of a Redis Cluster target: per writer slot one RespPipeline per
- * node, a batch sent to the node owning its stream's hash slot. MOVED updates the slot map
- * (and reloads it) and re-sends the redirected entries to the new owner; ASK re-sends them
- * there, each after ASKING. A stream's batches are written one after the other (each waits
- * for the previous one and its re-sends), so its entries keep their order across a move.
+ * node, a batch sent to the node owning its stream's hash slot. The slot map is the Cluster
+ * admin client's (ioredis loads it from CLUSTER SLOTS, and again after a MOVED or a lost
+ * node, on its commands or on the writers' request), so both stacks route by one view. MOVED
+ * re-sends the redirected entries to the new owner (which serves that slot from then on,
+ * until the next load of the map); ASK re-sends them there, each after ASKING. A stream's
+ * batches are written one after the other (each waits for the previous one and its
+ * re-sends), so its entries keep their order across a move.
  */
 export class ClusterWriter {
-  /** "host:port" of the master owning each slot (undefined until known). */
-  readonly #owners: (string | undefined)[] = new Array(SLOT_COUNT);
-  #loading: Promise<void> | null = null;
-  #loaded = false;
+  /** Owners named by MOVED since the slot map was last loaded ("host:port" by slot). */
+  readonly #moved = new Map<number, string>();
   /** Connections by `writerSlot|host:port`, opened on first use, reopened after loss. */
-  readonly #conns = new Map<string, Promise<RespPipeline>>();
-  readonly #ids = new Map<string, number | null>();
+  readonly #conns: WriterConnections<string>;
   /** Last batch of each stream (its order across redirections). */
   readonly #chains = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly cluster: Cluster,
-    private readonly target: RedisTarget,
+    target: RedisTarget,
     private readonly options: AppendOptions,
-  ) {}
-
-  /** Reloads the slot map from CLUSTER SLOTS (concurrent callers share one load). */
-  refreshSlots(): Promise<void> {
-    if (this.#loading) return this.#loading;
-    this.#loading = (async () => {
-      const ranges = await this.cluster.call("CLUSTER", "SLOTS") as [
-        number,
-        number,
-        [string, number, ...unknown[]],
-        ...unknown[],
-      ][];
-      for (const [start, end, master] of ranges) {
-        const host = master[0] || this.target.host;
-        for (let s = start; s <= end; s++) this.#owners[s] = `${host}:${master[1]}`;
-      }
-      this.#loaded = true;
-    })().finally(() => (this.#loading = null));
-    return this.#loading;
+  ) {
+    this.#conns = new WriterConnections((key) => {
+      const bar = key.indexOf("|");
+      return endpointOf(
+        target,
+        `replicant-writer-${key.slice(0, bar)}`,
+        splitNode(key.slice(bar + 1)),
+      );
+    });
   }
 
+  /** Loads the Cluster client's slot map again (concurrent callers share one load). */
+  refreshSlots(): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.cluster.refreshSlotsCache((err) => {
+        this.#moved.clear();
+        if (err) reject(err);
+        else resolve();
+      })
+    );
+  }
+
+  /** The master owning `slot`: a MOVED's answer, else the Cluster client's slot map. */
   async #ownerOf(slot: number): Promise<string> {
-    if (!this.#loaded || this.#owners[slot] === undefined) await this.refreshSlots();
-    const owner = this.#owners[slot];
+    let owner = this.#moved.get(slot) ?? this.cluster.slots[slot]?.[0];
+    if (owner === undefined) {
+      await this.refreshSlots();
+      owner = this.cluster.slots[slot]?.[0];
+    }
     if (owner === undefined) throw new Error(`Redis Cluster: no node serves hash slot ${slot}`);
     return owner;
   }
 
-  async #conn(writer: number, node: string): Promise<RespPipeline> {
-    const key = `${writer}|${node}`;
-    const current = this.#conns.get(key);
-    if (current) {
-      const conn = await current.catch(() => null);
-      if (conn?.connected) return conn;
-      if (this.#conns.get(key) !== current) return await this.#conn(writer, node);
-    }
-    const { host, port } = splitNode(node);
-    const opening = RespPipeline.open({
-      host,
-      port,
-      username: this.target.username || undefined,
-      password: this.target.password || undefined,
-      tls: this.target.tls,
-      origin: this.target.origin,
-      name: `replicant-writer-${writer}`,
-    }).then(async (conn) => {
-      this.#ids.set(key, null);
-      try {
-        this.#ids.set(key, Number(await conn.command("CLIENT", "ID")));
-      } catch {
-        // CLIENT denied by ACL: a lost batch is then looked at without waiting.
-      }
-      return conn;
-    });
-    this.#conns.set(key, opening);
-    return await opening;
+  #conn(writer: number, node: string): Promise<RespPipeline> {
+    return this.#conns.get(`${writer}|${node}`);
   }
 
   /**
@@ -132,7 +113,7 @@ export class ClusterWriter {
     } catch (err) {
       if (err instanceof RedisConnectionError) {
         this.refreshSlots().catch(() => {});
-        Object.assign(err, { lostClientId: this.#ids.get(`${writer}|${node}`), lostNode: node });
+        Object.assign(err, { lostClientId: clientIdOf(conn), lostNode: node });
       }
       throw err;
     }
@@ -184,7 +165,7 @@ export class ClusterWriter {
       if (to === null) break;
       const { kind, node: target } = to as Redirect;
       if (kind === "MOVED") {
-        this.#owners[slot] = target;
+        this.#moved.set(slot, target);
         // The whole map likely changed too (resharding, failover); reload it in the background.
         this.refreshSlots().catch(() => {});
         if (target === node) await new Promise((r) => setTimeout(r, 50 * (hop + 1)));
@@ -220,9 +201,7 @@ export class ClusterWriter {
     return await untilDropped(client, id, timeoutMs, signal);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(
-      [...this.#conns.values()].map((c) => c.then((w) => w.close()).catch(() => {})),
-    );
+  close(): Promise<void> {
+    return this.#conns.close();
   }
 }

@@ -1,121 +1,70 @@
-import { Cluster, Redis, type RedisOptions } from "ioredis";
-import { SinkError } from "../../core/errors.ts";
-
-export interface RedisTarget {
-  host: string;
-  port: number;
-  username?: string;
-  password?: string;
-  /** Connections in the pool; each table writer uses one at a time. */
-  poolSize: number;
-  tls?: RedisOptions["tls"];
-  /** Name shown in errors, usually the connection file. */
-  origin: string;
-  /** `cluster`: a Redis Cluster reached through the seed `nodes`; default standalone. */
-  mode?: "standalone" | "cluster";
-  /** Cluster seed nodes (cluster mode only). */
-  nodes?: { host: string; port: number }[];
-}
+import { Cluster, Redis } from "ioredis";
+import {
+  clusterOptionsOf,
+  connectError,
+  endpointOf,
+  isVague,
+  redisOptionsOf,
+  type RedisTarget,
+  seedsOf,
+  whereOf,
+} from "./redis_endpoint.ts";
+import { RespPipeline } from "./resp_pipeline.ts";
 
 /** What the sink's callers get for admin commands: one server, or a whole Redis Cluster. */
 export type RedisClient = Redis | Cluster;
 
 /**
- * Opens an ioredis Cluster client on the target's seed nodes (slot map loaded, every
- * command routed to the node owning its key, MOVED/ASK followed) and checks it answers.
+ * Connects a new client and checks it answers; on failure it is dropped (no retrying
+ * forever) and the error is the endpoint's connect error naming `where`. When nothing the
+ * client saw says why, `probe` (a raw connection's handshake) is asked.
  */
-export async function openRedisCluster(target: RedisTarget, name = "replicant"): Promise<Cluster> {
-  const seeds = target.nodes?.length ? target.nodes : [{ host: target.host, port: target.port }];
-  const cluster = new Cluster(seeds, {
-    lazyConnect: true,
-    enableOfflineQueue: true,
-    enableReadyCheck: true,
-    maxRedirections: 16,
-    retryDelayOnMoved: 0,
-    // A failover: a node's connection closed (its slots refreshed), CLUSTERDOWN while no
-    // master serves a slot, TRYAGAIN during a move. Each wait counts as a redirection, so
-    // about 5 s of each before the caller's own retries (max-retries) take over.
-    retryDelayOnFailover: 300,
-    retryDelayOnClusterDown: 300,
-    retryDelayOnTryAgain: 100,
-    clusterRetryStrategy: (times) => (times > 10 ? null : Math.min(100 * times, 2000)),
-    redisOptions: {
-      username: target.username || undefined,
-      password: target.password || undefined,
-      tls: target.tls,
-      connectionName: name,
-      maxRetriesPerRequest: 1,
-      reconnectOnError: () => false,
-      connectTimeout: 5000,
-    },
-  });
-  let lastError: Error | null = null;
-  cluster.on("error", (err: Error) => (lastError = err));
-  try {
-    await cluster.connect();
-    await cluster.ping();
-  } catch (err) {
-    cluster.disconnect();
-    const seen = lastError as Error | null;
-    const reason = seen ? `${(err as Error).message} (${seen.message})` : (err as Error).message;
-    const where = seeds.map((s) => `${s.host}:${s.port}`).join(", ");
-    const hint = /slots cache/i.test(reason)
-      ? " (unreachable, or not a Redis Cluster: for a single server set `mode: standalone`)"
-      : "";
-    throw new SinkError(
-      `Cannot connect to Redis Cluster at ${where} (${target.origin}): ${reason}${hint}`,
-      undefined,
-      { cause: err },
-    );
-  }
-  return cluster;
-}
-
-/** Opens one client and fails with a message naming the target instead of retrying forever. */
-export async function openRedis(target: RedisTarget, name = "replicant"): Promise<Redis> {
-  const client = new Redis({
-    host: target.host,
-    port: target.port,
-    username: target.username || undefined,
-    password: target.password || undefined,
-    tls: target.tls,
-    connectionName: name,
-    lazyConnect: true,
-    // Commands fail fast on a lost connection; the pipeline decides about retries.
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
-    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
-    // Authentication errors are final: do not reconnect on them.
-    reconnectOnError: () => false,
-    connectTimeout: 5000,
-  });
-  // The failing command often only says "Connection is closed"; the event has the reason.
-  let lastError: Error | null = null;
-  client.on("error", (err: Error) => (lastError = err));
+async function connected<C extends RedisClient>(
+  client: C,
+  where: string,
+  origin: string,
+  probe?: () => Promise<RespPipeline>,
+): Promise<C> {
+  // The failing command often only says "Connection is closed"; the events have the reason
+  // (a Cluster client's "node error" each node's: a rejected AUTH, a certificate).
+  const seen: Error[] = [];
+  client.on("error", (err: Error) => seen.push(err));
+  client.on("node error", (err: Error) => seen.push(err));
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
     client.disconnect();
-    const seen = lastError as Error | null;
-    const reason = seen && /closed/i.test((err as Error).message)
-      ? seen.message
-      : (err as Error).message;
-    const hint = /WRONGPASS|NOAUTH|invalid username-password/i.test(reason)
-      ? " (authentication failed: check `username` and `password` or `password-file`)"
-      : /altnames|does not match certificate/i.test(reason)
-      ? " (the server certificate does not name this host: connect by a name it lists, or " +
-        "set ssl.hostname-verification: false)"
-      : /self.signed|unable to (verify|get local issuer)|certificate has expired/i.test(reason)
-      ? " (the server certificate is not trusted: set ssl.trust-store to its CA)"
-      : "";
-    throw new SinkError(
-      `Cannot connect to Redis at ${target.host}:${target.port} (${target.origin}): ${reason}${hint}`,
-      undefined,
-      { cause: err },
-    );
+    if (probe && [err as Error, ...seen].every(isVague)) {
+      const refused = await probe().then((c) => c.close().then(() => null), (e: Error) => e);
+      if (refused) seen.push((refused.cause as Error | undefined) ?? refused);
+    }
+    throw connectError(where, origin, err, seen);
   }
   return client;
+}
+
+/**
+ * Opens an ioredis Cluster client on the target's seed nodes (slot map loaded, every
+ * command routed to the node owning its key, MOVED/ASK followed) and checks it answers.
+ */
+export function openRedisCluster(target: RedisTarget, name = "replicant"): Promise<Cluster> {
+  const seeds = seedsOf(target);
+  const cluster = new Cluster(seeds, clusterOptionsOf(target, name));
+  // ioredis loads the slot map over connections of its own and reports only "Connection is
+  // closed" when they fail (a certificate, say): the raw handshake with the first seed tells.
+  return connected(
+    cluster,
+    whereOf(seeds),
+    target.origin,
+    () => RespPipeline.open(endpointOf(target, name, seeds[0])),
+  );
+}
+
+/** Opens one client and fails with a message naming the target instead of retrying forever. */
+export function openRedis(target: RedisTarget, name = "replicant"): Promise<Redis> {
+  const endpoint = endpointOf(target, name);
+  return connected(new Redis(redisOptionsOf(endpoint)), whereOf(endpoint), target.origin);
 }
 
 /**

@@ -10,14 +10,10 @@ import type {
   TailFormat,
 } from "../../ports/stream_sink.ts";
 import { ClusterWriter } from "./cluster_writer.ts";
-import {
-  openRedis,
-  openRedisCluster,
-  type RedisClient,
-  type RedisTarget,
-  untilDropped,
-} from "./redis_connection.ts";
-import { RedisConnectionError, RespPipeline } from "./resp_pipeline.ts";
+import { openRedis, openRedisCluster, type RedisClient, untilDropped } from "./redis_connection.ts";
+import { endpointOf, type RedisTarget } from "./redis_endpoint.ts";
+import { RedisConnectionError } from "./resp_pipeline.ts";
+import { clientIdOf, WriterConnections } from "./writer_connections.ts";
 import { MemoryGate } from "./memory_gate.ts";
 import { StreamTailGuard } from "./stream_tail_guard.ts";
 import { classifyRedisError } from "./redis_error_class.ts";
@@ -37,10 +33,9 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
   /** Cluster mode: the XADD writers routed by hash slot (null on a standalone target). */
   readonly #cluster: ClusterWriter | null;
   #next = 0;
-  /** Hot-path writers (raw RESP, one write per batch), opened on first use, reopened after loss. */
-  readonly #writers: (Promise<RespPipeline> | null)[];
-  /** Redis's CLIENT ID of each writer's connection (null when unknown). */
-  readonly #writerIds: (number | null)[];
+  /** Hot-path writers (raw RESP, one write per batch) by writer slot (standalone target). */
+  readonly #writers: WriterConnections<number>;
+  readonly #writerSlots: number;
   #nextWriter = 0;
   /** Writers call `memory.wait()` before each batch (applier `pause-above-memory-percent`). */
   readonly memory: MemoryGate;
@@ -55,8 +50,8 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
   ) {
     this.#pool = pool;
     this.#cluster = cluster;
-    this.#writers = new Array(Math.max(1, target.poolSize)).fill(null);
-    this.#writerIds = new Array(this.#writers.length).fill(null);
+    this.#writerSlots = Math.max(1, target.poolSize);
+    this.#writers = new WriterConnections((slot) => endpointOf(target, `replicant-writer-${slot}`));
     this.memory = new MemoryGate(options.pauseAboveMemoryPercent, async () => {
       const admin = pool[0] as RedisClient;
       const servers = "nodes" in admin ? admin.nodes("master") : [admin];
@@ -79,14 +74,9 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
   ): Promise<RedisStreamSink<RedisClient>> {
     if (target.mode === "cluster") {
       // One Cluster client (it keeps a connection per node) for admin commands and tails.
+      // Its slot map (loaded before it is ready) routes the raw writers too.
       const cluster = await openRedisCluster(target, "replicant-0");
       const writer = new ClusterWriter(cluster, target, options);
-      try {
-        await writer.refreshSlots();
-      } catch (err) {
-        cluster.disconnect();
-        throw err;
-      }
       return new RedisStreamSink<RedisClient>([cluster], target, options, writer);
     }
     const pool = await Promise.all(
@@ -100,39 +90,7 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
 
   /** A writer slot for one table writer; its batches stay in order on one connection. */
   writerSlot(): number {
-    return this.#nextWriter++ % this.#writers.length;
-  }
-
-  /**
-   * The slot's connection. Concurrent callers share one opening, so all batches of a slot
-   * go through one connection in the order they were sent.
-   */
-  async #writer(slot: number): Promise<RespPipeline> {
-    const current = this.#writers[slot];
-    if (current) {
-      const writer = await current.catch(() => null);
-      if (writer?.connected) return writer;
-      if (this.#writers[slot] !== current) return await this.#writer(slot);
-    }
-    const opening = RespPipeline.open({
-      host: this.target.host,
-      port: this.target.port,
-      username: this.target.username || undefined,
-      password: this.target.password || undefined,
-      tls: this.target.tls,
-      origin: this.target.origin,
-      name: `replicant-writer-${slot}`,
-    }).then(async (writer) => {
-      this.#writerIds[slot] = null;
-      try {
-        this.#writerIds[slot] = Number(await writer.command("CLIENT", "ID"));
-      } catch {
-        // CLIENT denied by ACL: a lost batch is then looked at without waiting (settleLost).
-      }
-      return writer;
-    });
-    this.#writers[slot] = opening;
-    return await opening;
+    return this.#nextWriter++ % this.#writerSlots;
   }
 
   /** Before a batch: waits while Redis memory is above `pause-above-memory-percent`. */
@@ -167,13 +125,14 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
     ids = true,
   ): Promise<BatchResult> {
     if (this.#cluster) return resultOf(await this.#cluster.append(slot, stream, entries, ids));
-    const writer = await this.#writer(slot);
-    const clientId = this.#writerIds[slot];
+    const writer = await this.#writers.get(slot);
     let replies: (string | Error)[];
     try {
       replies = await sendBatch(writer, stream, entries, this.options, this.#where, false, ids);
     } catch (err) {
-      if (err instanceof RedisConnectionError) Object.assign(err, { lostClientId: clientId });
+      if (err instanceof RedisConnectionError) {
+        Object.assign(err, { lostClientId: clientIdOf(writer) });
+      }
       throw err;
     }
     return resultOf(replies);
@@ -185,7 +144,7 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
    */
   async waitForReplicas(slot: number, stream: string): Promise<void> {
     if (this.#cluster) return await this.#cluster.waitForReplicas(slot, stream);
-    await waitForReplicas(await this.#writer(slot), stream, this.options, this.#where);
+    await waitForReplicas(await this.#writers.get(slot), stream, this.options, this.#where);
   }
 
   /**
@@ -290,9 +249,7 @@ export class RedisStreamSink<C extends RedisClient = Redis> implements StreamSin
 
   async close(): Promise<void> {
     await this.#cluster?.close();
-    await Promise.all(
-      this.#writers.map((w) => w?.then((c) => c.close()).catch(() => {})),
-    );
+    await this.#writers.close();
     // A client that lost its server would wait for a reconnection to send QUIT: drop it.
     await Promise.all(
       this.#pool.map((c) =>

@@ -11,24 +11,20 @@
  * caller opens a new `RespPipeline` (or calls `reconnect()`).
  */
 import { Buffer } from "node:buffer";
-import net from "node:net";
-import tls from "node:tls";
+import type net from "node:net";
 import { copyBytes } from "../../core/byte_copy.ts";
 import { ByteSlice, type EntryField } from "../../core/entry_field.ts";
+import {
+  CONNECT_TIMEOUT_MS,
+  connectError,
+  connectSocket,
+  handshakeOf,
+  type RedisEndpoint,
+  whereOf,
+} from "./redis_endpoint.ts";
 
-export interface RespPipelineOptions {
-  host: string;
-  port: number;
-  username?: string;
-  password?: string;
-  /** TLS options; when given the connection uses TLS. */
-  tls?: tls.ConnectionOptions;
-  /** Give up connecting (TCP, TLS and AUTH) after this long; default 5000 ms. */
-  connectTimeoutMs?: number;
-  /** Name shown in errors, usually the connection file. */
-  origin: string;
-  /** CLIENT SETNAME value; default `replicant-writer`. */
-  name?: string;
+/** The server to reach (see redis_endpoint.ts) and how batches are encoded. */
+export interface RespPipelineOptions extends RedisEndpoint {
   /**
    * How batches are encoded: `string` (one string, one TextEncoder.encodeInto; fastest in
    * Deno) or `bytes` (Buffer.utf8Write per argument; fastest in Bun). Default: by runtime.
@@ -163,14 +159,7 @@ export class RespPipeline {
     this.#opts = opts;
     this.#where = `${opts.host}:${opts.port} (${opts.origin})`;
     this.#bytesEncoding = opts.encoding ? opts.encoding === "bytes" : IS_BUN;
-    const socket = opts.tls
-      ? tls.connect({
-        servername: net.isIP(opts.host) ? undefined : opts.host,
-        ...opts.tls,
-        host: opts.host,
-        port: opts.port,
-      })
-      : net.connect({ host: opts.host, port: opts.port });
+    const socket = connectSocket(opts);
     this.#socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
@@ -188,28 +177,19 @@ export class RespPipeline {
   }
 
   /**
-   * Connects, authenticates (AUTH [username] password) and names the connection; fails with
-   * an Error naming host:port on refusal, timeout or a rejected AUTH.
+   * Connects, authenticates and names the connection (redis_endpoint.ts's handshake); fails
+   * with the endpoint's connect error (the same message and hint as the admin client's) on
+   * refusal, timeout, a TLS or a rejected AUTH.
    */
   static async open(opts: RespPipelineOptions): Promise<RespPipeline> {
     const conn = new RespPipeline(opts);
-    const timeoutMs = opts.connectTimeoutMs ?? 5000;
+    const timeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     const timer = setTimeout(() => {
-      const err = Object.assign(
-        new Error(`connect ETIMEDOUT ${opts.host}:${opts.port} (no answer within ${timeoutMs} ms)`),
-        { code: "ETIMEDOUT" },
-      );
+      // ioredis's words for the same fault, so both stacks report it alike.
+      const err = Object.assign(new Error("connect ETIMEDOUT"), { code: "ETIMEDOUT" });
       conn.#socket.destroy(err);
     }, timeoutMs);
-    const steps: Promise<unknown>[] = [];
-    if (opts.password) {
-      steps.push(
-        opts.username
-          ? conn.command("AUTH", opts.username, opts.password)
-          : conn.command("AUTH", opts.password),
-      );
-    }
-    steps.push(conn.command("CLIENT", "SETNAME", opts.name ?? "replicant-writer"));
+    const steps = handshakeOf(opts).map((args) => conn.command(...args));
     // allSettled: a failed AUTH also fails SETNAME (NOAUTH); neither rejection goes unhandled.
     const results = await Promise.allSettled(steps);
     clearTimeout(timer);
@@ -218,15 +198,7 @@ export class RespPipeline {
       | undefined;
     if (!failed) return conn;
     conn.#socket.destroy();
-    const cause = conn.#socketError ?? (failed.reason as Error);
-    const reason = cause.message;
-    const hint = /WRONGPASS|NOAUTH|invalid username-password|AUTH failed/i.test(reason)
-      ? " (authentication failed: check `username` and `password` or `password-file`)"
-      : "";
-    const err = new Error(`Cannot connect to Redis at ${conn.#where}: ${reason}${hint}`, { cause });
-    const code = (cause as { code?: string }).code;
-    if (code) Object.assign(err, { code });
-    throw err;
+    throw connectError(whereOf(opts), opts.origin, conn.#socketError ?? failed.reason);
   }
 
   /** Opens a fresh connection with the same options (this one is closed if still open). */
