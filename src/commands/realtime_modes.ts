@@ -22,6 +22,7 @@ import {
 } from "./replication_setup.ts";
 import { stderrLine } from "../observe/run_observer.ts";
 import type { CheckpointStore } from "../ports/checkpoint.ts";
+import type { JoiningTable, JoinSpec } from "../pipeline/table_join.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
@@ -42,6 +43,22 @@ export interface ModeContext {
   sourceIdentity: string | null;
   /** Every change stream of the id (for a move of the source to another server). */
   changeStreams: string[];
+  /** Tables that join the id this run, or whose snapshot is taken again (table_changes.ts). */
+  joins: JoiningTable[];
+}
+
+/** The joins of the run, with the snapshot settings their copy uses. */
+function joinSpecOf(ctx: ModeContext): JoinSpec | undefined {
+  if (ctx.joins.length === 0) return undefined;
+  const { threads: _t, writeMode: _w, ...snapshot } = ctx.snapshot;
+  return {
+    tables: ctx.joins,
+    snapshot: { ...snapshot, schemas: ctx.schemas },
+    progress: new SnapshotProgress(process.stderr, undefined, {
+      format: ctx.log.format,
+      id: ctx.setup.id,
+    }),
+  };
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
@@ -129,6 +146,8 @@ async function streamOf(ctx: ModeContext, afterSnapshot: boolean): Promise<Realt
     namingOf(ctx.setup),
     realtimeSettingsOf(ctx),
     ctx.signal,
+    undefined,
+    afterSnapshot ? undefined : joinSpecOf(ctx),
   );
 }
 
@@ -158,6 +177,7 @@ export async function runFullMode(
     snapshotDone: () => process.stdout.write(progress.summary() + "\n"),
     realtimeStarts: streaming,
     signal: ctx.signal,
+    join: joinSpecOf(ctx),
   });
   const skipped = [
     ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),

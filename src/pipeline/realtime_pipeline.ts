@@ -30,6 +30,7 @@ import { RealtimeRunState } from "./realtime_run_state.ts";
 import { ALL_TABLES, RealtimeRouter, SCHEMA_CHANGES } from "./realtime_router.ts";
 import { type StreamWriter, WriterPool } from "./realtime_writers.ts";
 import { runSource } from "./source_runner.ts";
+import { type JoinSpec, prepareJoin } from "./table_join.ts";
 
 export { ALL_TABLES, type PipelineLog, SCHEMA_CHANGES, silentLog };
 
@@ -83,6 +84,12 @@ export interface RealtimeSettings {
    * stream. Awaited: the checkpoint cannot pass the rename before the copy is complete.
    */
   snapshotTable?: (table: TableSchema) => Promise<void>;
+  /**
+   * Snapshot streams of tables whose snapshot is taken alongside this run (they join the id):
+   * when the stream reaches the point where they entered the publication, they are not copied
+   * again.
+   */
+  joining?: ReadonlySet<string>;
 }
 
 export interface RealtimeTableOutcome {
@@ -338,6 +345,10 @@ export class RealtimePipeline {
   /** A DDL statement from the source; a table renamed into the selection is copied first. */
   async #ddlStatement(d: DdlStatement, tx: InFlightTransaction): Promise<void> {
     const after = await this.#schemas.statement(d, tx);
+    if (d.snapshot && after && this.settings.joining?.has(this.naming.snapshotStream(after.id))) {
+      this.log.info(`${qualifiedName(d.table)} entered the selection: its snapshot is being taken`);
+      return;
+    }
     if (d.snapshot && after && this.settings.snapshotTable) {
       this.log.info(`${qualifiedName(d.table)} entered the selection: copying its rows`);
       await this.settings.snapshotTable(after);
@@ -397,24 +408,74 @@ export async function streamChanges(
   afterSnapshot: boolean,
   sink: StreamSink,
   naming: StreamNaming,
-  settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough">,
+  settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough" | "joining">,
   signal: AbortSignal,
   state: PipelineState = processPipelineState,
+  /** Tables that join the id (or are taken again): their snapshot runs alongside. */
+  join?: JoinSpec,
 ): Promise<RealtimeOutcome> {
-  const skipThrough = skipThroughOf(await run.checkpoints.read());
-  const opened = await connector.openStream(run, afterSnapshot);
+  // The joining tables' point is taken, and their skip-through marks written, before the
+  // marks are read and the stream opens.
+  const joined = join && join.tables.length > 0
+    ? await prepareJoin(connector, run, sink, naming, join, state)
+    : null;
+  let opened: Awaited<ReturnType<SourceConnector["openStream"]>>;
   try {
-    return await new RealtimePipeline(
+    opened = await connector.openStream(run, afterSnapshot);
+  } catch (err) {
+    await joined?.close();
+    throw err;
+  }
+  // The join's failure stops the realtime too (and is the run's error); a stop stops both.
+  const both = new AbortController();
+  const stopBoth = () => both.abort();
+  if (signal.aborted) stopBoth();
+  signal.addEventListener("abort", stopBoth, { once: true });
+  let joinError: unknown = null;
+  try {
+    const skipThrough = skipThroughOf(await run.checkpoints.read());
+    const copy = joined?.run(both.signal).then(
+      (outcome) => {
+        if (outcome.tables.some((t) => t.status === "failed")) {
+          throw new Error(
+            `the snapshot of a joining table failed: ${
+              outcome.tables.filter((t) => t.status === "failed").map((t) =>
+                `${t.table}: ${t.error ?? "failed"}`
+              ).join("; ")
+            }`,
+          );
+        }
+      },
+    ).catch((err) => {
+      joinError = err;
+      run.log.warn(`snapshot of the joining tables failed: ${(err as Error).message}`);
+      both.abort();
+    });
+    const outcome = await new RealtimePipeline(
       opened.source,
       sink,
       naming,
       run.checkpoints,
-      { ...settings, resume: opened.resume, sortKeyOf: connector.sortKeyOfSource, skipThrough },
+      {
+        ...settings,
+        resume: opened.resume,
+        sortKeyOf: connector.sortKeyOfSource,
+        skipThrough,
+        joining: joined?.streams,
+      },
       run.log,
-      signal,
+      both.signal,
       state,
     ).run();
+    await copy;
+    if (joinError !== null) throw joinError;
+    return { ...outcome, interrupted: signal.aborted };
   } finally {
-    await opened.close();
+    signal.removeEventListener("abort", stopBoth);
+    try {
+      await opened.close();
+    } finally {
+      await joined?.close();
+    }
   }
 }

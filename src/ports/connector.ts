@@ -47,6 +47,14 @@ export interface SourceConnector {
    */
   handoff(run: StreamRun, naming: StreamNaming): Promise<Handoff>;
   /**
+   * A snapshot of tables that join a streaming id (`only`), taken at one exact position of
+   * the log while realtime runs from the checkpoint: their changes through `through` are in
+   * it, the later ones come from the change stream. First the source is told the id's
+   * selection now (`run.selection`; PostgreSQL: the publication gains and loses tables), so
+   * that every change after the point reaches the stream.
+   */
+  openJoinSnapshot(run: StreamRun, only: TableSelection): Promise<JoinSnapshot>;
+  /**
    * The source's checks of a run before anything is created or dropped: the selected tables
    * (read, so the source answers), the server's identity, and that the resources the run
    * will use in the source are free or the id's own.
@@ -132,6 +140,16 @@ export interface Handoff {
   tableStarts?: (table: TableSchema) => Promise<void>;
   /** What the log says once the snapshot is complete; asked before close(). */
   completed(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A snapshot of joining tables at one position (SourceConnector.openJoinSnapshot). */
+export interface JoinSnapshot {
+  source: SnapshotSource;
+  /** Sort key through which the joining tables' changes are in this snapshot. */
+  through: string;
+  /** The position in words, for the log. */
+  point: string;
   close(): Promise<void>;
 }
 
