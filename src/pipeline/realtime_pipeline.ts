@@ -1,7 +1,7 @@
 import type { ChangeEvent } from "../core/change_event.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { SchemaTracker } from "./schema_tracker.ts";
 import type { StreamSink } from "../ports/stream_sink.ts";
@@ -21,6 +21,7 @@ import {
   positionsFrom,
   REALTIME_CHECKPOINT_FIELD,
   REALTIME_SCHEMAS_FIELD,
+  SELECTION_TABLES_FIELD,
   skipThroughOf,
 } from "../ports/checkpoint.ts";
 import { type PipelineState, processPipelineState } from "./pipeline_state.ts";
@@ -150,6 +151,8 @@ export class RealtimePipeline {
   readonly #positionsFrom = new Map<string, string>();
   /** Per stream: what the table's snapshot covers (MySQL `full`); dropped at a server move. */
   readonly #skipThrough: Map<string, string>;
+  /** The id's recorded tables, by qualified name (null: an id that records none). */
+  #recorded: Map<string, TableId> | null = null;
 
   constructor(
     private readonly source: StreamingSource,
@@ -226,9 +229,9 @@ export class RealtimePipeline {
       ? await this.checkpoints.get(REALTIME_CHECKPOINT_FIELD)
       : null;
     this.#committer.written = from;
-    for (const [k, v] of positionsFrom(await this.checkpoints.read())) {
-      this.#positionsFrom.set(k, v);
-    }
+    const saved = await this.checkpoints.read();
+    for (const [k, v] of positionsFrom(saved)) this.#positionsFrom.set(k, v);
+    this.#recorded = recordedTables(saved);
     if (this.source.onServerChange !== undefined) {
       this.source.onServerChange = (change) => this.#serverChanged(change);
     }
@@ -342,9 +345,35 @@ export class RealtimePipeline {
     );
   }
 
+  /** A schema object's first change this run: labelled, and its table recorded as the id's. */
+  async #firstOf(ev: ChangeEvent, tx: InFlightTransaction): Promise<TableSchema> {
+    const table = await this.#schemas.label(ev.table, ev.position, tx);
+    await this.#recordTable(table.id);
+    return table;
+  }
+
+  /**
+   * A table that entered the selection while streaming (created, renamed into it) is recorded
+   * among the id's tables before any of its changes can be checkpointed: a later `--resume`
+   * does not take it for a table that joins.
+   */
+  async #recordTable(id: TableId): Promise<void> {
+    const known = this.#recorded;
+    if (known === null) return;
+    const name = qualifiedName(id);
+    if (known.has(name)) return;
+    known.set(name, id);
+    await this.checkpoints.write({
+      [SELECTION_TABLES_FIELD]: JSON.stringify(
+        [...known.values()].map((t) => [t.catalog, t.schema, t.table]),
+      ),
+    });
+  }
+
   /** A DDL statement from the source; a table renamed into the selection is copied first. */
   async #ddlStatement(d: DdlStatement, tx: InFlightTransaction): Promise<void> {
     const after = await this.#schemas.statement(d, tx);
+    if (d.snapshot && after) await this.#recordTable(after.id);
     if (d.snapshot && after && this.settings.joining?.has(this.naming.snapshotStream(after.id))) {
       this.log.info(`${qualifiedName(d.table)} entered the selection: its snapshot is being taken`);
       return;
@@ -365,8 +394,7 @@ export class RealtimePipeline {
     const touched = new Set<StreamWriter>();
     const now = Date.now();
     for (const ev of part.events as ChangeEvent[]) {
-      const table = this.#schemas.labelled(ev.table) ??
-        await this.#schemas.label(ev.table, ev.position, tx);
+      const table = this.#schemas.labelled(ev.table) ?? await this.#firstOf(ev, tx);
       const w = this.#router.change(ev, table, tx, now);
       if (w !== null) touched.add(w);
     }
@@ -477,5 +505,21 @@ export async function streamChanges(
     } finally {
       await joined?.close();
     }
+  }
+}
+
+/** The tables recorded in a checkpoint's SELECTION_TABLES_FIELD, by qualified name. */
+function recordedTables(state: Record<string, string>): Map<string, TableId> | null {
+  const text = state[SELECTION_TABLES_FIELD];
+  if (text === undefined) return null;
+  try {
+    const out = new Map<string, TableId>();
+    for (const [catalog, schema, table] of JSON.parse(text) as [string, string | null, string][]) {
+      const id = { catalog, schema, table };
+      out.set(qualifiedName(id), id);
+    }
+    return out;
+  } catch {
+    return null;
   }
 }
