@@ -150,6 +150,8 @@ interface Source {
   conn(home: ReturnType<typeof scratchHome>): string;
   filter(tables: Table[]): string;
   reinitialize(add: Table[], remove: Table[], reinit: Table[]): string;
+  /** PostgreSQL: the tables of the id's publication; MariaDB: null. */
+  published(): Promise<string[] | null>;
   close(): Promise<void>;
 }
 
@@ -197,6 +199,13 @@ async function pgSource(tag: string, id: string): Promise<Source> {
     reinitialize: (add, remove, reinit) =>
       `catalog: ${env.database}\nschema: ${schema}\nadd-tables: [${add.join(", ")}]\n` +
       `remove-tables: [${remove.join(", ")}]\nreinit-tables: [${reinit.join(", ")}]\n`,
+    async published() {
+      const res = await db.query(
+        "SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+        [slot],
+      );
+      return res.rows.map((r: { tablename: string }) => r.tablename);
+    },
     async close() {
       await db.query(
         "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1",
@@ -252,6 +261,7 @@ async function mariadbSource(tag: string): Promise<Source> {
     reinitialize: (add, remove, reinit) =>
       `catalog: ${database}\nadd-tables: [${add.join(", ")}]\n` +
       `remove-tables: [${remove.join(", ")}]\nreinit-tables: [${reinit.join(", ")}]\n`,
+    published: () => Promise.resolve(null),
     async close() {
       await db.query(`DROP DATABASE IF EXISTS ${database}`);
       await db.end();
@@ -445,6 +455,9 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
       "reinit.yaml",
       src.reinitialize(["payment", "inventory"], ["rental"], ["customer"]),
     );
+    const usage = await runReplicant(args("--reinitialize", reinit));
+    assert.equal(usage.code, 2, "--reinitialize goes with --resume: " + usage.stderr);
+    assert.match(usage.stderr, /--reinitialize .*--resume/);
     run = startReplicant(args("--resume", "--reinitialize", reinit));
     await waitFor(async () => {
       const state = await checkpoint(redis, id);
@@ -453,6 +466,11 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
       ) && !Object.keys(state).some((k) => k.startsWith("reinit:pending:"));
     }, { what: "the joins", timeoutMs: 120_000 });
     lap("joins done");
+    const published = await src.published();
+    if (published !== null) {
+      // The publication gained the added tables and lost the removed one.
+      assert.deepEqual(published, ["customer", "film", "inventory", "payment"]);
+    }
     await grows("payment", "payment's changes");
     await grows("inventory", "inventory's changes");
     await grows("film", "film's changes after the joins");
@@ -491,11 +509,17 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     assert.match(killed.stdout + killed.stderr, /store entered the selection/);
     lap("killed in store's snapshot");
     run = startReplicant(args("--resume"));
+    // The other tables stream while store's snapshot is being taken.
+    const filmBefore = await len("film");
+    let streamedDuringCopy = false;
     await waitFor(async () => {
       const s = await checkpoint(redis, id);
-      return s[`snapshot:done:${storeStream}`] === "1" &&
+      const done = s[`snapshot:done:${storeStream}`] === "1" &&
         s[`reinit:pending:${storeStream}`] === undefined;
-    }, { what: "store's snapshot after the kill", timeoutMs: 120_000 });
+      if (!done && (await len("film")) > filmBefore + 2) streamedDuringCopy = true;
+      return done;
+    }, { what: "store's snapshot after the kill", timeoutMs: 120_000, intervalMs: 20 });
+    assert.ok(streamedDuringCopy, "film's changes stream while store's snapshot is taken");
     await grows("store", "store's changes");
     await grows("payment", "payment's changes after the kill");
     await verify(verifyArgs, ["film", "customer", "payment", "inventory", "store"]);
@@ -525,6 +549,94 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     redis.disconnect();
   }
   void seed;
+}
+
+/**
+ * A `realtime` id (no snapshot of its own): a table the edited filter adds joins it with a
+ * snapshot at its point while the others stream, and replays into the table.
+ */
+async function realtimeScenario(dialect: Dialect, r: () => number): Promise<void> {
+  const tag = uniqueTag();
+  const id = `tcr-${dialect}-${tag}`;
+  const src = dialect === "pg" ? await pgSource(tag, id) : await mariadbSource(tag);
+  const redis = redisClient();
+  const home = scratchHome();
+  let run: RunningReplicant | null = null;
+  const writer = new Writer(src, r);
+  try {
+    await fill(src, r);
+    const conn = src.conn(home);
+    const filterFile = home.write("filter.yaml", src.filter(["film", "rental"]));
+    const files = [conn, home.redisConn, "--filter", filterFile];
+    const args = (...extra: string[]) => [
+      "realtime",
+      ...files,
+      "--id",
+      id,
+      "--home",
+      home.dir,
+      ...extra,
+    ];
+    const len = (t: Table) => redis.xlen(src.cdc(t));
+    const stop = async () => {
+      Deno.kill(run!.pid, "SIGTERM");
+      const res = await run!.done;
+      run = null;
+      assert.equal(res.code, 0, res.stderr);
+      return res;
+    };
+    writer.start();
+    run = startReplicant(args("--overwrite"));
+    await waitFor(async () => (await len("film")) > 5, {
+      what: "film's changes",
+      timeoutMs: 60_000,
+    });
+    await stop();
+    home.write("filter.yaml", src.filter(["film", "payment"]));
+    run = startReplicant(args("--resume"));
+    await waitFor(async () => {
+      const s = await checkpoint(redis, id);
+      return s[`snapshot:done:${src.stream("payment")}`] === "1";
+    }, { what: "payment's snapshot", timeoutMs: 60_000 });
+    const from = await len("payment");
+    await waitFor(async () => (await len("payment")) > from + 5, {
+      what: "payment's changes",
+      timeoutMs: 60_000,
+    });
+    const rental = await len("rental");
+    await verify(["verify", ...files, "--id", id, "--home", home.dir, "--tables", "payment"], [
+      "payment",
+    ]);
+    assert.equal(await len("rental"), rental, "rental left the selection: no more changes");
+    await assertExactlyOnce(redis, src, ["film", "payment", "rental"]);
+    await assertAfterPoint(redis, src, id, ["payment"]);
+    const out = await stop();
+    assert.match(out.stdout + out.stderr, /payment entered the selection \(the filter\)/);
+    assert.match(out.stdout + out.stderr, /rental left the selection/);
+    await writer.stop();
+  } finally {
+    await writer.stop().catch(() => {});
+    if (run) {
+      try {
+        Deno.kill((run as RunningReplicant).pid, "SIGKILL");
+      } catch { /* gone */ }
+      await (run as RunningReplicant).done;
+    }
+    await src.close().catch(() => {});
+    await deleteKeys(redis, `${src.stream("film").replace(/film$/, "")}*`);
+    await deleteKeys(redis, `replicate_io_*_default_${id}`);
+    redis.disconnect();
+  }
+}
+
+for (const dialect of ["pg", "mysql"] as const) {
+  seededTest(
+    `realtime id, filter edited between runs (${
+      dialect === "pg" ? "pg" : "mariadb"
+    }): the added table joins, the removed one stops`,
+    (_seed, rand) => realtimeScenario(dialect, rand),
+    { sanitizeOps: false, sanitizeResources: false },
+  );
 }
 
 for (const dialect of ["pg", "mysql"] as const) {
