@@ -124,6 +124,7 @@ function streamRunOf(ctx: ModeContext): StreamRun & { log: ReplicationLog } {
     resume: ctx.resume,
     extractor: setup.extractor,
     filter: setup.filter,
+    catalogs: setup.overrides?.add.map((t) => t.catalog),
     sourceIdentity: ctx.sourceIdentity,
     log: ctx.log,
     // Warnings such as heartbeat failures go to trace.log and stderr: the user must see them.

@@ -161,6 +161,11 @@ export interface StreamRun {
   resume: boolean;
   extractor: ExtractorConfig;
   filter: FilterConfig | null;
+  /**
+   * Catalogs of tables selected beyond the filter (a reinitialize file's `add-tables`): a
+   * source that reads only the filter's catalogs reads these too.
+   */
+  catalogs?: string[];
   /** Server the id's positions belong to (recorded, or reached now); null: unknown. */
   sourceIdentity: string | null;
   log: ConnectorLog;

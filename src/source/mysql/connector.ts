@@ -268,7 +268,7 @@ export class MysqlConnector implements SourceConnector {
     const hbTable = heartbeatTableFor(run.extractor, run.filter, this.conn.type);
     const source = await MysqlBinlogSource.open(this.endpoint, {
       selection: run.selection,
-      databases: literalCatalogs(run.filter),
+      databases: withCatalogs(literalCatalogs(run.filter), run.catalogs),
       heartbeat: hbTable
         ? {
           database: hbTable.catalog,
@@ -317,6 +317,12 @@ const MYSQL_CDC_CHECKS = new Set([
   "slave-server-ids",
   "replication privileges",
 ]);
+
+/** The databases of tables added beyond the filter, too (undefined stays: any may match). */
+function withCatalogs(names: string[] | undefined, extra: string[] | undefined) {
+  if (names === undefined || !extra || extra.length === 0) return names;
+  return [...names, ...extra.flatMap((c) => [c, c.toLowerCase()])];
+}
 
 /** The filter's databases when each is named literally; undefined when any may match. */
 function literalCatalogs(filter: FilterConfig | null): string[] | undefined {
