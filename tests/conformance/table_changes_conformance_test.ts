@@ -4,8 +4,8 @@
  *
  * 1. `full` of film, customer and rental (Sakila-like tables with varied types).
  * 2. `full --resume --reinitialize FILE`: payment and inventory are added (snapshot, then
- *    their changes), rental is removed (its changes stop), customer is taken again (its
- *    snapshot stream is rewritten, its changes go on). `replicant verify` finds every table
+ *    their changes), rental is removed (its changes stop), customer and the keyless film_text
+ *    are taken again (their snapshot streams are rewritten, their changes go on). `replicant verify` finds every table
  *    of the id equal to its streams, and no cdc stream holds a position twice.
  * 3. The filter file gains `store` (a bigger table) between two runs: `--resume` adds it and
  *    says so; replicant is killed (-9) in the middle of store's snapshot and resumed; then
@@ -32,10 +32,20 @@ import { deleteKeys } from "../helpers/clients.ts";
 import { pgSortKeyOfSource } from "../../src/source/postgres/pgoutput_position.ts";
 import { mysqlSortKeyOfSource } from "../../src/source/mysql/mysql_position.ts";
 
-const TABLES = ["film", "customer", "rental", "payment", "inventory", "store"] as const;
+const TABLES = [
+  "film",
+  "film_text",
+  "customer",
+  "rental",
+  "payment",
+  "inventory",
+  "store",
+] as const;
 type Table = typeof TABLES[number];
 const KEY: Record<Table, string> = {
   film: "film_id",
+  // No key: rows are told apart by all their columns (PostgreSQL: REPLICA IDENTITY FULL).
+  film_text: "film_id",
   customer: "customer_id",
   rental: "rental_id",
   payment: "payment_id",
@@ -55,6 +65,9 @@ function ddl(dialect: Dialect, q: (t: Table) => string): string[] {
     `CREATE TABLE ${q("film")} (film_id int PRIMARY KEY, title varchar(255) NOT NULL,
        description text, release_year int, rental_rate numeric(4,2) NOT NULL,
        length smallint, rating varchar(10), attrs ${json}, last_update ${ts} NOT NULL)`,
+    `CREATE TABLE ${q("film_text")} (film_id int NOT NULL, title varchar(255) NOT NULL,
+       description text)`,
+    ...(dialect === "pg" ? [`ALTER TABLE ${q("film_text")} REPLICA IDENTITY FULL`] : []),
     `CREATE TABLE ${q("customer")} (customer_id int PRIMARY KEY, first_name varchar(45) NOT NULL,
        last_name varchar(45) NOT NULL, email varchar(80), active ${bool} NOT NULL,
        create_date date NOT NULL, balance numeric(10,2), last_update ${ts})`,
@@ -89,6 +102,12 @@ function rowOf(table: Table, id: number, r: () => number): Record<string, unknow
         rating: pick(["G", "PG", "PG-13", "R", "NC-17"]),
         attrs: JSON.stringify({ n: Math.floor(r() * 100), tags: [text(3)] }),
         last_update: stamp,
+      };
+    case "film_text":
+      return {
+        film_id: id,
+        title: `TEXT ${id} ${text(6)}`,
+        description: r() < 0.2 ? null : text(30),
       };
     case "customer":
       return {
@@ -407,7 +426,10 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     await fill(src, r);
     lap("filled");
     const conn = src.conn(home);
-    const filterFile = home.write("filter.yaml", src.filter(["film", "customer", "rental"]));
+    const filterFile = home.write(
+      "filter.yaml",
+      src.filter(["film", "film_text", "customer", "rental"]),
+    );
     const extractor = home.write("extractor.yaml", "snapshot:\n  fetch-size-rows: 500\n");
     const applier = home.write(
       "applier.yaml",
@@ -439,7 +461,7 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
       await waitFor(async () => (await len(t)) > from + 5, { what, timeoutMs: 60_000 });
     };
 
-    // 1. film, customer, rental; the writer changes every table from now on.
+    // 1. film, film_text, customer, rental; the writer changes every table from now on.
     writer.start();
     run = startReplicant(args("--overwrite"));
     await waitFor(async () => (await checkpoint(redis, id))["snapshot:complete"] === "1", {
@@ -453,7 +475,7 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     // 2. add payment and inventory, remove rental, take customer again.
     const reinit = home.write(
       "reinit.yaml",
-      src.reinitialize(["payment", "inventory"], ["rental"], ["customer"]),
+      src.reinitialize(["payment", "inventory"], ["rental"], ["customer", "film_text"]),
     );
     const usage = await runReplicant(args("--reinitialize", reinit));
     assert.equal(usage.code, 2, "--reinitialize goes with --resume: " + usage.stderr);
@@ -461,7 +483,7 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     run = startReplicant(args("--resume", "--reinitialize", reinit));
     await waitFor(async () => {
       const state = await checkpoint(redis, id);
-      return ["payment", "inventory", "customer"].every((t) =>
+      return ["payment", "inventory", "customer", "film_text"].every((t) =>
         state[`snapshot:done:${src.stream(t as Table)}`] === "1"
       ) && !Object.keys(state).some((k) => k.startsWith("reinit:pending:"));
     }, { what: "the joins", timeoutMs: 120_000 });
@@ -469,7 +491,7 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     const published = await src.published();
     if (published !== null) {
       // The publication gained the added tables and lost the removed one.
-      assert.deepEqual(published, ["customer", "film", "inventory", "payment"]);
+      assert.deepEqual(published, ["customer", "film", "film_text", "inventory", "payment"]);
     }
     await grows("payment", "payment's changes");
     await grows("inventory", "inventory's changes");
@@ -477,8 +499,15 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     const rentalAfter = await len("rental");
     await grows("customer", "customer's changes");
     assert.equal(await len("rental"), rentalAfter, "rental's changes stop once it is removed");
-    await verify(verifyArgs, ["film", "customer", "payment", "inventory"]);
-    await assertExactlyOnce(redis, src, ["film", "customer", "payment", "inventory", "rental"]);
+    await verify(verifyArgs, ["film", "film_text", "customer", "payment", "inventory"]);
+    await assertExactlyOnce(redis, src, [
+      "film",
+      "film_text",
+      "customer",
+      "payment",
+      "inventory",
+      "rental",
+    ]);
     await assertAfterPoint(redis, src, id, ["payment", "inventory"]);
     const phase2 = await stop();
     assert.match(phase2.stdout + phase2.stderr, /payment entered the selection/);
@@ -486,7 +515,7 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     lap("reinitialize verified");
 
     // 3. the filter gains store; kill -9 in the middle of its snapshot, then --resume.
-    home.write("filter.yaml", src.filter(["film", "customer", "rental", "store"]));
+    home.write("filter.yaml", src.filter(["film", "film_text", "customer", "rental", "store"]));
     run = startReplicant(args("--resume"));
     const storeStream = src.stream("store");
     // Store's changes after its snapshot's point are already streaming when it is killed: the
@@ -522,8 +551,15 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     assert.ok(streamedDuringCopy, "film's changes stream while store's snapshot is taken");
     await grows("store", "store's changes");
     await grows("payment", "payment's changes after the kill");
-    await verify(verifyArgs, ["film", "customer", "payment", "inventory", "store"]);
-    await assertExactlyOnce(redis, src, ["film", "customer", "payment", "inventory", "store"]);
+    await verify(verifyArgs, ["film", "film_text", "customer", "payment", "inventory", "store"]);
+    await assertExactlyOnce(redis, src, [
+      "film",
+      "film_text",
+      "customer",
+      "payment",
+      "inventory",
+      "store",
+    ]);
     await assertAfterPoint(redis, src, id, ["payment", "inventory", "store"]);
     // Each row of store is in its snapshot stream once.
     const keys = new Set<string>();
