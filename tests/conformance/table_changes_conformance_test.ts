@@ -684,3 +684,13 @@ for (const dialect of ["pg", "mysql"] as const) {
     { sanitizeOps: false, sanitizeResources: false },
   );
 }
+
+Deno.test("--help of realtime and full names --reinitialize; snapshot has none", async () => {
+  for (const mode of ["realtime", "full"]) {
+    const help = await runReplicant([mode, "--help"]);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /--reinitialize <file>\s+with --resume: add, remove or take again/);
+  }
+  const snapshot = await runReplicant(["snapshot", "--help"]);
+  assert.doesNotMatch(snapshot.stdout, /--reinitialize/);
+});
