@@ -139,6 +139,13 @@ async function main(argv: string[]): Promise<number> {
   } as const;
   for (const [mode, summary] of Object.entries(modes)) {
     const cmd = replicationCommand(mode as keyof typeof modes, summary);
+    if (mode !== "snapshot") {
+      cmd.option(
+        "--reinitialize <file>",
+        "with --resume: add, remove or take again tables (Arcion's reinitialize file: " +
+          "catalog, schema, add-tables, remove-tables, reinit-tables) while the others stream",
+      );
+    }
     if (mode === "full") {
       cmd.option(
         "--terminate-post-snapshot",

@@ -9,6 +9,8 @@ export interface CommonOptions {
   replicationGroup?: string;
   overwrite?: boolean;
   resume?: boolean;
+  /** `--reinitialize FILE` (with `--resume`): tables to add, remove or take again. */
+  reinitialize?: string;
   replaceExisting?: boolean;
   replace?: boolean;
   truncateExisting?: boolean;

@@ -23,6 +23,7 @@ import {
 import { stderrLine } from "../observe/run_observer.ts";
 import type { CheckpointStore } from "../ports/checkpoint.ts";
 import type { PipelineState } from "../pipeline/pipeline_state.ts";
+import type { JoiningTable, JoinSpec } from "../pipeline/table_join.ts";
 
 /** Everything the realtime modes share, resolved by the replicate command. */
 export interface ModeContext {
@@ -45,6 +46,22 @@ export interface ModeContext {
   changeStreams: string[];
   /** What the run counts in and allocates from: its own, built by the command. */
   state: PipelineState;
+  /** Tables that join the id this run, or whose snapshot is taken again (table_changes.ts). */
+  joins: JoiningTable[];
+}
+
+/** The joins of the run, with the snapshot settings their copy uses. */
+function joinSpecOf(ctx: ModeContext): JoinSpec | undefined {
+  if (ctx.joins.length === 0) return undefined;
+  const { threads: _t, writeMode: _w, ...snapshot } = ctx.snapshot;
+  return {
+    tables: ctx.joins,
+    snapshot: { ...snapshot, schemas: ctx.schemas },
+    progress: new SnapshotProgress(process.stderr, undefined, {
+      format: ctx.log.format,
+      id: ctx.setup.id,
+    }),
+  };
 }
 
 function realtimeSettingsOf(ctx: ModeContext) {
@@ -111,6 +128,7 @@ function streamRunOf(ctx: ModeContext): StreamRun & { log: ReplicationLog } {
     resume: ctx.resume,
     extractor: setup.extractor,
     filter: setup.filter,
+    catalogs: setup.overrides?.add.map((t) => t.catalog),
     sourceIdentity: ctx.sourceIdentity,
     log: ctx.log,
     // Warnings such as heartbeat failures go to trace.log and stderr: the user must see them.
@@ -134,6 +152,7 @@ async function streamOf(ctx: ModeContext, afterSnapshot: boolean): Promise<Realt
     realtimeSettingsOf(ctx),
     ctx.signal,
     ctx.state,
+    afterSnapshot ? undefined : joinSpecOf(ctx),
   );
 }
 
@@ -164,6 +183,7 @@ export async function runFullMode(
     realtimeStarts: streaming,
     signal: ctx.signal,
     state: ctx.state,
+    join: joinSpecOf(ctx),
   });
   const skipped = [
     ...(out.snapshot?.tables.filter((t) => t.status === "skipped").map((t) => t.table) ?? []),

@@ -39,6 +39,10 @@ import type { RetentionLoop } from "../sink/redis/stream_retention.ts";
 import { recordSchemaDump } from "../schema/record_schema_dump.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { formatProblem } from "../config/mod.ts";
+import { fromOption } from "../config/config_error.ts";
+import { loadReinitialize } from "../config/load_reinitialize.ts";
+import type { JoiningTable } from "../pipeline/table_join.ts";
+import { applySelectionOverrides, planTableChanges, recordSelection } from "./table_changes.ts";
 import { jsonLine } from "../observe/log_event.ts";
 import {
   configWarningEvent,
@@ -95,6 +99,15 @@ export async function replicate(
   if (opts.resume && opts.overwrite) {
     throw new StateError("--resume and --overwrite exclude each other: choose one");
   }
+  if (opts.reinitialize !== undefined && (!opts.resume || mode === "snapshot")) {
+    throw new UsageError(
+      `--reinitialize ${opts.reinitialize}: changes the tables of a streaming id, so it goes ` +
+        "with `realtime --resume` or `full --resume`",
+    );
+  }
+  const reinit = opts.reinitialize === undefined
+    ? null
+    : fromOption("--reinitialize", () => loadReinitialize(opts.reinitialize!));
   const observe = observeSettingsOf(opts);
   progressInterval(opts); // a bad value stops the run before it changes anything
   // `arcion-sm://` values are fetched before anything connects.
@@ -161,6 +174,14 @@ export async function replicate(
     await observer.start();
     const state = await decideState(setup, checkpoints, opts);
     const resume = state.resume;
+    if (reinit && !resume) {
+      throw new StateError(
+        `--reinitialize ${reinit.file}: id ${JSON.stringify(setup.id)} has no state to change ` +
+          "yet; start it without --reinitialize",
+      );
+    }
+    // Tables a reinitialize file added or removed belong to every selection of the run.
+    if (resume && mode !== "snapshot") applySelectionOverrides(setup, state.fields, reinit);
     const plan = {
       mode,
       setup,
@@ -176,6 +197,21 @@ export async function replicate(
     setup.sourceServerVersion = preflight.serverVersion;
     tables = tableNames(preflight.tables);
     if (!resume) await startOver(plan, checkpoints, preflight, log);
+    let joins: JoiningTable[] = [];
+    if (mode !== "snapshot") {
+      if (!resume) await recordSelection(checkpoints, preflight.tables);
+      else {
+        joins = (await planTableChanges(
+          setup,
+          checkpoints,
+          state.fields,
+          preflight.tables,
+          reinit,
+          log,
+          (text) => say("info", text),
+        )).joins;
+      }
+    }
     writeManifest(setup.home, {
       id: setup.id,
       group: setup.group,
@@ -246,6 +282,7 @@ export async function replicate(
       sourceIdentity: resume ? state.fields[SOURCE_SERVER_FIELD] ?? null : preflight.identity,
       changeStreams: idStreams(setup, preflight.tables, "realtime"),
       state: run,
+      joins,
     };
     const streaming = () =>
       say(

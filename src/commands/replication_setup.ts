@@ -60,6 +60,23 @@ export interface ReplicationSetup {
   sourceServerVersion?: string;
   /** The option or argument that named each file, for messages (`--filter`, `SRC_CONN`). */
   options: FileOptions;
+  /**
+   * Tables a reinitialize file added to the filter's selection, or removed from it (kept in
+   * the id's checkpoint, set once it is read).
+   */
+  overrides?: SelectionOverrides;
+}
+
+export interface SelectionOverrides {
+  add: TableId[];
+  remove: TableId[];
+}
+
+/** Same table, names compared as the filter compares them (ignoring case). */
+export function sameTable(a: TableId, b: TableId): boolean {
+  const eq = (x: string | null, y: string | null) =>
+    (x ?? "").toLowerCase() === (y ?? "").toLowerCase();
+  return eq(a.catalog, b.catalog) && eq(a.schema, b.schema) && eq(a.table, b.table);
 }
 
 export type FileOptions = Record<keyof ReplicationSetup["files"], string>;
@@ -280,7 +297,25 @@ export function heartbeatTableOf(setup: ReplicationSetup): TableId | null {
  * rows are Replicant's own bookkeeping and never replicated.
  */
 export function replicationSelectionOf(setup: ReplicationSetup): TableSelection {
-  return selectionWithout(tableSelectionOf(setup.filter), heartbeatTableOf(setup));
+  return withOverrides(
+    selectionWithout(tableSelectionOf(setup.filter), heartbeatTableOf(setup)),
+    setup.overrides,
+  );
+}
+
+/** A selection with the tables a reinitialize file added and removed. */
+export function withOverrides(
+  filtered: TableSelection,
+  o: SelectionOverrides | undefined,
+): TableSelection {
+  if (!o || (o.add.length === 0 && o.remove.length === 0)) return filtered;
+  const added = (id: TableId) => o.add.some((t) => sameTable(t, id));
+  const removed = (id: TableId) => o.remove.some((t) => sameTable(t, id));
+  return {
+    table: (id) => !removed(id) && (added(id) || filtered.table(id)),
+    columns: (id) => filtered.table(id) ? filtered.columns(id) : null,
+    named: (id) => added(id) || (filtered.named?.(id) ?? false),
+  };
 }
 
 export function redisTargetOf(conn: RedisConnection): RedisTarget {

@@ -21,9 +21,11 @@ import { isNoSuchKey } from "../sink/redis/redis_error_class.ts";
 import { permissionError } from "../sink/redis/redis_permission_error.ts";
 import {
   type CheckpointStore,
+  pendingJoinsOf,
   REALTIME_CHECKPOINT_FIELD,
   retentionRecordsOf,
   SNAPSHOT_COMPLETE_FIELD,
+  snapshotPointsOf,
   STATE_MODE_FIELD,
 } from "../ports/checkpoint.ts";
 import { connectorOf } from "../source/connectors.ts";
@@ -37,7 +39,9 @@ import {
   type ReplicationSetup,
   resolveReplication,
   resolveSecrets,
+  withOverrides,
 } from "./replication_setup.ts";
+import { applySelectionOverrides } from "./table_changes.ts";
 import { RedisCheckpointStore } from "../sink/redis/checkpoint_store.ts";
 
 /** How long verify waits for the replication to reach the point, by default (seconds). */
@@ -68,7 +72,11 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
     );
     const state = await checkpoints.read();
     requireReplicatedState(setup, checkpoints.key, state);
-    const selection = tableSelectionOf(setup.filter);
+    // Tables a reinitialize file added or removed are the id's (or not) as for a run.
+    const selection = withOverrides(
+      tableSelectionOf(setup.filter),
+      applySelectionOverrides(setup, state, null),
+    );
     point = await connectorOf(setup.source, setup).openVerifyPoint(selection);
     const tables = selectTables(await point.source.tables(), opts.tables);
     out.say(
@@ -86,9 +94,15 @@ export async function verify(conns: string[], opts: CommonOptions): Promise<numb
       spillDir,
       fetchRows: setup.extractor.snapshot.fetchSizeRows,
       incomplete: new Map(),
+      // A table that joined (or was taken again) replays its changes after its snapshot's point.
+      snapshotPoints: snapshotPointsOf(state),
       progress: (message) => out.say("info", `replicant: ${message}`),
     };
     const incomplete = await incompleteStreams(client, setup, state, tables, settings);
+    // A table whose snapshot is being taken again (it joined the id) is not complete yet.
+    for (const stream of pendingJoinsOf(state).keys()) {
+      incomplete.set(stream, "its snapshot is being taken (the table joined the id)");
+    }
     mkdirSync(spillDir, { recursive: true });
     const verdicts = await verifyTables(redisStreamScan(client), point, tables, {
       ...settings,

@@ -6,6 +6,7 @@ import { SNAPSHOT_COMPLETE_FIELD } from "../ports/checkpoint.ts";
 import type { SourceConnector, StreamRun } from "../ports/connector.ts";
 import type { StreamSink } from "../ports/stream_sink.ts";
 import { type RealtimeOutcome, type RealtimeSettings, streamChanges } from "./realtime_pipeline.ts";
+import type { JoinSpec } from "./table_join.ts";
 import {
   type SnapshotOutcome,
   SnapshotPipeline,
@@ -20,7 +21,12 @@ export interface FullSpec {
   naming: StreamNaming;
   /** Snapshot settings; `resume` comes from the connector's handoff. */
   snapshot: Omit<SnapshotSettings, "resume">;
-  realtime: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough">;
+  realtime: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough" | "joining">;
+  /**
+   * Tables that join the id (or are taken again) once its snapshot is complete; while the
+   * id's own snapshot is not, they wait for the next resume (they stay pending).
+   */
+  join?: JoinSpec;
   /** Stop after the snapshot; a later resume goes straight to realtime. */
   terminatePostSnapshot: boolean;
   progress: SnapshotProgress;
@@ -50,7 +56,8 @@ export async function runFull(spec: FullSpec): Promise<FullOutcome> {
   const { run, signal } = spec;
   const state = run.resume ? await run.checkpoints.read() : {};
   let snapshot: SnapshotOutcome | null = null;
-  if (state[SNAPSHOT_COMPLETE_FIELD] !== "1") {
+  const complete = state[SNAPSHOT_COMPLETE_FIELD] === "1";
+  if (!complete) {
     const handoff = await spec.connector.handoff(run, spec.naming);
     let done: string;
     try {
@@ -94,6 +101,7 @@ export async function runFull(spec: FullSpec): Promise<FullOutcome> {
     spec.realtime,
     signal,
     spec.state,
+    complete ? spec.join : undefined,
   );
   return { snapshot, realtime, interrupted: realtime.interrupted };
 }

@@ -1,7 +1,7 @@
 import type { ChangeEvent } from "../core/change_event.ts";
 import type { EntryOptions } from "../core/entry_encoder.ts";
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { qualifiedName, type TableSchema } from "../core/table_schema.ts";
+import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
 import type { SchemaHistory } from "../schema/schema_history.ts";
 import { SchemaTracker } from "./schema_tracker.ts";
 import type { StreamSink } from "../ports/stream_sink.ts";
@@ -21,6 +21,7 @@ import {
   positionsFrom,
   REALTIME_CHECKPOINT_FIELD,
   REALTIME_SCHEMAS_FIELD,
+  SELECTION_TABLES_FIELD,
   skipThroughOf,
 } from "../ports/checkpoint.ts";
 import type { PipelineState } from "./pipeline_state.ts";
@@ -31,6 +32,7 @@ import { RealtimeRunState } from "./realtime_run_state.ts";
 import { ALL_TABLES, RealtimeRouter, SCHEMA_CHANGES } from "./realtime_router.ts";
 import { type StreamWriter, WriterPool } from "./realtime_writers.ts";
 import { runSource } from "./source_runner.ts";
+import { type JoinSpec, prepareJoin, TableJoinError } from "./table_join.ts";
 
 export { ALL_TABLES, type PipelineLog, SCHEMA_CHANGES, silentLog };
 
@@ -84,6 +86,12 @@ export interface RealtimeSettings {
    * stream. Awaited: the checkpoint cannot pass the rename before the copy is complete.
    */
   snapshotTable?: (table: TableSchema) => Promise<void>;
+  /**
+   * Snapshot streams of tables whose snapshot is taken alongside this run (they join the id):
+   * when the stream reaches the point where they entered the publication, they are not copied
+   * again.
+   */
+  joining?: ReadonlySet<string>;
 }
 
 export interface RealtimeTableOutcome {
@@ -144,6 +152,8 @@ export class RealtimePipeline {
   readonly #positionsFrom = new Map<string, string>();
   /** Per stream: what the table's snapshot covers (MySQL `full`); dropped at a server move. */
   readonly #skipThrough: Map<string, string>;
+  /** The id's recorded tables, by qualified name (null: an id that records none). */
+  #recorded: Map<string, TableId> | null = null;
 
   constructor(
     private readonly source: StreamingSource,
@@ -220,9 +230,9 @@ export class RealtimePipeline {
       ? await this.checkpoints.get(REALTIME_CHECKPOINT_FIELD)
       : null;
     this.#committer.written = from;
-    for (const [k, v] of positionsFrom(await this.checkpoints.read())) {
-      this.#positionsFrom.set(k, v);
-    }
+    const saved = await this.checkpoints.read();
+    for (const [k, v] of positionsFrom(saved)) this.#positionsFrom.set(k, v);
+    this.#recorded = recordedTables(saved);
     if (this.source.onServerChange !== undefined) {
       this.source.onServerChange = (change) => this.#serverChanged(change);
     }
@@ -336,9 +346,39 @@ export class RealtimePipeline {
     );
   }
 
+  /** A schema object's first change this run: labelled, and its table recorded as the id's. */
+  async #firstOf(ev: ChangeEvent, tx: InFlightTransaction): Promise<TableSchema> {
+    const table = await this.#schemas.label(ev.table, ev.position, tx);
+    await this.#recordTable(table.id);
+    return table;
+  }
+
+  /**
+   * A table that entered the selection while streaming (created, renamed into it) is recorded
+   * among the id's tables before any of its changes can be checkpointed: a later `--resume`
+   * does not take it for a table that joins.
+   */
+  async #recordTable(id: TableId): Promise<void> {
+    const known = this.#recorded;
+    if (known === null) return;
+    const name = qualifiedName(id);
+    if (known.has(name)) return;
+    known.set(name, id);
+    await this.checkpoints.write({
+      [SELECTION_TABLES_FIELD]: JSON.stringify(
+        [...known.values()].map((t) => [t.catalog, t.schema, t.table]),
+      ),
+    });
+  }
+
   /** A DDL statement from the source; a table renamed into the selection is copied first. */
   async #ddlStatement(d: DdlStatement, tx: InFlightTransaction): Promise<void> {
     const after = await this.#schemas.statement(d, tx);
+    if (d.snapshot && after) await this.#recordTable(after.id);
+    if (d.snapshot && after && this.settings.joining?.has(this.naming.snapshotStream(after.id))) {
+      this.log.info(`${qualifiedName(d.table)} entered the selection: its snapshot is being taken`);
+      return;
+    }
     if (d.snapshot && after && this.settings.snapshotTable) {
       this.log.info(`${qualifiedName(d.table)} entered the selection: copying its rows`);
       await this.settings.snapshotTable(after);
@@ -355,8 +395,7 @@ export class RealtimePipeline {
     const touched = new Set<StreamWriter>();
     const now = Date.now();
     for (const ev of part.events as ChangeEvent[]) {
-      const table = this.#schemas.labelled(ev.table) ??
-        await this.#schemas.label(ev.table, ev.position, tx);
+      const table = this.#schemas.labelled(ev.table) ?? await this.#firstOf(ev, tx);
       const w = this.#router.change(ev, table, tx, now);
       if (w !== null) touched.add(w);
     }
@@ -398,25 +437,91 @@ export async function streamChanges(
   afterSnapshot: boolean,
   sink: StreamSink,
   naming: StreamNaming,
-  settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough">,
+  settings: Omit<RealtimeSettings, "resume" | "sortKeyOf" | "skipThrough" | "joining">,
   signal: AbortSignal,
   /** What the run counts in and allocates from (pipeline_state.ts). */
   state: PipelineState,
+  /** Tables that join the id (or are taken again): their snapshot runs alongside. */
+  join?: JoinSpec,
 ): Promise<RealtimeOutcome> {
-  const skipThrough = skipThroughOf(await run.checkpoints.read());
-  const opened = await connector.openStream(run, afterSnapshot);
+  // The joining tables' point is taken, and their skip-through marks written, before the
+  // marks are read and the stream opens.
+  const joined = join && join.tables.length > 0
+    ? await prepareJoin(connector, run, sink, naming, join, state)
+    : null;
+  let opened: Awaited<ReturnType<SourceConnector["openStream"]>>;
   try {
-    return await new RealtimePipeline(
+    opened = await connector.openStream(run, afterSnapshot);
+  } catch (err) {
+    await joined?.close();
+    throw err;
+  }
+  // The join's failure stops the realtime too (and is the run's error); a stop stops both.
+  const both = new AbortController();
+  const stopBoth = () => both.abort();
+  if (signal.aborted) stopBoth();
+  signal.addEventListener("abort", stopBoth, { once: true });
+  let joinError: unknown = null;
+  try {
+    const skipThrough = skipThroughOf(await run.checkpoints.read());
+    const copy = joined?.run(both.signal).then(
+      (outcome) => {
+        if (outcome.tables.some((t) => t.status === "failed")) {
+          throw new TableJoinError(
+            `the snapshot of a joining table failed: ${
+              outcome.tables.filter((t) => t.status === "failed").map((t) =>
+                `${t.table}: ${t.error ?? "failed"}`
+              ).join("; ")
+            }`,
+          );
+        }
+      },
+    ).catch((err) => {
+      joinError = err;
+      run.log.warn(`snapshot of the joining tables failed: ${(err as Error).message}`);
+      both.abort();
+    });
+    const outcome = await new RealtimePipeline(
       opened.source,
       sink,
       naming,
       run.checkpoints,
-      { ...settings, resume: opened.resume, sortKeyOf: connector.sortKeyOfSource, skipThrough },
+      {
+        ...settings,
+        resume: opened.resume,
+        sortKeyOf: connector.sortKeyOfSource,
+        skipThrough,
+        joining: joined?.streams,
+      },
       run.log,
-      signal,
+      both.signal,
       state,
     ).run();
+    await copy;
+    if (joinError !== null) throw joinError;
+    return { ...outcome, interrupted: signal.aborted };
   } finally {
-    await opened.close();
+    signal.removeEventListener("abort", stopBoth);
+    try {
+      await opened.close();
+    } finally {
+      await joined?.close();
+    }
+  }
+}
+
+/** The tables recorded in a checkpoint's SELECTION_TABLES_FIELD, by qualified name. */
+function recordedTables(state: Record<string, string>): Map<string, TableId> | null {
+  const text = state[SELECTION_TABLES_FIELD];
+  if (text === undefined) return null;
+  try {
+    const out = new Map<string, TableId>();
+    for (const [catalog, schema, table] of JSON.parse(text) as [string, string | null, string][]) {
+      const id = { catalog, schema, table };
+      out.set(qualifiedName(id), id);
+    }
+    return out;
+  } catch {
+    return null;
   }
 }

@@ -131,3 +131,52 @@ export function retentionRecordsOf(state: Record<string, string>): Map<string, R
   }
   return out;
 }
+
+/**
+ * The tables the id replicated at its last start (JSON `[[catalog, schema, table], …]`): a
+ * `--resume` compares them with the tables its filter (and reinitialize file) selects now, so
+ * tables that entered the selection join and tables that left it stop.
+ */
+export const SELECTION_TABLES_FIELD = "selection:tables";
+
+/**
+ * Tables a reinitialize file added although the filter does not select them, and tables it
+ * removed although the filter selects them (JSON `{"add":[[c,s,t],…],"remove":[…]}`): they
+ * stay so until another reinitialize file says otherwise.
+ */
+export const SELECTION_OVERRIDES_FIELD = "selection:overrides";
+
+/**
+ * Per snapshot stream: the table joins the id (`add`: its snapshot and cdc streams start
+ * anew) or has its snapshot taken again (`reinit`: its cdc stream goes on). Written before
+ * anything is done for it, removed once its snapshot is marked done, so a crash in between
+ * does it again.
+ */
+export const REINIT_PENDING_PREFIX = "reinit:pending:";
+
+/** Per cdc stream: the sort key through which the table's snapshot stream holds its changes. */
+export const SNAPSHOT_POINT_PREFIX = "snapshot:point:";
+
+export type JoinKind = "add" | "reinit";
+
+/** The pending joins of a checkpoint, by snapshot stream. */
+export function pendingJoinsOf(state: Record<string, string>): Map<string, JoinKind> {
+  const out = new Map<string, JoinKind>();
+  for (const [k, v] of Object.entries(state)) {
+    if (k.startsWith(REINIT_PENDING_PREFIX) && (v === "add" || v === "reinit")) {
+      out.set(k.slice(REINIT_PENDING_PREFIX.length), v);
+    }
+  }
+  return out;
+}
+
+/** The snapshot points of a checkpoint, by cdc stream. */
+export function snapshotPointsOf(state: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(state)) {
+    if (k.startsWith(SNAPSHOT_POINT_PREFIX) && v !== "") {
+      out.set(k.slice(SNAPSHOT_POINT_PREFIX.length), v);
+    }
+  }
+  return out;
+}

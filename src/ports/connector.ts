@@ -47,6 +47,14 @@ export interface SourceConnector {
    */
   handoff(run: StreamRun, naming: StreamNaming): Promise<Handoff>;
   /**
+   * A snapshot of tables that join a streaming id (`only`), taken at one exact position of
+   * the log while realtime runs from the checkpoint: their changes through `through` are in
+   * it, the later ones come from the change stream. First the source is told the id's
+   * selection now (`run.selection`; PostgreSQL: the publication gains and loses tables), so
+   * that every change after the point reaches the stream.
+   */
+  openJoinSnapshot(run: StreamRun, only: TableSelection): Promise<JoinSnapshot>;
+  /**
    * The source's checks of a run before anything is created or dropped: the selected tables
    * (read, so the source answers), the server's identity, and that the resources the run
    * will use in the source are free or the id's own.
@@ -135,6 +143,16 @@ export interface Handoff {
   close(): Promise<void>;
 }
 
+/** A snapshot of joining tables at one position (SourceConnector.openJoinSnapshot). */
+export interface JoinSnapshot {
+  source: SnapshotSource;
+  /** Sort key through which the joining tables' changes are in this snapshot. */
+  through: string;
+  /** The position in words, for the log. */
+  point: string;
+  close(): Promise<void>;
+}
+
 /** What opening a replication's change stream needs, whatever the source. */
 export interface StreamRun {
   selection: TableSelection;
@@ -143,6 +161,11 @@ export interface StreamRun {
   resume: boolean;
   extractor: ExtractorConfig;
   filter: FilterConfig | null;
+  /**
+   * Catalogs of tables selected beyond the filter (a reinitialize file's `add-tables`): a
+   * source that reads only the filter's catalogs reads these too.
+   */
+  catalogs?: string[];
   /** Server the id's positions belong to (recorded, or reached now); null: unknown. */
   sourceIdentity: string | null;
   log: ConnectorLog;

@@ -10,6 +10,7 @@ import {
   type ConnectionTest,
   type ConnectionTestOutcome,
   type Handoff,
+  type JoinSnapshot,
   neutralSchema,
   type OpenedStream,
   type PreflightRun,
@@ -46,6 +47,7 @@ import {
   MYSQL_POSITION_FIELDS,
   mysqlSortKeyOfSource,
   parseCheckpoint,
+  snapshotSkipThrough,
 } from "./mysql_position.ts";
 import { listMysqlDatabases, readMysqlTables } from "./mysql_schema_reader.ts";
 import { MysqlSnapshotSource } from "./mysql_snapshot_source.ts";
@@ -140,6 +142,27 @@ export class MysqlConnector implements SourceConnector {
       completed: async () => `snapshot complete: ${(await source.tables()).length} table(s)`,
       close: () => source.close(),
     };
+  }
+
+  /**
+   * One reader opens its consistent snapshot now and records its binlog position: the
+   * joining tables' changes up to it are in the snapshot, the later ones in the binlog the
+   * stream reads (it follows the selection it is opened with).
+   */
+  async openJoinSnapshot(_run: StreamRun, only: TableSelection): Promise<JoinSnapshot> {
+    const source = await MysqlSnapshotSource.open(this.endpoint, only);
+    try {
+      const at = await source.openFirstReader();
+      return {
+        source,
+        through: snapshotSkipThrough(at),
+        point: `${at.file}:${at.pos}${at.gtid ? ` (GTID ${at.gtid})` : ""}`,
+        close: () => source.close(),
+      };
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
   }
 
   /**
@@ -245,7 +268,7 @@ export class MysqlConnector implements SourceConnector {
     const hbTable = heartbeatTableFor(run.extractor, run.filter, this.conn.type);
     const source = await MysqlBinlogSource.open(this.endpoint, {
       selection: run.selection,
-      databases: literalCatalogs(run.filter),
+      databases: withCatalogs(literalCatalogs(run.filter), run.catalogs),
       heartbeat: hbTable
         ? {
           database: hbTable.catalog,
@@ -294,6 +317,12 @@ const MYSQL_CDC_CHECKS = new Set([
   "slave-server-ids",
   "replication privileges",
 ]);
+
+/** The databases of tables added beyond the filter, too (undefined stays: any may match). */
+function withCatalogs(names: string[] | undefined, extra: string[] | undefined) {
+  if (names === undefined || !extra || extra.length === 0) return names;
+  return [...names, ...extra.flatMap((c) => [c, c.toLowerCase()])];
+}
 
 /** The filter's databases when each is named literally; undefined when any may match. */
 function literalCatalogs(filter: FilterConfig | null): string[] | undefined {

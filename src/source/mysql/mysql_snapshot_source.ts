@@ -88,7 +88,28 @@ export class MysqlSnapshotSource implements SnapshotSource {
     return this.#tables.map((schema) => ({ schema, estimatedRows: schema.estimatedRows }));
   }
 
+  /** A reader opened ahead of the pipeline (openFirstReader), handed out by the next reader(). */
+  #ready: MysqlTableReader | null = null;
+
+  /**
+   * Opens the first reader now and gives the binlog position of its snapshot (a table that
+   * joins a streaming id needs its point before realtime starts); reader() hands it out.
+   */
+  async openFirstReader(): Promise<BinlogCoordinate> {
+    this.#ready ??= await this.#open();
+    return this.#ready.coordinate;
+  }
+
   async reader(): Promise<MysqlTableReader> {
+    const ready = this.#ready;
+    if (ready !== null) {
+      this.#ready = null;
+      return ready;
+    }
+    return await this.#open();
+  }
+
+  async #open(): Promise<MysqlTableReader> {
     const conn = await openMysql(this.endpoint);
     let locked = false;
     try {

@@ -17,6 +17,7 @@ import {
   type ConnectionTestOutcome,
   type ConnectorLog,
   type Handoff,
+  type JoinSnapshot,
   neutralSchema,
   type OpenedStream,
   type PreflightRun,
@@ -288,6 +289,53 @@ export class PgConnector implements SourceConnector {
           await source.close();
         } finally {
           await exported?.close();
+        }
+      },
+    };
+  }
+
+  /**
+   * The publication is brought in step with the selection first (a joining table is added,
+   * a removed one dropped), in its own transaction: every change of a joining table after it
+   * is published. A temporary slot then exports a snapshot whose consistent point comes after
+   * that, so the snapshot holds every change the stream does not deliver.
+   */
+  async openJoinSnapshot(run: StreamRun, only: TableSelection): Promise<JoinSnapshot> {
+    const control = await openPg(this.endpoint, "replicant-join");
+    try {
+      const tables = await readPgTables(control, this.endpoint.database, run.selection);
+      await preparePublication(control, this.slotName, tables, run.log, {
+        owner: this.ids,
+        createMissing: false,
+      });
+    } finally {
+      await control.end().catch(() => {});
+    }
+    const exported = await createSlotWithSnapshot(
+      this.endpoint,
+      `${this.slotName.slice(0, 56)}_join`,
+      { temporary: true },
+    );
+    let source: PgSnapshotSource;
+    try {
+      source = await PgSnapshotSource.open(this.endpoint, only, {
+        exportedSnapshot: exported.snapshotName,
+        log: run.log,
+      });
+    } catch (err) {
+      await exported.close();
+      throw err;
+    }
+    return {
+      source,
+      // Commits before the consistent point are in the snapshot, later ones are decoded.
+      through: pgSortKey(parseLsn(exported.consistentPoint) - 1n, 9_999_999_999),
+      point: `LSN ${exported.consistentPoint}`,
+      close: async () => {
+        try {
+          await source.close();
+        } finally {
+          await exported.close();
         }
       },
     };
