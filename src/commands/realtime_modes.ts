@@ -61,6 +61,8 @@ function joinSpecOf(ctx: ModeContext): JoinSpec | undefined {
       format: ctx.log.format,
       id: ctx.setup.id,
     }),
+    tell: (text) =>
+      process.stderr.write(stderrLine(ctx.log.format, "info", `replicant: ${text}`, ctx.setup.id)),
   };
 }
 

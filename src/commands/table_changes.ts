@@ -1,5 +1,5 @@
 import { ConfigError, type ConfigProblem } from "../config/config_error.ts";
-import type { ReinitializeConfig } from "../config/load_reinitialize.ts";
+import { type ReinitializeConfig, reinitializeTableIds } from "../config/load_reinitialize.ts";
 import { StateError } from "../core/errors.ts";
 import { qualifiedName, type TableId, type TableSchema } from "../core/table_schema.ts";
 import type { ReplicationLog } from "../observe/replication_log.ts";
@@ -10,6 +10,10 @@ import {
   REINIT_PENDING_PREFIX,
   SELECTION_OVERRIDES_FIELD,
   SELECTION_TABLES_FIELD,
+  selectionOverridesOf,
+  selectionOverridesValue,
+  selectionTablesOf,
+  selectionTablesValue,
   snapshotDoneField,
 } from "../ports/checkpoint.ts";
 import type { JoiningTable } from "../pipeline/table_join.ts";
@@ -20,28 +24,9 @@ import {
   type SelectionOverrides,
 } from "./replication_setup.ts";
 
-type Triple = [string, string | null, string];
-const triple = (id: TableId): Triple => [id.catalog, id.schema, id.table];
-const idOf = ([catalog, schema, table]: Triple): TableId => ({ catalog, schema, table });
-
-function parseIds(text: string | undefined): TableId[] | null {
-  if (text === undefined) return null;
-  try {
-    const v = JSON.parse(text);
-    return Array.isArray(v) ? v.map((t) => idOf(t as Triple)) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The tables a reinitialize file names, as ids of this source. */
+/** The tables a reinitialize file names, as ids of this id's source. */
 function fileTables(setup: ReplicationSetup, file: ReinitializeConfig, names: string[]): TableId[] {
-  const pg = setup.source.type === "POSTGRESQL";
-  return names.map((table) => ({
-    catalog: file.catalog,
-    schema: pg ? file.schema ?? "public" : null,
-    table,
-  }));
+  return reinitializeTableIds(file, names, setup.source.type);
 }
 
 /**
@@ -55,14 +40,7 @@ export function applySelectionOverrides(
   state: Record<string, string>,
   reinit: ReinitializeConfig | null,
 ): SelectionOverrides {
-  let saved: { add?: Triple[]; remove?: Triple[] } = {};
-  try {
-    saved = JSON.parse(state[SELECTION_OVERRIDES_FIELD] ?? "{}");
-  } catch {
-    // A damaged record is read as none.
-  }
-  const add = (saved.add ?? []).map(idOf);
-  const remove = (saved.remove ?? []).map(idOf);
+  const { add, remove } = selectionOverridesOf(state);
   if (reinit) {
     const without = (list: TableId[], id: TableId) => list.filter((t) => !sameTable(t, id));
     for (const id of fileTables(setup, reinit, reinit.add)) {
@@ -105,30 +83,42 @@ export async function planTableChanges(
   say: (text: string) => void,
 ): Promise<TableChanges> {
   const naming = namingOf(setup);
-  const recorded = parseIds(state[SELECTION_TABLES_FIELD]);
+  const recorded = selectionTablesOf(state);
   const now = tables.map((t) => t.id);
   const has = (list: TableId[], id: TableId) => list.some((t) => sameTable(t, id));
   const problems: ConfigProblem[] = [];
   if (reinit) {
+    const listed = (ids: TableId[]) => {
+      const names = ids.slice(0, 10).map(qualifiedName).join(", ");
+      return ids.length > 10 ? `${names}, … (${ids.length} in all)` : names || "none";
+    };
+    const where = `catalog ${reinit.catalog}${reinit.schema ? `, schema ${reinit.schema}` : ""}`;
+    const problem = (key: string, message: string) =>
+      problems.push({ file: reinit.file, key, message, option: "--reinitialize" });
     for (const id of fileTables(setup, reinit, reinit.add)) {
       if (!has(now, id)) {
-        problems.push({
-          file: reinit.file,
-          key: "add-tables",
-          message: `${qualifiedName(id)}: no such table in the source`,
-          option: "--reinitialize",
-        });
+        problem("add-tables", `${qualifiedName(id)}: no such table in the source (${where})`);
       }
     }
     for (const id of fileTables(setup, reinit, reinit.reinit)) {
       if (!has(now, id)) {
-        problems.push({
-          file: reinit.file,
-          key: "reinit-tables",
-          message: `${qualifiedName(id)}: not replicated by id ${setup.id} (neither selected ` +
-            "by the filter nor added)",
-          option: "--reinitialize",
-        });
+        problem(
+          "reinit-tables",
+          `${qualifiedName(id)}: not replicated by id ${setup.id} (neither selected by the ` +
+            `filter nor added; ${where}); it replicates ${listed(now)}`,
+        );
+      }
+    }
+    // A removed table is one the id replicated at its last start (or removed before).
+    const before = recorded ?? [];
+    const removedBefore = selectionOverridesOf(state).remove;
+    for (const id of fileTables(setup, reinit, reinit.remove)) {
+      if (recorded !== null && !has(before, id) && !has(removedBefore, id)) {
+        problem(
+          "remove-tables",
+          `${qualifiedName(id)}: not replicated by id ${setup.id} (${where}); it replicates ` +
+            listed(before),
+        );
       }
     }
   }
@@ -169,13 +159,13 @@ export async function planTableChanges(
   // Old done marks go first: a crash before the pending marks are written leaves the tables
   // to be found again by the next resume, never marked done by an earlier snapshot.
   const fields: Record<string, string> = {
-    [SELECTION_TABLES_FIELD]: JSON.stringify(now.map(triple)),
+    [SELECTION_TABLES_FIELD]: selectionTablesValue(now),
   };
   if (setup.overrides) {
-    fields[SELECTION_OVERRIDES_FIELD] = JSON.stringify({
-      add: setup.overrides.add.map(triple),
-      remove: setup.overrides.remove.map(triple),
-    });
+    fields[SELECTION_OVERRIDES_FIELD] = selectionOverridesValue(
+      setup.overrides.add,
+      setup.overrides.remove,
+    );
   }
   const forget = [...stale, ...[...fresh.keys()].map(snapshotDoneField)];
   if (forget.length > 0) await checkpoints.forget(forget);
@@ -188,17 +178,21 @@ export async function planTableChanges(
     log.info(text);
     say(`replicant: ${text}`);
   };
-  const how = reinit ? `the filter or ${reinit.file}` : "the filter";
+  // Whether the file or the filter brought a table in or took it out, per table.
+  const byFile = (key: "add" | "remove", id: TableId) =>
+    reinit !== null && has(fileTables(setup, reinit, reinit[key]), id)
+      ? `${reinit.file}: ${key}-tables`
+      : "the filter";
   for (const id of added) {
     tell(
-      `${qualifiedName(id)} entered the selection (${how}): added (add-tables): its snapshot ` +
+      `${qualifiedName(id)} entered the selection (${byFile("add", id)}): added: its snapshot ` +
         "is taken while the other tables stream, then its changes follow",
     );
   }
   for (const id of removed) {
     tell(
-      `${qualifiedName(id)} left the selection (${how}): removed (remove-tables): its changes ` +
-        "are no longer replicated; its streams stay",
+      `${qualifiedName(id)} left the selection (${byFile("remove", id)}): removed: its ` +
+        "changes are no longer replicated; its streams stay",
     );
   }
   for (const id of reinitIds) {
@@ -228,6 +222,6 @@ export async function recordSelection(
   tables: TableSchema[],
 ): Promise<void> {
   await checkpoints.write({
-    [SELECTION_TABLES_FIELD]: JSON.stringify(tables.map((t) => triple(t.id))),
+    [SELECTION_TABLES_FIELD]: selectionTablesValue(tables.map((t) => t.id)),
   });
 }

@@ -1,6 +1,7 @@
 import { ConfigError, type ConfigProblem } from "./config_error.ts";
 import { formatKeyPath } from "./key_path.ts";
 import { isPlainMapping, readYaml } from "./read_yaml.ts";
+import type { TableId } from "../core/table_schema.ts";
 
 /**
  * A reinitialize file (`--reinitialize FILE` with `--resume`), Arcion's format: the tables of
@@ -118,4 +119,17 @@ export function loadReinitialize(file: string): ReinitializeConfig {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return out;
+}
+
+/**
+ * Tables named in a reinitialize file, as ids of the source they are for: PostgreSQL tables
+ * live in the file's `schema` (default `public`); MySQL/MariaDB databases have no schema.
+ */
+export function reinitializeTableIds(
+  file: ReinitializeConfig,
+  names: string[],
+  sourceType: string,
+): TableId[] {
+  const schema = sourceType === "POSTGRESQL" ? file.schema ?? "public" : null;
+  return names.map((table) => ({ catalog: file.catalog, schema, table }));
 }

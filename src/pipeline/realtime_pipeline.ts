@@ -22,6 +22,8 @@ import {
   REALTIME_CHECKPOINT_FIELD,
   REALTIME_SCHEMAS_FIELD,
   SELECTION_TABLES_FIELD,
+  selectionTablesOf,
+  selectionTablesValue,
   skipThroughOf,
 } from "../ports/checkpoint.ts";
 import type { PipelineState } from "./pipeline_state.ts";
@@ -365,9 +367,7 @@ export class RealtimePipeline {
     if (known.has(name)) return;
     known.set(name, id);
     await this.checkpoints.write({
-      [SELECTION_TABLES_FIELD]: JSON.stringify(
-        [...known.values()].map((t) => [t.catalog, t.schema, t.table]),
-      ),
+      [SELECTION_TABLES_FIELD]: selectionTablesValue([...known.values()]),
     });
   }
 
@@ -444,16 +444,21 @@ export async function streamChanges(
   /** Tables that join the id (or are taken again): their snapshot runs alongside. */
   join?: JoinSpec,
 ): Promise<RealtimeOutcome> {
-  // The joining tables' point is taken, and their skip-through marks written, before the
-  // marks are read and the stream opens.
-  const joined = join && join.tables.length > 0
-    ? await prepareJoin(connector, run, sink, naming, join, state)
-    : null;
-  let opened: Awaited<ReturnType<SourceConnector["openStream"]>>;
+  // The stream opens, and the source confirms it can continue from the checkpoint, first: a
+  // gap (a slot gone, a log purged) stops the run before any joining table's streams are
+  // deleted. The joining tables' point is then taken, and their
+  // skip-through marks written, before the marks are read and the stream starts; what the
+  // stream delivers of a joining table up to that point is in its snapshot.
+  const opened = await connector.openStream(run, afterSnapshot);
+  let joined: Awaited<ReturnType<typeof prepareJoin>> | null = null;
   try {
-    opened = await connector.openStream(run, afterSnapshot);
+    if (join && join.tables.length > 0) {
+      const from = opened.resume ? await run.checkpoints.get(REALTIME_CHECKPOINT_FIELD) : null;
+      if (from !== null) await opened.source.assertContinuity?.(from);
+      joined = await prepareJoin(connector, run, sink, naming, join, state);
+    }
   } catch (err) {
-    await joined?.close();
+    await opened.close();
     throw err;
   }
   // The join's failure stops the realtime too (and is the run's error); a stop stops both.
@@ -510,18 +515,8 @@ export async function streamChanges(
   }
 }
 
-/** The tables recorded in a checkpoint's SELECTION_TABLES_FIELD, by qualified name. */
+/** The tables recorded in a checkpoint's selection, by qualified name. */
 function recordedTables(state: Record<string, string>): Map<string, TableId> | null {
-  const text = state[SELECTION_TABLES_FIELD];
-  if (text === undefined) return null;
-  try {
-    const out = new Map<string, TableId>();
-    for (const [catalog, schema, table] of JSON.parse(text) as [string, string | null, string][]) {
-      const id = { catalog, schema, table };
-      out.set(qualifiedName(id), id);
-    }
-    return out;
-  } catch {
-    return null;
-  }
+  const ids = selectionTablesOf(state);
+  return ids === null ? null : new Map(ids.map((id) => [qualifiedName(id), id]));
 }

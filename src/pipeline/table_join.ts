@@ -39,6 +39,8 @@ export interface JoinSpec {
   /** Snapshot settings of the joining tables' snapshot (threads: one reader, one point). */
   snapshot: Omit<SnapshotSettings, "resume" | "writeMode" | "threads">;
   progress: SnapshotProgress;
+  /** Says on the terminal that a table's snapshot is complete (the log has it too). */
+  tell?: (text: string) => void;
 }
 
 /** The joining tables' snapshot, prepared before realtime opens, run alongside it. */
@@ -129,7 +131,7 @@ export async function prepareJoin(
         signal,
         state,
       ).run();
-      await finishJoins(checkpoints, outcome, log);
+      await finishJoins(checkpoints, outcome, log, spec.tell);
       return outcome;
     },
     close: () => joined.close(),
@@ -141,12 +143,16 @@ async function finishJoins(
   checkpoints: CheckpointStore,
   outcome: SnapshotOutcome,
   log: PipelineLog,
+  tell?: (text: string) => void,
 ): Promise<void> {
   const done = outcome.tables.filter((t) => t.status === "done");
   if (done.length > 0) {
     await checkpoints.forget(done.map((t) => REINIT_PENDING_PREFIX + t.stream));
     for (const t of done) {
-      log.info(`${t.table} joined: its snapshot (${t.rows} rows) is complete, its changes follow`);
+      const text =
+        `${t.table} joined: its snapshot (${t.rows} rows) is complete, its changes follow`;
+      log.info(text);
+      tell?.(text);
     }
   }
   for (const t of outcome.tables.filter((t) => t.status !== "done")) {

@@ -4,6 +4,7 @@
  * read in one place. The store itself is a port: the sink that keeps the data keeps the
  * checkpoint next to it (Redis: one hash per id).
  */
+import type { TableId } from "../core/table_schema.ts";
 
 /** Replication state of one id: a hash of small string fields. */
 export interface CheckpointStore {
@@ -139,12 +140,58 @@ export function retentionRecordsOf(state: Record<string, string>): Map<string, R
  */
 export const SELECTION_TABLES_FIELD = "selection:tables";
 
+/** The tables of a SELECTION_TABLES_FIELD value; null when absent or damaged. */
+export function selectionTablesOf(state: Record<string, string>): TableId[] | null {
+  const text = state[SELECTION_TABLES_FIELD];
+  if (text === undefined) return null;
+  try {
+    const v = JSON.parse(text);
+    return Array.isArray(v) ? v.map((t) => tableIdOf(t as TableTriple)) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The SELECTION_TABLES_FIELD value of `tables`. */
+export function selectionTablesValue(tables: readonly TableId[]): string {
+  return JSON.stringify(tables.map(tableTriple));
+}
+
+/** How the selection fields write a table: `[catalog, schema, table]`. */
+export type TableTriple = [string, string | null, string];
+export const tableTriple = (id: TableId): TableTriple => [id.catalog, id.schema, id.table];
+export const tableIdOf = ([catalog, schema, table]: TableTriple): TableId => ({
+  catalog,
+  schema,
+  table,
+});
+
 /**
  * Tables a reinitialize file added although the filter does not select them, and tables it
  * removed although the filter selects them (JSON `{"add":[[c,s,t],…],"remove":[…]}`): they
  * stay so until another reinitialize file says otherwise.
  */
 export const SELECTION_OVERRIDES_FIELD = "selection:overrides";
+
+/** The SELECTION_OVERRIDES_FIELD value of tables added and removed by reinitialize files. */
+export function selectionOverridesValue(add: readonly TableId[], remove: readonly TableId[]) {
+  return JSON.stringify({ add: add.map(tableTriple), remove: remove.map(tableTriple) });
+}
+
+/** The tables of a SELECTION_OVERRIDES_FIELD value (a damaged record reads as none). */
+export function selectionOverridesOf(
+  state: Record<string, string>,
+): { add: TableId[]; remove: TableId[] } {
+  try {
+    const saved = JSON.parse(state[SELECTION_OVERRIDES_FIELD] ?? "{}") as {
+      add?: TableTriple[];
+      remove?: TableTriple[];
+    };
+    return { add: (saved.add ?? []).map(tableIdOf), remove: (saved.remove ?? []).map(tableIdOf) };
+  } catch {
+    return { add: [], remove: [] };
+  }
+}
 
 /**
  * Per snapshot stream: the table joins the id (`add`: its snapshot and cdc streams start

@@ -115,6 +115,12 @@ export interface StreamingSource {
    * checkpoint; the source calls it before streaming from there. Throwing refuses the move.
    */
   onServerChange?: ((change: ServerChange) => Promise<void>) | null;
+  /**
+   * Before `start`: throws a GapError when the source can no longer deliver every change
+   * after `from` (start checks it again), so a run that is about to change streams finds a
+   * gap first. Another server that continues the checkpoint is not a gap here.
+   */
+  assertContinuity?(from: string): Promise<void>;
   /** Tells the source that everything up to and including `checkpoint` is safely stored. */
   acknowledge(checkpoint: string): Promise<void>;
   close(): Promise<void>;

@@ -510,8 +510,11 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     ]);
     await assertAfterPoint(redis, src, id, ["payment", "inventory"]);
     const phase2 = await stop();
-    assert.match(phase2.stdout + phase2.stderr, /payment entered the selection/);
-    assert.match(phase2.stdout + phase2.stderr, /rental left the selection/);
+    // The file brought payment in and took rental out; the terminal says so, and when
+    // payment's snapshot is complete.
+    assert.match(phase2.stderr, /payment entered the selection \([^)]*reinit\.yaml: add-tables\)/);
+    assert.match(phase2.stderr, /rental left the selection \([^)]*reinit\.yaml: remove-tables\)/);
+    assert.match(phase2.stderr, /payment joined: its snapshot \(\d+ rows\) is complete/);
     lap("reinitialize verified");
 
     // 3. the filter gains store; kill -9 in the middle of its snapshot, then --resume.
@@ -769,3 +772,75 @@ Deno.test("--help of realtime and full names --reinitialize; snapshot has none",
   const snapshot = await runReplicant(["snapshot", "--help"]);
   assert.doesNotMatch(snapshot.stdout, /--reinitialize/);
 });
+
+/**
+ * The reinitialize file's mistakes and a gap stop the run before anything changes: a
+ * `remove-tables` name the id does not replicate is refused (exit 2, file and key), and when
+ * the id's slot is gone, `--resume --reinitialize` with `reinit-tables` stops on the gap
+ * (exit 5) with the table's snapshot stream as it was.
+ */
+seededTest(
+  "reinitialize: a mistyped remove-tables and a gap change nothing (pg)",
+  async (_s, r) => {
+    const tag = uniqueTag();
+    const id = `tcg-pg-${tag}`;
+    const src = await pgSource(tag, id);
+    const redis = redisClient();
+    const home = scratchHome();
+    try {
+      await fill(src, r);
+      const files = [
+        src.conn(home),
+        home.redisConn,
+        "--filter",
+        home.write("filter.yaml", src.filter(["film", "rental"])),
+      ];
+      const args = (
+        ...extra: string[]
+      ) => ["full", ...files, "--id", id, "--home", home.dir, ...extra];
+      const first = await runReplicant(args("--overwrite", "--terminate-post-snapshot"));
+      assert.equal(first.code, 0, first.stderr);
+      const rows = await redis.xlen(src.stream("film"));
+      assert.equal(rows, ROWS);
+      // The id streams a while, so its checkpoint is a realtime position.
+      const streaming = startReplicant(args("--resume"));
+      await src.exec(`UPDATE ${src.q("film")} SET title = 'changed' WHERE film_id = 1`);
+      await waitFor(
+        async () => (await checkpoint(redis, id))["realtime:checkpoint"] !== undefined,
+        {
+          what: "a realtime checkpoint",
+          timeoutMs: 60_000,
+        },
+      );
+      Deno.kill(streaming.pid, "SIGTERM");
+      assert.equal((await streaming.done).code, 0);
+
+      const typo = home.write("typo.yaml", src.reinitialize([], ["rentl" as Table], []));
+      const refused = await runReplicant(args("--resume", "--reinitialize", typo));
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /typo\.yaml/);
+      assert.match(refused.stderr, /remove-tables/);
+      assert.match(refused.stderr, /rentl: not replicated by id/);
+      const state = await checkpoint(redis, id);
+      assert.doesNotMatch(state["selection:overrides"] ?? "", /rentl/, "nothing recorded");
+
+      await src.exec(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ?",
+        [`replicant_default_${id}`.replace(/[^a-z0-9_]/g, "_")],
+      );
+      const before = await redis.xrange(src.stream("film"), "-", "+");
+      const reinit = home.write("reinit.yaml", src.reinitialize(["payment"], [], ["film"]));
+      const gap = await runReplicant(args("--resume", "--reinitialize", reinit));
+      assert.equal(gap.code, 5, gap.stderr);
+      // Untouched: the same entries (a rewritten stream has new ids), nothing of the added table.
+      assert.deepEqual(await redis.xrange(src.stream("film"), "-", "+"), before);
+      assert.equal(await redis.exists(src.stream("payment")), 0);
+    } finally {
+      await src.close().catch(() => {});
+      await deleteKeys(redis, `${src.stream("film").replace(/film$/, "")}*`);
+      await deleteKeys(redis, `replicate_io_*_default_${id}`);
+      redis.disconnect();
+    }
+  },
+  { sanitizeOps: false, sanitizeResources: false },
+);

@@ -287,17 +287,28 @@ export class MysqlBinlogSource implements StreamingSource {
     return { opts: { filename: at.file, position: at.pos }, at };
   }
 
-  /**
-   * Before streaming from `from`: the server must still hold every transaction after it
-   * and be its server, or one that continues it (GapError otherwise).
-   */
-  async #checkContinuity(from: string, at: BinlogCoordinate): Promise<void> {
+  async assertContinuity(from: string): Promise<void> {
+    await this.#reviveCtrl();
+    await this.#verdict(from, parseCheckpoint(from));
+  }
+
+  /** What the server says of streaming from `from`; a gap throws. */
+  async #verdict(from: string, at: BinlogCoordinate) {
     const view = await readMysqlServerView(this.ctrl, this.isMariadb, at, this.#serverIdentity);
     const what = from === this.options.startPosition
       ? "the extractor's realtime.start-position"
       : "after the last transaction written";
     const verdict = mysqlResumeVerdict(at, what, this.#serverIdentity, view);
     if (verdict.kind === "gap") throw new GapError(verdict.gap);
+    return verdict;
+  }
+
+  /**
+   * Before streaming from `from`: the server must still hold every transaction after it
+   * and be its server, or one that continues it (GapError otherwise).
+   */
+  async #checkContinuity(from: string, at: BinlogCoordinate): Promise<void> {
+    const verdict = await this.#verdict(from, at);
     if (verdict.kind === "failover") {
       const change: ServerChange = {
         checkpoint: from,

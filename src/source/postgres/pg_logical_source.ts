@@ -379,6 +379,19 @@ export class PgLogicalSource implements StreamingSource {
     }, from);
   }
 
+  async assertContinuity(from: string): Promise<void> {
+    const needed = this.#needed(from);
+    if (needed === null) return;
+    await assertPgNoGap(
+      this.control,
+      this.endpoint,
+      this.options.slotName,
+      this.options.publicationName,
+      needed,
+      this.options.systemIdentifier,
+    );
+  }
+
   /** Where to start: after the checkpoint, else `start-position`, else the slot's position. */
   async #begin(from: string | null): Promise<bigint> {
     try {
