@@ -361,6 +361,22 @@ async function fill(src: Source, r: () => number): Promise<void> {
   }
 }
 
+/** Kills a replicant a failed test left running, drops the sources and every key of the id. */
+async function cleanUp(run: RunningReplicant | null, sources: Source[], redis: Redis, id: string) {
+  if (run) {
+    try {
+      Deno.kill(run.pid, "SIGKILL");
+    } catch { /* gone */ }
+    await run.done;
+  }
+  for (const src of sources) {
+    await src.close().catch(() => {});
+    await deleteKeys(redis, `${src.stream("film").replace(/film$/, "")}*`);
+  }
+  await deleteKeys(redis, `replicate_io_*_default_${id}`);
+  redis.disconnect();
+}
+
 async function checkpoint(redis: Redis, id: string): Promise<Record<string, string>> {
   return await redis.hgetall(`replicate_io_checkpoint_default_${id}`);
 }
@@ -576,16 +592,7 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
     lap(`done (${writer.transactions} transactions written)`);
   } finally {
     await writer.stop().catch(() => {});
-    if (run) {
-      try {
-        Deno.kill((run as RunningReplicant).pid, "SIGKILL");
-      } catch { /* gone */ }
-      await (run as RunningReplicant).done;
-    }
-    await src.close().catch(() => {});
-    await deleteKeys(redis, `${src.stream("film" as Table).replace(/film$/, "")}*`);
-    await deleteKeys(redis, `replicate_io_*_default_${id}`);
-    redis.disconnect();
+    await cleanUp(run as RunningReplicant | null, [src], redis, id);
   }
   void seed;
 }
@@ -655,16 +662,7 @@ async function realtimeScenario(dialect: Dialect, r: () => number): Promise<void
     await writer.stop();
   } finally {
     await writer.stop().catch(() => {});
-    if (run) {
-      try {
-        Deno.kill((run as RunningReplicant).pid, "SIGKILL");
-      } catch { /* gone */ }
-      await (run as RunningReplicant).done;
-    }
-    await src.close().catch(() => {});
-    await deleteKeys(redis, `${src.stream("film").replace(/film$/, "")}*`);
-    await deleteKeys(redis, `replicate_io_*_default_${id}`);
-    redis.disconnect();
+    await cleanUp(run as RunningReplicant | null, [src], redis, id);
   }
 }
 
@@ -728,18 +726,7 @@ seededTest("reinitialize adds a table of another database (mariadb)", async (_se
     await stop();
   } finally {
     for (const w of writers) await w.stop().catch(() => {});
-    if (run) {
-      try {
-        Deno.kill((run as RunningReplicant).pid, "SIGKILL");
-      } catch { /* gone */ }
-      await (run as RunningReplicant).done;
-    }
-    for (const src of [main, other]) {
-      await src.close().catch(() => {});
-      await deleteKeys(redis, `${src.stream("film").replace(/film$/, "")}*`);
-    }
-    await deleteKeys(redis, `replicate_io_*_default_${id}`);
-    redis.disconnect();
+    await cleanUp(run as RunningReplicant | null, [main, other], redis, id);
   }
 }, { sanitizeOps: false, sanitizeResources: false });
 
@@ -836,10 +823,7 @@ seededTest(
       assert.deepEqual(await redis.xrange(src.stream("film"), "-", "+"), before);
       assert.equal(await redis.exists(src.stream("payment")), 0);
     } finally {
-      await src.close().catch(() => {});
-      await deleteKeys(redis, `${src.stream("film").replace(/film$/, "")}*`);
-      await deleteKeys(redis, `replicate_io_*_default_${id}`);
-      redis.disconnect();
+      await cleanUp(null, [src], redis, id);
     }
   },
   { sanitizeOps: false, sanitizeResources: false },

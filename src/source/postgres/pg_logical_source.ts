@@ -381,8 +381,12 @@ export class PgLogicalSource implements StreamingSource {
 
   async assertContinuity(from: string): Promise<void> {
     const needed = this.#needed(from);
-    if (needed === null) return;
-    await assertPgNoGap(
+    if (needed !== null) await this.#assertNoGap(needed);
+  }
+
+  /** The slot can deliver every change from `needed` (GapError otherwise); gives the slot. */
+  #assertNoGap(needed: PgNeededPosition) {
+    return assertPgNoGap(
       this.control,
       this.endpoint,
       this.options.slotName,
@@ -407,14 +411,7 @@ export class PgLogicalSource implements StreamingSource {
     if (needed === null) slot = await readSlot(this.control, this.options.slotName);
     else {
       try {
-        slot = await assertPgNoGap(
-          this.control,
-          this.endpoint,
-          this.options.slotName,
-          this.options.publicationName,
-          needed,
-          this.options.systemIdentifier,
-        );
+        slot = await this.#assertNoGap(needed);
       } catch (err) {
         if (err instanceof GapError) throw err;
         // The check could not reach the server: like any connection failure, worth a retry.
