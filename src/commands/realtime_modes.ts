@@ -1,5 +1,5 @@
 import process from "node:process";
-import type { TableId, TableSchema } from "../core/table_schema.ts";
+import { sameTableId, type TableId, type TableSchema } from "../core/table_schema.ts";
 import type { SnapshotSource, TableSelection } from "../ports/snapshot_source.ts";
 import { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import type { LogFormat, ReplicationLog } from "../observe/replication_log.ts";
@@ -96,8 +96,7 @@ function realtimeSettingsOf(ctx: ModeContext) {
  */
 async function snapshotRenamedTable(ctx: ModeContext, table: TableSchema): Promise<void> {
   const { setup } = ctx;
-  const same = (id: TableId) =>
-    id.catalog === table.id.catalog && id.schema === table.id.schema && id.table === table.id.table;
+  const same = (id: TableId) => sameTableId(id, table.id);
   const columns = replicationSelectionOf(setup).columns;
   const only: TableSelection = { table: same, columns, named: same };
   const source: SnapshotSource = await connectorOf(setup.source, setup).openSnapshot(

@@ -52,6 +52,11 @@ export interface TableSchema {
   version?: number;
 }
 
+/** The same table: every part of the name equal, as the source spells it. */
+export function sameTableId(a: TableId, b: TableId): boolean {
+  return a.catalog === b.catalog && a.schema === b.schema && a.table === b.table;
+}
+
 export function qualifiedName(id: TableId): string {
   return id.schema === null
     ? `${id.catalog}.${id.table}`

@@ -446,9 +446,9 @@ export async function streamChanges(
 ): Promise<RealtimeOutcome> {
   // The stream opens, and the source confirms it can continue from the checkpoint, first: a
   // gap (a slot gone, a log purged) stops the run before any joining table's streams are
-  // deleted. The joining tables' point is then taken, and their
-  // skip-through marks written, before the marks are read and the stream starts; what the
-  // stream delivers of a joining table up to that point is in its snapshot.
+  // deleted. The joining tables' point is then taken, and their skip-through marks written,
+  // before the marks are read and the stream starts; what the stream delivers of a joining
+  // table up to that point is in its snapshot.
   const opened = await connector.openStream(run, afterSnapshot);
   let joined: Awaited<ReturnType<typeof prepareJoin>> | null = null;
   try {

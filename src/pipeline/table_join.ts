@@ -1,5 +1,5 @@
 import type { StreamNaming } from "../core/stream_naming.ts";
-import { qualifiedName, type TableId } from "../core/table_schema.ts";
+import { qualifiedName, sameTableId, type TableId } from "../core/table_schema.ts";
 import type { SnapshotProgress } from "../observe/snapshot_progress.ts";
 import {
   type CheckpointStore,
@@ -21,13 +21,13 @@ import {
   type SnapshotSettings,
 } from "./snapshot_pipeline.ts";
 
-/** A table that joins a streaming id (`add`) or has its snapshot taken again (`reinit`). */
 /**
  * The snapshot of a table joining the id (or taken again) did not complete: the run stops,
  * and a --resume takes that table's snapshot again from the start.
  */
 export class TableJoinError extends ReplicantError {}
 
+/** A table that joins a streaming id (`add`) or has its snapshot taken again (`reinit`). */
 export interface JoiningTable {
   id: TableId;
   kind: JoinKind;
@@ -91,12 +91,11 @@ export async function prepareJoin(
   const existing = await sink.existing(drop);
   if (existing.length > 0) await sink.deleteKeys(existing);
   await checkpoints.forget(forget);
-  const same = (a: TableId) => (b: TableId) =>
-    a.catalog === b.catalog && a.schema === b.schema && a.table === b.table;
+  const joining = (id: TableId) => spec.tables.some((t) => sameTableId(t.id, id));
   const only = {
-    table: (id: TableId) => spec.tables.some((t) => same(t.id)(id)),
+    table: joining,
     columns: (id: TableId) => run.selection.columns(id),
-    named: (id: TableId) => spec.tables.some((t) => same(t.id)(id)),
+    named: joining,
   };
   const joined: JoinSnapshot = await connector.openJoinSnapshot(run, only);
   try {
