@@ -361,6 +361,19 @@ async function fill(src: Source, r: () => number): Promise<void> {
   }
 }
 
+/** `--id ID --home DIR` of a test's replication. */
+function idArgs(id: string, home: ReturnType<typeof scratchHome>): string[] {
+  return ["--id", id, "--home", home.dir];
+}
+
+/** SIGTERM: replicant finishes what it is writing and exits 0. */
+async function stopCleanly(run: RunningReplicant) {
+  Deno.kill(run.pid, "SIGTERM");
+  const res = await run.done;
+  assert.equal(res.code, 0, res.stderr);
+  return res;
+}
+
 /** Kills a replicant a failed test left running, drops the sources and every key of the id. */
 async function cleanUp(run: RunningReplicant | null, sources: Source[], redis: Redis, id: string) {
   if (run) {
@@ -457,18 +470,13 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
       ...files,
       "--applier",
       applier,
-      "--id",
-      id,
-      "--home",
-      home.dir,
+      ...idArgs(id, home),
       ...extra,
     ];
     const verifyArgs = ["verify", ...files, "--id", id, "--home", home.dir];
     const stop = async () => {
-      Deno.kill(run!.pid, "SIGTERM");
-      const res = await run!.done;
+      const res = await stopCleanly(run!);
       run = null;
-      assert.equal(res.code, 0, res.stderr);
       return res;
     };
     const len = (t: Table) => redis.xlen(src.cdc(t));
@@ -614,21 +622,11 @@ async function realtimeScenario(dialect: Dialect, r: () => number): Promise<void
     const conn = src.conn(home);
     const filterFile = home.write("filter.yaml", src.filter(["film", "rental"]));
     const files = [conn, home.redisConn, "--filter", filterFile];
-    const args = (...extra: string[]) => [
-      "realtime",
-      ...files,
-      "--id",
-      id,
-      "--home",
-      home.dir,
-      ...extra,
-    ];
+    const args = (...extra: string[]) => ["realtime", ...files, ...idArgs(id, home), ...extra];
     const len = (t: Table) => redis.xlen(src.cdc(t));
     const stop = async () => {
-      Deno.kill(run!.pid, "SIGTERM");
-      const res = await run!.done;
+      const res = await stopCleanly(run!);
       run = null;
-      assert.equal(res.code, 0, res.stderr);
       return res;
     };
     writer.start();
@@ -685,20 +683,11 @@ seededTest("reinitialize adds a table of another database (mariadb)", async (_se
     const conn = main.conn(home);
     const filterFile = home.write("filter.yaml", main.filter(["film"]));
     const files = [conn, home.redisConn, "--filter", filterFile];
-    const args = (...extra: string[]) => [
-      "realtime",
-      ...files,
-      "--id",
-      id,
-      "--home",
-      home.dir,
-      ...extra,
-    ];
+    const args = (...extra: string[]) => ["realtime", ...files, ...idArgs(id, home), ...extra];
     const stop = async () => {
-      Deno.kill(run!.pid, "SIGTERM");
-      const res = await run!.done;
+      const res = await stopCleanly(run!);
       run = null;
-      assert.equal(res.code, 0, res.stderr);
+      return res;
     };
     for (const w of writers) w.start();
     run = startReplicant(args("--overwrite"));
@@ -784,7 +773,7 @@ seededTest(
       ];
       const args = (
         ...extra: string[]
-      ) => ["full", ...files, "--id", id, "--home", home.dir, ...extra];
+      ) => ["full", ...files, ...idArgs(id, home), ...extra];
       const first = await runReplicant(args("--overwrite", "--terminate-post-snapshot"));
       assert.equal(first.code, 0, first.stderr);
       const rows = await redis.xlen(src.stream("film"));
@@ -799,8 +788,7 @@ seededTest(
           timeoutMs: 60_000,
         },
       );
-      Deno.kill(streaming.pid, "SIGTERM");
-      assert.equal((await streaming.done).code, 0);
+      await stopCleanly(streaming);
 
       const typo = home.write("typo.yaml", src.reinitialize([], ["rentl" as Table], []));
       const refused = await runReplicant(args("--resume", "--reinitialize", typo));
