@@ -158,9 +158,9 @@ export function selectionTablesValue(tables: readonly TableId[]): string {
 }
 
 /** How the selection fields write a table: `[catalog, schema, table]`. */
-export type TableTriple = [string, string | null, string];
-export const tableTriple = (id: TableId): TableTriple => [id.catalog, id.schema, id.table];
-export const tableIdOf = ([catalog, schema, table]: TableTriple): TableId => ({
+type TableTriple = [string, string | null, string];
+const tableTriple = (id: TableId): TableTriple => [id.catalog, id.schema, id.table];
+const tableIdOf = ([catalog, schema, table]: TableTriple): TableId => ({
   catalog,
   schema,
   table,
