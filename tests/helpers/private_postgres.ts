@@ -13,7 +13,9 @@ import {
   chmodSync,
   chownSync,
   copyFileSync,
+  existsSync,
   mkdtempSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -75,8 +77,15 @@ export async function startPrivatePostgres(options: PrivatePgOptions = {}): Prom
   if (owner) chownSync(dir, owner.uid, owner.gid);
   const port = freePort();
   const host = "127.0.0.1";
+  const log = path.join(dir, "postgres.log");
+  // pg_ctl only says "examine the log output": a failed start carries the log's tail.
   const start = () =>
-    asPg("pg_ctl", ["-D", data, "-l", path.join(dir, "postgres.log"), "-w", "-t", "30", "start"]);
+    asPg("pg_ctl", ["-D", data, "-l", log, "-w", "-t", "30", "start"]).catch((err) => {
+      const tail = existsSync(log)
+        ? readFileSync(log, "utf8").split("\n").slice(-20).join("\n")
+        : "";
+      throw new Error(`PostgreSQL on port ${port} did not start: ${err.message}\n${tail}`);
+    });
   const shutdown = (mode: "fast" | "immediate" = "fast", timeoutSeconds = 60) =>
     asPg("pg_ctl", ["-D", data, "-m", mode, "-w", "-t", String(timeoutSeconds), "stop"]);
   try {

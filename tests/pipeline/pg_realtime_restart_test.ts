@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import process from "node:process";
+import { startPrivatePostgres } from "../helpers/private_postgres.ts";
 import { waitFor } from "../helpers/services.ts";
 import {
   assertStrictlyIncreasing,
@@ -109,41 +106,21 @@ Deno.test("restart: replication connection cut repeatedly, the pipeline reconnec
   }
 });
 
-const pgBin = process.env.REPLICANT_PG_BIN || "/usr/lib/postgresql/15/bin";
-
 /** A throwaway PostgreSQL (wal_level=logical) that the test may crash and restart. */
 async function ownPostgres() {
-  const dir = mkdtempSync(join(tmpdir(), "replicant-pg-"));
-  const port = 55500 + Math.floor(Math.random() * 90);
-  const asPostgres = async (cmd: string) => {
-    const out = await new Deno.Command("su", { args: ["postgres", "-s", "/bin/bash", "-c", cmd] })
-      .output();
-    if (out.code !== 0) {
-      throw new Error(`${cmd}: ${new TextDecoder().decode(out.stderr)}`);
-    }
-  };
-  await new Deno.Command("chown", { args: ["postgres", dir] }).output();
-  await asPostgres(`${pgBin}/initdb -D ${dir}/data --auth=trust -U postgres >/dev/null`);
-  const start = () =>
-    asPostgres(
-      `${pgBin}/pg_ctl -D ${dir}/data -l ${dir}/log -w -o "-p ${port} -c wal_level=logical ` +
-        `-c max_replication_slots=4 -c max_wal_senders=4 -c listen_addresses=127.0.0.1 -k ${dir}" start`,
-    );
-  await start();
-  await asPostgres(
-    `${pgBin}/psql -h 127.0.0.1 -p ${port} -U postgres -qc "CREATE DATABASE replicant"`,
-  );
+  const server = await startPrivatePostgres({
+    hba: ["host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust"],
+  });
+  const admin = await server.admin();
+  await admin.query("CREATE DATABASE replicant").finally(() => admin.end());
   return {
-    port,
+    port: server.port,
     /** Crash (immediate shutdown, like a power cut) and start again. */
     crashAndStart: async () => {
-      await asPostgres(`${pgBin}/pg_ctl -D ${dir}/data -m immediate -w stop`);
-      await start();
+      await server.shutdown("immediate");
+      await server.start();
     },
-    stop: async () => {
-      await asPostgres(`${pgBin}/pg_ctl -D ${dir}/data -m immediate -w stop`).catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => server.stop(),
   };
 }
 
