@@ -473,7 +473,7 @@ async function scenario(dialect: Dialect, seed: number, r: () => number): Promis
       ...idArgs(id, home),
       ...extra,
     ];
-    const verifyArgs = ["verify", ...files, "--id", id, "--home", home.dir];
+    const verifyArgs = ["verify", ...files, ...idArgs(id, home)];
     const stop = async () => {
       const res = await stopCleanly(run!);
       run = null;
@@ -648,7 +648,7 @@ async function realtimeScenario(dialect: Dialect, r: () => number): Promise<void
       timeoutMs: 60_000,
     });
     const rental = await len("rental");
-    await verify(["verify", ...files, "--id", id, "--home", home.dir, "--tables", "payment"], [
+    await verify(["verify", ...files, ...idArgs(id, home), "--tables", "payment"], [
       "payment",
     ]);
     assert.equal(await len("rental"), rental, "rental left the selection: no more changes");
@@ -708,7 +708,7 @@ seededTest("reinitialize adds a table of another database (mariadb)", async (_se
       timeoutMs: 60_000,
     });
     // A realtime id has no snapshot of film: only payment replays into its table.
-    await verify(["verify", ...files, "--id", id, "--home", home.dir, "--tables", "payment"], [
+    await verify(["verify", ...files, ...idArgs(id, home), "--tables", "payment"], [
       "payment",
     ]);
     await assertAfterPoint(redis, other, id, ["payment"]);
